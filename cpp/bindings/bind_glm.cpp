@@ -1,0 +1,99 @@
+// Bayesian GLM entry points: run_glm_chain (one chain, GIL released), glm_mode, and the
+// pointwise log-likelihood for WAIC/LOO.
+#include "bglmm/glm_sampler.hpp"
+#include "pybind.hpp"
+
+namespace bglmm::bindings {
+namespace {
+
+GlmPrior make_prior(const Vector& mean, const Matrix& covariance, double a0, double b0) {
+  GlmPrior prior;
+  prior.mean = mean;
+  prior.covariance = covariance;
+  prior.sigma2_shape = a0;
+  prior.sigma2_scale = b0;
+  return prior;
+}
+
+py::dict to_dict(GlmChainResult&& r) {
+  const Index kept = r.draws_done;
+  py::dict out;
+  out["beta"] = RowMatrix(r.beta.topRows(kept));
+  out["sigma"] = r.sigma.size() ? Vector(r.sigma.head(kept)) : Vector();
+  out["log_posterior"] = Vector(r.log_posterior.head(kept));
+  out["accepted"] = Vector(r.accepted.head(kept));
+  out["acceptance_rate"] = r.acceptance_rate;
+  out["warmup_acceptance_rate"] = r.warmup_acceptance_rate;
+  out["proposal_scale"] = r.proposal_scale;
+  out["mode"] = r.mode;
+  out["proposal_covariance"] = r.proposal_covariance;
+  out["draws_done"] = r.draws_done;
+  out["interrupted"] = r.interrupted;
+  return out;
+}
+
+}  // namespace
+
+void bind_glm(py::module_& m) {
+  m.def(
+      "run_glm_chain",
+      [](ConstRowMatrixRef x, ConstVectorRef y, ConstVectorRef trials, ConstVectorRef offset,
+         int family_link, const Vector& prior_mean, const Matrix& prior_cov, double sigma2_shape,
+         double sigma2_scale, std::int64_t draws, std::int64_t warmup, std::int64_t thin,
+         int method, int proposal_covariance, double target_acceptance, double initial_scale,
+         double known_sigma, int threads, std::uint64_t seed, std::uint64_t chain,
+         const py::object& progress) {
+        const GlmData data = make_glm_data(x, y, trials, offset, family_link_from_code(family_link));
+        const GlmPrior prior = make_prior(prior_mean, prior_cov, sigma2_shape, sigma2_scale);
+        GlmConfig config;
+        config.draws = draws;
+        config.warmup = warmup;
+        config.thin = thin;
+        config.method = static_cast<GlmMethod>(method);
+        config.proposal_covariance = static_cast<ProposalCovariance>(proposal_covariance);
+        config.target_acceptance = target_acceptance;
+        config.initial_scale = initial_scale;
+        config.known_sigma = known_sigma;
+        config.threads = threads;
+        const RunControl control = make_run_control(progress);
+        GlmChainResult result;
+        {
+          py::gil_scoped_release nogil;
+          result = run_glm_chain(data, prior, config, rng::ChainKey{seed, chain}, control);
+        }
+        return to_dict(std::move(result));
+      },
+      "x"_a.noconvert(), "y"_a.noconvert(), "trials"_a.noconvert(), "offset"_a.noconvert(),
+      "family_link"_a, "prior_mean"_a, "prior_cov"_a, "sigma2_shape"_a, "sigma2_scale"_a,
+      "draws"_a, "warmup"_a, "thin"_a, "method"_a, "proposal_covariance"_a,
+      "target_acceptance"_a, "initial_scale"_a, "known_sigma"_a, "threads"_a, "seed"_a,
+      "chain"_a, "progress"_a = py::none(),
+      "Run one chain of the Bayesian GLM sampler (GIL released while sampling).");
+
+  m.def(
+      "glm_mode",
+      [](ConstRowMatrixRef x, ConstVectorRef y, ConstVectorRef trials, ConstVectorRef offset,
+         int family_link, const Vector& prior_mean, const Matrix& prior_cov, double phi,
+         int threads) {
+        const GlmData data = make_glm_data(x, y, trials, offset, family_link_from_code(family_link));
+        const GlmMode mode = glm_mode(data, make_prior(prior_mean, prior_cov, 0, 0), phi, threads);
+        return py::make_tuple(mode.beta, mode.covariance, mode.iterations, mode.converged);
+      },
+      "x"_a.noconvert(), "y"_a.noconvert(), "trials"_a.noconvert(), "offset"_a.noconvert(),
+      "family_link"_a, "prior_mean"_a, "prior_cov"_a, "phi"_a = 1.0, "threads"_a = 0,
+      "Posterior mode and inverse curvature by penalised IWLS (Fisher scoring).");
+
+  m.def(
+      "glm_pointwise_log_lik",
+      [](ConstRowMatrixRef x, ConstVectorRef y, ConstVectorRef trials, ConstVectorRef offset,
+         int family_link, const RowMatrix& beta, const Vector& phi, int threads) {
+        const GlmData data = make_glm_data(x, y, trials, offset, family_link_from_code(family_link));
+        py::gil_scoped_release nogil;
+        return glm_pointwise_log_lik(data, beta, phi, threads);
+      },
+      "x"_a.noconvert(), "y"_a.noconvert(), "trials"_a.noconvert(), "offset"_a.noconvert(),
+      "family_link"_a, "beta"_a, "phi"_a, "threads"_a = 0,
+      "Pointwise log-likelihood, draws x observations.");
+}
+
+}  // namespace bglmm::bindings

@@ -1,0 +1,48 @@
+// The one pybind11 include of the bindings (keeps casters consistent across files),
+// plus the helpers every binding file shares.
+#pragma once
+#include <pybind11/eigen.h>
+#include <pybind11/functional.h>
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "bglmm/control.hpp"
+
+namespace py = pybind11;
+using namespace pybind11::literals;
+
+namespace bglmm::bindings {
+
+// A RunControl whose callbacks re-acquire the GIL: Ctrl-C (a pending SIGINT) stops the run,
+// and `progress` (a Python callable or None) receives (done, total).
+inline RunControl make_run_control(const py::object& progress) {
+  RunControl control;
+  control.interrupted = [] {
+    py::gil_scoped_acquire gil;
+    if (PyErr_CheckSignals() != 0) {
+      PyErr_Clear();  // the run returns its draws with interrupted=True instead
+      return true;
+    }
+    return false;
+  };
+  if (!progress.is_none()) {
+    auto callback = std::make_shared<py::object>(progress);
+    control.progress = [callback](std::int64_t done, std::int64_t total) {
+      py::gil_scoped_acquire gil;
+      try {
+        (*callback)(done, total);
+      } catch (py::error_already_set&) {
+        // a failing progress bar must not kill the run
+      }
+    };
+  }
+  return control;
+}
+
+void bind_errors(py::module_& m);
+void bind_rng(py::module_& m);
+void bind_families(py::module_& m);
+void bind_glm(py::module_& m);
+
+}  // namespace bglmm::bindings

@@ -1,0 +1,413 @@
+// Bayesian GLM samplers: IWLS mode, random-walk and independence Metropolis-Hastings,
+// exact conjugate draws for gaussian/identity. See bglmm/glm_sampler.hpp.
+#include "bglmm/glm_sampler.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "bglmm/error.hpp"
+#include "bglmm/linalg/cholesky.hpp"
+#include "bglmm/linalg/mvn.hpp"
+#include "bglmm/parallel.hpp"
+#include "bglmm/rng/distributions.hpp"
+
+namespace bglmm {
+namespace {
+
+constexpr std::int64_t kChunk = 2048;  // rows per reduction chunk (fixed: determinism)
+
+double eta_at(const GlmData& d, const Vector& beta, Index i) {
+  return d.offset[i] + d.x.row(i).dot(beta);
+}
+
+// Prior precision Q0 = V0^{-1} and its Cholesky factor, and Q0 m0.
+struct PriorPrecision {
+  Matrix precision;
+  Matrix l_precision;
+  Vector precision_mean;
+  explicit PriorPrecision(const GlmPrior& prior) {
+    const Matrix l_cov = linalg::cholesky_lower(prior.covariance, "prior covariance", true);
+    precision = linalg::inverse_from_cholesky(l_cov);
+    l_precision = linalg::cholesky_lower(precision, "prior precision", true);
+    precision_mean = precision * prior.mean;
+  }
+  double log_density(const Vector& beta, const Vector& mean) const {
+    const Vector r = l_precision.transpose() * (beta - mean);
+    return -0.5 * r.squaredNorm();
+  }
+};
+
+// X'WX and X'score at beta (fixed-order reduction of per-chunk partial sums).
+template <typename G>
+void fisher_and_score(const GlmData& d, const Vector& beta, double phi, int threads,
+                      Matrix& info, Vector& score) {
+  const Index p = d.cols();
+  const std::int64_t n = d.rows();
+  const std::int64_t n_chunks = (n + kChunk - 1) / kChunk;
+  std::vector<Matrix> infos(static_cast<std::size_t>(n_chunks), Matrix::Zero(p, p));
+  std::vector<Vector> scores(static_cast<std::size_t>(n_chunks), Vector::Zero(p));
+  ExceptionVault vault;
+#ifdef BGLMM_HAVE_OPENMP
+#pragma omp parallel for schedule(static) num_threads(threads)
+#endif
+  for (std::int64_t c = 0; c < n_chunks; ++c) {
+    vault.run([&] {
+      Matrix& h = infos[static_cast<std::size_t>(c)];
+      Vector& s = scores[static_cast<std::size_t>(c)];
+      const std::int64_t end = std::min(n, (c + 1) * kChunk);
+      for (std::int64_t i = c * kChunk; i < end; ++i) {
+        const double eta = eta_at(d, beta, i);
+        const double w = G::weight(d.trials[i], eta, phi);
+        const double u = G::score(d.y[i], d.trials[i], eta, phi);
+        h.selfadjointView<Eigen::Lower>().rankUpdate(d.x.row(i).transpose(), w);
+        s.noalias() += u * d.x.row(i).transpose();
+      }
+    });
+  }
+  vault.rethrow();
+  (void)threads;
+  info = Matrix::Zero(p, p);
+  score = Vector::Zero(p);
+  for (std::int64_t c = 0; c < n_chunks; ++c) {
+    info += infos[static_cast<std::size_t>(c)];
+    score += scores[static_cast<std::size_t>(c)];
+  }
+  info = info.selfadjointView<Eigen::Lower>();
+}
+
+template <typename G>
+double log_kernel_sum(const GlmData& d, const Vector& beta, double phi, int threads) {
+  return chunked_sum(d.rows(), kChunk, threads, [&](std::int64_t begin, std::int64_t end) {
+    double total = 0.0;
+    for (std::int64_t i = begin; i < end; ++i)
+      total += G::log_kernel(d.y[i], d.trials[i], eta_at(d, beta, i), phi);
+    return total;
+  });
+}
+
+template <typename G>
+GlmMode find_mode(const GlmData& d, const GlmPrior& prior, const PriorPrecision& pp, double phi,
+                  int threads) {
+  GlmMode mode;
+  Vector beta = prior.mean;
+  double lp = log_kernel_sum<G>(d, beta, phi, threads) + pp.log_density(beta, prior.mean);
+  Matrix info;
+  Vector score;
+  for (int it = 0; it < 200; ++it) {
+    fisher_and_score<G>(d, beta, phi, threads, info, score);
+    const Matrix h = info + pp.precision;
+    const Vector g = score + pp.precision_mean - pp.precision * beta;
+    const Matrix l = linalg::cholesky_lower(h, "glm_mode: X'WX + V0^{-1}");
+    Vector step = g;
+    l.triangularView<Eigen::Lower>().solveInPlace(step);
+    l.transpose().triangularView<Eigen::Upper>().solveInPlace(step);
+    double factor = 1.0;
+    bool improved = false;
+    for (int half = 0; half < 40; ++half) {
+      const Vector candidate = beta + factor * step;
+      const double lp_new =
+          log_kernel_sum<G>(d, candidate, phi, threads) + pp.log_density(candidate, prior.mean);
+      if (std::isfinite(lp_new) && lp_new >= lp - 1e-10 * (1.0 + std::fabs(lp))) {
+        beta = candidate;
+        const double change = lp_new - lp;
+        lp = lp_new;
+        improved = true;
+        mode.iterations = it + 1;
+        if (factor * step.norm() < 1e-9 * (1.0 + beta.norm()) || std::fabs(change) < 1e-12) {
+          mode.converged = true;
+        }
+        break;
+      }
+      factor *= 0.5;
+    }
+    if (!improved || mode.converged) {
+      mode.converged = mode.converged || !improved;
+      break;
+    }
+  }
+  fisher_and_score<G>(d, beta, phi, threads, info, score);
+  const Matrix l = linalg::cholesky_lower(info + pp.precision, "glm_mode: X'WX + V0^{-1}");
+  mode.beta = beta;
+  mode.covariance = linalg::inverse_from_cholesky(l);
+  return mode;
+}
+
+// sigma_hat^2 (X'X)^{-1}, sigma_hat^2 the variance of the response on the link scale.
+template <typename G>
+Matrix scaled_cross_product(const GlmData& d) {
+  const Index n = d.rows();
+  Vector z(n);
+  for (Index i = 0; i < n; ++i) {
+    if constexpr (std::is_same_v<G, PoissonLog>) {
+      z[i] = std::log(d.y[i] + 0.5) - d.offset[i];
+    } else if constexpr (G::Family::has_trials) {
+      const double p = (d.y[i] + 0.5) / (d.trials[i] + 1.0);
+      z[i] = G::Link::link(p) - d.offset[i];
+    } else {
+      z[i] = d.y[i] - d.offset[i];
+    }
+  }
+  const double mean = z.mean();
+  const double var = n > 1 ? (z.array() - mean).square().sum() / static_cast<double>(n - 1) : 1.0;
+  Matrix xtx = d.x.transpose() * d.x;
+  const Matrix l = linalg::cholesky_lower(xtx, "X'X (the design is rank deficient)", true);
+  return std::max(var, 1e-8) * linalg::inverse_from_cholesky(l);
+}
+
+void allocate(GlmChainResult& out, std::int64_t kept, Index p, bool with_sigma) {
+  out.beta.setZero(kept, p);
+  out.log_posterior.setZero(kept);
+  out.accepted.setZero(kept);
+  if (with_sigma) out.sigma.setZero(kept);
+}
+
+template <typename G>
+GlmChainResult metropolis_chain(const GlmData& d, const GlmPrior& prior, const GlmConfig& cfg,
+                                rng::ChainKey key, const RunControl& control) {
+  const int threads = resolve_threads(cfg.threads);
+  const Index p = d.cols();
+  const double phi =
+      std::is_same_v<G, GaussianIdentity> ? cfg.known_sigma * cfg.known_sigma : 1.0;
+  if (std::is_same_v<G, GaussianIdentity> && !(cfg.known_sigma > 0.0))
+    throw std::invalid_argument(
+        "run_glm_chain: Metropolis sampling of a gaussian model needs a known sigma");
+  const PriorPrecision pp(prior);
+  GlmMode mode = find_mode<G>(d, prior, pp, phi, threads);
+
+  GlmChainResult out;
+  out.mode = mode.beta;
+  out.proposal_covariance = cfg.proposal_covariance == ProposalCovariance::Fisher
+                                ? mode.covariance
+                                : scaled_cross_product<G>(d);
+  const Matrix l_v = linalg::cholesky_lower(out.proposal_covariance, "proposal covariance");
+  const bool independence = cfg.method == GlmMethod::Independence;
+  double log_scale =
+      std::log(cfg.initial_scale > 0.0 ? cfg.initial_scale : 2.38 * 2.38 / static_cast<double>(p));
+
+  const std::int64_t kept = cfg.draws;
+  const std::int64_t total = cfg.warmup + cfg.draws * cfg.thin;
+  allocate(out, kept, p, false);
+
+  auto log_post = [&](const Vector& b) {
+    return log_kernel_sum<G>(d, b, phi, threads) + pp.log_density(b, prior.mean);
+  };
+  // log density of the multivariate-t proposal, up to a constant.
+  auto log_t = [&](const Vector& b) {
+    Vector r = b - mode.beta;
+    l_v.triangularView<Eigen::Lower>().solveInPlace(r);
+    return -0.5 * (cfg.t_df + static_cast<double>(p)) * std::log1p(r.squaredNorm() / cfg.t_df);
+  };
+
+  // Overdispersed start: the mode plus two proposal standard deviations of noise, so that
+  // R-hat can detect chains that have not forgotten where they began.
+  Vector beta;
+  {
+    rng::Rng rng(key, 0, 0, rng::Stream::Init);
+    beta = linalg::multi_normal_chol_rng(mode.beta, 2.0 * l_v, rng);
+  }
+  double lp = log_post(beta);
+  if (!std::isfinite(lp)) {
+    beta = mode.beta;
+    lp = log_post(beta);
+  }
+  Vector z(p), step(p), candidate(p);
+  Poller poller(control, total);
+  std::int64_t accepted_warmup = 0, accepted_sampling = 0, sampled = 0, stored = 0;
+  for (std::int64_t t = 0; t < total; ++t) {
+    const bool warmup = t < cfg.warmup;
+    rng::Rng rng(key, static_cast<std::uint64_t>(t), 0, rng::Stream::Beta);
+    linalg::fill_std_normal(z, rng);
+    double log_ratio;
+    step.noalias() = l_v.triangularView<Eigen::Lower>() * z;
+    if (independence) {
+      const double w = rng::chi_square_rng(cfg.t_df, rng) / cfg.t_df;
+      candidate = mode.beta + step / std::sqrt(w);
+    } else {
+      candidate = beta + std::exp(0.5 * log_scale) * step;
+    }
+    const double lp_candidate = log_post(candidate);
+    log_ratio = lp_candidate - lp;
+    if (independence) log_ratio += log_t(beta) - log_t(candidate);
+    rng::Rng accept_rng(key, static_cast<std::uint64_t>(t), 0, rng::Stream::BetaAccept);
+    const bool accept =
+        std::isfinite(lp_candidate) && std::log(accept_rng.uniform()) < log_ratio;
+    if (accept) {
+      beta = candidate;
+      lp = lp_candidate;
+    }
+    if (warmup) {
+      accepted_warmup += accept;
+      if (!independence) {
+        // Robbins-Monro on log c towards the target acceptance; frozen after warm-up.
+        const double alpha = std::isfinite(log_ratio) ? std::min(1.0, std::exp(log_ratio)) : 0.0;
+        const double gain = 1.0 / std::pow(static_cast<double>(t) + 10.0, 0.6);
+        log_scale += 3.0 * gain * (alpha - cfg.target_acceptance);
+      }
+    } else {
+      accepted_sampling += accept;
+      ++sampled;
+      const std::int64_t s = t - cfg.warmup;
+      if ((s + 1) % cfg.thin == 0) {
+        out.beta.row(stored) = beta.transpose();
+        out.log_posterior[stored] = lp;
+        out.accepted[stored] = accept ? 1.0 : 0.0;
+        ++stored;
+      }
+    }
+    if (poller.poll(t + 1)) {
+      out.interrupted = t + 1 < total;
+      if (out.interrupted) break;
+    }
+  }
+  out.draws_done = stored;
+  out.proposal_scale = independence ? 1.0 : std::exp(log_scale);
+  out.warmup_acceptance_rate =
+      cfg.warmup > 0 ? static_cast<double>(accepted_warmup) / static_cast<double>(cfg.warmup) : 0.0;
+  out.acceptance_rate =
+      sampled > 0 ? static_cast<double>(accepted_sampling) / static_cast<double>(sampled) : 0.0;
+  return out;
+}
+
+GlmChainResult conjugate_chain(const GlmData& d, const GlmPrior& prior, const GlmConfig& cfg,
+                               rng::ChainKey key, const RunControl& control) {
+  const int threads = resolve_threads(cfg.threads);
+  const Index p = d.cols();
+  const Index n = d.rows();
+  const bool known = cfg.known_sigma > 0.0;
+  const double known_var = cfg.known_sigma * cfg.known_sigma;
+  const PriorPrecision pp(prior);
+  Vector r = d.y - d.offset;
+  Matrix xtx = Matrix::Zero(p, p);
+  xtx.selfadjointView<Eigen::Lower>().rankUpdate(d.x.transpose());
+  xtx = xtx.selfadjointView<Eigen::Lower>();
+  const Vector xtr = d.x.transpose() * r;
+  const double data_weight = known ? 1.0 / known_var : 1.0;
+  const Matrix q = pp.precision + data_weight * xtx;
+  const Matrix l = linalg::cholesky_lower(q, "posterior precision X'X + V0^{-1}");
+  Vector mean = pp.precision_mean + data_weight * xtr;
+  l.triangularView<Eigen::Lower>().solveInPlace(mean);
+  l.transpose().triangularView<Eigen::Upper>().solveInPlace(mean);
+  double shape = 0.0, scale = 0.0;
+  if (!known) {
+    check_positive("run_glm_chain", "sigma2 prior shape", prior.sigma2_shape);
+    check_positive("run_glm_chain", "sigma2 prior scale", prior.sigma2_scale);
+    const Vector resid = r - d.x * mean;
+    const Vector prior_dev = pp.l_precision.transpose() * (mean - prior.mean);
+    shape = prior.sigma2_shape + 0.5 * static_cast<double>(n);
+    scale = prior.sigma2_scale + 0.5 * (resid.squaredNorm() + prior_dev.squaredNorm());
+  }
+  GlmChainResult out;
+  out.mode = mean;
+  out.proposal_covariance = linalg::inverse_from_cholesky(l);
+  out.proposal_scale = 1.0;
+  allocate(out, cfg.draws, p, true);
+  Poller poller(control, cfg.draws);
+  std::int64_t stored = 0;
+  Vector z(p);
+  for (std::int64_t t = 0; t < cfg.draws; ++t) {
+    rng::Rng rng(key, static_cast<std::uint64_t>(t), 0, rng::Stream::Beta);
+    const double sigma2 = known ? known_var : rng::inv_gamma_rng(shape, scale, rng);
+    linalg::fill_std_normal(z, rng);
+    l.transpose().triangularView<Eigen::Upper>().solveInPlace(z);
+    const double s = known ? 1.0 : std::sqrt(sigma2);
+    const Vector beta = mean + s * z;
+    out.beta.row(stored) = beta.transpose();
+    out.sigma[stored] = std::sqrt(sigma2);
+    out.log_posterior[stored] =
+        log_kernel_sum<GaussianIdentity>(d, beta, sigma2, threads) +
+        (known ? 0.0 : -0.5 * static_cast<double>(n) * std::log(sigma2)) +
+        pp.log_density(beta, prior.mean) / (known ? 1.0 : sigma2);
+    out.accepted[stored] = 1.0;
+    ++stored;
+    if (poller.poll(t + 1) && t + 1 < cfg.draws) {
+      out.interrupted = true;
+      break;
+    }
+  }
+  out.draws_done = stored;
+  out.acceptance_rate = 1.0;
+  out.warmup_acceptance_rate = 1.0;
+  return out;
+}
+
+}  // namespace
+
+GlmData make_glm_data(ConstRowMatrixRef x, ConstVectorRef y, ConstVectorRef trials,
+                      ConstVectorRef offset, FamilyLink family_link) {
+  const char* fn = "glm";
+  check_size_match(fn, "y", y.size(), "rows of X", x.rows());
+  check_size_match(fn, "trials", trials.size(), "rows of X", x.rows());
+  check_size_match(fn, "offset", offset.size(), "rows of X", x.rows());
+  if (x.rows() == 0) throw std::invalid_argument("glm: no observations");
+  if (x.cols() == 0) throw std::invalid_argument("glm: X has no columns");
+  check_all_finite(fn, "X", x);
+  check_all_finite(fn, "y", y);
+  check_all_finite(fn, "trials", trials);
+  check_all_finite(fn, "offset", offset);
+  return GlmData{Eigen::Map<const RowMatrix>(x.data(), x.rows(), x.cols()),
+                 Eigen::Map<const Vector>(y.data(), y.size()),
+                 Eigen::Map<const Vector>(trials.data(), trials.size()),
+                 Eigen::Map<const Vector>(offset.data(), offset.size()), family_link};
+}
+
+GlmMode glm_mode(const GlmData& data, const GlmPrior& prior, double phi, int threads) {
+  const PriorPrecision pp(prior);
+  return dispatch(data.family_link, [&](auto g) {
+    return find_mode<decltype(g)>(data, prior, pp, phi, resolve_threads(threads));
+  });
+}
+
+double glm_log_kernel(const GlmData& data, const Vector& beta, double phi, int threads) {
+  return dispatch(data.family_link, [&](auto g) {
+    return log_kernel_sum<decltype(g)>(data, beta, phi, resolve_threads(threads));
+  });
+}
+
+GlmChainResult run_glm_chain(const GlmData& data, const GlmPrior& prior, const GlmConfig& config,
+                             rng::ChainKey key, const RunControl& control) {
+  const char* fn = "run_glm_chain";
+  check_size_match(fn, "prior mean", prior.mean.size(), "columns of X", data.cols());
+  check_size_match(fn, "prior covariance", prior.covariance.rows(), "columns of X", data.cols());
+  check_size_match(fn, "prior covariance columns", prior.covariance.cols(), "columns of X",
+                   data.cols());
+  if (config.draws < 0 || config.warmup < 0 || config.thin < 1)
+    throw std::invalid_argument("run_glm_chain: need draws >= 0, warmup >= 0 and thin >= 1");
+  if (config.method == GlmMethod::Conjugate) {
+    if (data.family_link != FamilyLink::GaussianIdentity)
+      throw std::invalid_argument("run_glm_chain: the conjugate sampler needs gaussian/identity");
+    return conjugate_chain(data, prior, config, key, control);
+  }
+  return dispatch(data.family_link, [&](auto g) {
+    return metropolis_chain<decltype(g)>(data, prior, config, key, control);
+  });
+}
+
+RowMatrix glm_pointwise_log_lik(const GlmData& data, const RowMatrix& beta, const Vector& phi,
+                                int threads) {
+  check_size_match("glm_pointwise_log_lik", "beta columns", beta.cols(), "columns of X",
+                   data.cols());
+  check_size_match("glm_pointwise_log_lik", "phi", phi.size(), "draws", beta.rows());
+  RowMatrix out(beta.rows(), data.rows());
+  const int n_threads = resolve_threads(threads);
+  (void)n_threads;
+  dispatch(data.family_link, [&](auto g) {
+    using G = decltype(g);
+    ExceptionVault vault;
+#ifdef BGLMM_HAVE_OPENMP
+#pragma omp parallel for schedule(static) num_threads(n_threads)
+#endif
+    for (Index s = 0; s < beta.rows(); ++s) {
+      vault.run([&] {
+        const Vector b = beta.row(s).transpose();
+        for (Index i = 0; i < data.rows(); ++i)
+          out(s, i) = G::log_lik(data.y[i], data.trials[i], eta_at(data, b, i), phi[s]);
+      });
+    }
+    vault.rethrow();
+    return 0;
+  });
+  return out;
+}
+
+}  // namespace bglmm

@@ -1,0 +1,183 @@
+"""Input validation and conversion to the contiguous float64 arrays the C++ core reads.
+
+Every check raises ``ValueError`` or ``TypeError`` naming the argument (and column) at fault.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .families import Family
+
+MAX_COUNT = 1e15  # counts are doubles in the core; beyond ~2^53 integers are not exact
+
+
+def _describe_bad(values: np.ndarray) -> str:
+    n_nan = int(np.isnan(values).sum())
+    n_inf = int(np.isinf(values).sum())
+    parts = []
+    if n_nan:
+        parts.append(f"{n_nan} NaN")
+    if n_inf:
+        parts.append(f"{n_inf} infinite")
+    return " and ".join(parts) + " value" + ("s" if n_nan + n_inf > 1 else "")
+
+
+def _numeric_column(values: Any, name: str) -> np.ndarray:
+    series = values if isinstance(values, pd.Series) else None
+    if series is not None:
+        if isinstance(series.dtype, pd.CategoricalDtype) or not (
+            pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype)
+        ):
+            raise TypeError(
+                f"{name} has non-numeric dtype {series.dtype}; encode it numerically "
+                "(or use the formula interface, which expands categorical columns)"
+            )
+        if series.isna().any():
+            raise ValueError(f"{name} has {int(series.isna().sum())} missing values; drop or impute them")
+        values = series.to_numpy()
+    arr = np.asarray(values)
+    if arr.dtype == object or arr.dtype.kind in "USMm":
+        raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
+    if arr.dtype.kind == "c":
+        raise TypeError(f"{name} must be real, got complex values")
+    return arr.astype(np.float64)
+
+
+def as_design(X: Any, name: str = "X") -> tuple[np.ndarray, list[str]]:
+    """A C-contiguous float64 design matrix and its column names."""
+    if isinstance(X, pd.Series):
+        X = X.to_frame()
+    if isinstance(X, pd.DataFrame):
+        names = [str(c) for c in X.columns]
+        if X.shape[1] == 0:
+            raise ValueError(f"{name} has no columns")
+        cols = [_numeric_column(X[c], f"{name} column {c!r}") for c in X.columns]
+        arr = np.column_stack(cols) if cols else np.empty((len(X), 0))
+    else:
+        if X is None:
+            raise TypeError(f"{name} is required")
+        arr = np.asarray(X)
+        if arr.dtype == object or arr.dtype.kind in "USMm":
+            raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
+        if arr.dtype.kind == "c":
+            raise TypeError(f"{name} must be real, got complex values")
+        if arr.ndim == 1:
+            raise ValueError(f"{name} must be 2-D (rows x coefficients), got a 1-D array; "
+                             "use X.reshape(-1, 1) for a single column")
+        if arr.ndim != 2:
+            raise ValueError(f"{name} must be 2-D, got {arr.ndim} dimensions")
+        arr = arr.astype(np.float64)
+        names = [f"x{j}" for j in range(arr.shape[1])]
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} has no rows")
+    if arr.shape[1] == 0:
+        raise ValueError(f"{name} has no columns")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        j = int(np.where(bad.any(axis=0))[0][0])
+        raise ValueError(f"{name} column {names[j]!r} has {_describe_bad(arr[:, j])}")
+    return np.ascontiguousarray(arr), names
+
+
+def check_full_rank(X: np.ndarray, names: Sequence[str], name: str = "X") -> None:
+    """Raise if the columns of X are linearly dependent, naming a dependent column."""
+    n, p = X.shape
+    scale = np.sqrt((X**2).sum(axis=0))
+    zero = np.where(scale == 0)[0]
+    if zero.size:
+        raise ValueError(f"{name} column {names[zero[0]]!r} is all zeros (the design is rank deficient)")
+    r = np.linalg.qr(X / scale, mode="r")
+    diag = np.abs(np.diag(r))
+    tol = max(n, p) * np.finfo(float).eps * 1e3
+    if p > n:
+        raise ValueError(f"{name} has more columns ({p}) than rows ({n}): the design is rank deficient")
+    dependent = np.where(diag < tol * diag.max())[0]
+    if dependent.size:
+        j = int(dependent[0])
+        raise ValueError(
+            f"{name} is rank deficient: column {names[j]!r} is (nearly) a linear combination of "
+            "the columns before it; drop it or use an informative prior"
+        )
+
+
+def as_vector(values: Any, n: int, name: str) -> np.ndarray:
+    """A float64 vector of length n with finite values."""
+    if values is None:
+        raise TypeError(f"{name} is required")
+    if isinstance(values, pd.DataFrame):
+        if values.shape[1] != 1:
+            raise ValueError(f"{name} must be one column, got {values.shape[1]}")
+        values = values.iloc[:, 0]
+    arr = _numeric_column(values, name)
+    if arr.ndim == 0:
+        arr = np.full(n, float(arr))
+    if arr.ndim == 2 and 1 in arr.shape:
+        arr = arr.ravel()
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    if arr.shape[0] != n:
+        raise ValueError(f"{name} has {arr.shape[0]} values but X has {n} rows")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} has {_describe_bad(arr)}")
+    return np.ascontiguousarray(arr)
+
+
+def check_response(y: np.ndarray, family: Family, trials: np.ndarray | None) -> None:
+    """Family-specific checks of the response (and trials)."""
+    if family.is_count:
+        if np.any(y < 0):
+            raise ValueError(f"y has {int((y < 0).sum())} negative values; {family.name} counts must be >= 0")
+        if np.any(y != np.round(y)):
+            raise ValueError(f"y has non-integer values; {family.name} responses must be whole counts")
+        if np.any(y > MAX_COUNT):
+            raise ValueError(f"y has counts above {MAX_COUNT:g}, beyond exact double precision")
+    if family.has_trials:
+        assert trials is not None
+        if np.any(trials <= 0):
+            raise ValueError(f"trials has {int((trials <= 0).sum())} values <= 0; trials must be positive")
+        if np.any(trials != np.round(trials)):
+            raise ValueError("trials has non-integer values")
+        if np.any(trials > MAX_COUNT):
+            raise ValueError(f"trials has values above {MAX_COUNT:g}")
+        over = y > trials
+        if np.any(over):
+            i = int(np.where(over)[0][0])
+            raise ValueError(
+                f"y exceeds trials in {int(over.sum())} rows (first: row {i}, y = {y[i]:g} > "
+                f"trials = {trials[i]:g})"
+            )
+        if family.name == "bernoulli" and np.any(y > 1):
+            raise ValueError("bernoulli responses must be 0 or 1; use family='binomial' with trials")
+
+
+def check_count(name: str, value: Any, minimum: int) -> int:
+    """An integer argument (draws, chains, ...) of at least `minimum`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def resolve_seed(seed: Any) -> int:
+    """A non-negative 63-bit seed; None draws fresh entropy (recorded in the fit)."""
+    if seed is None:
+        return int(np.random.SeedSequence().entropy % (2**63))
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be an integer or None, got {type(seed).__name__}")
+    if seed < 0 or seed >= 2**64:
+        raise ValueError(f"seed must be in [0, 2**64), got {seed}")
+    return int(seed)
+
+
+def resolve_threads(threads: Any) -> int:
+    """Threads for the core: None -> all cores (0 for the core), else a positive integer."""
+    if threads is None:
+        return 0
+    return check_count("threads", threads, 1)
