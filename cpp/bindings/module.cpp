@@ -12,4 +12,6 @@ PYBIND11_MODULE(_core, m) {
   bglmm::bindings::bind_rng(m);
   bglmm::bindings::bind_families(m);
   bglmm::bindings::bind_glm(m);
+  bglmm::bindings::bind_hierarchical(m);
+  bglmm::bindings::bind_glmm(m);
 }

@@ -44,5 +44,7 @@ void bind_errors(py::module_& m);
 void bind_rng(py::module_& m);
 void bind_families(py::module_& m);
 void bind_glm(py::module_& m);
+void bind_hierarchical(py::module_& m);
+void bind_glmm(py::module_& m);
 
 }  // namespace bglmm::bindings

@@ -163,8 +163,9 @@ class Fit:
         }
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            stats = az.summary(idata, kind="stats", stat_funcs=stat_funcs, extend=False)
-            diag = az.summary(idata, kind="diagnostics")
+            stats = az.summary(idata, kind="stats", stat_funcs=stat_funcs, extend=False,
+                               round_to="none")
+            diag = az.summary(idata, kind="diagnostics", round_to="none")
         out = stats.join(diag[["mcse_mean", "ess_bulk", "ess_tail", "r_hat"]])
         return out
 
