@@ -79,9 +79,17 @@ void fisher_and_score(const GlmData& d, const Vector& beta, double phi, int thre
 template <typename G>
 double log_kernel_sum(const GlmData& d, const Vector& beta, double phi, int threads) {
   return chunked_sum(d.rows(), kChunk, threads, [&](std::int64_t begin, std::int64_t end) {
+    // eta for the whole chunk by one matrix-vector product into a stack buffer
+    double buffer[kChunk];
+    const Index len = static_cast<Index>(end - begin);
+    Eigen::Map<Vector> eta(buffer, len);
+    eta.noalias() = d.x.middleRows(begin, len) * beta;
+    eta += d.offset.segment(begin, len);
     double total = 0.0;
-    for (std::int64_t i = begin; i < end; ++i)
-      total += G::log_kernel(d.y[i], d.trials[i], eta_at(d, beta, i), phi);
+    for (Index k = 0; k < len; ++k) {
+      const Index i = static_cast<Index>(begin) + k;
+      total += G::log_kernel(d.y[i], d.trials[i], eta[k], phi);
+    }
     return total;
   });
 }
