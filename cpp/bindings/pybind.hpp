@@ -7,6 +7,8 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <atomic>
+
 #include "bglmm/control.hpp"
 
 namespace py = pybind11;
@@ -14,11 +16,20 @@ using namespace pybind11::literals;
 
 namespace bglmm::bindings {
 
-// A RunControl whose callbacks re-acquire the GIL: Ctrl-C (a pending SIGINT) stops the run,
-// and `progress` (a Python callable or None) receives (done, total).
+// Set by bglmm._core.request_stop(): when chains run in worker threads, only the main thread
+// sees Ctrl-C, and it asks every running chain to stop through this flag.
+inline std::atomic<bool>& stop_requested() {
+  static std::atomic<bool> flag{false};
+  return flag;
+}
+
+// A RunControl whose callbacks re-acquire the GIL: Ctrl-C (a pending SIGINT, seen on the main
+// thread) or request_stop() stops the run, and `progress` (a Python callable or None) receives
+// (done, total).
 inline RunControl make_run_control(const py::object& progress) {
   RunControl control;
   control.interrupted = [] {
+    if (stop_requested().load(std::memory_order_relaxed)) return true;
     py::gil_scoped_acquire gil;
     if (PyErr_CheckSignals() != 0) {
       PyErr_Clear();  // the run returns its draws with interrupted=True instead

@@ -11,21 +11,23 @@ class Progress:
 
     def __init__(self, enabled: bool, total: int, desc: str = "sampling") -> None:
         self._bar: Any = None
-        self._offset = 0
+        self._done: dict[int, int] = {}
         if enabled and getattr(sys.stderr, "isatty", lambda: False)():
             from tqdm.auto import tqdm
 
             self._bar = tqdm(total=total, desc=desc, unit="it", leave=False, mininterval=0.2)
 
     def chain_callback(self, chain: int, per_chain: int):
-        """A callable (done, total) for chain `chain`, or None when silent."""
+        """A callable (done, total) for chain `chain`, or None when silent. Chains may run
+        concurrently: the bar shows the sum of their progress."""
         if self._bar is None:
             return None
-        offset = chain * per_chain
         bar = self._bar
+        done_by_chain = self._done
 
         def update(done: int, total: int) -> None:
-            bar.n = offset + done
+            done_by_chain[chain] = done
+            bar.n = sum(done_by_chain.values())
             bar.refresh()
 
         return update

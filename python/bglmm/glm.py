@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from . import _core
-from ._progress import Progress
+from ._chains import run_chains
 from .data import (
     as_design,
     as_vector,
@@ -250,21 +250,14 @@ def glm(
     if method_name == "conjugate":
         warmup = 0
 
-    bar = Progress(progress, chains * (warmup + draws * thin))
-    results = []
-    try:
-        for chain in range(chains):
-            res = _core.run_glm_chain(
-                Xa, ya, ta, off, fam.code, m0, V0, a0, b0, draws, warmup, thin,
-                _METHODS[method_name], _PROPOSALS[proposal], float(target_acceptance), 0.0,
-                known_sigma, n_threads, seed_used, chain,
-                bar.chain_callback(chain, warmup + draws * thin),
-            )
-            results.append(res)
-            if res["interrupted"]:
-                break
-    finally:
-        bar.close()
+    def run_one(chain: int, inner_threads: int, callback: Any) -> dict:
+        return _core.run_glm_chain(
+            Xa, ya, ta, off, fam.code, m0, V0, a0, b0, draws, warmup, thin,
+            _METHODS[method_name], _PROPOSALS[proposal], float(target_acceptance), 0.0,
+            known_sigma, inner_threads, seed_used, chain, callback,
+        )
+
+    results = run_chains(run_one, chains, n_threads, progress, warmup + draws * thin)
     kept, interrupted = keep_completed(results, draws)
 
     posterior = {"beta": stack_chains(kept, "beta")}
