@@ -1,9 +1,31 @@
 // Test-only vectorised access to every family x link: log-likelihood, score, Fisher weight,
-// inverse link, so pytest can compare against scipy on grids including |eta| = 700.
+// inverse link, so pytest can compare against scipy on grids including |eta| = 700; and to
+// each link's scalar functions (link, linkinv, dmu_deta and the stable log forms).
 #include "bglmm/glm.hpp"
 #include "pybind.hpp"
 
 namespace bglmm::bindings {
+
+namespace {
+
+// f(link) for a link name; links without the log forms (identity, log) accept only
+// link / linkinv / dmu_deta.
+template <typename Link, bool has_log_forms>
+double link_function(const std::string& what, double x) {
+  if (what == "link") return Link::link(x);
+  if (what == "linkinv") return Link::linkinv(x);
+  if (what == "dmu_deta") return Link::dmu_deta(x);
+  if constexpr (has_log_forms) {
+    if (what == "log_mu") return Link::log_mu(x);
+    if (what == "log1m_mu") return Link::log1m_mu(x);
+    if (what == "dlog_mu") return Link::dlog_mu(x);
+    if (what == "dlog1m_mu") return Link::dlog1m_mu(x);
+  }
+  throw std::invalid_argument(
+      concat("link_evaluate: unknown quantity '", what, "' for link '", Link::name, "'"));
+}
+
+}  // namespace
 
 void bind_families(py::module_& m) {
   py::module_ f = m.def_submodule("families", "Family x link functions (exposed for tests).");
@@ -13,6 +35,7 @@ void bind_families(py::module_& m) {
          const Vector& eta, double phi) {
         check_size_match("evaluate", "y", y.size(), "eta", eta.size());
         check_size_match("evaluate", "trials", trials.size(), "eta", eta.size());
+        check_positive("evaluate", "phi", phi);
         Vector out(eta.size());
         dispatch(family_link_from_code(family_link), [&](auto g) {
           using G = decltype(g);
@@ -29,6 +52,23 @@ void bind_families(py::module_& m) {
         return out;
       },
       "family_link"_a, "what"_a, "y"_a, "trials"_a, "eta"_a, "phi"_a = 1.0);
+  f.def(
+      "link_evaluate",
+      [](const std::string& link, const std::string& what, const Vector& x) {
+        Vector out(x.size());
+        for (Index i = 0; i < x.size(); ++i) {
+          if (link == "identity") out[i] = link_function<links::Identity, false>(what, x[i]);
+          else if (link == "log") out[i] = link_function<links::Log, false>(what, x[i]);
+          else if (link == "logit") out[i] = link_function<links::Logit, true>(what, x[i]);
+          else if (link == "probit") out[i] = link_function<links::Probit, true>(what, x[i]);
+          else if (link == "cloglog") out[i] = link_function<links::Cloglog, true>(what, x[i]);
+          else throw std::invalid_argument(concat("link_evaluate: unknown link '", link, "'"));
+        }
+        return out;
+      },
+      "link"_a, "what"_a, "x"_a,
+      "Elementwise link function `what` (link, linkinv, dmu_deta, log_mu, log1m_mu, dlog_mu, "
+      "dlog1m_mu) of the named link.");
 }
 
 }  // namespace bglmm::bindings

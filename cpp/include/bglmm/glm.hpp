@@ -2,6 +2,7 @@
 // Hot loops are templates on the pair; the runtime family/link choice becomes one switch per
 // call (dispatch). Binomial-logit gets a fused canonical form: y eta - n log(1 + e^eta).
 #pragma once
+#include <cmath>
 #include <stdexcept>
 #include <string>
 
@@ -49,14 +50,21 @@ struct Glm<families::Binomial<links::Logit>, links::Logit> {
   using Family = families::Binomial<links::Logit>;
   using Link = links::Logit;
   static double linkinv(double eta) { return links::inv_logit(eta); }
+  // y eta - n log(1 + e^eta), written per sign of eta so that no large terms cancel:
+  // for eta > 0 it is (y - n) eta - n log(1 + e^-eta).
   static double log_kernel(double y, double n, double eta, double /*phi*/) {
-    return y * eta - n * links::log1p_exp(eta);
+    if (eta > 0.0) return (y - n) * eta - n * std::log1p(std::exp(-eta));
+    return y * eta - n * std::log1p(std::exp(eta));
   }
   static double log_lik(double y, double n, double eta, double phi) {
     return log_kernel(y, n, eta, phi) + Family::log_constant(y, n, phi);
   }
+  // y - n mu = y (1 - mu) - (n - y) mu, with mu and 1 - mu from one exp(-|eta|), so that a
+  // tiny score (y = n, eta = 30) keeps its relative accuracy instead of n - n (1 - 1e-13).
   static double score(double y, double n, double eta, double /*phi*/) {
-    return y - n * links::inv_logit(eta);
+    const double e = std::exp(-std::fabs(eta));
+    if (eta > 0.0) return (y * e - (n - y)) / (1.0 + e);
+    return (y - (n - y) * e) / (1.0 + e);
   }
   static double weight(double n, double eta, double /*phi*/) {
     return n * links::inv_logit(eta) * links::inv_logit(-eta);

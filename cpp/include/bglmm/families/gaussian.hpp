@@ -14,7 +14,8 @@ struct Gaussian {
     return -0.5 * r * r / phi;
   }
   static double log_constant(double /*y*/, double /*trials*/, double phi) {
-    return -0.5 * std::log(2.0 * M_PI * phi);
+    constexpr double log_2pi = 1.8378770664093453;  // log(2 pi)
+    return -0.5 * (log_2pi + std::log(phi));
   }
   static double score(double y, double /*trials*/, double eta, double phi) {
     return (y - eta) / phi;

@@ -15,7 +15,7 @@ namespace bglmm::linalg {
 
 // The Bartlett factor A (lower triangular) for dimension p and degrees of freedom nu.
 inline Matrix bartlett_factor(double nu, Index p, rng::Rng& rng) {
-  if (!(nu > static_cast<double>(p) - 1.0))
+  if (!(nu > static_cast<double>(p) - 1.0) || !std::isfinite(nu))
     throw std::invalid_argument(concat("wishart: degrees of freedom ", nu,
                                        " must exceed dimension - 1 = ", p - 1));
   Matrix a = Matrix::Zero(p, p);
@@ -41,8 +41,9 @@ inline Matrix wishart_rng(double nu, const Matrix& l_scale, rng::Rng& rng) {
 inline Matrix inv_wishart_rng(double nu, const Matrix& l_scale, rng::Rng& rng) {
   const Index p = l_scale.rows();
   const Matrix a = bartlett_factor(nu, p, rng);
-  // T = L_S A^{-T}: solve T A' = L_S, i.e. A T' = L_S'.
-  Matrix t_transpose = l_scale.transpose();
+  // T = L_S A^{-T}: solve T A' = L_S, i.e. A T' = L_S'. Only the lower triangle of
+  // l_scale is read (as in wishart_cholesky_rng).
+  Matrix t_transpose = l_scale.triangularView<Eigen::Lower>().transpose();
   a.triangularView<Eigen::Lower>().solveInPlace(t_transpose);
   Matrix sigma = t_transpose.transpose() * t_transpose;
   return 0.5 * (sigma + sigma.transpose());

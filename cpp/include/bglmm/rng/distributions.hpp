@@ -2,6 +2,7 @@
 // Gamma: Marsaglia & Tsang (2000), with the U^(1/a) boost for shape < 1.
 // Truncated normal: Robert (1995), exponential / uniform / normal rejection chosen by region.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
@@ -13,10 +14,19 @@ namespace bglmm::rng {
 
 inline double uniform_rng(Rng& rng) { return rng.uniform(); }
 inline double std_normal_rng(Rng& rng) { return rng.std_normal(); }
-inline double normal_rng(double mean, double sd, Rng& rng) { return mean + sd * rng.std_normal(); }
-inline double exponential_rng(double rate, Rng& rng) { return -std::log(rng.uniform()) / rate; }
+inline double normal_rng(double mean, double sd, Rng& rng) {
+  check_finite("normal_rng", "mean", mean);
+  check_positive("normal_rng", "sd", sd);
+  return mean + sd * rng.std_normal();
+}
+inline double exponential_rng(double rate, Rng& rng) {
+  check_positive("exponential_rng", "rate", rate);
+  return -std::log(rng.uniform()) / rate;
+}
 
-// log of a Gamma(shape, 1) draw; finite even when the draw itself underflows (tiny shapes).
+// log of a Gamma(shape, 1) draw; finite even when the draw itself underflows (tiny shapes:
+// for shape 0.01 about 1 draw in 1000 is below 1e-308, so gamma_rng returns 0 or a
+// subnormal there and inv_gamma_rng may return inf; use log_gamma_rng when that matters).
 inline double log_gamma_rng(double shape, Rng& rng) {
   if (!(shape > 0.0) || !std::isfinite(shape))
     throw std::invalid_argument(concat("gamma_rng: shape must be positive and finite, got ", shape));
@@ -47,15 +57,22 @@ inline double gamma_rng(double shape, double rate, Rng& rng) {
   return std::exp(log_gamma_rng(shape, rng)) / rate;
 }
 
-inline double chi_square_rng(double df, Rng& rng) { return 2.0 * gamma_rng(0.5 * df, 1.0, rng); }
+inline double chi_square_rng(double df, Rng& rng) {
+  check_positive("chi_square_rng", "df", df);
+  return 2.0 * gamma_rng(0.5 * df, 1.0, rng);
+}
 
 // Inverse-Gamma(shape, scale): 1 / Gamma(shape, rate = scale); mean scale / (shape - 1).
 inline double inv_gamma_rng(double shape, double scale, Rng& rng) {
+  check_positive("inv_gamma_rng", "shape", shape);
   check_positive("inv_gamma_rng", "scale", scale);
   return scale * std::exp(-log_gamma_rng(shape, rng));
 }
 
+// Beta(a, b) = Ga / (Ga + Gb), formed from log-gammas so that tiny shapes do not give 0/0.
 inline double beta_rng(double a, double b, Rng& rng) {
+  check_positive("beta_rng", "a", a);
+  check_positive("beta_rng", "b", b);
   const double la = log_gamma_rng(a, rng);
   const double lb = log_gamma_rng(b, rng);
   const double m = std::max(la, lb);
@@ -116,6 +133,7 @@ inline double std_truncated_normal_rng(double lower, double upper, Rng& rng) {
 }
 
 inline double truncated_normal_rng(double mean, double sd, double lower, double upper, Rng& rng) {
+  check_finite("truncated_normal_rng", "mean", mean);
   check_positive("truncated_normal_rng", "sd", sd);
   return mean + sd * std_truncated_normal_rng((lower - mean) / sd, (upper - mean) / sd, rng);
 }
