@@ -7,6 +7,8 @@ from ._core import NumericalError
 from ._core import __version__ as _core_version
 from .families import Family, resolve_family
 from .glm import GlmFit, glm
+from .hierarchical import HierarchicalNormalFit, hierarchical_normal
+from .lmm import LmmFit, lmm
 from .results import Fit
 from .warnings import AcceptanceWarning, BglmmWarning, ConvergenceWarning, InterruptedWarning
 
@@ -19,6 +21,10 @@ __all__ = [
     "Family",
     "Fit",
     "GlmFit",
+    "HierarchicalNormalFit",
+    "LmmFit",
+    "hierarchical_normal",
+    "lmm",
     "InterruptedWarning",
     "NumericalError",
     "datasets",
