@@ -14,6 +14,7 @@ import pandas as pd
 
 from .families import Family
 
+MAX_THREADS = 1024  # an OpenMP team far beyond the cores only wastes memory and time
 MAX_COUNT = 1e15  # counts are doubles in the core; beyond ~2^53 integers are not exact
 
 
@@ -128,8 +129,20 @@ def as_vector(values: Any, n: int, name: str) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+MAX_MAGNITUDE = 1e100  # squares of larger values overflow; such data must be rescaled
+
+
+def check_magnitude(values: np.ndarray, name: str) -> None:
+    """Refuse values whose squares would overflow double precision."""
+    biggest = float(np.max(np.abs(values))) if values.size else 0.0
+    if biggest > MAX_MAGNITUDE:
+        raise ValueError(f"{name} has values of magnitude up to {biggest:.3g}; rescale it "
+                         f"(values beyond {MAX_MAGNITUDE:g} overflow when squared)")
+
+
 def check_response(y: np.ndarray, family: Family, trials: np.ndarray | None) -> None:
     """Family-specific checks of the response (and trials)."""
+    check_magnitude(y, "y")
     if family.is_count:
         if np.any(y < 0):
             raise ValueError(f"y has {int((y < 0).sum())} negative values; {family.name} counts must be >= 0")
@@ -180,4 +193,7 @@ def resolve_threads(threads: Any) -> int:
     """Threads for the core: None -> all cores (0 for the core), else a positive integer."""
     if threads is None:
         return 0
-    return check_count("threads", threads, 1)
+    threads = check_count("threads", threads, 1)
+    if threads > MAX_THREADS:
+        raise ValueError(f"threads must be at most {MAX_THREADS}, got {threads}")
+    return threads

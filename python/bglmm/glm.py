@@ -31,6 +31,7 @@ from .data import (
     as_vector,
     check_count,
     check_full_rank,
+    check_magnitude,
     check_response,
     resolve_seed,
     resolve_threads,
@@ -198,6 +199,8 @@ def glm(
         ta = np.ones(n) if trials is None else as_vector(trials, n, "trials")
     check_response(ya, fam, ta if fam.has_trials else None)
     off = np.zeros(n) if offset is None else as_vector(offset, n, "offset")
+    check_magnitude(off, "offset")
+    check_magnitude(Xa, "X")
     check_full_rank(Xa, names)
 
     prior = DEFAULT_PRIOR if prior is None else prior

@@ -85,6 +85,9 @@ class Normal:
                 raise ValueError(f"{what}: sd has {sd.size} values but there are {p} coefficients")
             if not np.all(np.isfinite(sd)) or np.any(sd <= 0):
                 raise ValueError(f"{what}: sd must be positive and finite")
+            if np.any(sd > 1e100) or np.any(sd < 1e-100):
+                raise ValueError(f"{what}: sd must lie in [1e-100, 1e100] (its square must be "
+                                 "a finite, non-zero double)")
             cov = np.diag(sd**2)
         return mean, np.ascontiguousarray(cov)
 

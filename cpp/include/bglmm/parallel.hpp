@@ -31,11 +31,10 @@ inline bool have_openmp() {
 
 // Threads to use: a requested count <= 0 means "all available".
 inline int resolve_threads(int requested) {
-  (void)requested;
-  int available = max_threads();
-  if (requested <= 0) return available;
+  constexpr int kMaxThreads = 1024;  // a larger OpenMP team cannot help and may not be creatable
+  if (requested <= 0) return max_threads();
 #ifdef BGLMM_HAVE_OPENMP
-  return requested;
+  return requested < kMaxThreads ? requested : kMaxThreads;
 #else
   return 1;
 #endif
