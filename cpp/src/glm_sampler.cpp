@@ -49,7 +49,7 @@ void fisher_and_score(const GlmData& d, const Vector& beta, double phi, int thre
   std::vector<Vector> scores(static_cast<std::size_t>(n_chunks), Vector::Zero(p));
   ExceptionVault vault;
 #ifdef BGLMM_HAVE_OPENMP
-#pragma omp parallel for schedule(static) num_threads(threads)
+#pragma omp parallel for schedule(static) num_threads(threads) if (n_chunks > 1)
 #endif
   for (std::int64_t c = 0; c < n_chunks; ++c) {
     vault.run([&] {
@@ -403,7 +403,7 @@ RowMatrix glm_pointwise_log_lik(const GlmData& data, const RowMatrix& beta, cons
     using G = decltype(g);
     ExceptionVault vault;
 #ifdef BGLMM_HAVE_OPENMP
-#pragma omp parallel for schedule(static) num_threads(n_threads)
+#pragma omp parallel for schedule(static) num_threads(n_threads) if (beta.rows() * data.rows() > 100000)
 #endif
     for (Index s = 0; s < beta.rows(); ++s) {
       vault.run([&] {
