@@ -6,7 +6,9 @@ from . import datasets, priors
 from ._core import NumericalError
 from ._core import __version__ as _core_version
 from .families import Family, resolve_family
+from .api import FormulaFit, fit, load
 from .glm import GlmFit, glm
+from .glmm import GlmmFit, glmm
 from .hierarchical import HierarchicalNormalFit, hierarchical_normal
 from .lmm import LmmFit, lmm
 from .results import Fit
@@ -20,7 +22,12 @@ __all__ = [
     "ConvergenceWarning",
     "Family",
     "Fit",
+    "FormulaFit",
+    "fit",
+    "load",
     "GlmFit",
+    "GlmmFit",
+    "glmm",
     "HierarchicalNormalFit",
     "LmmFit",
     "hierarchical_normal",

@@ -1,0 +1,138 @@
+"""GLMM benchmarks B1, B2, B2x, B3 (bglmm.glmm, Laplace kernel). One command prints the table:
+
+    python benchmarks/bench_glmm.py                 # all cases, 1 and 2 threads
+    python benchmarks/bench_glmm.py --cases B1 B3   # a subset
+
+B1: hierarchical logistic regression, m = 1,000 groups x 20 observations, x ~ N(0, 1), fixed
+    effects (-0.5, 1.0), correlated random intercept and slope with SDs (1.0, 0.5) and
+    correlation 0.3; 4 chains x 1,000 draws after 1,000 warm-up.
+B2: the same with m = 10,000; B2x: m = 100,000 (fewer draws: the target is min ESS >= 400 in
+    under 60 s; group effects not stored).
+B3: poisson random intercept, m = 2,000 x 10, intercept 0.5, slope 0.3 (fixed), SD 0.7.
+
+Each (case, threads) runs in its own process so that its peak memory (ru_maxrss) is its own.
+Columns: wall time of the fit (all chains, warm-up included), minimum bulk ESS over the fixed
+effects and the covariance parameters (SDs, correlation), ESS per second, peak RSS, the cost of
+one sweep in ns per observation, the cost of one plain log-likelihood pass in ns per observation
+(same thread count), their ratio, and the speed-up of 2 threads over 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+CASES = {
+    "B1": dict(family="bernoulli", m=1000, k=20, chains=4, draws=1000, warmup=1000, keep=True),
+    "B2": dict(family="bernoulli", m=10000, k=20, chains=4, draws=400, warmup=200, keep=False),
+    "B2x": dict(family="bernoulli", m=100000, k=20, chains=2, draws=300, warmup=100, keep=False),
+    "B3": dict(family="poisson", m=2000, k=10, chains=4, draws=1000, warmup=1000, keep=True),
+}
+
+
+def simulate(case: str, seed: int = 20261121):
+    c = CASES[case]
+    rng = np.random.default_rng(seed)
+    m, k = c["m"], c["k"]
+    g = np.repeat(np.arange(m), k)
+    x = rng.normal(size=m * k)
+    if c["family"] == "bernoulli":
+        sd = np.array([1.0, 0.5])
+        cov = np.diag(sd) @ np.array([[1.0, 0.3], [0.3, 1.0]]) @ np.diag(sd)
+        b = rng.multivariate_normal(np.zeros(2), cov, size=m)
+        eta = -0.5 + b[g, 0] + (1.0 + b[g, 1]) * x
+        y = rng.binomial(1, 1.0 / (1.0 + np.exp(-eta))).astype(float)
+        Z = ["Intercept", "x"]
+    else:
+        eta = 0.5 + 0.3 * x + rng.normal(0, 0.7, m)[g]
+        y = rng.poisson(np.exp(eta)).astype(float)
+        Z = ["Intercept"]
+    import pandas as pd
+
+    X = pd.DataFrame({"Intercept": 1.0, "x": x})
+    return y, X, Z, g
+
+
+def run_one(case: str, threads: int) -> dict:
+    import bglmm
+    from bglmm import _core
+
+    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    c = CASES[case]
+    y, X, Z, g = simulate(case)
+    t0 = time.perf_counter()
+    fit = bglmm.glmm(y, X, Z, g, family=c["family"], chains=c["chains"], draws=c["draws"],
+                     warmup=c["warmup"], seed=1, threads=threads, keep_group_effects=c["keep"],
+                     check=False)
+    wall = time.perf_counter() - t0
+    s = fit.summary()
+    n = len(y)
+    sweep_ns = np.mean([sec / sw for sec, sw in zip(fit.attrs["sampling_seconds"],
+                                                     fit.attrs["sampling_sweeps"])]) / n * 1e9
+    d = fit._data
+    beta = fit.posterior["beta"].mean(axis=(0, 1))
+    b = np.zeros((fit.attrs["n_groups"], len(fit.term_names)))
+    pass_s = _core.glmm_log_lik_pass_seconds(d["X"], d["Z"], d["y"], d["trials"], d["offset"],
+                                             d["group_start"], fit.family.code, beta, b, 1.0, 5,
+                                             threads)
+    pass_ns = pass_s / n * 1e9
+    acc = fit.acceptance_summary()
+    return {
+        "case": case, "threads": threads, "threads_used": fit.attrs["threads_used"],
+        "n": n, "groups": c["m"], "chains": c["chains"], "draws": c["draws"], "warmup": c["warmup"],
+        "wall_s": wall, "min_ess": float(s["ess_bulk"].min()),
+        "min_ess_param": str(s["ess_bulk"].idxmin()), "max_rhat": float(s["r_hat"].max()),
+        "ess_per_s": float(s["ess_bulk"].min()) / wall,
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "base_mb": base_rss / 1024.0,
+        "sweep_ns_per_obs": sweep_ns, "pass_ns_per_obs": pass_ns, "ratio": sweep_ns / pass_ns,
+        "group_acc_median": float(acc.group_median.median()),
+        "means": {k: float(v) for k, v in s["mean"].items()},
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cases", nargs="*", default=["B1", "B3", "B2", "B2x"])
+    ap.add_argument("--threads", nargs="*", type=int, default=[1, 2])
+    ap.add_argument("--run", help=argparse.SUPPRESS)
+    ap.add_argument("--run-threads", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--json", help="also write the rows to this file")
+    args = ap.parse_args()
+    if args.run:
+        print(json.dumps(run_one(args.run, args.run_threads)))
+        return
+    rows = []
+    for case in args.cases:
+        for t in args.threads:
+            out = subprocess.run([sys.executable, __file__, "--run", case, "--run-threads", str(t)],
+                                 capture_output=True, text=True, check=True)
+            row = json.loads(out.stdout.strip().splitlines()[-1])
+            rows.append(row)
+            print(f"# {case} threads={t}: {row['wall_s']:.1f} s, min ESS {row['min_ess']:.0f} "
+                  f"({row['min_ess_param']}), max R-hat {row['max_rhat']:.3f}", file=sys.stderr)
+    one = {r["case"]: r["wall_s"] for r in rows if r["threads"] == 1}
+    head = (f"{'case':5} {'thr':>3} {'N':>9} {'chains x draws':>14} {'wall s':>8} {'min ESS':>8} "
+            f"{'ESS/s':>8} {'peak MB':>8} {'sweep ns/obs':>12} {'pass ns/obs':>11} {'ratio':>6} "
+            f"{'speed-up':>8}")
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        speed = one.get(r["case"], float("nan")) / r["wall_s"]
+        print(f"{r['case']:5} {r['threads']:>3} {r['n']:>9} {r['chains']:>5} x {r['draws']:<6} "
+              f"{r['wall_s']:>8.1f} {r['min_ess']:>8.0f} {r['ess_per_s']:>8.1f} {r['peak_mb']:>8.0f} "
+              f"{r['sweep_ns_per_obs']:>12.1f} {r['pass_ns_per_obs']:>11.1f} {r['ratio']:>6.2f} "
+              f"{speed:>8.2f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

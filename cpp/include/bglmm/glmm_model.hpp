@@ -1,0 +1,192 @@
+// bglmm/glmm_model.hpp — the GLMM's data, priors, configuration and chain state.
+// eta_i = offset_i + x_i' beta + z_i' b_{g(i)},  b_j ~ N_q(0, Sigma),  beta ~ N_p(m0, V0),
+// Sigma ~ IW(nu0, S0). Hierarchical centring (Gelfand, Sahu & Carlin 1995): a fixed column c
+// may be attached to random term k when x_ic = w_jc z_ik in every group j — the same column in
+// X and Z (w = 1), or a group-level covariate (constant within groups) attached to a random
+// intercept. The sampler then works with gamma_j = b_j + mu_j, mu_jk = sum_c w_jc beta_c, so
+// those beta_c leave the likelihood and get an exact Gibbs update (a Bayesian regression of
+// the gamma_j); the other ("free") coefficients are updated by a block Metropolis step.
+#pragma once
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include "bglmm/error.hpp"
+#include "bglmm/glm.hpp"
+#include "bglmm/grouped.hpp"
+#include "bglmm/steps/covariance.hpp"
+#include "bglmm/steps/scale_prior.hpp"
+#include "bglmm/types.hpp"
+
+namespace bglmm {
+
+// Random-effect dimension limit: per-group vectors/matrices live on the stack (no heap
+// allocation in the per-group hot loop).
+constexpr Index kMaxRandomTerms = 12;
+using QVec = Eigen::Matrix<double, Eigen::Dynamic, 1, 0, kMaxRandomTerms, 1>;
+using QMat =
+    Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, 0, kMaxRandomTerms, kMaxRandomTerms>;
+
+struct GlmmData {
+  GroupedData obs;                  // x (N x p), z (N x q), y, trials, offset, groups
+  std::vector<Index> centred_cols;  // fixed columns attached to a random term (centred)
+  std::vector<Index> centred_term;  // for each of them, its random term
+  RowMatrix centred_value;          // m x p_C: w_jc
+  Matrix centred_cross;             // p_C x p_C: sum_j w_ja w_jb
+  std::vector<Index> free_cols;     // the other fixed columns (block Metropolis)
+  RowMatrix x_free;                 // N x p_free: those columns of x, contiguous rows
+  Index intercept_term = -1;        // a random term whose Z column is all ones, or -1
+  RowMatrix xbar_free;              // m x p_free: group means of x_free (if intercept_term)
+  Matrix xbar_cross;                // p_free x p_free: sum_j xbar_j xbar_j'
+
+  Index p() const { return obs.p(); }
+  Index q() const { return obs.q(); }
+  Index m() const { return obs.n_groups(); }
+  Index p_free() const { return static_cast<Index>(free_cols.size()); }
+  Index p_centred() const { return static_cast<Index>(centred_cols.size()); }
+};
+
+// Checks each (X column, Z term) pair (X col == Z col, or Z col all ones and X col constant
+// within groups) and builds x_free.
+GlmmData make_glmm_data(const GroupedData& obs,
+                        const std::vector<std::pair<Index, Index>>& centred);
+
+struct GlmmPriors {
+  Vector beta_mean;                   // m0 (p)
+  Matrix beta_cov;                    // V0 (p x p)
+  steps::InverseWishartPrior sigma;   // IW(nu0, S0) on Sigma
+  bool use_scale_prior = false;       // q = 1 only: a prior on the SD instead (half-t, ...)
+  steps::ScalePrior scale_prior;      //   (steps/scale_prior.hpp)
+  double phi_shape = 0.0;             // gaussian: sigma^2 ~ IG(a0, b0)
+  double phi_scale = 0.0;
+  // derived (prepare_priors)
+  Matrix beta_prec;                   // Q0 = V0^{-1}
+};
+
+void prepare_priors(const GlmmData& d, GlmmPriors& priors);
+
+// mu_j (q): the centre of gamma_j, sum_c w_jc beta_c per term (0 for uncentred terms).
+template <typename Out>
+void group_centre(const GlmmData& d, const Vector& beta, Index g, Out& mu) {
+  mu.setZero(d.q());
+  for (std::size_t a = 0; a < d.centred_cols.size(); ++a)
+    mu[d.centred_term[a]] +=
+        d.centred_value(g, static_cast<Index>(a)) * beta[d.centred_cols[a]];
+}
+
+// gamma_j - mu_j for every group (m x q).
+inline RowMatrix group_deviations(const GlmmData& d, const Vector& beta, const RowMatrix& gamma) {
+  RowMatrix dev = gamma;
+  for (std::size_t a = 0; a < d.centred_cols.size(); ++a) {
+    const double bc = beta[d.centred_cols[a]];
+    dev.col(d.centred_term[a]) -= bc * d.centred_value.col(static_cast<Index>(a));
+  }
+  return dev;
+}
+
+enum class GroupKernel : int { Laplace = 0, RandomWalk = 1 };
+
+struct GlmmConfig {
+  std::int64_t draws = 1000;
+  std::int64_t warmup = 1000;
+  std::int64_t thin = 1;
+  int threads = 0;
+  // Threads are capped at N / min_rows_per_thread (at least 1): on small data a parallel
+  // region costs more than it saves. Draws never depend on the thread count.
+  std::int64_t min_rows_per_thread = 2000;
+  GroupKernel kernel = GroupKernel::Laplace;
+  double rw_scale = 0.5;          // random walk: initial c_j (the course notes' 1/2)
+  double rw_target = 0.35;        // random walk: acceptance target of the c_j adaptation
+  bool adapt_rw = true;           // random walk: adapt c_j in warm-up (frozen afterwards)
+  double fixed_target = 0.3;      // block Metropolis step of the free fixed effects
+  bool keep_group_effects = true;
+  bool scale_move = true;         // Laplace kernel: joint rescaling move of (b, Sigma)
+  bool drop_proposal_correction = false;  // TESTING ONLY: a deliberately wrong Laplace kernel
+  double phi_init = 0.0;          // gaussian: initial sigma^2 (<= 0: var(y))
+};
+
+// Mutable state of one chain (the only thing steps write, besides StepInfo).
+struct GlmmState {
+  Vector beta;        // p
+  RowMatrix gamma;    // m x q: b_j + mu (centred terms) / b_j (others)
+  Matrix sigma;       // q x q
+  Matrix sigma_prec;  // Sigma^{-1}
+  Matrix sigma_chol;  // lower Cholesky factor of Sigma
+  double phi = 1.0;   // gaussian residual variance, else 1
+
+  // Per-group caches of the data part at the current gamma_j and free beta:
+  // log-likelihood kernel, score Z_j' u and Fisher information Z_j' W Z_j (q*q, row-major).
+  Vector ll;
+  RowMatrix grad;
+  RowMatrix info;
+  bool cache_valid = false;
+  // The same at a proposed free beta (block step); swapped in on acceptance.
+  Vector ll_new;
+  RowMatrix grad_new;
+  RowMatrix info_new;
+
+  Vector log_rw_scale;  // m: log c_j (random-walk kernel)
+  double log_fixed_scale = 0.0;
+  double log_scale_move_step = std::log(0.1);  // sd of log-scale proposals (scale move)
+  double log_shear_step = std::log(0.1);       // sd of shear proposals (scale move, q >= 2)
+  Matrix fixed_chol;    // p_free x p_free: Cholesky factor of the block proposal covariance
+
+  void set_sigma(const Matrix& s);  // Sigma, its Cholesky factor and inverse
+};
+
+// What one sweep reports.
+struct GlmmStepInfo {
+  std::vector<std::uint8_t> group_accepted;  // m
+  std::vector<double> group_accept_prob;     // m: min(1, MH ratio)
+  bool fixed_accepted = false;
+  double fixed_accept_prob = 0.0;
+  bool scale_accepted = false;
+};
+
+// The fused log-likelihood kernel, score and Fisher weight of one observation. Canonical
+// pairs share one exp; other pairs call the Glm functions.
+template <typename G>
+struct LikTerms {
+  static double kernel(double y, double n, double eta, double phi) {
+    return G::log_kernel(y, n, eta, phi);
+  }
+  static double all(double y, double n, double eta, double phi, double& score, double& weight) {
+    score = G::score(y, n, eta, phi);
+    weight = G::weight(n, eta, phi);
+    return G::log_kernel(y, n, eta, phi);
+  }
+};
+
+template <>
+struct LikTerms<PoissonLog> {
+  static double kernel(double y, double /*n*/, double eta, double /*phi*/) {
+    return y * eta - std::exp(eta);
+  }
+  static double all(double y, double /*n*/, double eta, double /*phi*/, double& score,
+                    double& weight) {
+    const double mu = std::exp(eta);
+    score = y - mu;
+    weight = mu;
+    return y * eta - mu;
+  }
+};
+
+template <>
+struct LikTerms<BinomialLogit> {
+  // y eta - n log(1 + e^eta) with e = exp(-|eta|): softplus(eta) = max(eta, 0) + log1p(e).
+  static double kernel(double y, double n, double eta, double /*phi*/) {
+    const double e = std::exp(-std::fabs(eta));
+    return y * eta - n * ((eta > 0.0 ? eta : 0.0) + std::log1p(e));
+  }
+  static double all(double y, double n, double eta, double /*phi*/, double& score,
+                    double& weight) {
+    const double e = std::exp(-std::fabs(eta));
+    const double r = 1.0 / (1.0 + e);
+    const double mu = eta >= 0.0 ? r : e * r;  // inverse logit
+    score = y - n * mu;
+    weight = n * e * r * r;                    // n mu (1 - mu)
+    return y * eta - n * ((eta > 0.0 ? eta : 0.0) + std::log1p(e));
+  }
+};
+
+}  // namespace bglmm

@@ -1,0 +1,62 @@
+// bglmm/glmm_sampler.hpp — Metropolis-within-Gibbs for GLMMs with one grouping factor.
+// A sweep is the fixed list of steps (see glmm_model.hpp for the model):
+//   1. gamma_j | .  for every group, in parallel (steps/group_mh.hpp: Laplace or random walk)
+//   2. beta_C | .   exact Gibbs (centred coefficients; steps/fixed_effects.hpp)
+//   3. beta_F | .   block random-walk Metropolis (free coefficients; steps/fixed_effects.hpp)
+//   4. Sigma | .    inverse-Wishart Gibbs (steps/covariance.hpp), then (Laplace kernel) a joint
+//                   rescaling move of (b, Sigma) (steps/scale_move.hpp)
+//   5. sigma^2 | .  inverse-gamma Gibbs (gaussian only; steps/glmm_dispersion.hpp)
+// The driver owns initialisation, warm-up adaptation, thinning and storage.
+#pragma once
+#include <cstdint>
+
+#include "bglmm/control.hpp"
+#include "bglmm/glmm_model.hpp"
+#include "bglmm/rng/philox.hpp"
+
+namespace bglmm {
+
+struct GlmmChainResult {
+  RowMatrix beta;                  // kept x p
+  RowMatrix sigma;                 // kept x q*q (row-major Sigma)
+  RowMatrix b;                     // kept x m*q: b_j = gamma_j - mu (empty if not kept)
+  Vector phi;                      // kept (gaussian residual variance), else empty
+  Vector log_lik;                  // kept: sum of the log-likelihood kernels
+  Vector group_accept_mean;        // kept: mean over groups of the MH acceptance probability
+  Vector fixed_accepted;           // kept: 1 if the block step moved (free beta)
+  Vector group_acceptance;         // m: acceptance rate over the sampling phase
+  Vector group_warmup_acceptance;  // m: acceptance rate over warm-up
+  Vector rw_scale;                 // m: frozen c_j (random-walk kernel)
+  double fixed_acceptance = 0.0;
+  double fixed_warmup_acceptance = 0.0;
+  double fixed_scale = 0.0;        // frozen c of the block step
+  double scale_move_acceptance = 0.0;
+  Matrix fixed_proposal_cov;       // c V_F
+  double warmup_seconds = 0.0;
+  double sampling_seconds = 0.0;
+  std::int64_t sampling_sweeps = 0;
+  int threads_used = 1;
+  std::int64_t draws_done = 0;
+  bool interrupted = false;
+};
+
+GlmmChainResult run_glmm_chain(const GlmmData& data, const GlmmPriors& priors,
+                               const GlmmConfig& config, rng::ChainKey key,
+                               const RunControl& control);
+
+// Geweke (2004) successive-conditional simulator: from a draw of the prior, alternate one
+// sweep (no adaptation) and a fresh y ~ p(y | theta). Rows: iterations; columns: beta (p),
+// Sigma (q*q), b_0 (q, group 0), phi. The data's y only fixes the layout.
+RowMatrix run_glmm_geweke(const GlmmData& data, const GlmmPriors& priors,
+                          const GlmmConfig& config, std::int64_t iterations, rng::ChainKey key);
+
+// Pointwise log-likelihood (draws x N) at beta (S x p) and b (S x m*q, non-centred), phi (S).
+RowMatrix glmm_pointwise_log_lik(const GroupedData& obs, const RowMatrix& beta,
+                                 const RowMatrix& b, const Vector& phi, int threads);
+
+// Seconds per pass of the plain log-likelihood kernel over all observations at (beta, b),
+// the yardstick of a sweep's cost; the fastest of `reps` passes.
+double glmm_log_lik_pass_seconds(const GroupedData& obs, const Vector& beta, const RowMatrix& b,
+                                 double phi, int reps, int threads);
+
+}  // namespace bglmm

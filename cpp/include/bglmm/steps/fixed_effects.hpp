@@ -1,0 +1,378 @@
+// bglmm/steps/fixed_effects.hpp — updates of the fixed effects beta of the GLMM.
+// Centred coefficients (beta_C, the means of centred random terms) by exact Gibbs:
+//   beta_C | . ~ N(Q^{-1} h, Q^{-1}),  Q = Q0_CC + m E'PE,
+//   h = Q0_CC m0_C - Q0_CF (beta_F - m0_F) + E'P sum_j gamma_j,
+// with Q0 = V0^{-1}, P = Sigma^{-1} and E the q x p_C selection of the centred terms (Hoff
+// 2009, §11.2, written for any joint normal prior). Free coefficients beta_F by a block
+// random-walk Metropolis step N(beta_F, c V_F), V_F the inverse conditional curvature
+// (X_F'WX_F + Q0_FF)^{-1}, c tuned in warm-up; its log-likelihood is a sum of per-group terms
+// computed in parallel and added in group order (thread-count independent).
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "bglmm/glmm_model.hpp"
+#include "bglmm/linalg/cholesky.hpp"
+#include "bglmm/linalg/mvn.hpp"
+#include "bglmm/parallel.hpp"
+#include "bglmm/rng/philox.hpp"
+#include "bglmm/steps/group_mh.hpp"
+
+namespace bglmm::steps {
+
+inline double beta_log_prior(const GlmmPriors& p, const Vector& beta) {
+  const Vector r = beta - p.beta_mean;
+  return -0.5 * r.dot(p.beta_prec * r);
+}
+
+// Gibbs draw of the centred coefficients: gamma_j ~ N(E_j beta_C, Sigma), E_j(k, a) = w_ja
+// when a belongs to term k; prior N(m0, V0) conditional on beta_F.
+// With mean_only, sets beta_C to the conditional mean instead (initialisation).
+inline void centred_mean_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& s,
+                              rng::Rng& rng, bool mean_only = false) {
+  const Index pc = d.p_centred();
+  if (pc == 0) return;
+  const Index m = d.m();
+  // P gamma_j for every group, then h_a = sum_j w_ja (P gamma_j)_{t_a}, in group order
+  const RowMatrix pg = s.gamma * s.sigma_prec;  // rows: (P gamma_j)' (P symmetric)
+  Matrix prec(pc, pc);
+  Vector h = Vector::Zero(pc);
+  const Vector dev = s.beta - pr.beta_mean;
+  for (Index a = 0; a < pc; ++a) {
+    const Index ca = d.centred_cols[static_cast<std::size_t>(a)];
+    const Index ta = d.centred_term[static_cast<std::size_t>(a)];
+    for (Index g = 0; g < m; ++g) h[a] += d.centred_value(g, a) * pg(g, ta);
+    double cross = 0.0;  // (Q0_CC m0_C - Q0_CF (beta_F - m0_F))_a
+    for (Index b = 0; b < pc; ++b) {
+      const Index cb = d.centred_cols[static_cast<std::size_t>(b)];
+      const Index tb = d.centred_term[static_cast<std::size_t>(b)];
+      prec(a, b) = pr.beta_prec(ca, cb) + d.centred_cross(a, b) * s.sigma_prec(ta, tb);
+      cross += pr.beta_prec(ca, cb) * pr.beta_mean[cb];
+    }
+    for (Index f : d.free_cols) cross -= pr.beta_prec(ca, f) * dev[f];
+    h[a] += cross;
+  }
+  const Matrix l = linalg::cholesky_lower(prec, "centred_mean_step: posterior precision");
+  Vector draw;
+  if (mean_only) {
+    draw = h;
+    l.triangularView<Eigen::Lower>().solveInPlace(draw);
+    l.transpose().triangularView<Eigen::Upper>().solveInPlace(draw);
+  } else {
+    draw = linalg::multi_normal_canonical_rng(h, l, rng);
+  }
+  for (Index a = 0; a < pc; ++a) s.beta[d.centred_cols[static_cast<std::size_t>(a)]] = draw[a];
+}
+
+// Fisher information of the free coefficients at the current state,
+// X_F'WX_F + Q0_FF, summed over fixed chunks of groups in order.
+template <typename G>
+Matrix free_fixed_curvature(const GlmmData& d, const GlmmPriors& pr, const GlmmState& s,
+                            int threads) {
+  const Index pf = d.p_free(), q = d.q(), m = d.m();
+  constexpr Index kGroupsPerChunk = 256;
+  const Index n_chunks = (m + kGroupsPerChunk - 1) / kGroupsPerChunk;
+  std::vector<Matrix> parts(static_cast<std::size_t>(n_chunks), Matrix::Zero(pf, pf));
+  ExceptionVault vault;
+  (void)threads;
+#ifdef BGLMM_HAVE_OPENMP
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+#endif
+  for (Index c = 0; c < n_chunks; ++c) {
+    vault.run([&] {
+      Matrix& h = parts[static_cast<std::size_t>(c)];
+      const Index g_end = std::min(m, (c + 1) * kGroupsPerChunk);
+      for (Index g = c * kGroupsPerChunk; g < g_end; ++g) {
+        const Index begin = d.obs.begin(g), end = begin + d.obs.size(g);
+        for (Index i = begin; i < end; ++i) {
+          double eta = d.obs.offset[i];
+          for (Index k = 0; k < pf; ++k) eta += d.x_free(i, k) * s.beta[d.free_cols[k]];
+          for (Index k = 0; k < q; ++k) eta += d.obs.z(i, k) * s.gamma(g, k);
+          const double w = G::weight(d.obs.trials[i], eta, s.phi);
+          h.selfadjointView<Eigen::Lower>().rankUpdate(d.x_free.row(i).transpose(), w);
+        }
+      }
+    });
+  }
+  vault.rethrow();
+  Matrix total = Matrix::Zero(pf, pf);
+  for (const Matrix& h : parts) total += h;
+  total = total.selfadjointView<Eigen::Lower>();
+  for (Index a = 0; a < pf; ++a)
+    for (Index b = 0; b < pf; ++b)
+      total(a, b) += pr.beta_prec(d.free_cols[a], d.free_cols[b]);
+  return total;
+}
+
+// Sets the block proposal's Cholesky factor from the current curvature.
+template <typename G>
+void set_fixed_proposal(const GlmmData& d, const GlmmPriors& pr, GlmmState& s, int threads) {
+  if (d.p_free() == 0) return;
+  const Matrix h = free_fixed_curvature<G>(d, pr, s, threads);
+  const Matrix l = linalg::cholesky_lower(h, "fixed-effects curvature X_F'WX_F + V0^{-1}");
+  s.fixed_chol = linalg::inverse_cholesky(l, "fixed-effects proposal covariance");
+}
+
+struct FixedStepArgs {
+  rng::ChainKey key;
+  std::uint64_t iteration = 0;
+  int threads = 1;
+  bool adapt = false;
+  double gain = 0.0;
+  double target = 0.3;
+};
+
+// Block random-walk Metropolis update of the free coefficients. The group caches must be
+// valid; on acceptance the caches computed at the proposal are swapped in.
+template <typename G, bool kDerivs>
+void free_fixed_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& s,
+                     const FixedStepArgs& a, GlmmStepInfo& info) {
+  const Index pf = d.p_free();
+  info.fixed_accepted = false;
+  info.fixed_accept_prob = 0.0;
+  if (pf == 0) return;
+  const Index m = d.m(), q = d.q();
+  rng::Rng rng(a.key, a.iteration, 0, rng::Stream::Beta);
+  Vector z(pf);
+  linalg::fill_std_normal(z, rng);
+  Vector beta_free(pf);
+  for (Index k = 0; k < pf; ++k) beta_free[k] = s.beta[d.free_cols[k]];
+  const Vector step = s.fixed_chol.triangularView<Eigen::Lower>() * z;
+  const Vector proposal_free = beta_free + std::exp(0.5 * s.log_fixed_scale) * step;
+  ExceptionVault vault;
+#ifdef BGLMM_HAVE_OPENMP
+#pragma omp parallel for schedule(dynamic, group_chunk(m, a.threads)) num_threads(a.threads)
+#endif
+  for (Index g = 0; g < m; ++g) {
+    vault.run([&] {
+      QVec grad(q), gamma = s.gamma.row(g).transpose();
+      QMat inf(q, q);
+      const double ll = group_data_pass<G, kDerivs>(d, g, proposal_free.data(), gamma.data(),
+                                                    s.phi, grad, inf);
+      if constexpr (kDerivs) {
+        store_cache(g, ll, grad, inf, s.ll_new, s.grad_new, s.info_new);
+      } else {
+        s.ll_new[g] = ll;
+      }
+    });
+  }
+  vault.rethrow();
+  double ll_cur = 0.0, ll_prop = 0.0;
+  for (Index g = 0; g < m; ++g) {
+    ll_cur += s.ll[g];
+    ll_prop += s.ll_new[g];
+  }
+  Vector beta_prop = s.beta;
+  for (Index k = 0; k < pf; ++k) beta_prop[d.free_cols[k]] = proposal_free[k];
+  const double log_ratio = std::isfinite(ll_prop)
+                               ? ll_prop + beta_log_prior(pr, beta_prop) - ll_cur -
+                                     beta_log_prior(pr, s.beta)
+                               : -std::numeric_limits<double>::infinity();
+  rng::Rng accept_rng(a.key, a.iteration, 0, rng::Stream::BetaAccept);
+  const double prob = std::isnan(log_ratio) ? 0.0 : std::min(1.0, std::exp(log_ratio));
+  info.fixed_accept_prob = prob;
+  if (std::log(accept_rng.uniform()) < log_ratio) {
+    s.beta = beta_prop;
+    s.ll.swap(s.ll_new);
+    if constexpr (kDerivs) {
+      s.grad.swap(s.grad_new);
+      s.info.swap(s.info_new);
+    }
+    info.fixed_accepted = true;
+  }
+  if (a.adapt) {
+    s.log_fixed_scale += a.gain * (prob - a.target);
+    s.log_fixed_scale = std::clamp(s.log_fixed_scale, -30.0, 10.0);
+  }
+}
+
+// ---- Newton (Laplace/IWLS) proposal for the free block ------------------------------------
+// Proposal N(beta_F + H^{-1} g, H^{-1}), g and H the gradient and Fisher information of the
+// target at the current value, with the reverse density in the MH ratio — the block analogue
+// of the per-group Laplace kernel. When the model has a random intercept (term k0), the move
+// also shifts every group's intercept, gamma_{j,k0} -> gamma_{j,k0} - xbar_j' (beta_F' - beta_F),
+// xbar_j the group means of the free columns (a shear: volume-preserving, its own inverse
+// under the reverse proposal). The target of the move is then, with gammatilde fixed,
+//   L(beta_F) = sum_i log f(y_i | eta_i) + sum_j log N(gamma_j(beta_F) | mu_j, Sigma) + log p(beta)
+// in which the likelihood sees only the within-group part x_i - xbar_j of the covariates:
+// coefficients of covariates that vary little within groups no longer have to move through
+// the random intercepts (group-mean centring; cf. Papaspiliopoulos, Roberts & Skold 2007).
+
+// Free-block target pieces at beta_F = current + delta: per-group log-likelihood (and, with
+// kGammaDerivs, the gamma caches at the shifted gamma), the data gradient/information w.r.t.
+// beta_F (of the within-group columns when shifting), summed over fixed chunks in order.
+template <typename G, bool kGammaDerivs>
+double free_block_pass(const GlmmData& d, const GlmmState& s, const Vector& beta_free,
+                       const Vector& delta, int threads, Vector& ll, RowMatrix& grad,
+                       RowMatrix& info, Vector& grad_f, Matrix& info_f) {
+  const Index pf = d.p_free(), q = d.q(), m = d.m();
+  const Index k0 = d.intercept_term;
+  constexpr Index kGroupsPerChunk = 64;
+  const Index n_chunks = (m + kGroupsPerChunk - 1) / kGroupsPerChunk;
+  std::vector<Vector> gparts(static_cast<std::size_t>(n_chunks), Vector::Zero(pf));
+  std::vector<Matrix> hparts(static_cast<std::size_t>(n_chunks), Matrix::Zero(pf, pf));
+  ExceptionVault vault;
+  (void)threads;
+#ifdef BGLMM_HAVE_OPENMP
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+#endif
+  for (Index c = 0; c < n_chunks; ++c) {
+    vault.run([&] {
+      Vector& gf = gparts[static_cast<std::size_t>(c)];
+      Matrix& hf = hparts[static_cast<std::size_t>(c)];
+      Vector xc(pf);
+      const Index g_end = std::min(m, (c + 1) * kGroupsPerChunk);
+      for (Index g = c * kGroupsPerChunk; g < g_end; ++g) {
+        QVec gq(q), iq_dummy(q), gamma = s.gamma.row(g).transpose();
+        QMat iq(q, q);
+        const double* xbar = k0 >= 0 ? d.xbar_free.data() + g * pf : nullptr;
+        if (k0 >= 0)
+          for (Index k = 0; k < pf; ++k) gamma[k0] -= xbar[k] * delta[k];
+        if constexpr (kGammaDerivs) {
+          gq.setZero();
+          iq.setZero();
+        }
+        double total = 0.0;
+        const Index begin = d.obs.begin(g), end = begin + d.obs.size(g);
+        for (Index i = begin; i < end; ++i) {
+          const double* zi = d.obs.z.data() + i * q;
+          const double* xi = d.x_free.data() + i * pf;
+          double eta = d.obs.offset[i];
+          for (Index k = 0; k < pf; ++k) eta += xi[k] * beta_free[k];
+          for (Index k = 0; k < q; ++k) eta += zi[k] * gamma[k];
+          double u, w;
+          total += LikTerms<G>::all(d.obs.y[i], d.obs.trials[i], eta, s.phi, u, w);
+          for (Index k = 0; k < pf; ++k) xc[k] = k0 >= 0 ? xi[k] - xbar[k] : xi[k];
+          for (Index k = 0; k < pf; ++k) {
+            gf[k] += u * xc[k];
+            const double wx = w * xc[k];
+            for (Index l = 0; l <= k; ++l) hf(k, l) += wx * xc[l];
+          }
+          if constexpr (kGammaDerivs) {
+            for (Index k = 0; k < q; ++k) {
+              gq[k] += u * zi[k];
+              const double wz = w * zi[k];
+              for (Index l = 0; l <= k; ++l) iq(k, l) += wz * zi[l];
+            }
+          }
+        }
+        if constexpr (kGammaDerivs) {
+          for (Index k = 0; k < q; ++k)
+            for (Index l = 0; l < k; ++l) iq(l, k) = iq(k, l);
+          store_cache(g, total, gq, iq, ll, grad, info);
+        } else {
+          ll[g] = total;
+        }
+      }
+    });
+  }
+  vault.rethrow();
+  grad_f = Vector::Zero(pf);
+  info_f = Matrix::Zero(pf, pf);
+  for (Index c = 0; c < n_chunks; ++c) {
+    grad_f += gparts[static_cast<std::size_t>(c)];
+    info_f += hparts[static_cast<std::size_t>(c)];
+  }
+  info_f = info_f.selfadjointView<Eigen::Lower>();
+  double sum = 0.0;
+  for (Index g = 0; g < m; ++g) sum += ll[g];
+  return sum;
+}
+
+// The random-effect and beta prior parts of the target at beta_F = current + delta: adds their
+// gradient and information to (grad_f, info_f) and returns their log density.
+inline double free_block_prior(const GlmmData& d, const GlmmPriors& pr, const GlmmState& s,
+                               const Vector& beta_full, const Vector& delta, Vector& grad_f,
+                               Matrix& info_f) {
+  const Index pf = d.p_free(), q = d.q(), m = d.m(), k0 = d.intercept_term;
+  const Vector dev = beta_full - pr.beta_mean;
+  double lp = -0.5 * dev.dot(pr.beta_prec * dev);
+  for (Index a = 0; a < pf; ++a) {
+    const Index ca = d.free_cols[static_cast<std::size_t>(a)];
+    grad_f[a] -= pr.beta_prec.row(ca).dot(dev);
+    for (Index b = 0; b < pf; ++b)
+      info_f(a, b) += pr.beta_prec(ca, d.free_cols[static_cast<std::size_t>(b)]);
+  }
+  if (k0 < 0) return lp;
+  // sum_j log N(gamma_j(beta_F) | mu_j, Sigma) and its derivatives (in group order)
+  QVec mu(q), r(q);
+  const QMat prec = s.sigma_prec;
+  double quad = 0.0;
+  for (Index g = 0; g < m; ++g) {
+    group_centre(d, s.beta, g, mu);
+    r = s.gamma.row(g).transpose() - mu;
+    const double* xbar = d.xbar_free.data() + g * pf;
+    for (Index k = 0; k < pf; ++k) r[k0] -= xbar[k] * delta[k];
+    const QVec pr_r = prec * r;
+    quad += r.dot(pr_r);
+    for (Index k = 0; k < pf; ++k) grad_f[k] += xbar[k] * pr_r[k0];
+  }
+  info_f += prec(k0, k0) * d.xbar_cross;
+  return lp - 0.5 * quad;
+}
+
+inline bool newton_moments(const Vector& beta_free, const Vector& grad_f, const Matrix& info_f,
+                           Vector& mean, Matrix& chol) {
+  Eigen::LLT<Matrix> llt(info_f);
+  if (llt.info() != Eigen::Success) return false;
+  chol = llt.matrixL();
+  mean = beta_free + llt.solve(grad_f);
+  return mean.allFinite() && chol.allFinite();
+}
+
+inline double newton_log_density(const Vector& x, const Vector& mean, const Matrix& chol) {
+  const Vector r = chol.transpose() * (x - mean);
+  return -0.5 * r.squaredNorm() + chol.diagonal().array().log().sum();
+}
+
+// Newton-proposal MH update of the free coefficients (with the intercept shift when the model
+// has a random intercept). Group caches valid on entry and exit.
+template <typename G>
+void free_fixed_newton_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& s,
+                            const FixedStepArgs& a, GlmmStepInfo& info) {
+  const Index pf = d.p_free();
+  info.fixed_accepted = false;
+  info.fixed_accept_prob = 0.0;
+  if (pf == 0) return;
+  Vector beta_free(pf);
+  for (Index k = 0; k < pf; ++k) beta_free[k] = s.beta[d.free_cols[k]];
+  Vector g_cur, g_new, mean_fwd, mean_rev;
+  Matrix h_cur, h_new, l_fwd, l_rev;
+  const Vector zero = Vector::Zero(pf);
+  // current point: only the beta_F derivatives are needed (the caches hold the rest)
+  const double ll_cur = free_block_pass<G, false>(d, s, beta_free, zero, a.threads, s.ll_new,
+                                                  s.grad_new, s.info_new, g_cur, h_cur);
+  const double lp_cur = free_block_prior(d, pr, s, s.beta, zero, g_cur, h_cur);
+  if (!newton_moments(beta_free, g_cur, h_cur, mean_fwd, l_fwd)) return;
+  rng::Rng rng(a.key, a.iteration, 0, rng::Stream::Beta);
+  Vector z(pf);
+  linalg::fill_std_normal(z, rng);
+  l_fwd.transpose().triangularView<Eigen::Upper>().solveInPlace(z);
+  const Vector proposal = mean_fwd + z;
+  const Vector delta = proposal - beta_free;
+  Vector beta_prop = s.beta;
+  for (Index k = 0; k < pf; ++k) beta_prop[d.free_cols[k]] = proposal[k];
+  const double ll_prop = free_block_pass<G, true>(d, s, proposal, delta, a.threads, s.ll_new,
+                                                  s.grad_new, s.info_new, g_new, h_new);
+  if (!std::isfinite(ll_prop) || !g_new.allFinite() || !h_new.allFinite()) return;
+  // the prior part at the proposal: gamma there is the shifted one, i.e. delta from current
+  const double lp_prop = free_block_prior(d, pr, s, beta_prop, delta, g_new, h_new);
+  if (!newton_moments(proposal, g_new, h_new, mean_rev, l_rev)) return;
+  const double log_ratio = ll_prop + lp_prop - ll_cur - lp_cur +
+                           newton_log_density(beta_free, mean_rev, l_rev) -
+                           newton_log_density(proposal, mean_fwd, l_fwd);
+  rng::Rng accept_rng(a.key, a.iteration, 0, rng::Stream::BetaAccept);
+  info.fixed_accept_prob = std::isnan(log_ratio) ? 0.0 : std::min(1.0, std::exp(log_ratio));
+  if (std::log(accept_rng.uniform()) < log_ratio) {
+    s.beta = beta_prop;
+    if (d.intercept_term >= 0) s.gamma.col(d.intercept_term) -= d.xbar_free * delta;
+    s.ll.swap(s.ll_new);
+    s.grad.swap(s.grad_new);
+    s.info.swap(s.info_new);
+    info.fixed_accepted = true;
+  }
+}
+
+}  // namespace bglmm::steps

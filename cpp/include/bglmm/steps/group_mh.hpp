@@ -1,0 +1,225 @@
+// bglmm/steps/group_mh.hpp — per-group Metropolis-Hastings update of gamma_j, parallel over
+// groups (they are conditionally independent given beta, Sigma, phi). Target:
+//   log p(gamma_j | .) = sum_{i in j} log f(y_i | eta_i) - (gamma_j - mu)' Sigma^{-1} (gamma_j - mu) / 2.
+// Kernels: "laplace" — proposal N(m(gamma), H(gamma)^{-1}), one Newton/IWLS step from the
+// current value, m = gamma + H^{-1} grad, H = Z_j' W Z_j + Sigma^{-1} (Gamerman 1997), with the
+// reverse proposal density in the MH ratio; "random_walk" — N(gamma, c_j Sigma), c_j adapted
+// per group in warm-up only (the course notes' kernel, c = 1/2 to start).
+// Each group's random numbers come from Rng(key, iteration, group, GroupProposal), and each
+// group writes only its own slots, so the result does not depend on the thread count.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "bglmm/glmm_model.hpp"
+#include "bglmm/parallel.hpp"
+#include "bglmm/rng/philox.hpp"
+
+namespace bglmm::steps {
+
+// Groups per dynamic-schedule chunk: small enough to balance very unequal group sizes.
+inline int group_chunk(Index m, int threads) {
+  const Index c = m / (static_cast<Index>(threads) * 64);
+  return static_cast<int>(std::max<Index>(1, std::min<Index>(c, 256)));
+}
+
+// Data part of group g at (free beta, gamma): the log-likelihood kernel; with kDerivs also
+// the score Z_j'u (grad) and the Fisher information Z_j'WZ_j (info).
+template <typename G, bool kDerivs>
+double group_data_pass(const GlmmData& d, Index g, const double* beta_free, const double* gamma,
+                       double phi, QVec& grad, QMat& info) {
+  const Index q = d.q(), pf = d.p_free();
+  const Index begin = d.obs.begin(g), end = begin + d.obs.size(g);
+  const double* z = d.obs.z.data();
+  const double* xf = d.x_free.data();
+  const double* y = d.obs.y.data();
+  const double* n = d.obs.trials.data();
+  const double* off = d.obs.offset.data();
+  if constexpr (kDerivs) {
+    grad.setZero(q);
+    info.setZero(q, q);
+  }
+  double ll = 0.0;
+  for (Index i = begin; i < end; ++i) {
+    const double* zi = z + i * q;
+    double eta = off[i];
+    for (Index k = 0; k < pf; ++k) eta += xf[i * pf + k] * beta_free[k];
+    for (Index k = 0; k < q; ++k) eta += zi[k] * gamma[k];
+    if constexpr (kDerivs) {
+      double u, w;
+      ll += LikTerms<G>::all(y[i], n[i], eta, phi, u, w);
+      for (Index k = 0; k < q; ++k) {
+        grad[k] += u * zi[k];
+        const double wz = w * zi[k];
+        for (Index l = 0; l <= k; ++l) info(k, l) += wz * zi[l];
+      }
+    } else {
+      ll += LikTerms<G>::kernel(y[i], n[i], eta, phi);
+    }
+  }
+  if constexpr (kDerivs) {
+    for (Index k = 0; k < q; ++k)
+      for (Index l = 0; l < k; ++l) info(l, k) = info(k, l);
+  }
+  return ll;
+}
+
+inline void store_cache(Index g, double ll, const QVec& grad, const QMat& info, Vector& ll_out,
+                        RowMatrix& grad_out, RowMatrix& info_out) {
+  const Index q = grad.size();
+  ll_out[g] = ll;
+  for (Index k = 0; k < q; ++k) {
+    grad_out(g, k) = grad[k];
+    for (Index l = 0; l < q; ++l) info_out(g, k * q + l) = info(k, l);
+  }
+}
+
+// Recomputes every group's cache at the current state (after phi changed, or at the start).
+template <typename G, bool kDerivs>
+void refresh_group_cache(const GlmmData& d, GlmmState& s, int threads) {
+  const Index m = d.m(), q = d.q();
+  Vector beta_free(d.p_free());
+  for (Index k = 0; k < d.p_free(); ++k) beta_free[k] = s.beta[d.free_cols[k]];
+  ExceptionVault vault;
+  (void)threads;
+#ifdef BGLMM_HAVE_OPENMP
+#pragma omp parallel for schedule(dynamic, group_chunk(m, threads)) num_threads(threads)
+#endif
+  for (Index g = 0; g < m; ++g) {
+    vault.run([&] {
+      QVec grad(q), gamma = s.gamma.row(g).transpose();
+      QMat info(q, q);
+      const double ll =
+          group_data_pass<G, kDerivs>(d, g, beta_free.data(), gamma.data(), s.phi, grad, info);
+      if constexpr (kDerivs) {
+        store_cache(g, ll, grad, info, s.ll, s.grad, s.info);
+      } else {
+        s.ll[g] = ll;
+      }
+    });
+  }
+  vault.rethrow();
+  s.cache_valid = true;
+}
+
+// -(x - mu)' P (x - mu) / 2
+inline double gaussian_quad(const QVec& x, const QVec& mu, const QMat& prec) {
+  const QVec r = x - mu;
+  return -0.5 * r.dot(prec * r);
+}
+
+// Newton/IWLS proposal at x: mean m = x + H^{-1}(grad - P(x - mu)), H = info + P.
+// Returns false if H is not numerically positive definite.
+inline bool laplace_moments(const QVec& x, const QVec& grad, const QMat& info, const QVec& mu,
+                            const QMat& prec, QVec& mean, Eigen::LLT<QMat>& llt) {
+  const QMat h = info + prec;
+  llt.compute(h);
+  if (llt.info() != Eigen::Success) return false;
+  const QVec g = grad - prec * (x - mu);
+  mean = x + llt.solve(g);
+  return mean.allFinite();
+}
+
+// log N(x | mean, H^{-1}) up to a constant, H = L L'.
+inline double laplace_log_density(const QVec& x, const QVec& mean, const Eigen::LLT<QMat>& llt) {
+  const QVec r = llt.matrixU() * (x - mean);  // L' (x - mean)
+  return -0.5 * r.squaredNorm() + llt.matrixLLT().diagonal().array().log().sum();
+}
+
+struct GroupStepArgs {
+  rng::ChainKey key;
+  std::uint64_t iteration = 0;
+  int threads = 1;
+  bool adapt = false;         // warm-up: adapt the random-walk scales c_j
+  double gain = 0.0;          // Robbins-Monro gain of this iteration
+  double rw_target = 0.35;
+  bool drop_correction = false;
+};
+
+// One MH update of every group's gamma_j. The caches must be valid on entry and are valid
+// on exit (for the random-walk kernel only ll is maintained: grad/info are not used).
+template <typename G, bool kLaplace>
+void group_mh_step(const GlmmData& d, GlmmState& s, const GroupStepArgs& a, GlmmStepInfo& info) {
+  const Index m = d.m(), q = d.q();
+  Vector beta_free(d.p_free());
+  for (Index k = 0; k < d.p_free(); ++k) beta_free[k] = s.beta[d.free_cols[k]];
+  const QMat prec = s.sigma_prec;
+  const QMat sigma_chol = s.sigma_chol;
+  const double phi = s.phi;
+  info.group_accepted.assign(static_cast<std::size_t>(m), 0);
+  info.group_accept_prob.assign(static_cast<std::size_t>(m), 0.0);
+  ExceptionVault vault;
+#ifdef BGLMM_HAVE_OPENMP
+#pragma omp parallel for schedule(dynamic, group_chunk(m, a.threads)) num_threads(a.threads)
+#endif
+  for (Index g = 0; g < m; ++g) {
+    vault.run([&] {
+      rng::Rng rng(a.key, a.iteration, static_cast<std::uint64_t>(g), rng::Stream::GroupProposal);
+      const QVec x = s.gamma.row(g).transpose();
+      QVec mu(q);
+      group_centre(d, s.beta, g, mu);
+      QVec z(q), proposal(q), grad_new(q);
+      QMat info_new(q, q);
+      for (Index k = 0; k < q; ++k) z[k] = rng.std_normal();
+      double log_ratio;
+      double ll_new;
+      if constexpr (kLaplace) {
+        QVec grad_cur = s.grad.row(g).transpose();
+        QMat info_cur(q, q);
+        for (Index k = 0; k < q; ++k)
+          for (Index l = 0; l < q; ++l) info_cur(k, l) = s.info(g, k * q + l);
+        QVec mean_fwd(q), mean_rev(q);
+        Eigen::LLT<QMat> llt_fwd(q), llt_rev(q);
+        if (!laplace_moments(x, grad_cur, info_cur, mu, prec, mean_fwd, llt_fwd)) {
+          info.group_accept_prob[static_cast<std::size_t>(g)] = 0.0;
+          return;
+        }
+        // proposal = mean + L^{-T} z
+        proposal = llt_fwd.matrixU().solve(z);
+        proposal += mean_fwd;
+        ll_new = group_data_pass<G, true>(d, g, beta_free.data(), proposal.data(), phi,
+                                          grad_new, info_new);
+        if (!std::isfinite(ll_new) || !grad_new.allFinite() || !info_new.allFinite() ||
+            !laplace_moments(proposal, grad_new, info_new, mu, prec, mean_rev, llt_rev)) {
+          return;  // rejected
+        }
+        log_ratio = ll_new + gaussian_quad(proposal, mu, prec) - s.ll[g] -
+                    gaussian_quad(x, mu, prec);
+        if (!a.drop_correction)
+          log_ratio += laplace_log_density(x, mean_rev, llt_rev) -
+                       laplace_log_density(proposal, mean_fwd, llt_fwd);
+      } else {
+        const double c = std::exp(0.5 * s.log_rw_scale[g]);
+        proposal.noalias() = sigma_chol.triangularView<Eigen::Lower>() * z;
+        proposal = x + c * proposal;
+        ll_new = group_data_pass<G, false>(d, g, beta_free.data(), proposal.data(), phi,
+                                           grad_new, info_new);
+        log_ratio = std::isfinite(ll_new) ? ll_new + gaussian_quad(proposal, mu, prec) -
+                                                s.ll[g] - gaussian_quad(x, mu, prec)
+                                          : -std::numeric_limits<double>::infinity();
+      }
+      const double u = rng.uniform();
+      const double prob = std::isnan(log_ratio) ? 0.0 : std::min(1.0, std::exp(log_ratio));
+      info.group_accept_prob[static_cast<std::size_t>(g)] = prob;
+      if (std::log(u) < log_ratio) {
+        s.gamma.row(g) = proposal.transpose();
+        if constexpr (kLaplace) {
+          store_cache(g, ll_new, grad_new, info_new, s.ll, s.grad, s.info);
+        } else {
+          s.ll[g] = ll_new;
+        }
+        info.group_accepted[static_cast<std::size_t>(g)] = 1;
+      }
+      if constexpr (!kLaplace) {
+        if (a.adapt) {
+          s.log_rw_scale[g] += a.gain * (prob - a.rw_target);
+          s.log_rw_scale[g] = std::clamp(s.log_rw_scale[g], -30.0, 10.0);
+        }
+      }
+    });
+  }
+  vault.rethrow();
+}
+
+}  // namespace bglmm::steps

@@ -1,0 +1,758 @@
+"""``bglmm.fit(formula, data, ...)``: formulas on DataFrames, the sampler chosen for the model,
+and a :class:`FormulaFit` that names, summarises, predicts, plots and saves the posterior.
+
+Which sampler runs:
+
+=================================  ===============================================================
+model                              sampler (array-level entry point)
+=================================  ===============================================================
+no random term                     :func:`bglmm.glm` — exact conjugate draws for gaussian/identity,
+                                   independence Metropolis-Hastings (t proposal at the mode)
+                                   otherwise
+gaussian, ``(... | g)``            :func:`bglmm.lmm` — blocked Gibbs sampler (conjugate)
+gaussian, ``se=``, ``(1 | g)``     :func:`bglmm.hierarchical_normal` — known sampling variances
+                                   (meta-analysis, eight schools)
+poisson / binomial / bernoulli,    :func:`bglmm.glmm` — Metropolis-within-Gibbs
+``(... | g)``
+=================================  ===============================================================
+
+Default priors are weakly informative and scaled by the data (documented in :func:`fit`); the
+priors actually used are in ``fit.priors``.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import priors as P
+from .families import Family
+from .formula import ModelSpec, build_spec
+from .results import Fit, import_arviz
+
+__all__ = ["fit", "load", "FormulaFit", "default_priors"]
+
+_PRIOR_KEYS = ("beta", "sigma", "sd", "Sigma")
+
+
+# ---------------------------------------------------------------------------------------------
+# priors
+
+
+def _scale_of_response(spec: ModelSpec) -> float:
+    """The data scale of the linear predictor: sd(y) for gaussian, 1 on the log/logit scale."""
+    if spec.family.name != "gaussian":
+        return 1.0
+    y = spec.y - (spec.offset if spec.offset is not None else 0.0)
+    s = float(np.std(y, ddof=1)) if spec.n > 1 else 0.0
+    return s if s > 0 else 1.0
+
+
+def _residual_variance(spec: ModelSpec) -> float:
+    """Residual variance of the least-squares fit of y - offset on X (sd(y)^2 as a fallback)."""
+    y = spec.y - (spec.offset if spec.offset is not None else 0.0)
+    coef, *_ = np.linalg.lstsq(spec.X, y, rcond=None)
+    resid = y - spec.X @ coef
+    dof = spec.n - spec.X.shape[1]
+    s2 = float(resid @ resid) / dof if dof > 0 else 0.0
+    if not s2 > 0:
+        s2 = float(np.var(y)) if spec.n > 1 else 1.0
+    return s2 if s2 > 0 else 1.0
+
+
+def _column_scales(M: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(is_constant, mean, sd) per column of a design matrix."""
+    mean = M.mean(axis=0)
+    sd = M.std(axis=0)
+    const = sd <= 1e-12 * np.maximum(1.0, np.abs(mean))
+    return const, mean, np.where(const, 1.0, sd)
+
+
+def default_priors(spec: ModelSpec) -> dict[str, Any]:
+    """Weakly informative priors scaled by the data (in the spirit of rstanarm and brms).
+
+    With s = sd(y) for the gaussian family and s = 1 otherwise (log and logit scales):
+
+    * ``beta``: a slope on a column x_j gets N(0, (2.5 s / sd(x_j))^2); the intercept gets
+      N(m, v) with m = mean(y) (gaussian) or 0, and v = (10 s)^2 (1 + sum_j (mean(x_j) /
+      sd(x_j))^2) — the variance that a N(m, (10 s)^2) prior on the intercept at the mean of the
+      predictors implies for the intercept at x = 0.
+    * ``sigma`` (gaussian): Inverse-Gamma(1/2, s2/2) on sigma^2, one prior observation at s2, the
+      residual variance of the least-squares fit of y on the fixed effects (an upper bound of
+      sigma^2, as it also holds the group variation). Without random effects the exact
+      conjugate sampler needs beta | sigma^2 ~ N(m0, sigma^2 V0): V0 is the ``beta`` prior above
+      divided by s2, so that at sigma^2 = s2 the prior on beta is the one described.
+    * the random-effect covariance, with s_z = s / sd(z) for a slope column z and s for the
+      intercept: one column (q = 1): Half-Student-t(3, 2.5 s_z) on its standard deviation (as
+      brms); q > 1: Inverse-Wishart(q + 1, diag(0.01 s_z^2)) — df = q + 1 makes every
+      correlation uniform on (-1, 1) a priori, and the small scale keeps the prior's pull
+      S0 / (number of groups) on the posterior of Sigma negligible.
+    * known standard errors (``se``, the hierarchical normal model): the same prior on the
+      intercept mu and Half-Student-t(3, 2.5 s) on the between-group SD tau.
+    """
+    s = _scale_of_response(spec)
+    const, mean, sd = _column_scales(spec.X)
+    prior_sd = np.where(const, 0.0, 2.5 * s / sd)
+    centre = np.where(const, 0.0, mean / sd)
+    v_int = (10 * s) ** 2 * (1.0 + float(np.sum(centre**2)))
+    prior_sd = np.where(const, np.sqrt(v_int), prior_sd)
+    m = np.zeros(spec.X.shape[1])
+    if spec.family.name == "gaussian":
+        y = spec.y - (spec.offset if spec.offset is not None else 0.0)
+        m = np.where(const, float(np.mean(y)), 0.0)
+    out: dict[str, Any] = {"beta": P.Normal(mean=m, sd=prior_sd)}
+    if spec.family.name == "gaussian" and spec.se is None:
+        out["sigma"] = P.InverseGamma(0.5, 0.5 * _residual_variance(spec))
+    for block in spec.random:
+        zconst, _, zsd = _column_scales(block.Z)
+        sz = np.where(zconst, s, s / zsd)
+        if block.q == 1:
+            out["sd"] = P.HalfStudentT(3.0, float(2.5 * sz[0]))
+        else:
+            out["Sigma"] = P.InverseWishart(block.q + 1.0, np.diag(0.01 * sz**2))
+    return out
+
+
+def _resolve_priors(spec: ModelSpec, given: Any) -> dict[str, Any]:
+    used = default_priors(spec)
+    if given is None:
+        return used
+    if isinstance(given, P.Normal):
+        given = {"beta": given}
+    if not isinstance(given, dict):
+        raise TypeError("priors must be a dict such as {'beta': bglmm.priors.Normal(0, 5)}")
+    factor = spec.random[0].factor if spec.random else None
+    for key, value in given.items():
+        k = key
+        if factor is not None and key == factor:
+            k = "sd" if not isinstance(value, P.InverseWishart) else "Sigma"
+        if k not in _PRIOR_KEYS:
+            raise ValueError(f"unknown prior key {key!r}; use {', '.join(_PRIOR_KEYS)}")
+        if k == "beta" and not isinstance(value, P.Normal):
+            raise TypeError(f"priors['beta'] must be a bglmm.priors.Normal, got {type(value).__name__}")
+        if k == "sigma":
+            if spec.family.name != "gaussian":
+                raise ValueError(
+                    f"priors['sigma'] applies to the gaussian family only, not {spec.family.name!r}"
+                )
+            if spec.se is not None:
+                raise ValueError("priors['sigma'] does not apply with known standard errors (se=)")
+        if k in ("sd", "Sigma"):
+            if not spec.random:
+                raise ValueError(f"priors[{key!r}] needs a random-effects term in the formula")
+            q = spec.random[0].q
+            if isinstance(value, P.InverseWishart):
+                k = "Sigma"
+            elif q > 1:
+                raise ValueError(
+                    f"the random effects {spec.random[0].label} have {q} columns: their covariance "
+                    f"needs a bglmm.priors.InverseWishart prior, got {type(value).__name__}"
+                )
+            else:
+                k = "sd"
+        if k == "beta":
+            value.to_arrays(spec.X.shape[1], "priors['beta']")  # validates the length now
+        if k in ("sd", "Sigma"):  # one covariance prior: the given one replaces the default
+            used.pop("sd", None)
+            used.pop("Sigma", None)
+        used[k] = value
+    return used
+
+
+# ---------------------------------------------------------------------------------------------
+# fitting
+
+
+def fit(
+    formula: str,
+    data: pd.DataFrame,
+    family: str | Family = "gaussian",
+    link: str | None = None,
+    *,
+    trials: Any = None,
+    offset: Any = None,
+    se: Any = None,
+    priors: Any = None,
+    chains: int = 4,
+    draws: int = 1000,
+    warmup: int = 1000,
+    thin: int = 1,
+    seed: int | None = None,
+    threads: int | None = None,
+    progress: bool = True,
+    **options: Any,
+) -> FormulaFit:
+    """Fit a Bayesian (generalized) linear mixed model written as an lme4-style formula.
+
+    Parameters
+    ----------
+    formula : ``"y ~ x1 + x2 + (1 | g)"``. Fixed part: numeric and categorical columns
+        (treatment coding; ``C(x)`` makes a numeric column categorical), interactions
+        ``a:b`` and ``a * b``, ``poly(x, d)`` (orthonormal, as R), ``center(x)``, ``scale(x)``,
+        ``I(...)``, numpy functions (``np.log(x)``), ``offset(...)``, ``0 +`` or ``- 1`` to drop
+        the intercept. Random part: one term ``(1 | g)`` or ``(1 + x | g)`` (correlated
+        intercept and slopes), ``g1:g2`` for an interaction factor. Response: a column or an
+        expression; binomial ``cbind(successes, failures)``, ``successes / trials`` or
+        ``successes | trials(n)``; gaussian with known standard errors ``y | se(s)``.
+    data : pandas DataFrame with the columns the formula uses (no missing values in them).
+    family, link : "gaussian" (identity), "poisson" (log), "binomial"/"bernoulli" (logit, probit,
+        cloglog).
+    trials, offset, se : a column name or an array (binomial trials; a known part of the linear
+        predictor such as log exposure; known standard errors of y for meta-analysis).
+    priors : dict with keys ``"beta"`` (:class:`~bglmm.priors.Normal`), ``"sigma"``
+        (:class:`~bglmm.priors.InverseGamma` on sigma^2), ``"sd"`` (one random-effect column:
+        ``HalfStudentT``, ``HalfNormal``, ``UniformSD`` or ``InverseGamma`` on the variance) or
+        ``"Sigma"`` (:class:`~bglmm.priors.InverseWishart`); the grouping factor's name is
+        accepted for ``sd``/``Sigma``. Missing keys get :func:`default_priors`. For a gaussian
+        model without random effects the exact conjugate sampler puts the ``beta`` prior
+        conditionally on sigma, scaled to equal the given prior at sigma^2 = the least-squares
+        residual variance (recorded as ``fit.priors["beta (conjugate, per unit sigma)"]``).
+    chains, draws, warmup, thin : MCMC sizes (draws kept per chain).
+    seed : integer for reproducible draws (None: fresh entropy, recorded in ``fit.seed``).
+    threads : threads of the C++ core (None: all cores); draws do not depend on it.
+    progress : show a progress bar (only when attached to a terminal).
+    **options : passed to the array-level sampler (e.g. ``sampler="independence"`` for
+        :func:`bglmm.glm`).
+    """
+    from formulae.environment import Environment
+
+    env = Environment.capture(1)
+    spec = build_spec(formula, data, family, link, trials=trials, offset=offset, se=se, env=env)
+    if len(spec.random) > 1:
+        labels = ", ".join(b.label for b in spec.random)
+        raise ValueError(
+            f"the formula has {len(spec.random)} random-effect terms on different grouping factors "
+            f"({labels}); bglmm's samplers support one grouping factor for now"
+        )
+    used = _resolve_priors(spec, priors)
+    mcmc = dict(chains=chains, draws=draws, warmup=warmup, thin=thin, seed=seed, threads=threads,
+                progress=progress)
+    inner, kind = _run(spec, used, mcmc, options)
+    return FormulaFit.from_inner(inner, spec, data, used, kind=kind,
+                                 arguments={"trials": trials, "offset": offset, "se": se})
+
+
+def _run(spec: ModelSpec, used: dict[str, Any], mcmc: dict[str, Any], options: dict[str, Any]):
+    fam = spec.family
+    X = pd.DataFrame(spec.X, columns=spec.fixed_names)
+    if not spec.random:
+        if spec.se is not None:
+            raise ValueError(
+                "known standard errors (se) need a random-effects term, e.g. y | se(s) ~ 1 + (1 | study)"
+            )
+        from .glm import glm
+
+        beta = used["beta"]
+        sigma_prior = used.get("sigma")
+        if fam.name == "gaussian" and options.get("sampler", "auto") in ("auto", "conjugate"):
+            # the conjugate prior is beta | sigma^2 ~ N(m0, sigma^2 V0): express the (absolute)
+            # prior in units of sigma at its least-squares estimate
+            s2 = _residual_variance(spec)
+            m0, V0 = beta.to_arrays(spec.X.shape[1], "priors['beta']")
+            beta = P.Normal(mean=m0, cov=V0 / s2)
+            used["beta (conjugate, per unit sigma)"] = beta
+        if fam.name != "gaussian":
+            # the t-proposal independence sampler centred at the mode mixes far better than the
+            # random walk on these posteriors (close to normal): ESS ~ draws
+            options.setdefault("sampler", "independence")
+        inner = glm(X, spec.y, fam, trials=spec.trials if fam.name == "binomial" else None,
+                    offset=spec.offset, prior=beta, sigma_prior=sigma_prior, **mcmc, **options)
+        return inner, "glm"
+    block = spec.random[0]
+    Z = pd.DataFrame(block.Z, columns=block.terms)
+    cov_prior = used.get("Sigma", used.get("sd"))
+    if fam.name == "gaussian":
+        if spec.se is not None:
+            return _run_known_se(spec, used, mcmc, options), "hierarchical_normal"
+        from .lmm import lmm
+
+        inner = lmm(spec.y, X, Z, block.groups, offset=spec.offset, prior=used["beta"],
+                    cov_prior=cov_prior, sigma_prior=used["sigma"], **mcmc, **options)
+        return inner, "lmm"
+    from .glmm import glmm
+
+    inner = glmm(spec.y, X, Z, block.groups, family=fam,
+                 trials=spec.trials if fam.name == "binomial" else None, offset=spec.offset,
+                 prior=used["beta"], random_prior=cov_prior, **mcmc, **options)
+    return inner, "glmm"
+
+
+def _run_known_se(spec: ModelSpec, used, mcmc, options):
+    from .hierarchical import hierarchical_normal
+
+    block = spec.random[0]
+    if block.terms != ["Intercept"] or spec.fixed_names != ["Intercept"] or spec.offset is not None:
+        raise ValueError(
+            "with known standard errors (se) bglmm fits the hierarchical normal model "
+            "y | se(s) ~ 1 + (1 | group): only an intercept and a random intercept"
+        )
+    mcmc = dict(mcmc)
+    mcmc.pop("threads", None)  # a single-threaded sampler
+    tau_prior = used.get("sd")
+    if tau_prior is None:  # an InverseWishart(df, S) on a 1 x 1 covariance is IG(df/2, S/2)
+        df, scale = used["Sigma"].to_arrays(1, "priors['Sigma']")
+        tau_prior = P.InverseGamma(df / 2.0, float(scale[0, 0]) / 2.0)
+    return hierarchical_normal(spec.y, block.groups, se=spec.se, mu_prior=used["beta"],
+                               tau_prior=tau_prior, **mcmc, **options)
+
+
+def _standardise_hierarchical_normal(inner: Fit) -> tuple[dict, dict, dict, list[str]]:
+    """mu, tau, theta of the hierarchical normal model as beta, sd_Intercept, b = theta - mu,
+    Sigma = tau^2 (the names of the mixed models), with theta kept."""
+    post = inner.posterior
+    mu, tau, theta = post["mu"], post["tau"], post["theta"]
+    posterior = {"beta": mu[..., None], "sd_Intercept": tau, "b": (theta - mu[..., None])[..., None],
+                 "Sigma": (tau**2)[..., None, None], "theta": theta}
+    dims = {"beta": ["coef"], "b": ["group", "term"], "Sigma": ["term", "term_"],
+            "theta": ["group"]}
+    coords = {"coef": ["Intercept"], "term": ["Intercept"], "term_": ["Intercept"],
+              "group": list(inner.coords["group"])}
+    return posterior, dims, coords, ["beta", "sd_Intercept"]
+
+
+# ---------------------------------------------------------------------------------------------
+# the fit object
+
+
+def _inverse_link(link: str, eta: np.ndarray) -> np.ndarray:
+    from scipy import special
+
+    if link == "identity":
+        return eta
+    if link == "log":
+        return np.exp(eta)
+    if link == "logit":
+        return special.expit(eta)
+    if link == "probit":
+        return special.ndtr(eta)
+    if link == "cloglog":
+        return -np.expm1(-np.exp(eta))
+    raise ValueError(f"unknown link {link!r}")
+
+
+def _quantile_table(draws: np.ndarray, index: Any, prob: float = 0.95) -> pd.DataFrame:
+    """mean, sd and central interval of draws shaped (samples, k)."""
+    lo, hi = (1 - prob) / 2, (1 + prob) / 2
+    return pd.DataFrame(
+        {
+            "mean": draws.mean(axis=0),
+            "sd": draws.std(axis=0, ddof=1),
+            f"{100 * lo:g}%": np.quantile(draws, lo, axis=0),
+            "50%": np.median(draws, axis=0),
+            f"{100 * hi:g}%": np.quantile(draws, hi, axis=0),
+        },
+        index=index,
+    )
+
+
+class FormulaFit(Fit):
+    """The posterior of a model fitted by :func:`bglmm.fit`.
+
+    ``summary()`` (fixed effects, random-effect SDs and correlations, sigma), ``ranef()``,
+    ``coef()``, ``predict(newdata, ...)``, ``to_inference_data()``, ``waic()``, ``loo()``,
+    ``plot_trace()``, ``plot_forest()``, ``plot_ppc()``, ``save(path)``; ``priors`` holds the
+    priors used and ``spec`` the model arrays; ``inner`` is the array-level fit (None after
+    :func:`bglmm.load`).
+    """
+
+    def __init__(self, posterior, *, spec: ModelSpec | None, formula: str, family: Family,
+                 priors: dict[str, Any], kind: str, data: pd.DataFrame | None,
+                 log_likelihood: Any = None, observed: Any = None,
+                 arguments: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        interrupted = kwargs.pop("interrupted", False)
+        super().__init__(posterior, **kwargs)
+        self.interrupted = interrupted
+        self.spec = spec
+        self.formula = formula
+        self.family = family
+        self.priors = priors
+        self.kind = kind
+        self.inner: Fit | None = None
+        self._data = data
+        self._ll = log_likelihood
+        self._obs = observed
+        self._arguments = arguments or {}
+
+    @classmethod
+    def from_inner(cls, inner: Fit, spec: ModelSpec, data: pd.DataFrame, used: dict[str, Any],
+                   *, kind: str, arguments: dict[str, Any]) -> FormulaFit:
+        if kind == "hierarchical_normal":
+            posterior, dims, coords, summary_vars = _standardise_hierarchical_normal(inner)
+        else:
+            posterior, dims, coords = inner.posterior, inner.dims, dict(inner.coords)
+            hidden = {"b", "Sigma", "theta"}
+            summary_vars = [k for k in inner.summary_vars
+                            if k not in hidden and "group" not in dims.get(k, [])]
+        # the observation coordinate: the data's row labels when unique, else positions
+        coords["obs"] = np.asarray(data.index) if data.index.is_unique else np.arange(len(data))
+        columns = sorted(set(spec._columns) | _lhs_columns(spec, data) | {
+            a for a in arguments.values() if isinstance(a, str) and a in data.columns})
+        out = cls(
+            posterior, spec=spec, formula=spec.formula, family=spec.family, priors=used,
+            kind=kind, data=data[columns].reset_index(drop=True), log_likelihood=inner._log_likelihood,
+            observed=inner._observed, arguments=arguments, dims=dims, coords=coords,
+            sample_stats=inner.sample_stats, summary_vars=summary_vars, attrs=inner.attrs,
+            seed=inner.seed, interrupted=inner.interrupted, sampler=inner.sampler,
+        )
+        out.inner = inner
+        return out
+
+    # ---- ArviZ ----------------------------------------------------------------------------
+    def _log_likelihood(self):
+        ll = self._ll() if callable(self._ll) else self._ll
+        if ll is None and self.family.name == "gaussian" and self.spec is not None:
+            ll = {"y": self._gaussian_log_lik()}
+        return ll
+
+    def _observed(self):
+        obs = self._obs() if callable(self._obs) else self._obs
+        if obs is None and self.spec is not None:
+            obs = {"y": self.spec.y}
+        return obs
+
+    def _gaussian_log_lik(self) -> np.ndarray:
+        """log N(y_i | mean_i, v_i) per draw and row, (chain, draw, obs); v_i = sigma^2 or se_i^2."""
+        spec = self.spec
+        mean = self.predict(kind="link")  # (S, n)
+        if spec.se is not None:
+            sd = np.broadcast_to(spec.se, mean.shape)
+        else:
+            sd = np.broadcast_to(self._flat("sigma")[:, None], mean.shape)
+        z = (spec.y - mean) / sd
+        ll = -0.5 * z**2 - np.log(sd) - 0.5 * np.log(2 * np.pi)
+        return ll.reshape(self.n_chains, self.n_draws, -1)
+
+    def to_inference_data(self, log_likelihood: bool = True):
+        """ArviZ InferenceData: posterior (dims coef, group, term), sample_stats, observed_data,
+        log_likelihood (pointwise, dim obs) and constant_data (the data columns the model uses)."""
+        idata = super().to_inference_data(log_likelihood=log_likelihood)
+        idata.posterior.attrs["formula"] = self.formula
+        idata.posterior.attrs["family"] = self.family.name
+        idata.posterior.attrs["link"] = self.family.link
+        if self._data is not None:
+            import xarray as xr
+
+            variables = {}
+            for c in self._data.columns:
+                col = self._data[c]
+                attrs = {}
+                if isinstance(col.dtype, pd.CategoricalDtype):
+                    attrs = {"categories": json.dumps([str(v) for v in col.cat.categories]),
+                             "ordered": int(col.cat.ordered)}
+                    col = col.astype(str)
+                values = col.to_numpy()
+                if values.dtype == object:
+                    values = values.astype(str)
+                variables[str(c)] = xr.DataArray(values, dims=["row"], attrs=attrs)
+            idata.add_groups(constant_data=xr.Dataset(variables))
+        return idata
+
+    def waic(self, **kwargs: Any):
+        """WAIC by ArviZ from the pointwise log-likelihood."""
+        az = import_arviz()
+        return az.waic(self.to_inference_data(), **kwargs)
+
+    def loo(self, **kwargs: Any):
+        """PSIS-LOO by ArviZ from the pointwise log-likelihood."""
+        az = import_arviz()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # ArviZ's Pareto-k notice is in the result
+            return az.loo(self.to_inference_data(), **kwargs)
+
+    # ---- tables ---------------------------------------------------------------------------
+    def summary(self, var_names: list[str] | None = None, prob: float = 0.95) -> pd.DataFrame:
+        """mean, sd, quantiles, mcse_mean, ess_bulk, ess_tail, r_hat of the fixed effects, the
+        random-effect SDs and correlations, and sigma; ``table.attrs`` records the sampler."""
+        table = super().summary(var_names, prob)
+        table.attrs.update({"formula": self.formula, "family": str(self.family),
+                            "sampler": self.sampler})
+        return table
+
+    def __str__(self) -> str:
+        groups = ""
+        if self.spec is not None and self.spec.random:
+            b = self.spec.random[0]
+            groups = f"; random effects {b.label}, {b.groups.nunique()} groups"
+        head = (f"bglmm fit: {self.formula}\n"
+                f"family {self.family}{groups}\n"
+                f"sampler: {self.sampler}; {self.n_chains} chains x {self.n_draws} draws; "
+                f"seed {self.seed}\n")
+        with pd.option_context("display.width", 120, "display.max_columns", 20):
+            return head + str(self.summary().round(3))
+
+    def _flat(self, name: str) -> np.ndarray:
+        x = self.posterior[name]
+        return x.reshape((-1,) + x.shape[2:])
+
+    def ranef(self, prob: float = 0.95) -> pd.DataFrame:
+        """Posterior of each group's random effects b_j (deviations from the fixed effects),
+        index (level, term)."""
+        if "b" not in self.posterior:
+            raise ValueError("this model has no random effects")
+        b = self._flat("b")  # (S, G, q)
+        levels = list(self.coords["group"])
+        terms = list(self.coords["term"])
+        idx = pd.MultiIndex.from_product([levels, terms], names=[self._factor_name(), "term"])
+        return _quantile_table(b.reshape(b.shape[0], -1), idx, prob)
+
+    def coef(self, prob: float = 0.95) -> pd.DataFrame:
+        """Posterior of the group-level coefficients (fixed effect + the group's deviation, as
+        lme4's ``coef``), index (level, coefficient)."""
+        if "b" not in self.posterior:
+            raise ValueError("this model has no random effects; see summary()")
+        beta = self._flat("beta")
+        b = self._flat("b")
+        names = list(self.coords["coef"])
+        terms = list(self.coords["term"])
+        levels = list(self.coords["group"])
+        cols = names + [t for t in terms if t not in names]
+        out = np.zeros((beta.shape[0], len(levels), len(cols)))
+        for k, c in enumerate(cols):
+            if c in names:
+                out[:, :, k] += beta[:, [names.index(c)]]
+            if c in terms:
+                out[:, :, k] += b[:, :, terms.index(c)]
+        idx = pd.MultiIndex.from_product([levels, cols], names=[self._factor_name(), "coef"])
+        return _quantile_table(out.reshape(out.shape[0], -1), idx, prob)
+
+    def _factor_name(self) -> str:
+        if self.spec is not None and self.spec.random:
+            return self.spec.random[0].factor
+        return "group"
+
+    # ---- prediction -----------------------------------------------------------------------
+    def predict(self, newdata: pd.DataFrame | None = None, *, groups: str = "existing",
+                kind: str = "mean", draws: int | None = None, trials: Any = None,
+                offset: Any = None, se: Any = None, seed: int | None = None) -> np.ndarray:
+        """Posterior (predictive) draws for the rows of ``newdata`` (default: the data).
+
+        Returns an array (samples, rows): all chains' draws, or ``draws`` of them evenly spaced.
+
+        groups : ``"existing"`` — use each row's fitted group effect (unknown levels are an
+            error); ``"new"`` — draw fresh effects b ~ N(0, Sigma) for each distinct level in
+            newdata (a new group of the population); ``"none"`` — fixed effects only.
+        kind : ``"link"`` (the linear predictor), ``"mean"`` (inverse link: mean, rate or
+            probability) or ``"response"`` (a draw of y; binomial needs ``trials``, a column
+            name or array, unless the fitted trials column is in newdata).
+        """
+        if self.spec is None:
+            raise ValueError("the model design is not available (the formula could not be rebuilt)")
+        if groups not in ("existing", "new", "none"):
+            raise ValueError(f"groups must be 'existing', 'new' or 'none', got {groups!r}")
+        if kind not in ("link", "mean", "response"):
+            raise ValueError(f"kind must be 'link', 'mean' or 'response', got {kind!r}")
+        spec = self.spec
+        rng = np.random.default_rng(seed)
+        if newdata is None:
+            X = spec.X
+            blocks = [(blk.Z, blk.groups) for blk in spec.random]
+            off = spec.offset if spec.offset is not None else np.zeros(spec.n)
+            if offset is not None:
+                raise ValueError("offset= applies to newdata only")
+        else:
+            d = spec.new_design(newdata, offset=offset)
+            X, blocks, off = d["X"], d["blocks"], d["offset"]
+        beta = self._flat("beta")
+        total = beta.shape[0]
+        if draws is None:
+            sel = np.arange(total)
+        else:
+            if isinstance(draws, bool) or not isinstance(draws, (int, np.integer)) or draws < 1:
+                raise ValueError(f"draws must be a positive integer, got {draws!r}")
+            sel = np.unique(np.linspace(0, total - 1, min(int(draws), total)).round().astype(int))
+        eta = beta[sel] @ X.T + off
+        if blocks and groups != "none":
+            Z, labels = blocks[0]
+            b = self._flat("b")[sel]  # (S, G, q)
+            levels = pd.Index(self.coords["group"])
+            if groups == "existing":
+                codes = _match_levels(levels, labels)
+                unknown = pd.unique(pd.Series(labels)[codes < 0])
+                if unknown.size:
+                    raise ValueError(
+                        f"newdata has level(s) {list(unknown[:5])} of {self._factor_name()!r} that "
+                        "are not in the fitted data; use groups='new' to draw effects for new groups"
+                    )
+                eta = eta + np.einsum("snq,nq->sn", b[:, codes, :], Z)
+            else:
+                new_codes, new_levels = pd.factorize(pd.Series(labels))
+                cov = self._covariance_draws()[sel]  # (S, q, q)
+                L = np.linalg.cholesky(cov + 1e-300 * np.eye(cov.shape[-1]))
+                u = rng.standard_normal((len(sel), len(new_levels), cov.shape[-1]))
+                b_new = np.einsum("sqr,slr->slq", L, u)
+                eta = eta + np.einsum("snq,nq->sn", b_new[:, new_codes, :], Z)
+        if kind == "link":
+            return eta
+        mu = _inverse_link(self.family.link, eta)
+        if kind == "mean":
+            return mu
+        fam = self.family.name
+        if fam == "gaussian":
+            if spec.se is not None:
+                s = spec.se if newdata is None else self._row_values(se, spec._se_column, newdata, "se")
+                return rng.normal(mu, s)
+            sigma = self._flat("sigma")[sel]
+            return rng.normal(mu, sigma[:, None])
+        if fam == "poisson":
+            return rng.poisson(mu).astype(float)
+        if fam == "bernoulli":
+            n = np.ones(mu.shape[1])
+        elif newdata is None:
+            n = spec.trials
+        else:
+            n = self._row_values(trials, spec._trials_column, newdata, "trials")
+        return rng.binomial(n.astype(np.int64), np.clip(mu, 0.0, 1.0)).astype(float)
+
+    @staticmethod
+    def _row_values(value: Any, column: str | None, newdata: pd.DataFrame, what: str) -> np.ndarray:
+        from .formula import _column_or_array
+
+        if value is None and column is not None and column in newdata.columns:
+            value = column
+        if value is None:
+            raise ValueError(f"{what}= (a column name or array) is needed to predict responses for newdata")
+        return _column_or_array(value, newdata.reset_index(drop=True), what)
+
+    def _covariance_draws(self) -> np.ndarray:
+        if "Sigma" in self.posterior:
+            return self._flat("Sigma")
+        for name in self.posterior:
+            if name.startswith("sd_") or name == "tau":
+                s = self._flat(name)
+                return (s**2)[:, None, None]
+        raise ValueError("the fit has no random-effect covariance draws")
+
+    # ---- plots and files ------------------------------------------------------------------
+    def plot_trace(self, var_names: list[str] | None = None, **kwargs: Any):
+        """Trace and density plots of the summary variables (ArviZ, matplotlib)."""
+        from .plots import plot_trace
+
+        return plot_trace(self, var_names, **kwargs)
+
+    def plot_forest(self, var_names: list[str] | None = None, **kwargs: Any):
+        """Forest plot (intervals) of the summary variables, or of ``["b"]`` for the groups."""
+        from .plots import plot_forest
+
+        return plot_forest(self, var_names, **kwargs)
+
+    def plot_ppc(self, num_pp_samples: int = 100, seed: int | None = 0, **kwargs: Any):
+        """Posterior predictive check: densities of replicated data sets against y."""
+        from .plots import plot_ppc
+
+        return plot_ppc(self, num_pp_samples=num_pp_samples, seed=seed, **kwargs)
+
+    def save(self, path: str) -> None:
+        """Write the fit to a NetCDF file (ArviZ InferenceData with the data columns the model
+        uses); :func:`bglmm.load` reads it back, ready to summarise, plot and predict."""
+        idata = self.to_inference_data()
+        attrs = idata.posterior.attrs
+        attrs["bglmm_kind"] = self.kind
+        attrs["bglmm_summary_vars"] = json.dumps(self.summary_vars)
+        attrs["bglmm_priors"] = json.dumps({k: repr(v) for k, v in self.priors.items()})
+        attrs["bglmm_dims"] = json.dumps(self.dims)
+        args = {}
+        for k, v in self._arguments.items():
+            if v is None:
+                continue
+            if isinstance(v, str):
+                args[k] = v
+            else:
+                idata.constant_data[f"_bglmm_{k}"] = ("row", np.asarray(v, dtype=float).reshape(-1))
+                args[k] = f"_bglmm_{k}"
+        attrs["bglmm_arguments"] = json.dumps(args)
+        # NetCDF has no boolean type: store booleans as int8 (attributes as ints)
+        for group in idata.groups():
+            ds = idata[group]
+            for name in list(ds.data_vars):
+                if ds[name].dtype == bool:
+                    ds[name] = ds[name].astype(np.int8)
+            for k, v in list(ds.attrs.items()):
+                if isinstance(v, (bool, np.bool_)):
+                    ds.attrs[k] = int(v)
+        top = dict(idata.attrs or {})
+        if any(isinstance(v, (bool, np.bool_)) for v in top.values()):
+            idata.attrs = {k: int(v) if isinstance(v, (bool, np.bool_)) else v for k, v in top.items()}
+        idata.to_netcdf(str(path), engine="h5netcdf")
+
+
+def _match_levels(levels: pd.Index, labels: Any) -> np.ndarray:
+    labels = pd.Series(labels).reset_index(drop=True)
+    codes = levels.get_indexer(labels)
+    if np.any(codes < 0):  # 1 vs "1" after a round trip through files: compare as strings
+        alt = pd.Index([str(v) for v in levels]).get_indexer(labels.astype(str))
+        codes = np.where(codes < 0, alt, codes)
+    return codes
+
+
+def _lhs_columns(spec: ModelSpec, data: pd.DataFrame) -> set[str]:
+    from .formula import _lhs_variables, _parse
+
+    return {c for c in _lhs_variables(_parse(spec.formula).left) if c in data.columns}
+
+
+def load(path: str) -> FormulaFit:
+    """Read a fit written by :meth:`FormulaFit.save`.
+
+    The draws, names, sample statistics, log-likelihood and the data columns come back as
+    saved; the design is rebuilt from the formula and those columns, so ``predict`` works as on
+    the original fit. ``priors`` holds the priors' text representations.
+    """
+    az = import_arviz()
+    from formulae.environment import Environment
+
+    from .families import resolve_family
+
+    idata = az.from_netcdf(str(path), engine="h5netcdf")
+    attrs = {**dict(idata.attrs or {}), **dict(idata.posterior.attrs)}
+    if "formula" not in attrs or "bglmm_kind" not in attrs:
+        raise ValueError(f"{path} was not written by bglmm's FormulaFit.save")
+    formula = str(attrs["formula"])
+    family = resolve_family(str(attrs["family"]), str(attrs["link"]))
+    dims = {k: list(v) for k, v in json.loads(attrs["bglmm_dims"]).items()}
+    posterior = {k: idata.posterior[k].values for k in idata.posterior.data_vars}
+    coords = {}
+    for k in idata.posterior.coords:
+        if k not in ("chain", "draw"):
+            coords[k] = list(idata.posterior.coords[k].values)
+    sample_stats = ({k: idata.sample_stats[k].values for k in idata.sample_stats.data_vars}
+                    if "sample_stats" in idata.groups() else {})
+    ll = ({k: idata.log_likelihood[k].values for k in idata.log_likelihood.data_vars}
+          if "log_likelihood" in idata.groups() else None)
+    obs = ({k: idata.observed_data[k].values for k in idata.observed_data.data_vars}
+           if "observed_data" in idata.groups() else None)
+    if obs is not None and "obs" in idata.observed_data.coords:
+        coords["obs"] = list(idata.observed_data.coords["obs"].values)
+    data = None
+    args: dict[str, Any] = {}
+    spec = None
+    if "constant_data" in idata.groups():
+        cd = idata.constant_data
+        data = pd.DataFrame({k: cd[k].values for k in cd.data_vars if not str(k).startswith("_bglmm_")})
+        for k in data.columns:
+            a = cd[k].attrs
+            if "categories" in a:
+                data[k] = pd.Categorical(data[k].astype(str), categories=json.loads(a["categories"]),
+                                         ordered=bool(a["ordered"]))
+        for k, v in json.loads(attrs.get("bglmm_arguments", "{}")).items():
+            args[k] = cd[v].values if v.startswith("_bglmm_") else v
+        try:
+            spec = build_spec(formula, data, family, trials=args.get("trials"),
+                              offset=args.get("offset"), se=args.get("se"),
+                              env=Environment([{}]))
+        except Exception as err:  # e.g. a user function the formula called is not defined here
+            warnings.warn(f"bglmm.load: the model design could not be rebuilt ({err}); "
+                          "predict() is unavailable", stacklevel=2)
+    out = FormulaFit(
+        posterior, spec=spec, formula=formula, family=family,
+        priors=json.loads(attrs.get("bglmm_priors", "{}")), kind=str(attrs["bglmm_kind"]),
+        data=data, log_likelihood=ll, observed=obs, arguments=args, dims=dims, coords=coords,
+        sample_stats=sample_stats, summary_vars=json.loads(attrs["bglmm_summary_vars"]),
+        attrs={k: v for k, v in attrs.items() if not str(k).startswith("bglmm_")},
+        seed=int(attrs["seed"]) if "seed" in attrs else None,
+        interrupted=bool(int(attrs.get("interrupted", 0))), sampler=str(attrs.get("sampler", "")),
+    )
+    return out

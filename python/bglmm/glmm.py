@@ -1,0 +1,606 @@
+"""Generalized linear mixed models with one grouping factor, array level.
+
+    eta_i = offset_i + x_i' beta + z_i' b_{g(i)},   y_i ~ F(h(eta_i))
+    b_j ~ N_q(0, Sigma) iid over the levels j of the grouping factor
+    beta ~ N_p(m0, V0),   Sigma ~ Inverse-Wishart(nu0, S0)  (q = 1: or a prior on its SD)
+
+Families: poisson (log), binomial with trials and bernoulli (logit, probit, cloglog), and gaussian
+(identity; mainly for cross-checks against the conjugate Gibbs sampler of :func:`bglmm.lmm`).
+Both forms of the course notes are this model: "all coefficients vary by group",
+beta_j ~ N_p(theta, Sigma), is X = Z (theta = beta, beta_j = beta + b_j); "mixed" has some
+columns of X without a random term.
+
+Metropolis-within-Gibbs (one sweep, in this order):
+
+1. each group's coefficients by Metropolis-Hastings, in parallel over groups (OpenMP, dynamic
+   schedule): ``sampler="laplace"`` (default) proposes from N(m, H^-1), one Newton/IWLS step
+   from the current value (H = Z_j'WZ_j + Sigma^-1), MH-corrected with the reverse proposal;
+   ``sampler="random_walk"`` is the course notes' N(b_j, c_j Sigma), c_j starting at
+   ``rw_scale`` (1/2) and adapted per group during warm-up, frozen afterwards;
+2. fixed effects that carry a random term (the same column in X and Z), and group-level
+   covariates (columns constant within every group, attached to the random intercept's mean),
+   by exact Gibbs in the centred parameterisation (``parameterization="centered"``, default);
+3. the other fixed effects by a block Metropolis-Hastings step whose log-likelihood is a
+   parallel per-group sum added in a fixed order: with ``sampler="laplace"`` a Newton (IWLS)
+   proposal N(beta_F + H^-1 g, H^-1) with the reverse density in the ratio, which also shifts
+   each group's random intercept by -xbar_j' (beta_F' - beta_F) (xbar_j: the group means of
+   those columns), so only their within-group part has to fight the random effects; with
+   ``sampler="random_walk"`` a random walk N(beta_F, c V_F), V_F the inverse curvature, c tuned
+   in warm-up;
+4. Sigma by inverse-Wishart Gibbs (or the SD-prior step for q = 1), then, with the Laplace
+   kernel, a Metropolis move that rescales every b_j and Sigma jointly (b_j -> A b_j,
+   Sigma -> A Sigma A', A diagonal; every other sweep also a shear A = I + e E_kl for the
+   correlations; parameter expansion), which the Gibbs step alone explores slowly when groups
+   carry little information about their effects;
+5. gaussian: sigma^2 by inverse-gamma Gibbs.
+
+Draws do not depend on the number of threads (counter-based random numbers per group).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import _core
+from ._progress import Progress
+from .data import as_design, as_vector, check_count, check_full_rank, check_response, resolve_seed
+from .data import resolve_threads
+from .families import Family, resolve_family
+from .grouping import encode_groups
+from .priors import (
+    HalfNormal,
+    HalfStudentT,
+    InverseGamma,
+    InverseWishart,
+    LogUniform,
+    Normal,
+    UniformSD,
+)
+from .results import Fit, keep_completed, stack_chains
+from .warnings import AcceptanceWarning, BglmmWarning
+
+_KERNELS = {"laplace": 0, "random_walk": 1, "rw": 1}
+
+DEFAULT_PRIOR = Normal(0.0, 10.0)
+
+__all__ = ["glmm", "GlmmFit"]
+
+
+def _inverse_link(link: str, eta: np.ndarray) -> np.ndarray:
+    from scipy import special
+
+    if link == "identity":
+        return eta
+    if link == "log":
+        return np.exp(eta)
+    if link == "logit":
+        return special.expit(eta)
+    if link == "probit":
+        return special.ndtr(eta)
+    return -np.expm1(-np.exp(eta))
+
+
+class GlmmFit(Fit):
+    """Posterior of a GLMM fitted by :func:`glmm`.
+
+    Variables: ``beta`` (chain, draw, coef), ``Sigma`` (chain, draw, term, term_),
+    ``sd_<term>``, ``corr_<a>__<b>`` (double underscore, as :func:`bglmm.lmm`), ``b`` (chain, draw, group, term; if kept) and, for the
+    gaussian family, ``sigma``. ``group_acceptance`` holds each group's acceptance rate per
+    chain; ``acceptance_summary()`` its min / median / max.
+    """
+
+    def __init__(self, *args: Any, data: dict[str, Any], family: Family, **kwargs: Any) -> None:
+        self._data = data
+        self.family = family
+        super().__init__(*args, **kwargs)
+
+    # ---- accessors ------------------------------------------------------------------------
+    @property
+    def term_names(self) -> list[str]:
+        return list(self.coords["term"])
+
+    @property
+    def coef_names(self) -> list[str]:
+        return list(self.coords["coef"])
+
+    @property
+    def levels(self) -> list[Any]:
+        return list(self.coords["group"])
+
+    @property
+    def group_acceptance(self) -> np.ndarray:
+        """(chain, group): acceptance rate of each group's MH update over the sampling phase."""
+        return np.asarray(self.attrs["group_acceptance"])
+
+    def acceptance_summary(self) -> pd.DataFrame:
+        """min / median / max over groups of the per-group acceptance rates, one row per chain,
+        and the block step's acceptance rate (NaN when every fixed effect is centred)."""
+        acc = self.group_acceptance
+        fixed = np.asarray(self.attrs["fixed_acceptance"], dtype=float)
+        return pd.DataFrame({"group_min": acc.min(axis=1), "group_median": np.median(acc, axis=1),
+                             "group_max": acc.max(axis=1), "fixed": fixed},
+                            index=pd.Index(range(acc.shape[0]), name="chain"))
+
+    def summary(self, var_names: list[str] | None = None, prob: float = 0.95) -> pd.DataFrame:
+        table = super().summary(var_names, prob)
+        s = self.acceptance_summary()
+        table.attrs["group_acceptance"] = {"min": float(s.group_min.min()),
+                                           "median": float(s.group_median.median()),
+                                           "max": float(s.group_max.max())}
+        return table
+
+    def _need_b(self) -> np.ndarray:
+        if "b" not in self.posterior:
+            raise ValueError("the group effects were not kept (keep_group_effects=False)")
+        return self.posterior["b"]
+
+    def group_coefficients(self) -> np.ndarray:
+        """Draws (chain, draw, group, term) of each group's coefficients on the Z columns:
+        beta_c + b_j for a term whose column is also in X (the course notes' beta_j), b_j else."""
+        b = self._need_b()
+        out = b.copy()
+        for k, c in enumerate(self.attrs["term_in_X"]):
+            if c >= 0:
+                out[..., k] += self.posterior["beta"][..., c][..., None]
+        return out
+
+    def ranef(self) -> pd.DataFrame:
+        """Posterior means of b_j, one row per group, one column per term."""
+        b = self._need_b()
+        return pd.DataFrame(b.mean(axis=(0, 1)), index=pd.Index(self.levels, name="group"),
+                            columns=self.term_names)
+
+    def coef(self) -> pd.DataFrame:
+        """Posterior means of the group coefficients (see :meth:`group_coefficients`)."""
+        return pd.DataFrame(self.group_coefficients().mean(axis=(0, 1)),
+                            index=pd.Index(self.levels, name="group"), columns=self.term_names)
+
+    # ---- log-likelihood ---------------------------------------------------------------------
+    def _flat_b(self) -> np.ndarray:
+        b = self._need_b()
+        c, s = b.shape[:2]
+        return np.ascontiguousarray(b.reshape(c * s, -1))
+
+    def pointwise_log_lik(self) -> np.ndarray:
+        """log p(y_i | draw), shaped (chain, draw, obs) in the caller's row order."""
+        d = self._data
+        beta = self.posterior["beta"]
+        c, s, p = beta.shape
+        phi = (self.posterior["sigma"] ** 2).reshape(c * s) if "sigma" in self.posterior \
+            else np.ones(c * s)
+        ll = _core.glmm_pointwise_log_lik(
+            d["X"], d["Z"], d["y"], d["trials"], d["offset"], d["group_start"],
+            self.family.code, np.ascontiguousarray(beta.reshape(c * s, p)), self._flat_b(),
+            np.ascontiguousarray(phi), d["threads"])
+        ll = d["grouping"].unsort(ll, axis=1)
+        return ll.reshape(c, s, -1)
+
+    def _log_likelihood(self) -> dict[str, np.ndarray] | None:
+        if "b" not in self.posterior:
+            return None
+        return {"y": self.pointwise_log_lik()}
+
+    def _observed(self) -> dict[str, np.ndarray]:
+        return {"y": self._data["y_original"]}
+
+    # ---- prediction --------------------------------------------------------------------------
+    def predict(self, X: Any = None, Z: Any = None, group: Any = None, *,
+                groups: str = "existing", kind: str = "mean", offset: Any = None,
+                trials: Any = None, seed: int | None = None) -> np.ndarray:
+        """Posterior (predictive) draws (chain, draw, rows) for the rows of (X, Z, group);
+        default: the fitted data.
+
+        groups : ``"existing"`` uses each row's fitted b_j (levels must be in the fit);
+            ``"new"`` draws b ~ N(0, Sigma) per draw for each distinct level of ``group`` (each
+            row is its own new group when ``group`` is None).
+        kind : ``"link"`` (eta), ``"mean"`` (h(eta): rate or probability) or ``"response"``
+            (a draw of y; binomial needs ``trials`` for new rows).
+        """
+        if groups not in ("existing", "new"):
+            raise ValueError(f"groups must be 'existing' or 'new', got {groups!r}")
+        if kind not in ("link", "mean", "response"):
+            raise ValueError(f"kind must be 'link', 'mean' or 'response', got {kind!r}")
+        d = self._data
+        rng = np.random.default_rng(seed)
+        beta = self.posterior["beta"]
+        if X is None:
+            if Z is not None or group is not None or offset is not None:
+                raise ValueError("give X (and Z, group, offset) together for new rows")
+            Xn, Zn, off = d["X_original"], d["Z_original"], d["offset_original"]
+            labels = np.asarray(d["codes"])
+            codes = labels
+        else:
+            Xn, _ = as_design(X)
+            if Xn.shape[1] != beta.shape[2]:
+                raise ValueError(f"X has {Xn.shape[1]} columns, the model has {beta.shape[2]}")
+            n = Xn.shape[0]
+            q = len(self.term_names)
+            if Z is None:
+                if self.attrs["z_is_intercept"]:
+                    Zn = np.ones((n, 1))
+                else:
+                    raise ValueError("Z is required for new rows (the random-effect design)")
+            else:
+                Zn = _random_design(Z, Xn, None, n)[0]
+            if Zn.shape[1] != q:
+                raise ValueError(f"Z has {Zn.shape[1]} columns, the model has {q}")
+            off = np.zeros(n) if offset is None else as_vector(offset, n, "offset")
+            codes = None
+            if group is not None:
+                labels = pd.Series(np.asarray(group, dtype=object) if np.ndim(group) else group)
+                if len(labels) != n:
+                    raise ValueError(f"group has {len(labels)} values but X has {n} rows")
+                if labels.isna().any():
+                    raise ValueError("group has missing values")
+                if groups == "existing":
+                    index = pd.Index(self.levels)
+                    codes = index.get_indexer(labels)
+                    if (codes < 0).any():
+                        bad = list(pd.unique(labels[codes < 0])[:5])
+                        raise ValueError(f"group level(s) {bad} are not in the fitted data; use "
+                                         "groups='new' to draw effects for new groups")
+                else:
+                    codes = pd.factorize(labels)[0]
+            elif groups == "existing":
+                raise ValueError("group is required to predict for existing groups")
+        eta = np.einsum("cdp,np->cdn", beta, Xn) + off
+        if groups == "existing":
+            b = self._need_b()
+            eta = eta + np.einsum("cdnq,nq->cdn", b[:, :, codes, :], Zn)
+        else:
+            n_new = int(codes.max()) + 1 if codes is not None else Xn.shape[0]
+            codes = np.arange(Xn.shape[0]) if codes is None else codes
+            L = np.linalg.cholesky(self.posterior["Sigma"])
+            u = rng.standard_normal(beta.shape[:2] + (n_new, L.shape[-1]))
+            b_new = np.einsum("cdqr,cdlr->cdlq", L, u)
+            eta = eta + np.einsum("cdnq,nq->cdn", b_new[:, :, codes, :], Zn)
+        if kind == "link":
+            return eta
+        mu = _inverse_link(self.family.link, eta)
+        if kind == "mean":
+            return mu
+        if self.family.name == "gaussian":
+            return rng.normal(mu, self.posterior["sigma"][..., None])
+        if self.family.name == "poisson":
+            return rng.poisson(mu).astype(float)
+        if X is None:
+            n_tr = d["trials_original"]
+        elif self.family.name == "bernoulli":
+            n_tr = np.ones(mu.shape[-1])
+        else:
+            if trials is None:
+                raise ValueError("trials is required to predict binomial responses for new rows")
+            n_tr = as_vector(trials, mu.shape[-1], "trials")
+        return rng.binomial(n_tr.astype(np.int64), np.clip(mu, 0.0, 1.0)).astype(float)
+
+
+def _random_design(Z: Any, Xa: np.ndarray, x_names: list[str] | None, n: int,
+                   X_frame: Any = None) -> tuple[np.ndarray, list[str]]:
+    """The random-effects design: None (random intercept), a list of X column names, or an
+    array / DataFrame."""
+    if Z is None:
+        return np.ones((n, 1)), ["Intercept"]
+    if isinstance(Z, str):
+        Z = [Z]
+    if isinstance(Z, (list, tuple)) and all(isinstance(z, str) for z in Z):
+        if x_names is None:
+            raise TypeError("Z given as column names needs X as a DataFrame")
+        cols = []
+        for name in Z:
+            if name in ("1", "Intercept", "(Intercept)") and name not in x_names:
+                cols.append(np.ones(n))
+                continue
+            if name not in x_names:
+                raise ValueError(f"random-effect term {name!r} is not a column of X "
+                                 f"(columns: {', '.join(x_names)})")
+            cols.append(Xa[:, x_names.index(name)])
+        return np.column_stack(cols), ["Intercept" if z in ("1", "(Intercept)") else z for z in Z]
+    Za, names = as_design(Z, "Z")
+    if Za.shape[0] != n:
+        raise ValueError(f"Z has {Za.shape[0]} rows but X has {n}")
+    if not isinstance(Z, (pd.DataFrame, pd.Series)):
+        names = [f"z{k}" for k in range(Za.shape[1])]
+    return Za, names
+
+
+def _covariance_prior(prior: Any, q: int) -> tuple[float, np.ndarray, int, float, float]:
+    """(iw_df, iw_scale, scale_kind, scale_a, scale_b); scale_kind -1 means inverse-Wishart."""
+    if prior is None:
+        prior = InverseWishart(q + 1.0, np.eye(q))
+    if isinstance(prior, InverseWishart):
+        df, scale = prior.to_arrays(q, "random_prior")
+        return df, scale, -1, 0.0, 0.0
+    if isinstance(prior, LogUniform):
+        raise ValueError("a flat prior on log(sd) makes the posterior improper (Gelman 2006); use "
+                         "HalfCauchy, HalfStudentT, UniformSD or InverseWishart")
+    if isinstance(prior, (InverseGamma, HalfStudentT, HalfNormal, UniformSD)):
+        if q != 1:
+            raise ValueError(f"the random effects have {q} terms: their covariance needs an "
+                             f"InverseWishart prior, got {type(prior).__name__}")
+        from .hierarchical import scale_prior_spec
+
+        kind, a, b = scale_prior_spec(prior, "random_prior")
+        return 2.0, np.eye(1), int(kind), float(a), float(b)
+    raise TypeError("random_prior must be a bglmm.priors.InverseWishart (or, for one term, "
+                    f"InverseGamma / HalfStudentT / HalfNormal / UniformSD), got {type(prior).__name__}")
+
+
+def glmm(
+    y: Any,
+    X: Any,
+    Z: Any = None,
+    group: Any = None,
+    family: str | Family = "poisson",
+    link: str | None = None,
+    *,
+    trials: Any = None,
+    offset: Any = None,
+    prior: Normal | None = None,
+    random_prior: Any = None,
+    cov_prior: Any = None,
+    sigma_prior: InverseGamma | None = None,
+    sampler: str = "laplace",
+    parameterization: str = "centered",
+    rw_scale: float = 0.5,
+    target_acceptance: float | None = None,
+    chains: int = 4,
+    draws: int = 1000,
+    warmup: int = 1000,
+    thin: int = 1,
+    keep_group_effects: bool = True,
+    seed: int | None = None,
+    threads: int | None = None,
+    progress: bool = False,
+    check: bool = True,
+    min_rows_per_thread: int = 2000,
+    scale_move: bool = True,
+) -> GlmmFit:
+    """Fit a GLMM with one grouping factor by Metropolis-within-Gibbs.
+
+    Parameters
+    ----------
+    y : response (counts for poisson/binomial, 0/1 for bernoulli), length n.
+    X : fixed-effects design (n, p), array or DataFrame (names become ``coef``); include a
+        column of ones for an intercept.
+    Z : random-effects design (n, q): an array / DataFrame, a list of column names of X (use
+        "Intercept" or "1" for a column of ones not in X), or None for a random intercept. A Z
+        column equal to an X column makes that coefficient vary by group around its fixed effect.
+    group : grouping factor, length n (any labels; missing values are an error).
+    family, link : poisson (log), binomial / bernoulli (logit, probit, cloglog), gaussian.
+    trials : binomial numbers of trials; offset : known part of eta (e.g. log exposure).
+    prior : :class:`~bglmm.priors.Normal` on beta (default N(0, 10^2) each).
+    random_prior : :class:`~bglmm.priors.InverseWishart` on Sigma (default IW(q + 1, I):
+        uniform marginal correlations); for q = 1 also InverseGamma on the variance or
+        HalfStudentT / HalfCauchy / HalfNormal / UniformSD on the SD. ``cov_prior`` is an
+        alias (the name :func:`bglmm.lmm` uses).
+    sigma_prior : gaussian only: Inverse-Gamma on sigma^2 (default IG(1/2, var(y)/2)).
+    sampler : "laplace" (default) or "random_walk" (the course notes' kernel).
+    parameterization : "centered" (Gibbs for the fixed effects with a random term; best when
+        groups carry much data) or "noncentered" (all fixed effects in the block step).
+    rw_scale : the random walk's starting c_j (proposal N(b_j, c_j Sigma)).
+    target_acceptance : the random walk's target for the c_j adaptation (default 0.44 for
+        q = 1, 0.35 else); the warning thresholds are set around it.
+    chains, draws, warmup, thin : MCMC sizes (draws kept per chain, after thinning).
+    keep_group_effects : store every b_j draw (needed for ranef, predict for existing groups,
+        and the pointwise log-likelihood); False keeps memory small for very many groups.
+    seed : integer for reproducible draws (None: fresh entropy, recorded in ``fit.seed``).
+    threads : threads for the per-group updates (None: all cores). Draws do not depend on it.
+    scale_move : with ``sampler="laplace"``, add the joint (b, Sigma) rescaling move to each
+        sweep (one more pass over the data; much better mixing of the SDs).
+    min_rows_per_thread : use at most n / min_rows_per_thread threads (small data run faster
+        serially; a parallel region costs microseconds, far more on a loaded machine).
+    check : warn (ConvergenceWarning) when R-hat > 1.01 or bulk ESS < 100 per chain for a
+        reported parameter, and (AcceptanceWarning) when acceptance is far from its target.
+    """
+    fam = resolve_family(family, link)
+    Xa, x_names = as_design(X)
+    n, p = Xa.shape
+    ya = as_vector(y, n, "y")
+    if fam.name == "binomial":
+        if trials is None:
+            raise ValueError("family 'binomial' needs trials= (the number of trials per row)")
+        ta = as_vector(trials, n, "trials")
+    else:
+        if trials is not None and fam.name != "bernoulli":
+            raise ValueError(f"trials= only applies to binomial families, not {fam.name!r}")
+        ta = np.ones(n) if trials is None else as_vector(trials, n, "trials")
+    check_response(ya, fam, ta if fam.has_trials else None)
+    off = np.zeros(n) if offset is None else as_vector(offset, n, "offset")
+    check_full_rank(Xa, x_names)
+    Za, z_names = _random_design(Z, Xa, x_names if isinstance(X, (pd.DataFrame, pd.Series))
+                                 else None, n)
+    q = Za.shape[1]
+    if q > 12:
+        raise ValueError(f"Z has {q} columns; at most 12 random-effect terms are supported")
+    check_full_rank(Za, z_names, "Z")
+    grouping = encode_groups(group, n, "group")
+    m = grouping.n_groups
+    if m == 1:
+        warnings.warn("group has a single level: Sigma is informed by its prior alone",
+                      BglmmWarning, stacklevel=2)
+
+    if not isinstance(parameterization, str) or parameterization not in ("centered", "noncentered"):
+        raise ValueError("parameterization must be 'centered' or 'noncentered'")
+    term_in_X = []
+    for k in range(q):
+        match = -1
+        for j in range(p):
+            if j not in term_in_X and np.array_equal(Xa[:, j], Za[:, k]):
+                match = j
+                break
+        term_in_X.append(match)
+    Xs, Zs = grouping.sort(Xa), grouping.sort(Za)
+    centred: list[tuple[int, int]] = []
+    if parameterization == "centered":
+        centred = [(j, k) for k, j in enumerate(term_in_X) if j >= 0]
+        intercept = [k for k in range(q) if np.all(Za[:, k] == 1.0)]
+        if intercept:
+            # group-level covariates (constant within every group) join the random
+            # intercept's mean: exact Gibbs instead of the block Metropolis step
+            first = Xs[np.repeat(grouping.group_start[:-1], grouping.sizes)]
+            constant = np.all(Xs == first, axis=0)
+            taken = {j for j, _ in centred}
+            centred += [(j, intercept[0]) for j in range(p) if constant[j] and j not in taken]
+
+    prior = DEFAULT_PRIOR if prior is None else prior
+    if not isinstance(prior, Normal):
+        raise TypeError(f"prior must be a bglmm.priors.Normal, got {type(prior).__name__}")
+    m0, V0 = prior.to_arrays(p, "prior")
+    if cov_prior is not None:
+        if random_prior is not None:
+            raise ValueError("give random_prior or cov_prior (an alias), not both")
+        random_prior = cov_prior
+    iw_df, iw_scale, scale_kind, scale_a, scale_b = _covariance_prior(random_prior, q)
+    if scale_kind == 2 and np.isinf(scale_b) and m < 3:
+        raise ValueError("a flat prior on the SD (UniformSD()) needs at least 3 groups")
+
+    a0 = b0 = 0.0
+    if fam.name == "gaussian":
+        if sigma_prior is None:
+            var = float(np.var(ya - off)) if n > 1 else 1.0
+            sigma_prior = InverseGamma(0.5, 0.5 * max(var, 1e-12))
+        if not isinstance(sigma_prior, InverseGamma):
+            raise TypeError("sigma_prior must be a bglmm.priors.InverseGamma on sigma^2")
+        a0, b0 = sigma_prior.shape, sigma_prior.scale
+    elif sigma_prior is not None:
+        raise ValueError(f"sigma_prior applies to the gaussian family only, not {fam.name!r}")
+
+    if not isinstance(sampler, str) or sampler.lower() not in _KERNELS:
+        raise ValueError(f"unknown sampler {sampler!r}; use 'laplace' or 'random_walk'")
+    kernel = _KERNELS[sampler.lower()]
+    chains = check_count("chains", chains, 1)
+    draws = check_count("draws", draws, 1)
+    warmup = check_count("warmup", warmup, 0)
+    thin = check_count("thin", thin, 1)
+    rw_scale = float(rw_scale)
+    if not np.isfinite(rw_scale) or rw_scale <= 0:
+        raise ValueError(f"rw_scale must be positive, got {rw_scale}")
+    if target_acceptance is None:
+        target_acceptance = 0.44 if q == 1 else 0.35
+    if not 0.05 <= float(target_acceptance) <= 0.95:
+        raise ValueError(f"target_acceptance must be in [0.05, 0.95], got {target_acceptance}")
+    seed_used = resolve_seed(seed)
+    n_threads = resolve_threads(threads)
+
+    # rows sorted by group: the core reads each group's rows as one block
+    ys, ts, offs = grouping.sort(ya), grouping.sort(ta), grouping.sort(off)
+    gs = grouping.group_start
+    config = {"draws": draws, "warmup": warmup, "thin": thin, "threads": n_threads,
+              "kernel": kernel, "rw_scale": rw_scale, "rw_target": float(target_acceptance),
+              "fixed_target": 0.44 if p - len(centred) == 1 else 0.3,
+              "keep_group_effects": bool(keep_group_effects), "scale_move": bool(scale_move),
+              "min_rows_per_thread": check_count("min_rows_per_thread", min_rows_per_thread, 1)}
+    bar = Progress(progress, chains * (warmup + draws * thin))
+    results = []
+    try:
+        for chain in range(chains):
+            res = _core.run_glmm_chain(
+                Xs, Zs, ys, ts, offs, gs, fam.code, centred, m0, V0, iw_df, iw_scale,
+                a0, b0, config, seed_used, chain, bar.chain_callback(chain, warmup + draws * thin),
+                scale_kind, scale_a, scale_b)
+            results.append(res)
+            if res["interrupted"]:
+                break
+    finally:
+        bar.close()
+    kept, interrupted = keep_completed(results, draws)
+    n_chains = len(kept)
+
+    sigma = stack_chains(kept, "sigma").reshape(n_chains, -1, q, q)
+    posterior: dict[str, np.ndarray] = {"beta": stack_chains(kept, "beta")}
+    dims: dict[str, list[str]] = {"beta": ["coef"], "Sigma": ["term", "term_"]}
+    summary_vars = ["beta"]
+    for k, name in enumerate(z_names):
+        key = f"sd_{name}"
+        posterior[key] = np.sqrt(sigma[..., k, k])
+        summary_vars.append(key)
+    for k in range(q):
+        for l in range(k + 1, q):
+            key = f"corr_{z_names[k]}__{z_names[l]}"
+            posterior[key] = sigma[..., k, l] / np.sqrt(sigma[..., k, k] * sigma[..., l, l])
+            summary_vars.append(key)
+    if fam.name == "gaussian":
+        posterior["sigma"] = np.sqrt(stack_chains(kept, "phi"))
+        summary_vars.append("sigma")
+    posterior["Sigma"] = sigma
+    if keep_group_effects:
+        posterior["b"] = stack_chains(kept, "b").reshape(n_chains, -1, m, q)
+        dims["b"] = ["group", "term"]
+    sample_stats = {"log_lik_kernel": stack_chains(kept, "log_lik"),
+                    "group_acceptance_rate": stack_chains(kept, "group_accept_mean"),
+                    "fixed_accepted": stack_chains(kept, "fixed_accepted").astype(bool)}
+    pf = p - len(centred)
+    group_acc = stack_chains(kept, "group_acceptance")
+    attrs = {
+        "family": fam.name,
+        "link": fam.link,
+        "sampler_kernel": "laplace" if kernel == 0 else "random_walk",
+        "parameterization": parameterization,
+        "group_acceptance": group_acc,
+        "group_warmup_acceptance": stack_chains(kept, "group_warmup_acceptance"),
+        "rw_scale": stack_chains(kept, "rw_scale"),
+        "fixed_acceptance": [float(r["fixed_acceptance"]) if pf else float("nan") for r in kept],
+        "fixed_scale": [float(r["fixed_scale"]) for r in kept],
+        "scale_move_acceptance": [float(r["scale_move_acceptance"]) for r in kept],
+        "warmup_seconds": [float(r["warmup_seconds"]) for r in kept],
+        "sampling_seconds": [float(r["sampling_seconds"]) for r in kept],
+        "sampling_sweeps": [int(r["sampling_sweeps"]) for r in kept],
+        "threads_used": int(kept[0]["threads_used"]),
+        "term_in_X": term_in_X,
+        "centred": [x_names[j] for j, _ in centred],
+        "z_is_intercept": bool(q == 1 and np.all(Za == 1.0)),
+        "n_obs": n,
+        "n_groups": m,
+    }
+    kernel_name = ("Laplace/IWLS-proposal" if kernel == 0 else "random-walk") + \
+        " Metropolis-within-Gibbs"
+    fit = GlmmFit(
+        posterior,
+        dims=dims,
+        coords={"coef": x_names, "term": z_names, "term_": z_names, "group": grouping.levels},
+        sample_stats=sample_stats,
+        summary_vars=summary_vars,
+        attrs=attrs,
+        seed=seed_used,
+        interrupted=interrupted,
+        sampler=kernel_name,
+        data={"X": Xs, "Z": Zs, "y": ys, "trials": ts, "offset": offs, "group_start": gs,
+              "grouping": grouping, "threads": n_threads, "X_original": Xa, "Z_original": Za,
+              "offset_original": off, "trials_original": ta, "y_original": ya,
+              "codes": grouping.codes},
+        family=fam,
+    )
+    if check and not interrupted:
+        _check_acceptance(fit, kernel, float(target_acceptance), pf)
+        fit.check_convergence(stacklevel=2)
+    return fit
+
+
+def _check_acceptance(fit: GlmmFit, kernel: int, target: float, pf: int) -> None:
+    s = fit.acceptance_summary()
+    med = float(s.group_median.median())
+    low = float(s.group_min.min())
+    messages = []
+    if kernel == 0:
+        # the Laplace proposal is close to each group's conditional posterior: acceptance
+        # well below 1/2 means that approximation is poor (very little data per group)
+        if med < 0.5:
+            messages.append(f"median per-group acceptance {med:.2f} of the Laplace kernel is low")
+    else:
+        if med < target / 2 or med > min(0.95, 2 * target):
+            messages.append(f"median per-group acceptance {med:.2f} is far from the target {target:.2f}")
+    if low < 0.02:
+        messages.append(f"some group accepts only {low:.3f} of its proposals")
+    if pf:
+        fixed = float(np.nanmin(s.fixed))
+        # Newton proposal (laplace): near 1 when the conditional is close to normal;
+        # random walk: tuned towards 0.3 (0.44 for one coefficient)
+        if (kernel == 0 and fixed < 0.3) or (kernel == 1 and (fixed < 0.08 or fixed > 0.8)):
+            messages.append(f"the fixed-effects block step accepts {fixed:.2f} of its proposals")
+    if messages:
+        warnings.warn("; ".join(messages) + "; consider more warm-up or the other sampler",
+                      AcceptanceWarning, stacklevel=3)

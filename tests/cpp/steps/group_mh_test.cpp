@@ -1,0 +1,185 @@
+// Tests of the GLMM steps (steps/group_mh.hpp, steps/fixed_effects.hpp) and driver
+// (glmm_sampler.hpp): fused likelihood terms, the per-group data pass against brute-force sums,
+// the Laplace proposal being exact for the gaussian family, thread-count independence, and
+// input checks.
+#include <cmath>
+#include <vector>
+
+#include "bglmm/glmm_sampler.hpp"
+#include "bglmm/steps/fixed_effects.hpp"
+#include "bglmm/steps/group_mh.hpp"
+#include "check.hpp"
+
+using namespace bglmm;
+
+namespace {
+
+struct Fixture {
+  RowMatrix x, z;
+  Vector y, trials, offset;
+  IndexVector starts;
+  // 3 groups of sizes 2, 3, 4; X = [1, t], Z = [1, t]
+  explicit Fixture(bool counts = true) {
+    const int n = 9;
+    x.resize(n, 2);
+    z.resize(n, 2);
+    y.resize(n);
+    trials = Vector::Constant(n, 3.0);
+    offset = Vector::LinSpaced(n, -0.2, 0.3);
+    for (int i = 0; i < n; ++i) {
+      const double t = 0.25 * i - 1.0;
+      x(i, 0) = 1.0;
+      x(i, 1) = t;
+      z(i, 0) = 1.0;
+      z(i, 1) = t;
+      y[i] = counts ? static_cast<double>(i % 4) : 0.3 * i - 1.1;
+    }
+    starts.resize(4);
+    starts << 0, 2, 5, 9;
+  }
+  GroupedData grouped(FamilyLink fl) const {
+    return make_grouped_data(x, z, y, trials, offset, starts, fl);
+  }
+};
+
+GlmmPriors make_priors(const GlmmData& d) {
+  GlmmPriors pr;
+  pr.beta_mean = Vector::Zero(d.p());
+  pr.beta_cov = 4.0 * Matrix::Identity(d.p(), d.p());
+  pr.sigma.df = 4.0;
+  pr.sigma.scale = Matrix::Identity(d.q(), d.q());
+  pr.phi_shape = 2.0;
+  pr.phi_scale = 1.0;
+  prepare_priors(d, pr);
+  return pr;
+}
+
+}  // namespace
+
+TEST_CASE("fused likelihood terms equal the Glm functions") {
+  for (double eta : {-30.0, -3.0, -0.4, 0.0, 0.7, 5.0, 30.0}) {
+    double u, w;
+    const double k = LikTerms<PoissonLog>::all(3.0, 1.0, eta, 1.0, u, w);
+    CHECK_NEAR(k, PoissonLog::log_kernel(3.0, 1.0, eta, 1.0), 1e-12 * (1 + std::fabs(k)));
+    CHECK_NEAR(u, PoissonLog::score(3.0, 1.0, eta, 1.0), 1e-12 * (1 + std::fabs(u)));
+    CHECK_NEAR(w, PoissonLog::weight(1.0, eta, 1.0), 1e-12 * (1 + w));
+    const double kb = LikTerms<BinomialLogit>::all(2.0, 5.0, eta, 1.0, u, w);
+    CHECK_NEAR(kb, BinomialLogit::log_kernel(2.0, 5.0, eta, 1.0), 1e-12 * (1 + std::fabs(kb)));
+    CHECK_NEAR(u, BinomialLogit::score(2.0, 5.0, eta, 1.0), 1e-12);
+    CHECK_NEAR(w, BinomialLogit::weight(5.0, eta, 1.0), 1e-14);
+    CHECK_NEAR(LikTerms<BinomialLogit>::kernel(2.0, 5.0, eta, 1.0), kb, 0.0);
+  }
+}
+
+TEST_CASE("group data pass equals brute-force sums (centred intercept, free slope)") {
+  Fixture f;
+  const GlmmData d = make_glmm_data(f.grouped(FamilyLink::PoissonLog), {{0, 0}});
+  CHECK(d.p_free() == 1 && d.p_centred() == 1 && d.intercept_term == 0);
+  const double beta_free[1] = {0.4};
+  const double gamma[2] = {-0.3, 0.2};
+  QVec grad(2);
+  QMat info(2, 2);
+  const double ll = steps::group_data_pass<PoissonLog, true>(d, 2, beta_free, gamma, 1.0, grad, info);
+  double ll_ref = 0.0, g0 = 0.0, g1 = 0.0, h00 = 0.0, h01 = 0.0, h11 = 0.0;
+  for (int i = 5; i < 9; ++i) {
+    const double eta = f.offset[i] + f.x(i, 1) * 0.4 + gamma[0] + gamma[1] * f.z(i, 1);
+    const double mu = std::exp(eta);
+    ll_ref += f.y[i] * eta - mu;
+    g0 += f.y[i] - mu;
+    g1 += (f.y[i] - mu) * f.z(i, 1);
+    h00 += mu;
+    h01 += mu * f.z(i, 1);
+    h11 += mu * f.z(i, 1) * f.z(i, 1);
+  }
+  CHECK_NEAR(ll, ll_ref, 1e-12);
+  CHECK_NEAR(grad[0], g0, 1e-12);
+  CHECK_NEAR(grad[1], g1, 1e-12);
+  CHECK_NEAR(info(0, 0), h00, 1e-12);
+  CHECK_NEAR(info(0, 1), h01, 1e-12);
+  CHECK_NEAR(info(1, 0), h01, 1e-12);
+  CHECK_NEAR(info(1, 1), h11, 1e-12);
+  // without derivatives: the same kernel
+  CHECK_NEAR((steps::group_data_pass<PoissonLog, false>(d, 2, beta_free, gamma, 1.0, grad, info)),
+             ll_ref, 1e-12);
+}
+
+TEST_CASE("Laplace proposal is the exact conditional for the gaussian family") {
+  Fixture f(false);
+  const GlmmData d = make_glmm_data(f.grouped(FamilyLink::GaussianIdentity), {{0, 0}, {1, 1}});
+  const double phi = 0.7;
+  QVec x(2), mu(2), grad(2), mean(2);
+  x << 0.5, -0.2;
+  mu << 0.1, 0.3;
+  QMat prec(2, 2), info(2, 2);
+  prec << 2.0, 0.3, 0.3, 1.5;
+  steps::group_data_pass<GaussianIdentity, true>(d, 1, nullptr, x.data(), phi, grad, info);
+  Eigen::LLT<QMat> llt(2);
+  CHECK(steps::laplace_moments(x, grad, info, mu, prec, mean, llt));
+  // exact: (Z'Z/phi + P)^{-1} (Z'(y - offset)/phi + P mu)
+  Matrix zz = Matrix::Zero(2, 2);
+  Vector zr = Vector::Zero(2);
+  for (int i = 2; i < 5; ++i) {
+    Vector zi(2);
+    zi << f.z(i, 0), f.z(i, 1);
+    zz += zi * zi.transpose() / phi;
+    zr += zi * (f.y[i] - f.offset[i]) / phi;
+  }
+  const Vector exact = (zz + Matrix(prec)).ldlt().solve(zr + Matrix(prec) * Vector(mu));
+  CHECK_NEAR(mean[0], exact[0], 1e-10);
+  CHECK_NEAR(mean[1], exact[1], 1e-10);
+  // ... so the mean does not depend on the starting point and the MH ratio is exactly 1
+  QVec x2(2), mean2(2);
+  x2 << -3.0, 4.0;
+  steps::group_data_pass<GaussianIdentity, true>(d, 1, nullptr, x2.data(), phi, grad, info);
+  CHECK(steps::laplace_moments(x2, grad, info, mu, prec, mean2, llt));
+  CHECK_NEAR(mean2[0], exact[0], 1e-10);
+  CHECK_NEAR(mean2[1], exact[1], 1e-10);
+}
+
+TEST_CASE("chains are bitwise identical for 1 and 3 threads") {
+  Fixture f;
+  const GlmmData d = make_glmm_data(f.grouped(FamilyLink::BinomialLogit), {{0, 0}});
+  const GlmmPriors pr = make_priors(d);
+  GlmmConfig cfg;
+  cfg.draws = 30;
+  cfg.warmup = 30;
+  cfg.min_rows_per_thread = 1;
+  RunControl control;
+  cfg.threads = 1;
+  const GlmmChainResult a = run_glmm_chain(d, pr, cfg, rng::ChainKey{9, 0}, control);
+  cfg.threads = 3;
+  const GlmmChainResult b = run_glmm_chain(d, pr, cfg, rng::ChainKey{9, 0}, control);
+  CHECK(b.threads_used == 3);
+  CHECK(a.beta == b.beta);
+  CHECK(a.sigma == b.sigma);
+  CHECK(a.b == b.b);
+  cfg.kernel = GroupKernel::RandomWalk;
+  const GlmmChainResult c = run_glmm_chain(d, pr, cfg, rng::ChainKey{9, 0}, control);
+  cfg.threads = 1;
+  const GlmmChainResult e = run_glmm_chain(d, pr, cfg, rng::ChainKey{9, 0}, control);
+  CHECK(c.b == e.b);
+  CHECK(!(c.b == a.b));
+}
+
+TEST_CASE("bad data and centring are rejected") {
+  Fixture f;
+  f.y[3] = 1.5;
+  CHECK_THROWS(make_glmm_data(f.grouped(FamilyLink::PoissonLog), {}));
+  Fixture g;
+  g.y[0] = 4.0;  // > 3 trials
+  CHECK_THROWS(make_glmm_data(g.grouped(FamilyLink::BinomialLogit), {}));
+  Fixture h;
+  // the slope column varies within groups: it cannot join the random intercept's mean
+  CHECK_THROWS(make_glmm_data(h.grouped(FamilyLink::PoissonLog), {{1, 0}}));
+  CHECK_THROWS(make_glmm_data(h.grouped(FamilyLink::PoissonLog), {{0, 0}, {0, 1}}));
+  CHECK_THROWS(make_glmm_data(h.grouped(FamilyLink::PoissonLog), {{5, 0}}));
+  const GlmmData d = make_glmm_data(h.grouped(FamilyLink::PoissonLog), {});
+  GlmmPriors pr;
+  pr.beta_mean = Vector::Zero(3);  // wrong size
+  pr.beta_cov = Matrix::Identity(2, 2);
+  pr.sigma.df = 3.0;
+  pr.sigma.scale = Matrix::Identity(2, 2);
+  CHECK_THROWS(prepare_priors(d, pr));
+}
+
+BGLMM_TEST_MAIN()

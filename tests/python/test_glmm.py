@@ -1,0 +1,374 @@
+"""bglmm.glmm: Metropolis-within-Gibbs for GLMMs — reproducibility, Geweke joint-distribution
+tests of the kernels, the gaussian cross-check against the Gibbs sampler, observation-level
+random effects, prediction / log-likelihood, and bad input."""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bglmm
+from bglmm import _core
+from bglmm.priors import HalfCauchy, InverseGamma, InverseWishart, Normal
+
+
+def _logistic_data(m=40, k=10, seed=0):
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(m), k)
+    x = rng.normal(size=m * k)
+    L = np.linalg.cholesky(np.array([[1.0, 0.15], [0.15, 0.25]]))
+    b = rng.normal(size=(m, 2)) @ L.T
+    eta = -0.5 + b[g, 0] + (1.0 + b[g, 1]) * x
+    y = rng.binomial(1, 1 / (1 + np.exp(-eta))).astype(float)
+    X = pd.DataFrame({"Intercept": 1.0, "x": x})
+    return y, X, g
+
+
+def _poisson_data(m=30, k=6, seed=1):
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(m), k)
+    x = rng.normal(size=m * k)
+    w = rng.normal(size=m * k)
+    eta = 0.3 + rng.normal(0, 0.7, m)[g] + 0.5 * x + 0.2 * w
+    y = rng.poisson(np.exp(eta)).astype(float)
+    X = pd.DataFrame({"Intercept": 1.0, "x": x, "w": w})
+    return y, X, g
+
+
+# ---- reproducibility ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sampler", ["laplace", "random_walk"])
+def test_draws_identical_for_1_2_4_threads(sampler):
+    # counter-based random numbers per (iteration, group) and per-group slots summed in order:
+    # the thread count must not change a single bit
+    # min_rows_per_thread=1 forces the parallel path even on these small data
+    y, X, g = _poisson_data()
+    fits = [bglmm.glmm(y, X, ["Intercept"], g, family="poisson", sampler=sampler, seed=11,
+                       chains=2, draws=15, warmup=15, threads=t, check=False,
+                       min_rows_per_thread=1) for t in (1, 2, 4)]
+    assert [f.attrs["threads_used"] for f in fits] == [1, 2, 4]
+    for f in fits[1:]:
+        for name in ("beta", "b", "Sigma"):
+            assert np.array_equal(fits[0].posterior[name], f.posterior[name])
+    y, X, g = _logistic_data(m=25, k=6)
+    fits = [bglmm.glmm(y, X, ["Intercept", "x"], g, family="bernoulli", sampler=sampler,
+                       seed=5, chains=1, draws=15, warmup=15, threads=t, check=False,
+                       min_rows_per_thread=1)
+            for t in (1, 2, 4)]
+    for f in fits[1:]:
+        assert np.array_equal(fits[0].posterior["b"], f.posterior["b"])
+        assert np.array_equal(fits[0].posterior["Sigma"], f.posterior["Sigma"])
+
+
+def test_seed_reproducible_and_chains_differ():
+    y, X, g = _poisson_data()
+    a = bglmm.glmm(y, X, None, g, seed=3, chains=2, draws=20, warmup=20, check=False)
+    b = bglmm.glmm(y, X, None, g, seed=3, chains=2, draws=20, warmup=20, check=False)
+    c = bglmm.glmm(y, X, None, g, seed=4, chains=2, draws=20, warmup=20, check=False)
+    assert np.array_equal(a.posterior["beta"], b.posterior["beta"])
+    assert not np.array_equal(a.posterior["beta"], c.posterior["beta"])
+    assert not np.array_equal(a.posterior["beta"][0], a.posterior["beta"][1])
+    assert a.seed == 3
+
+
+# ---- Geweke joint-distribution tests -----------------------------------------------------
+# Successive-conditional simulator (Geweke 2004): from a prior draw, alternate one sweep with
+# y ~ p(y | theta). If every step leaves its conditional invariant, the theta draws follow the
+# prior; we compare the chain means of g(theta) with exact prior moments. The MCSE comes from
+# 50 batch means; |z| < 4.5 per moment keeps the false-alarm rate of ~11 moments x 8 runs
+# below 1e-3, and a kernel that forgets the reverse-proposal density fails with |z| > 10
+# (test_geweke_detects_a_wrong_kernel).
+
+
+def _geweke_problem(q, centred, group_level_w=False):
+    rng = np.random.default_rng(0)
+    m, k = 4, 3
+    n = m * k
+    x = np.round(rng.normal(size=n), 2)
+    w = np.round(rng.normal(size=n), 2)
+    if group_level_w:  # constant within groups: joins the random intercept's mean
+        w = np.repeat(w[:m], k)
+    X = np.ascontiguousarray(np.column_stack([np.ones(n), x, w]))
+    Z = np.ascontiguousarray(X[:, :q])
+    gs = np.arange(0, n + 1, k, dtype=np.int64)
+    m0 = np.array([0.2, -0.1, 0.3])
+    V0 = np.array([[0.25, 0.05, 0.02], [0.05, 0.16, 0.0], [0.02, 0.0, 0.09]])
+    nu = q + 6.0
+    ES = np.array([[0.3, 0.05], [0.05, 0.2]])[:q, :q]
+    pairs = [(k, k) for k in range(q)] if centred else []
+    if group_level_w:
+        pairs.append((2, 0))
+    return X, Z, gs, m0, V0, nu, ES * (nu - q - 1), ES, pairs
+
+
+def _geweke_z(family_code, kernel, q, centred, trials=1.0, drop=False, iterations=40000,
+              group_level_w=False):
+    X, Z, gs, m0, V0, nu, S, ES, pairs = _geweke_problem(q, centred, group_level_w)
+    n = X.shape[0]
+    gaussian = family_code == 0
+    a0, b0 = (4.0, 1.5) if gaussian else (0.0, 0.0)
+    cfg = {"kernel": kernel, "threads": 1, "drop_proposal_correction": drop, "rw_scale": 0.5}
+    d = _core.glmm_geweke(X, Z, np.zeros(n), np.full(n, trials), np.zeros(n), gs, family_code,
+                          pairs, m0, V0, nu, S, a0, b0, cfg, iterations, 7)
+    p = 3
+    funcs = {}
+    exact = {}
+    for j in range(p):
+        funcs[f"beta{j}"] = d[:, j]
+        exact[f"beta{j}"] = m0[j]
+    funcs["beta0^2"] = d[:, 0] ** 2
+    exact["beta0^2"] = V0[0, 0] + m0[0] ** 2
+    for a in range(q):
+        funcs[f"Sigma{a}{a}"] = d[:, p + a * q + a]
+        exact[f"Sigma{a}{a}"] = ES[a, a]
+        funcs[f"b{a}"] = d[:, p + q * q + a]
+        exact[f"b{a}"] = 0.0
+        funcs[f"b{a}^2"] = d[:, p + q * q + a] ** 2
+        exact[f"b{a}^2"] = ES[a, a]
+    if q == 2:
+        funcs["Sigma01"] = d[:, p + 1]
+        exact["Sigma01"] = ES[0, 1]
+    if gaussian:
+        funcs["phi"] = d[:, -1]
+        exact["phi"] = b0 / (a0 - 1)
+    z = {}
+    for key, v in funcs.items():
+        batches = v[: len(v) // 50 * 50].reshape(50, -1).mean(axis=1)
+        z[key] = (v.mean() - exact[key]) / (batches.std(ddof=1) / np.sqrt(50))
+    return z
+
+
+@pytest.mark.parametrize(
+    "family_code, kernel, q, centred, trials, group_level_w",
+    [
+        (1, 0, 2, True, 1.0, False),   # poisson, Laplace, centred intercept + slope, free w
+        (1, 0, 1, True, 1.0, True),    # poisson, Laplace, group-level w in the intercept's mean
+        (1, 1, 1, False, 1.0, False),  # poisson, random walk, non-centred intercept
+        (2, 0, 2, False, 1.0, False),  # logistic (bernoulli), Laplace, non-centred
+        (2, 1, 2, True, 1.0, False),   # logistic, random walk, centred
+        (3, 0, 1, True, 3.0, False),   # binomial probit with 3 trials, Laplace
+        (4, 0, 1, False, 2.0, False),  # binomial cloglog, Laplace, non-centred
+        (0, 0, 1, True, 1.0, False),   # gaussian through the same path (+ residual variance)
+    ],
+)
+def test_geweke_joint_distribution(family_code, kernel, q, centred, trials, group_level_w):
+    z = _geweke_z(family_code, kernel, q, centred, trials, group_level_w=group_level_w)
+    bad = {k: round(v, 1) for k, v in z.items() if abs(v) > 4.5}
+    assert not bad, f"prior moments not recovered: {bad}"
+
+
+def test_geweke_detects_a_wrong_kernel():
+    # the Laplace kernel without the reverse-proposal term is not reversible w.r.t. the target:
+    # the same test must reject it clearly (power)
+    for code in (1, 2):
+        z = _geweke_z(code, 0, 2, code == 1, drop=True)
+        assert max(abs(v) for v in z.values()) > 10
+
+
+# ---- cross-check with the conjugate Gibbs sampler ----------------------------------------
+
+
+def test_gaussian_path_agrees_with_gibbs_sampler():
+    rng = np.random.default_rng(8)
+    m, k = 15, 6
+    g = np.repeat(np.arange(m), k)
+    x = rng.normal(size=m * k)
+    y = 1.0 + rng.normal(0, 0.8, m)[g] + (0.5 + rng.normal(0, 0.3, m)[g]) * x + rng.normal(0, 0.6, m * k)
+    X = pd.DataFrame({"Intercept": 1.0, "x": x})
+    prior = Normal(0.0, 5.0)
+    cov_prior = InverseWishart(4.0, np.eye(2))
+    sigma_prior = InverseGamma(1.0, 0.5)
+    mwg = bglmm.glmm(y, X, ["Intercept", "x"], g, family="gaussian", prior=prior,
+                     random_prior=cov_prior, sigma_prior=sigma_prior, seed=1, chains=2,
+                     draws=1500, warmup=300, check=False)
+    gibbs = bglmm.lmm(y, X, X, g, prior=prior, cov_prior=cov_prior, sigma_prior=sigma_prior,
+                      seed=2, chains=2, draws=1500, warmup=300)
+    # the Laplace proposal is the exact conditional for the gaussian family
+    assert mwg.acceptance_summary().group_min.min() == 1.0
+    s1, s2 = mwg.summary(), gibbs.summary()
+    for row in ["beta[Intercept]", "beta[x]", "sd_Intercept", "sd_x", "corr_Intercept__x", "sigma"]:
+        # two independent Monte Carlo estimates: their difference has sd sqrt(mcse1^2 + mcse2^2)
+        se = np.hypot(s1.loc[row, "mcse_mean"], s2.loc[row, "mcse_mean"])
+        assert abs(s1.loc[row, "mean"] - s2.loc[row, "mean"]) < 3.5 * se, row
+
+
+# ---- observation-level random effects ------------------------------------------------------
+
+
+def test_observation_level_random_effect_is_fast_and_recovers_overdispersion():
+    # one observation per level (the toxoplasmosis situation at scale): 3000 levels
+    rng = np.random.default_rng(4)
+    n = 3000
+    x = rng.normal(size=n)
+    y = rng.poisson(np.exp(1.0 + 0.4 * x + rng.normal(0, 0.5, n))).astype(float)
+    X = np.column_stack([np.ones(n), x])
+    t0 = time.perf_counter()
+    fit = bglmm.glmm(y, X, None, np.arange(n), family="poisson", seed=2, chains=2, draws=500,
+                     warmup=300, keep_group_effects=False, check=False)
+    elapsed = time.perf_counter() - t0
+    # 1600 sweeps over 3000 one-row groups; generous for a loaded 2-core CI machine
+    assert elapsed < 30
+    s = fit.summary()
+    assert abs(s.loc["sd_Intercept", "mean"] - 0.5) < 0.1
+    assert abs(s.loc["beta[x1]", "mean"] - 0.4) < 0.06
+    assert fit.acceptance_summary().group_median.min() > 0.8
+
+
+# ---- prediction, log-likelihood, ArviZ ---------------------------------------------------
+
+
+def test_predict_loglik_and_arviz():
+    y, X, g = _poisson_data()
+    fit = bglmm.glmm(y, X, ["Intercept"], g, family="poisson", seed=1, chains=2, draws=200,
+                     warmup=200, check=False)
+    ll = fit.pointwise_log_lik()
+    assert ll.shape == (2, 200, len(y))
+    # the pointwise log-likelihood at one draw equals scipy's, in the caller's row order
+    from scipy import stats
+
+    beta = fit.posterior["beta"][0, 5]
+    b = fit.posterior["b"][0, 5, :, 0]
+    eta = X.to_numpy() @ beta + b[g]
+    assert np.allclose(ll[0, 5], stats.poisson.logpmf(y, np.exp(eta)))
+    az = bglmm.results.import_arviz()
+    idata = fit.to_inference_data()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # Pareto-k notice (random-effect models)
+        loo = az.loo(idata)
+    assert np.isfinite(loo.elpd_loo)
+    mean = fit.predict()
+    assert mean.shape == (2, 200, len(y))
+    assert np.allclose(mean[0, 5], np.exp(eta))
+    resp = fit.predict(kind="response", seed=1)
+    assert np.all(resp == np.round(resp))
+    new = fit.predict(X.iloc[:4], group=["a", "a", "b", "c"], groups="new", seed=2)
+    assert new.shape == (2, 200, 4)
+    # same new group shares its draw of b: rows 0 and 1 differ only through X
+    ratio = new[..., 0] / new[..., 1]
+    assert np.allclose(ratio, np.exp(fit.posterior["beta"] @ (X.iloc[0] - X.iloc[1]).to_numpy()))
+    existing = fit.predict(X.iloc[[0, 1, len(y) - 1]], group=[g[0], g[1], g[-1]], kind="link")
+    assert np.allclose(existing[0, 5, 2], eta[-1])
+    with pytest.raises(ValueError, match="not in the fitted data"):
+        fit.predict(X.iloc[:1], group=["nope"])
+    coefs = fit.coef()
+    assert np.allclose(coefs["Intercept"], fit.ranef()["Intercept"] + fit.posterior["beta"][..., 0].mean())
+    assert fit.group_coefficients().shape == (2, 200, 30, 1)
+
+
+def test_thinning_and_dropping_group_effects():
+    y, X, g = _poisson_data()
+    fit = bglmm.glmm(y, X, None, g, seed=1, chains=1, draws=30, warmup=10, thin=3,
+                     keep_group_effects=False, check=False)
+    assert fit.posterior["beta"].shape == (1, 30, 3)
+    assert "b" not in fit.posterior
+    assert fit.attrs["sampling_sweeps"] == [90]
+    with pytest.raises(ValueError, match="keep_group_effects"):
+        fit.ranef()
+    assert "log_likelihood" not in fit.to_inference_data().groups()
+
+
+def test_offset_exposure():
+    rng = np.random.default_rng(5)
+    m, k = 40, 5
+    g = np.repeat(np.arange(m), k)
+    exposure = rng.uniform(0.5, 20, m * k)
+    y = rng.poisson(exposure * np.exp(-1.0 + rng.normal(0, 0.3, m)[g])).astype(float)
+    fit = bglmm.glmm(y, np.ones((m * k, 1)), None, g, offset=np.log(exposure), seed=1,
+                     chains=2, draws=500, warmup=300, check=False)
+    s = fit.summary()
+    # the log-rate is -1 (posterior sd ~0.06): 4 sd
+    assert abs(s.loc["beta[x0]", "mean"] + 1.0) < 4 * s.loc["beta[x0]", "sd"]
+
+
+def test_random_walk_adapts_per_group_and_acceptance_is_summarised():
+    y, X, g = _logistic_data()
+    fit = bglmm.glmm(y, X, ["Intercept", "x"], g, family="bernoulli", sampler="random_walk",
+                     seed=2, chains=2, draws=300, warmup=300, check=False)
+    acc = fit.acceptance_summary()
+    assert list(acc.columns) == ["group_min", "group_median", "group_max", "fixed"]
+    # c_j adapted towards 0.35 during warm-up, then frozen
+    assert 0.2 < acc.group_median.median() < 0.5
+    scales = fit.attrs["rw_scale"]
+    assert scales.shape == (2, 40) and np.ptp(scales) > 0
+    assert "group_acceptance" in fit.summary().attrs
+
+
+def test_acceptance_and_convergence_warnings():
+    y, X, g = _logistic_data(m=20)
+    # no warm-up and a huge random-walk scale: acceptance far below target, chains not mixed
+    with pytest.warns(bglmm.AcceptanceWarning):
+        with pytest.warns(bglmm.ConvergenceWarning):
+            bglmm.glmm(y, X, ["Intercept", "x"], g, family="bernoulli", sampler="random_walk",
+                       rw_scale=400.0, warmup=0, draws=40, chains=2, seed=1)
+
+
+def test_half_cauchy_sd_prior_for_one_term():
+    y, X, g = _poisson_data()
+    fit = bglmm.glmm(y, X, None, g, random_prior=HalfCauchy(1.0), seed=1, chains=2, draws=300,
+                     warmup=200, check=False)
+    assert 0.3 < fit.summary().loc["sd_Intercept", "mean"] < 1.2
+    with pytest.raises(ValueError, match="InverseWishart"):
+        bglmm.glmm(y, X, ["Intercept", "x"], g, random_prior=HalfCauchy(1.0))
+
+
+# ---- bad input ---------------------------------------------------------------------------
+
+
+def test_bad_input_messages():
+    y, X, g = _poisson_data()
+    with pytest.raises(ValueError, match="non-integer"):
+        bglmm.glmm(y + 0.5, X, None, g)
+    with pytest.raises(ValueError, match="exceeds trials"):
+        bglmm.glmm(np.full(len(y), 3.0), X, None, g, family="binomial", trials=np.full(len(y), 2.0))
+    gg = g.astype(float)
+    gg[3] = np.nan
+    with pytest.raises(ValueError, match="group has 1 missing"):
+        bglmm.glmm(y, X, None, gg)
+    with pytest.raises(ValueError, match="'slope' is not a column of X"):
+        bglmm.glmm(y, X, ["Intercept", "slope"], g)
+    with pytest.raises(ValueError, match="negative"):
+        bglmm.glmm(-y - 1, X, None, g)
+    with pytest.raises(ValueError, match="unknown sampler"):
+        bglmm.glmm(y, X, None, g, sampler="nuts")
+    with pytest.raises(ValueError, match="parameterization"):
+        bglmm.glmm(y, X, None, g, parameterization="both")
+    with pytest.raises(ValueError, match="Z has"):
+        bglmm.glmm(y, X, np.ones((3, 1)), g)
+    with pytest.raises(ValueError, match="rank deficient"):
+        bglmm.glmm(y, X, np.ones((len(y), 2)), g)
+    with pytest.raises(TypeError, match="random_prior"):
+        bglmm.glmm(y, X, None, g, random_prior=Normal(0, 1))
+    with pytest.raises(ValueError, match="improper"):
+        bglmm.glmm(y, X, None, g, random_prior=bglmm.priors.LogUniform())
+    with pytest.raises(ValueError, match="group has 5 values"):
+        bglmm.glmm(y, X, None, g[:5])
+    # the C++ layer re-checks what reaches it directly
+    n = len(y)
+    Xa = np.ascontiguousarray(X.to_numpy())
+    with pytest.raises(ValueError, match="not a whole count"):
+        _core.run_glmm_chain(Xa, np.ones((n, 1)), y + 0.5, np.ones(n), np.zeros(n),
+                             np.array([0, n], dtype=np.int64), 1, [(0, 0)], np.zeros(3), np.eye(3),
+                             2.0, np.eye(1), 0.0, 0.0, {"draws": 1, "warmup": 0}, 1, 0)
+    with pytest.raises(ValueError, match="differ"):
+        _core.run_glmm_chain(Xa, np.ascontiguousarray(Xa[:, 1:2]), y, np.ones(n), np.zeros(n),
+                             np.array([0, n], dtype=np.int64), 1, [(0, 0)], np.zeros(3), np.eye(3),
+                             2.0, np.eye(1), 0.0, 0.0, {"draws": 1, "warmup": 0}, 1, 0)
+
+
+def test_single_group_and_all_zero_group():
+    y, X, g = _poisson_data()
+    with pytest.warns(bglmm.BglmmWarning, match="single level"):
+        fit = bglmm.glmm(y, X, None, np.zeros(len(y)), seed=1, chains=1, draws=50, warmup=50,
+                         check=False)
+    assert np.all(np.isfinite(fit.posterior["beta"]))
+    # a group with only zero counts: its effect is finite and pulled below the others
+    y = y.copy()
+    y[g == 0] = 0.0
+    fit = bglmm.glmm(y, X, None, g, seed=1, chains=2, draws=300, warmup=300, check=False)
+    b = fit.ranef()["Intercept"]
+    assert np.all(np.isfinite(b)) and b.iloc[0] < b.median()
