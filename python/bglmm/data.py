@@ -169,6 +169,24 @@ def check_response(y: np.ndarray, family: Family, trials: np.ndarray | None) -> 
             raise ValueError("bernoulli responses must be 0 or 1; use family='binomial' with trials")
 
 
+def response_arrays(y: Any, trials: Any, offset: Any, n: int,
+                    family: Family) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validated response, trials (ones where the family has none) and offset vectors."""
+    ya = as_vector(y, n, "y")
+    if family.name == "binomial":
+        if trials is None:
+            raise ValueError("family 'binomial' needs trials= (the number of trials per row)")
+        ta = as_vector(trials, n, "trials")
+    else:
+        if trials is not None and family.name != "bernoulli":
+            raise ValueError(f"trials= only applies to binomial families, not {family.name!r}")
+        ta = np.ones(n) if trials is None else as_vector(trials, n, "trials")
+    check_response(ya, family, ta if family.has_trials else None)
+    off = np.zeros(n) if offset is None else as_vector(offset, n, "offset")
+    check_magnitude(off, "offset")
+    return ya, ta, off
+
+
 def check_count(name: str, value: Any, minimum: int) -> int:
     """An integer argument (draws, chains, ...) of at least `minimum`."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):

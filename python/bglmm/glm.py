@@ -32,7 +32,7 @@ from .data import (
     check_count,
     check_full_rank,
     check_magnitude,
-    check_response,
+    response_arrays,
     resolve_seed,
     resolve_threads,
 )
@@ -188,18 +188,7 @@ def glm(
     fam = resolve_family(family, link)
     Xa, names = as_design(X)
     n, p = Xa.shape
-    ya = as_vector(y, n, "y")
-    if fam.name == "binomial":
-        if trials is None:
-            raise ValueError("family 'binomial' needs trials= (the number of trials per row)")
-        ta = as_vector(trials, n, "trials")
-    else:
-        if trials is not None and fam.name != "bernoulli":
-            raise ValueError(f"trials= only applies to binomial families, not {fam.name!r}")
-        ta = np.ones(n) if trials is None else as_vector(trials, n, "trials")
-    check_response(ya, fam, ta if fam.has_trials else None)
-    off = np.zeros(n) if offset is None else as_vector(offset, n, "offset")
-    check_magnitude(off, "offset")
+    ya, ta, off = response_arrays(y, trials, offset, n, fam)
     check_magnitude(Xa, "X")
     check_full_rank(Xa, names)
 

@@ -47,7 +47,7 @@ import pandas as pd
 
 from . import _core
 from ._progress import Progress
-from .data import as_design, as_vector, check_count, check_full_rank, check_response, resolve_seed
+from .data import as_design, as_vector, check_count, check_full_rank, resolve_seed, response_arrays
 from .data import resolve_threads
 from .families import Family, resolve_family
 from .grouping import encode_groups
@@ -399,17 +399,7 @@ def glmm(
     fam = resolve_family(family, link)
     Xa, x_names = as_design(X)
     n, p = Xa.shape
-    ya = as_vector(y, n, "y")
-    if fam.name == "binomial":
-        if trials is None:
-            raise ValueError("family 'binomial' needs trials= (the number of trials per row)")
-        ta = as_vector(trials, n, "trials")
-    else:
-        if trials is not None and fam.name != "bernoulli":
-            raise ValueError(f"trials= only applies to binomial families, not {fam.name!r}")
-        ta = np.ones(n) if trials is None else as_vector(trials, n, "trials")
-    check_response(ya, fam, ta if fam.has_trials else None)
-    off = np.zeros(n) if offset is None else as_vector(offset, n, "offset")
+    ya, ta, off = response_arrays(y, trials, offset, n, fam)
     check_full_rank(Xa, x_names)
     Za, z_names = _random_design(Z, Xa, x_names if isinstance(X, (pd.DataFrame, pd.Series))
                                  else None, n)
