@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from . import priors as P
-from .families import Family
+from .families import Family, inverse_link
 from .formula import ModelSpec, build_spec
 from .results import Fit, import_arviz
 
@@ -318,22 +318,6 @@ def _standardise_hierarchical_normal(inner: Fit) -> tuple[dict, dict, dict, list
 # the fit object
 
 
-def _inverse_link(link: str, eta: np.ndarray) -> np.ndarray:
-    from scipy import special
-
-    if link == "identity":
-        return eta
-    if link == "log":
-        return np.exp(eta)
-    if link == "logit":
-        return special.expit(eta)
-    if link == "probit":
-        return special.ndtr(eta)
-    if link == "cloglog":
-        return -np.expm1(-np.exp(eta))
-    raise ValueError(f"unknown link {link!r}")
-
-
 def _quantile_table(draws: np.ndarray, index: Any, prob: float = 0.95) -> pd.DataFrame:
     """mean, sd and central interval of draws shaped (samples, k)."""
     lo, hi = (1 - prob) / 2, (1 + prob) / 2
@@ -587,7 +571,7 @@ class FormulaFit(Fit):
                 eta = eta + np.einsum("snq,nq->sn", b_new[:, new_codes, :], Z)
         if kind == "link":
             return eta
-        mu = _inverse_link(self.family.link, eta)
+        mu = inverse_link(self.family.link, eta)
         if kind == "mean":
             return mu
         fam = self.family.name

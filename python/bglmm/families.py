@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 # (family, link) -> code of bglmm::FamilyLink in cpp/include/bglmm/glm.hpp
 _CODES = {
     ("gaussian", "identity"): 0,
@@ -70,3 +72,22 @@ def resolve_family(family: str | Family, link: str | None = None) -> Family:
             f"unknown link {link!r} for family {name!r}; supported links: {', '.join(LINKS[name])}"
         )
     return Family(name, link)
+
+
+def inverse_link(link: str, eta: np.ndarray) -> np.ndarray:
+    """mu = h(eta), vectorised, in overflow-safe forms (the NumPy twin of cpp/include/bglmm/links)."""
+    eta = np.asarray(eta, dtype=float)
+    if link == "identity":
+        return eta
+    if link == "log":
+        return np.exp(eta)
+    if link == "logit":
+        e = np.exp(-np.abs(eta))  # branch on the sign of eta: no overflow for large |eta|
+        return np.where(eta >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    if link == "probit":
+        from scipy.special import ndtr  # scipy arrives with arviz
+
+        return ndtr(eta)
+    if link == "cloglog":
+        return -np.expm1(-np.exp(eta))
+    raise ValueError(f"unknown link {link!r}")

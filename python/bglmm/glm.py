@@ -36,7 +36,7 @@ from .data import (
     resolve_seed,
     resolve_threads,
 )
-from .families import Family, resolve_family
+from .families import Family, inverse_link, resolve_family
 from .priors import InverseGamma, Normal
 from .results import Fit, keep_completed, stack_chains
 
@@ -108,20 +108,7 @@ class GlmFit(Fit):
         ``kind="mean"``: the mean mu = h(eta) (for binomial, a probability);
         ``kind="response"``: a draw of y from the family (binomial: counts out of ``trials``).
         """
-        from scipy import special
-
-        eta = self.linear_predictor(X, offset)
-        link = self.family.link
-        if link == "identity":
-            mu = eta
-        elif link == "log":
-            mu = np.exp(eta)
-        elif link == "logit":
-            mu = special.expit(eta)
-        elif link == "probit":
-            mu = special.ndtr(eta)
-        else:
-            mu = -np.expm1(-np.exp(eta))
+        mu = inverse_link(self.family.link, self.linear_predictor(X, offset))
         if kind == "mean":
             return mu
         if kind != "response":

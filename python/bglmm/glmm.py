@@ -49,7 +49,7 @@ from . import _core
 from ._progress import Progress
 from .data import as_design, as_vector, check_count, check_full_rank, resolve_seed, response_arrays
 from .data import resolve_threads
-from .families import Family, resolve_family
+from .families import Family, inverse_link, resolve_family
 from .grouping import encode_groups
 from .priors import (
     HalfNormal,
@@ -68,20 +68,6 @@ _KERNELS = {"laplace": 0, "random_walk": 1, "rw": 1}
 DEFAULT_PRIOR = Normal(0.0, 10.0)
 
 __all__ = ["glmm", "GlmmFit"]
-
-
-def _inverse_link(link: str, eta: np.ndarray) -> np.ndarray:
-    from scipy import special
-
-    if link == "identity":
-        return eta
-    if link == "log":
-        return np.exp(eta)
-    if link == "logit":
-        return special.expit(eta)
-    if link == "probit":
-        return special.ndtr(eta)
-    return -np.expm1(-np.exp(eta))
 
 
 class GlmmFit(Fit):
@@ -260,7 +246,7 @@ class GlmmFit(Fit):
             eta = eta + np.einsum("cdnq,nq->cdn", b_new[:, :, codes, :], Zn)
         if kind == "link":
             return eta
-        mu = _inverse_link(self.family.link, eta)
+        mu = inverse_link(self.family.link, eta)
         if kind == "mean":
             return mu
         if self.family.name == "gaussian":

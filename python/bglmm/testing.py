@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .families import resolve_family
+from .families import inverse_link, resolve_family
 
 __all__ = [
     "Simulated",
@@ -75,31 +75,11 @@ def _rng(seed: Any) -> np.random.Generator:
     return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
 
-def inverse_link(eta: np.ndarray, link: str) -> np.ndarray:
-    """mu = h(eta) for the links bglmm supports (NumPy only, numerically stable forms)."""
-    eta = np.asarray(eta, dtype=float)
-    if link == "identity":
-        return eta
-    if link == "log":
-        return np.exp(eta)
-    if link == "logit":
-        # 1 / (1 + exp(-eta)) without overflow for large |eta|
-        e = np.exp(-np.abs(eta))
-        return np.where(eta >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-    if link == "probit":
-        from math import erf, sqrt
-
-        return 0.5 * (1.0 + np.vectorize(erf)(eta / sqrt(2.0)))
-    if link == "cloglog":
-        return -np.expm1(-np.exp(eta))
-    raise ValueError(f"unknown link {link!r}")
-
-
 def draw_response(rng: np.random.Generator, family: str, link: str, eta: np.ndarray,
                   *, trials: np.ndarray | None = None, sigma: float | np.ndarray = 1.0
                   ) -> np.ndarray:
     """One draw of y given the linear predictor, as float64."""
-    mu = inverse_link(eta, link)
+    mu = inverse_link(link, eta)
     if family == "gaussian":
         return rng.normal(mu, sigma)
     if family == "poisson":
@@ -169,32 +149,12 @@ def simulate_hierarchical_normal(n_groups: int, mu: float, tau: float, *, sigma:
                      {"mu": float(mu), "tau": float(tau), "theta": theta, "sigma": s.copy()})
 
 
-def simulate_lmm(n_groups: int, rows: Any, beta: Sequence[float], cov: Any, *, sigma: float = 1.0,
-                 n_random: int | None = None, seed: Any = None) -> Simulated:
-    """y = X beta + Z b_g + e: the first ``n_random`` columns of X (default: all) vary by group,
-    b_g ~ N(0, cov), e ~ N(0, sigma^2); ``rows`` per group (an integer or one per group)."""
+def _grouped_predictor(n_groups: int, rows: Any, beta: Any, cov: Any, n_random: int | None,
+                       seed: Any):
+    """The shared part of the grouped simulators: groups, design X (its first ``n_random``
+    columns also vary by group: Z), b_g ~ N(0, cov) and eta = X beta + Z b_g. Returns the
+    generator too, so the caller's further draws continue the same stream."""
     rng = _rng(seed)
-    beta = np.asarray(beta, dtype=float)
-    q = beta.size if n_random is None else int(n_random)
-    cov = np.atleast_2d(np.asarray(cov, dtype=float))
-    if cov.shape == (1, 1) and q > 1:
-        cov = np.eye(q) * cov[0, 0]
-    group = _group_index(rng, n_groups, rows)
-    n = group.size
-    X = _design(rng, n, beta.size)
-    Z = X[:, :q]
-    b = rng.multivariate_normal(np.zeros(q), cov, size=n_groups, method="cholesky")
-    y = X @ beta + np.einsum("nq,nq->n", Z, b[group]) + rng.normal(0.0, sigma, size=n)
-    return Simulated({"X": X, "Z": Z, "y": y, "group": group},
-                     {"beta": beta, "cov": cov, "sigma": float(sigma), "b": b})
-
-
-def simulate_glmm(n_groups: int, rows: Any, beta: Sequence[float], cov: Any, family: str = "poisson",
-                  link: str | None = None, *, n_random: int | None = None, trials: Any = None,
-                  seed: Any = None) -> Simulated:
-    """y_i ~ F(h(x_i' beta + z_i' b_g(i))), b_g ~ N(0, cov): a GLMM with one grouping factor."""
-    rng = _rng(seed)
-    fam = resolve_family(family, link)
     beta = np.asarray(beta, dtype=float)
     q = beta.size if n_random is None else int(n_random)
     cov = np.atleast_2d(np.asarray(cov, dtype=float))
@@ -206,6 +166,26 @@ def simulate_glmm(n_groups: int, rows: Any, beta: Sequence[float], cov: Any, fam
     Z = X[:, :q]
     b = rng.multivariate_normal(np.zeros(q), cov, size=n_groups, method="cholesky")
     eta = X @ beta + np.einsum("nq,nq->n", Z, b[group])
+    return rng, beta, cov, group, X, Z, b, eta
+
+
+def simulate_lmm(n_groups: int, rows: Any, beta: Sequence[float], cov: Any, *, sigma: float = 1.0,
+                 n_random: int | None = None, seed: Any = None) -> Simulated:
+    """y = X beta + Z b_g + e: the first ``n_random`` columns of X (default: all) vary by group,
+    b_g ~ N(0, cov), e ~ N(0, sigma^2); ``rows`` per group (an integer or one per group)."""
+    rng, beta, cov, group, X, Z, b, eta = _grouped_predictor(n_groups, rows, beta, cov, n_random, seed)
+    y = eta + rng.normal(0.0, sigma, size=group.size)
+    return Simulated({"X": X, "Z": Z, "y": y, "group": group},
+                     {"beta": beta, "cov": cov, "sigma": float(sigma), "b": b})
+
+
+def simulate_glmm(n_groups: int, rows: Any, beta: Sequence[float], cov: Any, family: str = "poisson",
+                  link: str | None = None, *, n_random: int | None = None, trials: Any = None,
+                  seed: Any = None) -> Simulated:
+    """y_i ~ F(h(x_i' beta + z_i' b_g(i))), b_g ~ N(0, cov): a GLMM with one grouping factor."""
+    fam = resolve_family(family, link)
+    rng, beta, cov, group, X, Z, b, eta = _grouped_predictor(n_groups, rows, beta, cov, n_random, seed)
+    n = group.size
     t = None
     if fam.name == "binomial":
         t = np.full(n, 10.0) if trials is None else np.broadcast_to(np.asarray(trials, float), (n,)).copy()
