@@ -20,7 +20,7 @@
 #include "bglmm/steps/fixed_effects.hpp"
 #include "bglmm/steps/glmm_dispersion.hpp"
 #include "bglmm/steps/group_mh.hpp"
-#include "bglmm/steps/scale_move.hpp"
+#include "bglmm/steps/interweave.hpp"
 
 namespace bglmm {
 
@@ -40,7 +40,7 @@ GlmmData make_glmm_data(const GroupedData& obs,
   if (q > kMaxRandomTerms)
     throw std::invalid_argument(concat("glmm: at most ", kMaxRandomTerms,
                                        " random-effect terms per group are supported, got ", q));
-  GlmmData d{obs, {}, {}, RowMatrix(), Matrix(), {}, RowMatrix(), -1, RowMatrix(), Matrix()};
+  GlmmData d{obs, {}, {}, RowMatrix(), Matrix(), {}, Matrix(), Matrix(), -1, RowMatrix(), Matrix()};
   std::vector<bool> used(static_cast<std::size_t>(p), false);
   const Index pc = static_cast<Index>(centred.size());
   d.centred_value.setZero(m, pc);
@@ -78,6 +78,7 @@ GlmmData make_glmm_data(const GroupedData& obs,
   const Index pf = d.p_free();
   d.x_free.resize(n, pf);
   for (Index k = 0; k < pf; ++k) d.x_free.col(k) = obs.x.col(d.free_cols[static_cast<std::size_t>(k)]);
+  d.z_cols = obs.z;
   for (Index k = 0; k < q && d.intercept_term < 0; ++k)
     if ((obs.z.col(k).array() == 1.0).all()) d.intercept_term = k;
   if (d.intercept_term >= 0) {
@@ -322,20 +323,16 @@ void sweep(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg, GlmmS
       s.set_sigma(steps::covariance_step(dev, Vector::Zero(d.q()), pr.sigma, rng));
     }
   }
-  // 4b. joint rescaling of (b, Sigma) (Laplace kernel: needs the derivative caches)
-  info.scale_accepted = false;
+  // 4b. interweaving: (beta_C, L) in the non-centred parameterisation (Laplace kernel: needs
+  //     the derivative caches)
+  info.interweave_accepted = false;
   if constexpr (kLaplace) {
-    if (cfg.scale_move) {
-      steps::ScaleMoveArgs sa;
-      sa.key = key;
-      sa.iteration = a.iteration;
-      sa.threads = a.threads;
-      sa.adapt = a.warmup;
-      sa.gain = a.gain;
-      info.scale_accepted = steps::scale_move_step<G>(d, pr, s, sa, false, s.log_scale_move_step);
-      // every other sweep also a shear (moves the correlations)
-      if (d.q() >= 2 && !pr.use_scale_prior && a.iteration % 2 == 1)
-        steps::scale_move_step<G>(d, pr, s, sa, true, s.log_shear_step);
+    if (cfg.interweave) {
+      steps::InterweaveArgs ia;
+      ia.key = key;
+      ia.iteration = a.iteration;
+      ia.threads = a.threads;
+      steps::interweave_step<G>(d, pr, s, ia, s.eta_work, info.interweave_accepted);
     }
   }
   // 5. residual variance
@@ -373,7 +370,7 @@ GlmmChainResult chain(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig&
   out.group_accept_mean.setZero(kept);
   out.fixed_accepted.setZero(kept);
   Vector acc_warm = Vector::Zero(m), acc_samp = Vector::Zero(m);
-  std::int64_t fixed_warm = 0, fixed_samp = 0, scale_samp = 0;
+  std::int64_t fixed_warm = 0, fixed_samp = 0, interweave_samp = 0;
 
   const std::int64_t total = cfg.warmup + cfg.draws * cfg.thin;
   Poller poller(control, total);
@@ -400,7 +397,7 @@ GlmmChainResult chain(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig&
       mean_prob += info.group_accept_prob[static_cast<std::size_t>(g)];
     }
     (warmup ? fixed_warm : fixed_samp) += info.fixed_accepted ? 1 : 0;
-    if (!warmup) scale_samp += info.scale_accepted ? 1 : 0;
+    if (!warmup) interweave_samp += info.interweave_accepted ? 1 : 0;
     if (!warmup) {
       ++sampled;
       const std::int64_t k = t - cfg.warmup;
@@ -437,7 +434,7 @@ GlmmChainResult chain(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig&
   out.group_acceptance = acc_samp / ns;
   out.fixed_warmup_acceptance = static_cast<double>(fixed_warm) / nw;
   out.fixed_acceptance = static_cast<double>(fixed_samp) / ns;
-  out.scale_move_acceptance = static_cast<double>(scale_samp) / ns;
+  out.interweave_acceptance = static_cast<double>(interweave_samp) / ns;
   out.rw_scale = s.log_rw_scale.array().exp();
   out.fixed_scale = std::exp(s.log_fixed_scale);
   out.threads_used = threads;
@@ -606,6 +603,7 @@ double glmm_log_lik_pass_seconds(const GroupedData& obs, const Vector& beta, con
   check_size_match("glmm_log_lik_pass_seconds", "b columns", b.cols(), "columns of Z", q);
   const int nt = resolve_threads(threads);
   (void)nt;
+  const GlmmData d = make_glmm_data(obs, {});  // every column of X free
   std::vector<double> part(static_cast<std::size_t>(m));
   double best = 1e300, sink = 0.0;
   dispatch(obs.family_link, [&](auto g) {
@@ -616,17 +614,10 @@ double glmm_log_lik_pass_seconds(const GroupedData& obs, const Vector& beta, con
 #pragma omp parallel for schedule(dynamic, steps::group_chunk(m, nt)) num_threads(nt)
 #endif
       for (Index j = 0; j < m; ++j) {
-        double total = 0.0;
-        const double* bj = b.data() + j * q;
-        for (Index i = obs.begin(j); i < obs.begin(j) + obs.size(j); ++i) {
-          const double* xi = obs.x.data() + i * p;
-          const double* zi = obs.z.data() + i * q;
-          double eta = obs.offset[i];
-          for (Index k = 0; k < p; ++k) eta += xi[k] * beta[k];
-          for (Index k = 0; k < q; ++k) eta += zi[k] * bj[k];
-          total += LikTerms<G>::kernel(obs.y[i], obs.trials[i], eta, phi);
-        }
-        part[static_cast<std::size_t>(j)] = total;
+        QVec grad(q);
+        QMat info(q, q);
+        part[static_cast<std::size_t>(j)] =
+            steps::group_data_pass<G, false>(d, j, beta.data(), b.data() + j * q, phi, grad, info);
       }
       double sum = 0.0;
       for (double v : part) sum += v;

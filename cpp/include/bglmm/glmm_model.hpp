@@ -8,12 +8,14 @@
 // the gamma_j); the other ("free") coefficients are updated by a block Metropolis step.
 #pragma once
 #include <cstdint>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "bglmm/error.hpp"
 #include "bglmm/glm.hpp"
 #include "bglmm/grouped.hpp"
+#include "bglmm/likelihood_block.hpp"
 #include "bglmm/steps/covariance.hpp"
 #include "bglmm/steps/scale_prior.hpp"
 #include "bglmm/types.hpp"
@@ -27,6 +29,34 @@ using QVec = Eigen::Matrix<double, Eigen::Dynamic, 1, 0, kMaxRandomTerms, 1>;
 using QMat =
     Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, 0, kMaxRandomTerms, kMaxRandomTerms>;
 
+// Fixed-size per-group types for the common small q (loops unroll, no dynamic-size logic);
+// QVec/QMat otherwise. with_q(q, fn) calls fn(std::integral_constant<int, Q>) with Q = q for
+// q <= 3 and Q = Eigen::Dynamic above.
+template <int Q>
+struct QTypes {
+  using Vec = Eigen::Matrix<double, Q, 1>;
+  using Mat = Eigen::Matrix<double, Q, Q>;
+};
+template <>
+struct QTypes<Eigen::Dynamic> {
+  using Vec = QVec;
+  using Mat = QMat;
+};
+
+constexpr Index fixed_or(int compile_time, Index runtime) {
+  return compile_time == Eigen::Dynamic ? runtime : static_cast<Index>(compile_time);
+}
+
+template <typename Fn>
+decltype(auto) with_q(Index q, Fn&& fn) {
+  switch (q) {
+    case 1: return fn(std::integral_constant<int, 1>{});
+    case 2: return fn(std::integral_constant<int, 2>{});
+    case 3: return fn(std::integral_constant<int, 3>{});
+    default: return fn(std::integral_constant<int, Eigen::Dynamic>{});
+  }
+}
+
 struct GlmmData {
   GroupedData obs;                  // x (N x p), z (N x q), y, trials, offset, groups
   std::vector<Index> centred_cols;  // fixed columns attached to a random term (centred)
@@ -34,7 +64,8 @@ struct GlmmData {
   RowMatrix centred_value;          // m x p_C: w_jc
   Matrix centred_cross;             // p_C x p_C: sum_j w_ja w_jb
   std::vector<Index> free_cols;     // the other fixed columns (block Metropolis)
-  RowMatrix x_free;                 // N x p_free: those columns of x, contiguous rows
+  Matrix x_free;                    // N x p_free: those columns of x (column-major)
+  Matrix z_cols;                    // N x q: z, column-major (vectorised block passes)
   Index intercept_term = -1;        // a random term whose Z column is all ones, or -1
   RowMatrix xbar_free;              // m x p_free: group means of x_free (if intercept_term)
   Matrix xbar_cross;                // p_free x p_free: sum_j xbar_j xbar_j'
@@ -100,7 +131,7 @@ struct GlmmConfig {
   bool adapt_rw = true;           // random walk: adapt c_j in warm-up (frozen afterwards)
   double fixed_target = 0.3;      // block Metropolis step of the free fixed effects
   bool keep_group_effects = true;
-  bool scale_move = true;         // Laplace kernel: joint rescaling move of (b, Sigma)
+  bool interweave = true;         // Laplace kernel: ASIS step of (beta_C, L) (steps/interweave.hpp)
   bool drop_proposal_correction = false;  // TESTING ONLY: a deliberately wrong Laplace kernel
   double phi_init = 0.0;          // gaussian: initial sigma^2 (<= 0: var(y))
 };
@@ -127,8 +158,7 @@ struct GlmmState {
 
   Vector log_rw_scale;  // m: log c_j (random-walk kernel)
   double log_fixed_scale = 0.0;
-  double log_scale_move_step = std::log(0.1);  // sd of log-scale proposals (scale move)
-  double log_shear_step = std::log(0.1);       // sd of shear proposals (scale move, q >= 2)
+  RowMatrix eta_work;   // m x q: workspace of the interweaving step
   Matrix fixed_chol;    // p_free x p_free: Cholesky factor of the block proposal covariance
 
   void set_sigma(const Matrix& s);  // Sigma, its Cholesky factor and inverse
@@ -140,53 +170,7 @@ struct GlmmStepInfo {
   std::vector<double> group_accept_prob;     // m: min(1, MH ratio)
   bool fixed_accepted = false;
   double fixed_accept_prob = 0.0;
-  bool scale_accepted = false;
-};
-
-// The fused log-likelihood kernel, score and Fisher weight of one observation. Canonical
-// pairs share one exp; other pairs call the Glm functions.
-template <typename G>
-struct LikTerms {
-  static double kernel(double y, double n, double eta, double phi) {
-    return G::log_kernel(y, n, eta, phi);
-  }
-  static double all(double y, double n, double eta, double phi, double& score, double& weight) {
-    score = G::score(y, n, eta, phi);
-    weight = G::weight(n, eta, phi);
-    return G::log_kernel(y, n, eta, phi);
-  }
-};
-
-template <>
-struct LikTerms<PoissonLog> {
-  static double kernel(double y, double /*n*/, double eta, double /*phi*/) {
-    return y * eta - std::exp(eta);
-  }
-  static double all(double y, double /*n*/, double eta, double /*phi*/, double& score,
-                    double& weight) {
-    const double mu = std::exp(eta);
-    score = y - mu;
-    weight = mu;
-    return y * eta - mu;
-  }
-};
-
-template <>
-struct LikTerms<BinomialLogit> {
-  // y eta - n log(1 + e^eta) with e = exp(-|eta|): softplus(eta) = max(eta, 0) + log1p(e).
-  static double kernel(double y, double n, double eta, double /*phi*/) {
-    const double e = std::exp(-std::fabs(eta));
-    return y * eta - n * ((eta > 0.0 ? eta : 0.0) + std::log1p(e));
-  }
-  static double all(double y, double n, double eta, double /*phi*/, double& score,
-                    double& weight) {
-    const double e = std::exp(-std::fabs(eta));
-    const double r = 1.0 / (1.0 + e);
-    const double mu = eta >= 0.0 ? r : e * r;  // inverse logit
-    score = y - n * mu;
-    weight = n * e * r * r;                    // n mu (1 - mu)
-    return y * eta - n * ((eta > 0.0 ? eta : 0.0) + std::log1p(e));
-  }
+  bool interweave_accepted = false;
 };
 
 }  // namespace bglmm

@@ -3,8 +3,9 @@
 //   1. gamma_j | .  for every group, in parallel (steps/group_mh.hpp: Laplace or random walk)
 //   2. beta_C | .   exact Gibbs (centred coefficients; steps/fixed_effects.hpp)
 //   3. beta_F | .   block random-walk Metropolis (free coefficients; steps/fixed_effects.hpp)
-//   4. Sigma | .    inverse-Wishart Gibbs (steps/covariance.hpp), then (Laplace kernel) a joint
-//                   rescaling move of (b, Sigma) (steps/scale_move.hpp)
+//   4. Sigma | .    inverse-Wishart Gibbs (steps/covariance.hpp), then (Laplace kernel) an
+//                   interweaving step of (beta_C, Sigma) in the non-centred parameterisation
+//                   (steps/interweave.hpp)
 //   5. sigma^2 | .  inverse-gamma Gibbs (gaussian only; steps/glmm_dispersion.hpp)
 // The driver owns initialisation, warm-up adaptation, thinning and storage.
 #pragma once
@@ -30,7 +31,7 @@ struct GlmmChainResult {
   double fixed_acceptance = 0.0;
   double fixed_warmup_acceptance = 0.0;
   double fixed_scale = 0.0;        // frozen c of the block step
-  double scale_move_acceptance = 0.0;
+  double interweave_acceptance = 0.0;
   Matrix fixed_proposal_cov;       // c V_F
   double warmup_seconds = 0.0;
   double sampling_seconds = 0.0;

@@ -238,13 +238,12 @@ double free_block_pass(const GlmmData& d, const GlmmState& s, const Vector& beta
         const Index begin = d.obs.begin(g), end = begin + d.obs.size(g);
         for (Index i = begin; i < end; ++i) {
           const double* zi = d.obs.z.data() + i * q;
-          const double* xi = d.x_free.data() + i * pf;
           double eta = d.obs.offset[i];
-          for (Index k = 0; k < pf; ++k) eta += xi[k] * beta_free[k];
+          for (Index k = 0; k < pf; ++k) eta += d.x_free(i, k) * beta_free[k];
           for (Index k = 0; k < q; ++k) eta += zi[k] * gamma[k];
           double u, w;
           total += LikTerms<G>::all(d.obs.y[i], d.obs.trials[i], eta, s.phi, u, w);
-          for (Index k = 0; k < pf; ++k) xc[k] = k0 >= 0 ? xi[k] - xbar[k] : xi[k];
+          for (Index k = 0; k < pf; ++k) xc[k] = k0 >= 0 ? d.x_free(i, k) - xbar[k] : d.x_free(i, k);
           for (Index k = 0; k < pf; ++k) {
             gf[k] += u * xc[k];
             const double wx = w * xc[k];

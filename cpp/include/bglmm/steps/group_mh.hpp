@@ -25,37 +25,39 @@ inline int group_chunk(Index m, int threads) {
 }
 
 // Data part of group g at (free beta, gamma): the log-likelihood kernel; with kDerivs also
-// the score Z_j'u (grad) and the Fisher information Z_j'WZ_j (info).
-template <typename G, bool kDerivs>
+// the score Z_j'u (grad) and the Fisher information Z_j'WZ_j (info). Works through the
+// group's rows in blocks of kLikBlock with the vectorised family kernels.
+template <typename G, bool kDerivs, typename V, typename M>
 double group_data_pass(const GlmmData& d, Index g, const double* beta_free, const double* gamma,
-                       double phi, QVec& grad, QMat& info) {
-  const Index q = d.q(), pf = d.p_free();
+                       double phi, V& grad, M& info) {
+  const Index q = fixed_or(V::RowsAtCompileTime, d.q()), pf = d.p_free();
   const Index begin = d.obs.begin(g), end = begin + d.obs.size(g);
-  const double* z = d.obs.z.data();
-  const double* xf = d.x_free.data();
-  const double* y = d.obs.y.data();
-  const double* n = d.obs.trials.data();
-  const double* off = d.obs.offset.data();
   if constexpr (kDerivs) {
     grad.setZero(q);
     info.setZero(q, q);
   }
   double ll = 0.0;
-  for (Index i = begin; i < end; ++i) {
-    const double* zi = z + i * q;
-    double eta = off[i];
-    for (Index k = 0; k < pf; ++k) eta += xf[i * pf + k] * beta_free[k];
-    for (Index k = 0; k < q; ++k) eta += zi[k] * gamma[k];
+  BlockArray eta, u, w, wz;
+  for (Index start = begin; start < end; start += kLikBlock) {
+    const Index len = std::min(kLikBlock, end - start);
+    eta = d.obs.offset.segment(start, len).array();
+    for (Index k = 0; k < pf; ++k)
+      eta += d.x_free.col(k).segment(start, len).array() * beta_free[k];
+    for (Index k = 0; k < q; ++k) eta += d.z_cols.col(k).segment(start, len).array() * gamma[k];
+    const auto y = d.obs.y.segment(start, len).array();
+    const auto n = d.obs.trials.segment(start, len).array();
     if constexpr (kDerivs) {
-      double u, w;
-      ll += LikTerms<G>::all(y[i], n[i], eta, phi, u, w);
+      ll += LikBlock<G>::all(y, n, eta, phi, u, w);
       for (Index k = 0; k < q; ++k) {
-        grad[k] += u * zi[k];
-        const double wz = w * zi[k];
-        for (Index l = 0; l <= k; ++l) info(k, l) += wz * zi[l];
+        const auto zk = d.z_cols.col(k).segment(start, len).array();
+        grad[k] += (u * zk).sum();
+        wz = w * zk;
+        info(k, k) += (wz * zk).sum();
+        for (Index l = 0; l < k; ++l)
+          info(k, l) += (wz * d.z_cols.col(l).segment(start, len).array()).sum();
       }
     } else {
-      ll += LikTerms<G>::kernel(y[i], n[i], eta, phi);
+      ll += LikBlock<G>::kernel(y, n, eta, phi);
     }
   }
   if constexpr (kDerivs) {
@@ -65,8 +67,9 @@ double group_data_pass(const GlmmData& d, Index g, const double* beta_free, cons
   return ll;
 }
 
-inline void store_cache(Index g, double ll, const QVec& grad, const QMat& info, Vector& ll_out,
-                        RowMatrix& grad_out, RowMatrix& info_out) {
+template <typename V, typename M>
+void store_cache(Index g, double ll, const V& grad, const M& info, Vector& ll_out,
+                 RowMatrix& grad_out, RowMatrix& info_out) {
   const Index q = grad.size();
   ll_out[g] = ll;
   for (Index k = 0; k < q; ++k) {
@@ -104,26 +107,29 @@ void refresh_group_cache(const GlmmData& d, GlmmState& s, int threads) {
 }
 
 // -(x - mu)' P (x - mu) / 2
-inline double gaussian_quad(const QVec& x, const QVec& mu, const QMat& prec) {
-  const QVec r = x - mu;
+template <typename V, typename M>
+double gaussian_quad(const V& x, const V& mu, const M& prec) {
+  const V r = x - mu;
   return -0.5 * r.dot(prec * r);
 }
 
 // Newton/IWLS proposal at x: mean m = x + H^{-1}(grad - P(x - mu)), H = info + P.
 // Returns false if H is not numerically positive definite.
-inline bool laplace_moments(const QVec& x, const QVec& grad, const QMat& info, const QVec& mu,
-                            const QMat& prec, QVec& mean, Eigen::LLT<QMat>& llt) {
-  const QMat h = info + prec;
+template <typename V, typename M>
+bool laplace_moments(const V& x, const V& grad, const M& info, const V& mu, const M& prec,
+                     V& mean, Eigen::LLT<M>& llt) {
+  const M h = info + prec;
   llt.compute(h);
   if (llt.info() != Eigen::Success) return false;
-  const QVec g = grad - prec * (x - mu);
+  const V g = grad - prec * (x - mu);
   mean = x + llt.solve(g);
   return mean.allFinite();
 }
 
 // log N(x | mean, H^{-1}) up to a constant, H = L L'.
-inline double laplace_log_density(const QVec& x, const QVec& mean, const Eigen::LLT<QMat>& llt) {
-  const QVec r = llt.matrixU() * (x - mean);  // L' (x - mean)
+template <typename V, typename M>
+double laplace_log_density(const V& x, const V& mean, const Eigen::LLT<M>& llt) {
+  const V r = llt.matrixU() * (x - mean);  // L' (x - mean)
   return -0.5 * r.squaredNorm() + llt.matrixLLT().diagonal().array().log().sum();
 }
 
@@ -139,13 +145,16 @@ struct GroupStepArgs {
 
 // One MH update of every group's gamma_j. The caches must be valid on entry and are valid
 // on exit (for the random-walk kernel only ll is maintained: grad/info are not used).
-template <typename G, bool kLaplace>
-void group_mh_step(const GlmmData& d, GlmmState& s, const GroupStepArgs& a, GlmmStepInfo& info) {
-  const Index m = d.m(), q = d.q();
+template <typename G, bool kLaplace, int Q>
+void group_mh_step_q(const GlmmData& d, GlmmState& s, const GroupStepArgs& a,
+                     GlmmStepInfo& info) {
+  using V = typename QTypes<Q>::Vec;
+  using M = typename QTypes<Q>::Mat;
+  const Index m = d.m(), q = fixed_or(Q, d.q());
   Vector beta_free(d.p_free());
   for (Index k = 0; k < d.p_free(); ++k) beta_free[k] = s.beta[d.free_cols[k]];
-  const QMat prec = s.sigma_prec;
-  const QMat sigma_chol = s.sigma_chol;
+  const M prec = s.sigma_prec;
+  const M sigma_chol = s.sigma_chol;
   const double phi = s.phi;
   info.group_accepted.assign(static_cast<std::size_t>(m), 0);
   info.group_accept_prob.assign(static_cast<std::size_t>(m), 0.0);
@@ -156,21 +165,21 @@ void group_mh_step(const GlmmData& d, GlmmState& s, const GroupStepArgs& a, Glmm
   for (Index g = 0; g < m; ++g) {
     vault.run([&] {
       rng::Rng rng(a.key, a.iteration, static_cast<std::uint64_t>(g), rng::Stream::GroupProposal);
-      const QVec x = s.gamma.row(g).transpose();
-      QVec mu(q);
+      const V x = s.gamma.row(g).transpose();
+      V mu(q);
       group_centre(d, s.beta, g, mu);
-      QVec z(q), proposal(q), grad_new(q);
-      QMat info_new(q, q);
+      V z(q), proposal(q), grad_new(q);
+      M info_new(q, q);
       for (Index k = 0; k < q; ++k) z[k] = rng.std_normal();
       double log_ratio;
       double ll_new;
       if constexpr (kLaplace) {
-        QVec grad_cur = s.grad.row(g).transpose();
-        QMat info_cur(q, q);
+        V grad_cur = s.grad.row(g).transpose();
+        M info_cur(q, q);
         for (Index k = 0; k < q; ++k)
           for (Index l = 0; l < q; ++l) info_cur(k, l) = s.info(g, k * q + l);
-        QVec mean_fwd(q), mean_rev(q);
-        Eigen::LLT<QMat> llt_fwd(q), llt_rev(q);
+        V mean_fwd(q), mean_rev(q);
+        Eigen::LLT<M> llt_fwd(q), llt_rev(q);
         if (!laplace_moments(x, grad_cur, info_cur, mu, prec, mean_fwd, llt_fwd)) {
           info.group_accept_prob[static_cast<std::size_t>(g)] = 0.0;
           return;
@@ -191,7 +200,7 @@ void group_mh_step(const GlmmData& d, GlmmState& s, const GroupStepArgs& a, Glmm
                        laplace_log_density(proposal, mean_fwd, llt_fwd);
       } else {
         const double c = std::exp(0.5 * s.log_rw_scale[g]);
-        proposal.noalias() = sigma_chol.triangularView<Eigen::Lower>() * z;
+        proposal.noalias() = sigma_chol.template triangularView<Eigen::Lower>() * z;
         proposal = x + c * proposal;
         ll_new = group_data_pass<G, false>(d, g, beta_free.data(), proposal.data(), phi,
                                            grad_new, info_new);
@@ -220,6 +229,11 @@ void group_mh_step(const GlmmData& d, GlmmState& s, const GroupStepArgs& a, Glmm
     });
   }
   vault.rethrow();
+}
+
+template <typename G, bool kLaplace>
+void group_mh_step(const GlmmData& d, GlmmState& s, const GroupStepArgs& a, GlmmStepInfo& info) {
+  with_q(d.q(), [&](auto qc) { group_mh_step_q<G, kLaplace, decltype(qc)::value>(d, s, a, info); });
 }
 
 }  // namespace bglmm::steps
