@@ -48,6 +48,7 @@ GlmmConfig config_from(const py::dict& c) {
     else if (key == "fixed_target") cfg.fixed_target = v.cast<double>();
     else if (key == "keep_group_effects") cfg.keep_group_effects = v.cast<bool>();
     else if (key == "interweave") cfg.interweave = v.cast<bool>();
+    else if (key == "marginal_move") cfg.marginal_move = v.cast<bool>();
     else if (key == "drop_proposal_correction") cfg.drop_proposal_correction = v.cast<bool>();
     else if (key == "phi_init") cfg.phi_init = v.cast<double>();
     else if (key == "min_rows_per_thread") cfg.min_rows_per_thread = v.cast<std::int64_t>();
@@ -75,6 +76,7 @@ py::dict to_dict(GlmmChainResult&& r) {
   out["fixed_warmup_acceptance"] = r.fixed_warmup_acceptance;
   out["fixed_scale"] = r.fixed_scale;
   out["interweave_acceptance"] = r.interweave_acceptance;
+  out["marginal_acceptance"] = r.marginal_acceptance;
   out["fixed_proposal_cov"] = r.fixed_proposal_cov;
   out["warmup_seconds"] = r.warmup_seconds;
   out["sampling_seconds"] = r.sampling_seconds;

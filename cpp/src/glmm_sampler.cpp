@@ -21,6 +21,7 @@
 #include "bglmm/steps/glmm_dispersion.hpp"
 #include "bglmm/steps/group_mh.hpp"
 #include "bglmm/steps/interweave.hpp"
+#include "bglmm/steps/marginal_move.hpp"
 
 namespace bglmm {
 
@@ -274,6 +275,7 @@ struct SweepArgs {
   bool warmup;
   double gain;
   int threads;
+  const steps::MarginalMove* marginal = nullptr;  // frozen move, or null
 };
 
 template <typename G, bool kLaplace>
@@ -332,7 +334,18 @@ void sweep(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg, GlmmS
       ia.key = key;
       ia.iteration = a.iteration;
       ia.threads = a.threads;
+      ia.reversed = a.iteration % 2 == 0;
       steps::interweave_step<G>(d, pr, s, ia, s.eta_work, info.interweave_accepted);
+    }
+  }
+  info.marginal_accepted = false;
+  if constexpr (kLaplace) {
+    if (a.marginal != nullptr && a.marginal->ready) {
+      steps::MarginalArgs ma;
+      ma.key = key;
+      ma.iteration = a.iteration;
+      ma.threads = a.threads;
+      steps::marginal_move_step<G>(d, pr, s, *a.marginal, ma, s.eta_work, info.marginal_accepted);
     }
   }
   // 5. residual variance
@@ -370,7 +383,12 @@ GlmmChainResult chain(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig&
   out.group_accept_mean.setZero(kept);
   out.fixed_accepted.setZero(kept);
   Vector acc_warm = Vector::Zero(m), acc_samp = Vector::Zero(m);
-  std::int64_t fixed_warm = 0, fixed_samp = 0, interweave_samp = 0;
+  std::int64_t fixed_warm = 0, fixed_samp = 0, interweave_samp = 0, marginal_samp = 0;
+  // The marginal move learns its proposal from the second half of warm-up and is frozen
+  // when sampling starts.
+  steps::MarginalMove marginal;
+  const bool use_marginal = kLaplace && cfg.marginal_move;
+  const steps::NonCentredLayout layout = steps::make_non_centred_layout(d, pr, false);
 
   const std::int64_t total = cfg.warmup + cfg.draws * cfg.thin;
   Poller poller(control, total);
@@ -387,9 +405,24 @@ GlmmChainResult chain(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig&
       if (!s.cache_valid) steps::refresh_group_cache<G, kLaplace>(d, s, threads);
       steps::set_fixed_proposal<G>(d, pr, s, threads);
     }
+    if (use_marginal && t == cfg.warmup && cfg.warmup > 0 && marginal.count > 0) {
+      // Freeze the move: the proposal from the warm-up draws of psi; the Gaussian
+      // approximations at each group's conditional posterior mode given their mean.
+      GlmmState ref = s;
+      Matrix ref_chol;
+      steps::unpack_psi(d, layout, marginal.sum / static_cast<double>(marginal.count), ref.beta,
+                        ref_chol);
+      ref.set_sigma(ref_chol * ref_chol.transpose());
+      group_modes<G>(d, ref, threads, true, nullptr);
+      steps::refresh_group_cache<G, true>(d, ref, threads);
+      steps::marginal_freeze(marginal, ref, 1.0);
+    }
     SweepArgs a{static_cast<std::uint64_t>(t) + 1, warmup,
-                2.0 / std::pow(static_cast<double>(t) + 10.0, 0.6), threads};
+                2.0 / std::pow(static_cast<double>(t) + 10.0, 0.6), threads,
+                use_marginal ? &marginal : nullptr};
     sweep<G, kLaplace>(d, pr, cfg, s, key, a, info);
+    if (use_marginal && warmup && t >= cfg.warmup / 2)
+      steps::marginal_accumulate(marginal, steps::pack_psi(d, layout, s.beta, s.sigma_chol));
     Vector& acc = warmup ? acc_warm : acc_samp;
     double mean_prob = 0.0;
     for (Index g = 0; g < m; ++g) {
@@ -398,6 +431,7 @@ GlmmChainResult chain(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig&
     }
     (warmup ? fixed_warm : fixed_samp) += info.fixed_accepted ? 1 : 0;
     if (!warmup) interweave_samp += info.interweave_accepted ? 1 : 0;
+    if (!warmup) marginal_samp += info.marginal_accepted ? 1 : 0;
     if (!warmup) {
       ++sampled;
       const std::int64_t k = t - cfg.warmup;
@@ -435,6 +469,7 @@ GlmmChainResult chain(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig&
   out.fixed_warmup_acceptance = static_cast<double>(fixed_warm) / nw;
   out.fixed_acceptance = static_cast<double>(fixed_samp) / ns;
   out.interweave_acceptance = static_cast<double>(interweave_samp) / ns;
+  out.marginal_acceptance = marginal.ready ? static_cast<double>(marginal_samp) / ns : 0.0;
   out.rw_scale = s.log_rw_scale.array().exp();
   out.fixed_scale = std::exp(s.log_fixed_scale);
   out.threads_used = threads;
@@ -502,10 +537,27 @@ RowMatrix geweke(const GlmmData& data, const GlmmPriors& pr, const GlmmConfig& c
     s.fixed_chol = linalg::inverse_cholesky(linalg::cholesky_lower(prec, "prior precision"), "V");
     s.log_fixed_scale = std::log(0.5);
   }
+  // The marginal move is valid for any frozen approximation and proposal; give it fixed,
+  // deliberately rough ones (no adaptation in a Geweke run).
+  steps::MarginalMove marginal;
+  if (kLaplace && cfg.marginal_move) {
+    const Index m = d.m();
+    const steps::NonCentredLayout layout = steps::make_non_centred_layout(d, pr, false);
+    marginal.ref_gamma.setZero(m, q);
+    marginal.ref_shift.setZero(m, q);
+    marginal.ref_info.setZero(m, q * q);
+    for (Index g = 0; g < m; ++g)
+      for (Index k = 0; k < q; ++k) marginal.ref_info(g, k * q + k) = 0.5 + 0.25 * static_cast<double>(g % 3);
+    const double denom = std::max(1.0, pr.sigma.df - static_cast<double>(q) - 1.0);
+    const Matrix centre_chol = linalg::cholesky_lower(pr.sigma.scale / denom, "geweke: E Sigma");
+    marginal.psi_mean = steps::pack_psi(d, layout, pr.beta_mean, centre_chol);
+    marginal.psi_chol = 0.4 * Matrix::Identity(layout.dim, layout.dim);
+    marginal.ready = true;
+  }
   RowMatrix out(iterations, p + q * q + q + 1);
   GlmmStepInfo info;
   for (std::int64_t t = 0; t < iterations; ++t) {
-    SweepArgs a{static_cast<std::uint64_t>(t) + 1, false, 0.0, threads};
+    SweepArgs a{static_cast<std::uint64_t>(t) + 1, false, 0.0, threads, &marginal};
     sweep<G, kLaplace>(d, pr, cfg, s, key, a, info);
     rng::Rng rng(key, static_cast<std::uint64_t>(t) + 1, 1, rng::Stream::Test);
     simulate_y<G>(d, s, y, rng);

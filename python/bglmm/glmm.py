@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 
 from . import _core
-from ._progress import Progress
+from ._chains import run_chains
 from .data import as_design, as_vector, check_count, check_full_rank, resolve_seed, response_arrays
 from .data import resolve_threads
 from .families import Family, inverse_link, resolve_family
@@ -346,6 +346,7 @@ def glmm(
     check: bool = True,
     min_rows_per_thread: int = 2000,
     interweave: bool = True,
+    marginal_move: bool = True,
 ) -> GlmmFit:
     """Fit a GLMM with one grouping factor by Metropolis-within-Gibbs.
 
@@ -380,6 +381,11 @@ def glmm(
     interweave : with ``sampler="laplace"``, add the interweaving (non-centred) step for the
         centred means and Sigma to each sweep (one more pass over the data; far better mixing
         of the SDs and correlations).
+    marginal_move : with ``sampler="laplace"`` and warm-up, add after warm-up an independence
+        Metropolis move of the centred means and Sigma that carries every b_j along a Gaussian
+        approximation of its conditional posterior, frozen at the end of warm-up (one more pass
+        over the data; near-independent draws of Sigma when groups are moderately
+        informative, the regime where both parameterisations mix slowly).
     min_rows_per_thread : use at most n / min_rows_per_thread threads (small data run faster
         serially; a parallel region costs microseconds, far more on a loaded machine).
     check : warn (ConvergenceWarning) when R-hat > 1.01 or bulk ESS < 100 per chain for a
@@ -468,24 +474,21 @@ def glmm(
     # rows sorted by group: the core reads each group's rows as one block
     ys, ts, offs = grouping.sort(ya), grouping.sort(ta), grouping.sort(off)
     gs = grouping.group_start
-    config = {"draws": draws, "warmup": warmup, "thin": thin, "threads": n_threads,
+    config = {"draws": draws, "warmup": warmup, "thin": thin, "threads": 1,
               "kernel": kernel, "rw_scale": rw_scale, "rw_target": float(target_acceptance),
               "fixed_target": 0.44 if p - len(centred) == 1 else 0.3,
               "keep_group_effects": bool(keep_group_effects), "interweave": bool(interweave),
+              "marginal_move": bool(marginal_move),
               "min_rows_per_thread": check_count("min_rows_per_thread", min_rows_per_thread, 1)}
-    bar = Progress(progress, chains * (warmup + draws * thin))
-    results = []
-    try:
-        for chain in range(chains):
-            res = _core.run_glmm_chain(
-                Xs, Zs, ys, ts, offs, gs, fam.code, centred, m0, V0, iw_df, iw_scale,
-                a0, b0, config, seed_used, chain, bar.chain_callback(chain, warmup + draws * thin),
-                scale_kind, scale_a, scale_b)
-            results.append(res)
-            if res["interrupted"]:
-                break
-    finally:
-        bar.close()
+
+    def run_one(chain: int, inner_threads: int, callback: Any) -> dict:
+        return _core.run_glmm_chain(
+            Xs, Zs, ys, ts, offs, gs, fam.code, centred, m0, V0, iw_df, iw_scale, a0, b0,
+            dict(config, threads=inner_threads), seed_used, chain, callback, scale_kind, scale_a,
+            scale_b)
+
+    # chains run concurrently when there are threads for it (each with its share)
+    results = run_chains(run_one, chains, n_threads, progress, warmup + draws * thin)
     kept, interrupted = keep_completed(results, draws)
     n_chains = len(kept)
 
@@ -525,6 +528,7 @@ def glmm(
         "fixed_acceptance": [float(r["fixed_acceptance"]) if pf else float("nan") for r in kept],
         "fixed_scale": [float(r["fixed_scale"]) for r in kept],
         "interweave_acceptance": [float(r["interweave_acceptance"]) for r in kept],
+        "marginal_acceptance": [float(r["marginal_acceptance"]) for r in kept],
         "warmup_seconds": [float(r["warmup_seconds"]) for r in kept],
         "sampling_seconds": [float(r["sampling_seconds"]) for r in kept],
         "sampling_sweeps": [int(r["sampling_sweeps"]) for r in kept],

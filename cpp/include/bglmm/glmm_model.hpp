@@ -132,6 +132,9 @@ struct GlmmConfig {
   double fixed_target = 0.3;      // block Metropolis step of the free fixed effects
   bool keep_group_effects = true;
   bool interweave = true;         // Laplace kernel: ASIS step of (beta_C, L) (steps/interweave.hpp)
+  bool marginal_move = true;      // Laplace kernel: after warm-up, the independence move of
+                                  // (beta_C, L) along the groups' approximate posteriors
+                                  // (steps/marginal_move.hpp)
   bool drop_proposal_correction = false;  // TESTING ONLY: a deliberately wrong Laplace kernel
   double phi_init = 0.0;          // gaussian: initial sigma^2 (<= 0: var(y))
 };
@@ -171,6 +174,7 @@ struct GlmmStepInfo {
   bool fixed_accepted = false;
   double fixed_accept_prob = 0.0;
   bool interweave_accepted = false;
+  bool marginal_accepted = false;
 };
 
 }  // namespace bglmm

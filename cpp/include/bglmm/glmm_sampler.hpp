@@ -5,7 +5,9 @@
 //   3. beta_F | .   block random-walk Metropolis (free coefficients; steps/fixed_effects.hpp)
 //   4. Sigma | .    inverse-Wishart Gibbs (steps/covariance.hpp), then (Laplace kernel) an
 //                   interweaving step of (beta_C, Sigma) in the non-centred parameterisation
-//                   (steps/interweave.hpp)
+//                   (steps/interweave.hpp), and after warm-up an independence move of
+//                   (beta_C, Sigma) that carries each b_j along its approximate posterior
+//                   (steps/marginal_move.hpp)
 //   5. sigma^2 | .  inverse-gamma Gibbs (gaussian only; steps/glmm_dispersion.hpp)
 // The driver owns initialisation, warm-up adaptation, thinning and storage.
 #pragma once
@@ -32,6 +34,7 @@ struct GlmmChainResult {
   double fixed_warmup_acceptance = 0.0;
   double fixed_scale = 0.0;        // frozen c of the block step
   double interweave_acceptance = 0.0;
+  double marginal_acceptance = 0.0;
   Matrix fixed_proposal_cov;       // c V_F
   double warmup_seconds = 0.0;
   double sampling_seconds = 0.0;

@@ -62,22 +62,27 @@ struct LikTerms<BinomialLogit> {
   }
 };
 
-// Block forms: y, n are array expressions of the block's length; eta a BlockArray.
+// Block forms. y, n, eta are BlockArrays of a padded length (a multiple of kLikPad, so the
+// vectorised exp/log never fall back to scalar code for a remainder); only the first `len`
+// entries are observations. Return the sum of the first `len` log-likelihood terms and fill
+// u, w (entries past `len` are unspecified).
+constexpr Index kLikPad = 8;
+inline Index padded_length(Index len) { return (len + kLikPad - 1) / kLikPad * kLikPad; }
+
 template <typename G>
 struct LikBlock {
-  template <typename Y, typename N>
-  static double kernel(const Y& y, const N& n, const BlockArray& eta, double phi) {
+  static double kernel(const BlockArray& y, const BlockArray& n, const BlockArray& eta,
+                       double phi, Index len) {
     double total = 0.0;
-    for (Index i = 0; i < eta.size(); ++i) total += LikTerms<G>::kernel(y[i], n[i], eta[i], phi);
+    for (Index i = 0; i < len; ++i) total += LikTerms<G>::kernel(y[i], n[i], eta[i], phi);
     return total;
   }
-  template <typename Y, typename N>
-  static double all(const Y& y, const N& n, const BlockArray& eta, double phi, BlockArray& u,
-                    BlockArray& w) {
+  static double all(const BlockArray& y, const BlockArray& n, const BlockArray& eta, double phi,
+                    BlockArray& u, BlockArray& w, Index len) {
     u.resize(eta.size());
     w.resize(eta.size());
     double total = 0.0;
-    for (Index i = 0; i < eta.size(); ++i)
+    for (Index i = 0; i < len; ++i)
       total += LikTerms<G>::all(y[i], n[i], eta[i], phi, u[i], w[i]);
     return total;
   }
@@ -85,49 +90,50 @@ struct LikBlock {
 
 template <>
 struct LikBlock<BinomialLogit> {
-  template <typename Y, typename N>
-  static double kernel(const Y& y, const N& n, const BlockArray& eta, double /*phi*/) {
+  static double kernel(const BlockArray& y, const BlockArray& n, const BlockArray& eta,
+                       double /*phi*/, Index len) {
     const BlockArray e = (-eta.abs()).exp();
-    return (y * eta - n * (eta.max(0.0) + (1.0 + e).log())).sum();
+    const BlockArray t = y * eta - n * (eta.max(0.0) + (1.0 + e).log());
+    return t.head(len).sum();
   }
-  template <typename Y, typename N>
-  static double all(const Y& y, const N& n, const BlockArray& eta, double /*phi*/,
-                    BlockArray& u, BlockArray& w) {
+  static double all(const BlockArray& y, const BlockArray& n, const BlockArray& eta,
+                    double /*phi*/, BlockArray& u, BlockArray& w, Index len) {
     const BlockArray e = (-eta.abs()).exp();
     const BlockArray r = (1.0 + e).inverse();
     u = y - n * (eta >= 0.0).select(r, e * r);  // y - n inv_logit(eta)
     w = n * e * r * r;
-    return (y * eta - n * (eta.max(0.0) + (1.0 + e).log())).sum();
+    const BlockArray t = y * eta - n * (eta.max(0.0) + (1.0 + e).log());
+    return t.head(len).sum();
   }
 };
 
 template <>
 struct LikBlock<PoissonLog> {
-  template <typename Y, typename N>
-  static double kernel(const Y& y, const N& /*n*/, const BlockArray& eta, double /*phi*/) {
-    return (y * eta - eta.exp()).sum();
+  static double kernel(const BlockArray& y, const BlockArray& /*n*/, const BlockArray& eta,
+                       double /*phi*/, Index len) {
+    const BlockArray t = y * eta - eta.exp();
+    return t.head(len).sum();
   }
-  template <typename Y, typename N>
-  static double all(const Y& y, const N& /*n*/, const BlockArray& eta, double /*phi*/,
-                    BlockArray& u, BlockArray& w) {
+  static double all(const BlockArray& y, const BlockArray& /*n*/, const BlockArray& eta,
+                    double /*phi*/, BlockArray& u, BlockArray& w, Index len) {
     w = eta.exp();
     u = y - w;
-    return (y * eta - w).sum();
+    const BlockArray t = y * eta - w;
+    return t.head(len).sum();
   }
 };
 
 template <>
 struct LikBlock<GaussianIdentity> {
-  template <typename Y, typename N>
-  static double kernel(const Y& y, const N& /*n*/, const BlockArray& eta, double phi) {
-    return -0.5 * (y - eta).square().sum() / phi;
+  static double kernel(const BlockArray& y, const BlockArray& /*n*/, const BlockArray& eta,
+                       double phi, Index len) {
+    return -0.5 * (y - eta).head(len).square().sum() / phi;
   }
-  template <typename Y, typename N>
-  static double all(const Y& y, const N& /*n*/, const BlockArray& eta, double phi,
-                    BlockArray& u, BlockArray& w) {
+  static double all(const BlockArray& y, const BlockArray& /*n*/, const BlockArray& eta,
+                    double phi, BlockArray& u, BlockArray& w, Index len) {
     u = (y - eta) / phi;
     w.setConstant(eta.size(), 1.0 / phi);
-    return -0.5 * (y - eta).square().sum() / phi;
+    return -0.5 * (y - eta).head(len).square().sum() / phi;
   }
 };
 

@@ -37,27 +37,32 @@ double group_data_pass(const GlmmData& d, Index g, const double* beta_free, cons
     info.setZero(q, q);
   }
   double ll = 0.0;
-  BlockArray eta, u, w, wz;
+  BlockArray eta, yb, nb, u, w, wz;
   for (Index start = begin; start < end; start += kLikBlock) {
     const Index len = std::min(kLikBlock, end - start);
-    eta = d.obs.offset.segment(start, len).array();
+    const Index padded = padded_length(len);
+    eta.setZero(padded);
+    yb.setZero(padded);
+    nb.setZero(padded);  // padding: y = n = eta = 0, finite terms that are not summed
+    eta.head(len) = d.obs.offset.segment(start, len).array();
     for (Index k = 0; k < pf; ++k)
-      eta += d.x_free.col(k).segment(start, len).array() * beta_free[k];
-    for (Index k = 0; k < q; ++k) eta += d.z_cols.col(k).segment(start, len).array() * gamma[k];
-    const auto y = d.obs.y.segment(start, len).array();
-    const auto n = d.obs.trials.segment(start, len).array();
+      eta.head(len) += d.x_free.col(k).segment(start, len).array() * beta_free[k];
+    for (Index k = 0; k < q; ++k)
+      eta.head(len) += d.z_cols.col(k).segment(start, len).array() * gamma[k];
+    yb.head(len) = d.obs.y.segment(start, len).array();
+    nb.head(len) = d.obs.trials.segment(start, len).array();
     if constexpr (kDerivs) {
-      ll += LikBlock<G>::all(y, n, eta, phi, u, w);
+      ll += LikBlock<G>::all(yb, nb, eta, phi, u, w, len);
       for (Index k = 0; k < q; ++k) {
         const auto zk = d.z_cols.col(k).segment(start, len).array();
-        grad[k] += (u * zk).sum();
-        wz = w * zk;
+        grad[k] += (u.head(len) * zk).sum();
+        wz = w.head(len) * zk;
         info(k, k) += (wz * zk).sum();
         for (Index l = 0; l < k; ++l)
           info(k, l) += (wz * d.z_cols.col(l).segment(start, len).array()).sum();
       }
     } else {
-      ll += LikBlock<G>::kernel(y, n, eta, phi);
+      ll += LikBlock<G>::kernel(yb, nb, eta, phi, len);
     }
   }
   if constexpr (kDerivs) {
@@ -127,10 +132,19 @@ bool laplace_moments(const V& x, const V& grad, const M& info, const V& mu, cons
 }
 
 // log N(x | mean, H^{-1}) up to a constant, H = L L'.
+// sum_k log L_kk for a Cholesky factor: one log of the product when that is a normal number
+// (small q), else a sum of logs.
+template <typename D>
+double log_det_of_diagonal(const D& diag) {
+  const double prod = diag.prod();
+  if (std::isnormal(prod) && prod < 1e300) return std::log(prod);
+  return diag.array().log().sum();
+}
+
 template <typename V, typename M>
 double laplace_log_density(const V& x, const V& mean, const Eigen::LLT<M>& llt) {
   const V r = llt.matrixU() * (x - mean);  // L' (x - mean)
-  return -0.5 * r.squaredNorm() + llt.matrixLLT().diagonal().array().log().sum();
+  return -0.5 * r.squaredNorm() + log_det_of_diagonal(llt.matrixLLT().diagonal());
 }
 
 struct GroupStepArgs {
@@ -211,7 +225,7 @@ void group_mh_step_q(const GlmmData& d, GlmmState& s, const GroupStepArgs& a,
       const double u = rng.uniform();
       const double prob = std::isnan(log_ratio) ? 0.0 : std::min(1.0, std::exp(log_ratio));
       info.group_accept_prob[static_cast<std::size_t>(g)] = prob;
-      if (std::log(u) < log_ratio) {
+      if (u < prob) {  // = log u < log ratio; prob is NaN-safe
         s.gamma.row(g) = proposal.transpose();
         if constexpr (kLaplace) {
           store_cache(g, ll_new, grad_new, info_new, s.ll, s.grad, s.info);

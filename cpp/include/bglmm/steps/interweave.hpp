@@ -50,14 +50,27 @@ struct NonCentredLayout {
   std::vector<Index> kind;  // 0: beta_C (index a), 1: L_kl off-diagonal, 2: log L_kk
   std::vector<Index> a;     // beta_C: its index; L: k
   std::vector<Index> b;     // L: l
+  std::vector<Index> perm;  // q: term order of L (position k holds random term perm[k])
+  Matrix prior_scale;       // the inverse-Wishart scale in that order
 
   Index l_index(Index k, Index l) const { return pc + k * (k + 1) / 2 + l; }
 };
 
-inline NonCentredLayout make_non_centred_layout(const GlmmData& d) {
+// `reversed`: order the random terms last to first for L (a different ancillary
+// parameterisation; see interweave_step).
+inline NonCentredLayout make_non_centred_layout(const GlmmData& d, const GlmmPriors& pr,
+                                                bool reversed) {
   NonCentredLayout lay;
   lay.pc = d.p_centred();
   lay.q = d.q();
+  for (Index k = 0; k < lay.q; ++k) lay.perm.push_back(reversed ? lay.q - 1 - k : k);
+  if (!pr.use_scale_prior) {
+    lay.prior_scale.resize(lay.q, lay.q);
+    for (Index k = 0; k < lay.q; ++k)
+      for (Index l = 0; l < lay.q; ++l)
+        lay.prior_scale(k, l) = pr.sigma.scale(lay.perm[static_cast<std::size_t>(k)],
+                                               lay.perm[static_cast<std::size_t>(l)]);
+  }
   lay.dim = lay.pc + lay.q * (lay.q + 1) / 2;
   for (Index a = 0; a < lay.pc; ++a) {
     lay.row.push_back(d.centred_term[static_cast<std::size_t>(a)]);
@@ -67,7 +80,7 @@ inline NonCentredLayout make_non_centred_layout(const GlmmData& d) {
   }
   for (Index k = 0; k < lay.q; ++k)
     for (Index l = 0; l <= k; ++l) {
-      lay.row.push_back(k);
+      lay.row.push_back(lay.perm[static_cast<std::size_t>(k)]);
       lay.kind.push_back(k == l ? 2 : 1);
       lay.a.push_back(k);
       lay.b.push_back(l);
@@ -194,7 +207,7 @@ inline double non_centred_log_prior(const GlmmData& d, const GlmmPriors& pr,
   unpack_psi(d, lay, psi, beta_unused, chol);
   const Matrix kinv =
       chol.triangularView<Eigen::Lower>().solve(Matrix::Identity(q, q));
-  const Matrix gm = kinv * pr.sigma.scale * kinv.transpose();
+  const Matrix gm = kinv * lay.prior_scale * kinv.transpose();
   const Matrix tm = gm * kinv;
   const Matrix um = kinv.transpose() * kinv;
   lp -= 0.5 * gm.trace();
@@ -277,19 +290,36 @@ struct InterweaveArgs {
   rng::ChainKey key;
   std::uint64_t iteration = 0;
   int threads = 1;
+  bool reversed = false;  // order of the random terms in L (see below)
 };
 
 // One interweaving step. Group caches (with derivatives) valid on entry and exit; `eta` is
 // workspace (m x q). Returns the acceptance probability; sets `accepted`.
+// The ancillary eta_j depends on the square root of Sigma: with the Cholesky factor in term
+// order, the last term's conditional SD moves with eta fixed; in reversed order, the last
+// term's marginal SD does. The sweep alternates the two (each step leaves the posterior
+// invariant on its own), which mixes the later SDs and the correlations faster than either.
 template <typename G>
 double interweave_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& s,
                        const InterweaveArgs& a, RowMatrix& eta, bool& accepted) {
   accepted = false;
   const Index m = d.m(), q = d.q();
-  const NonCentredLayout lay = make_non_centred_layout(d);
-  const Matrix chol = s.sigma_chol;
-  // eta_j = L^{-1} (gamma_j - mu_j)
-  eta = group_deviations(d, s.beta, s.gamma);
+  const NonCentredLayout lay = make_non_centred_layout(d, pr, a.reversed && q > 1);
+  const auto& perm = lay.perm;
+  Matrix chol = s.sigma_chol;
+  if (a.reversed && q > 1) {
+    Matrix permuted(q, q);
+    for (Index k = 0; k < q; ++k)
+      for (Index l = 0; l < q; ++l)
+        permuted(k, l) = s.sigma(perm[static_cast<std::size_t>(k)], perm[static_cast<std::size_t>(l)]);
+    chol = linalg::cholesky_lower(permuted, "interweave: permuted Sigma");
+  }
+  // eta_j = L^{-1} P (gamma_j - mu_j), columns in the order perm
+  {
+    const RowMatrix dev = group_deviations(d, s.beta, s.gamma);
+    eta.resize(m, q);
+    for (Index k = 0; k < q; ++k) eta.col(k) = dev.col(perm[static_cast<std::size_t>(k)]);
+  }
   chol.triangularView<Eigen::Lower>().solveInPlace(eta.transpose());  // L^{-1} on each row
   const Vector psi = pack_psi(d, lay, s.beta, chol);
   Vector g_data, g_prior = Vector::Zero(lay.dim), mean_fwd, mean_rev;
@@ -325,7 +355,9 @@ double interweave_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& s,
         M inf(q, q);
         group_centre(d, beta_new, g, mu);
         const V e = eta.row(g).transpose();
-        const V x = mu + lq.template triangularView<Eigen::Lower>() * e;
+        const V le = lq.template triangularView<Eigen::Lower>() * e;
+        V x = mu;
+        for (Index k = 0; k < q; ++k) x[perm[static_cast<std::size_t>(k)]] += le[k];
         const double ll =
             group_data_pass<G, true>(d, g, beta_free.data(), x.data(), s.phi, grad, inf);
         store_cache(g, ll, grad, inf, s.ll_new, s.grad_new, s.info_new);
@@ -350,9 +382,14 @@ double interweave_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& s,
   const double prob = std::isnan(log_ratio) ? 0.0 : std::min(1.0, std::exp(log_ratio));
   rng::Rng accept_rng(a.key, a.iteration, 1, rng::Stream::Hyper);
   if (std::log(accept_rng.uniform()) < log_ratio) {
-    const Matrix sigma_new = chol_new * chol_new.transpose();
+    const Matrix sigma_perm = chol_new * chol_new.transpose();
+    Matrix sigma_new(q, q);
+    for (Index k = 0; k < q; ++k)
+      for (Index l = 0; l < q; ++l)
+        sigma_new(perm[static_cast<std::size_t>(k)], perm[static_cast<std::size_t>(l)]) = sigma_perm(k, l);
     const Matrix lower = chol_new.triangularView<Eigen::Lower>();
-    s.gamma.noalias() = eta * lower.transpose();  // rows: (L eta_j)'
+    const RowMatrix le = eta * lower.transpose();  // rows: (L eta_j)'
+    for (Index k = 0; k < q; ++k) s.gamma.col(perm[static_cast<std::size_t>(k)]) = le.col(k);
     for (std::size_t c = 0; c < d.centred_cols.size(); ++c)
       s.gamma.col(d.centred_term[c]) +=
           beta_new[d.centred_cols[c]] * d.centred_value.col(static_cast<Index>(c));
