@@ -384,7 +384,7 @@ GlmmChainResult chain(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig&
   out.fixed_accepted.setZero(kept);
   Vector acc_warm = Vector::Zero(m), acc_samp = Vector::Zero(m);
   std::int64_t fixed_warm = 0, fixed_samp = 0, interweave_samp = 0, marginal_samp = 0;
-  // The marginal move learns its proposal from the second half of warm-up and is frozen
+  // The marginal move learns its proposal from the last three quarters of warm-up and is frozen
   // when sampling starts.
   steps::MarginalMove marginal;
   const bool use_marginal = kLaplace && cfg.marginal_move;
@@ -421,7 +421,7 @@ GlmmChainResult chain(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig&
                 2.0 / std::pow(static_cast<double>(t) + 10.0, 0.6), threads,
                 use_marginal ? &marginal : nullptr};
     sweep<G, kLaplace>(d, pr, cfg, s, key, a, info);
-    if (use_marginal && warmup && t >= cfg.warmup / 2)
+    if (use_marginal && warmup && t >= cfg.warmup / 4)
       steps::marginal_accumulate(marginal, steps::pack_psi(d, layout, s.beta, s.sigma_chol));
     Vector& acc = warmup ? acc_warm : acc_samp;
     double mean_prob = 0.0;

@@ -34,6 +34,11 @@ Metropolis-within-Gibbs (one sweep, in this order):
    steps alone explore Sigma slowly when groups carry little information about their
    effects; the non-centred step is fast exactly then, and interweaving the two is fast in
    both regimes;
+   after warm-up also an independence Metropolis move of the centred means and Sigma that
+   keeps each group's effects at the same standardised position within a Gaussian
+   approximation of its conditional posterior (frozen at the end of warm-up) and proposes
+   from a multivariate t fitted to the warm-up draws: in the intermediate regime, where both
+   parameterisations are slow, it comes close to drawing Sigma from its marginal posterior;
 5. gaussian: sigma^2 by inverse-gamma Gibbs.
 
 Draws do not depend on the number of threads (counter-based random numbers per group).
