@@ -32,34 +32,62 @@ double group_data_pass(const GlmmData& d, Index g, const double* beta_free, cons
                        double phi, V& grad, M& info) {
   const Index q = fixed_or(V::RowsAtCompileTime, d.q()), pf = d.p_free();
   const Index begin = d.obs.begin(g), end = begin + d.obs.size(g);
+  const Index n_rows = d.obs.rows();
+  const double* zc = d.z_cols.data();   // column k of Z at zc + k * n_rows
+  const double* xc = d.x_free.data();
   if constexpr (kDerivs) {
     grad.setZero(q);
     info.setZero(q, q);
   }
   double ll = 0.0;
-  BlockArray eta, yb, nb, u, w, wz;
+  BlockArray eta, yb, nb, u, w;
   for (Index start = begin; start < end; start += kLikBlock) {
     const Index len = std::min(kLikBlock, end - start);
     const Index padded = padded_length(len);
-    eta.setZero(padded);
-    yb.setZero(padded);
-    nb.setZero(padded);  // padding: y = n = eta = 0, finite terms that are not summed
-    eta.head(len) = d.obs.offset.segment(start, len).array();
-    for (Index k = 0; k < pf; ++k)
-      eta.head(len) += d.x_free.col(k).segment(start, len).array() * beta_free[k];
-    for (Index k = 0; k < q; ++k)
-      eta.head(len) += d.z_cols.col(k).segment(start, len).array() * gamma[k];
-    yb.head(len) = d.obs.y.segment(start, len).array();
-    nb.head(len) = d.obs.trials.segment(start, len).array();
+    eta.resize(padded);
+    yb.resize(padded);
+    nb.resize(padded);
+    double* e = eta.data();
+    const double* off = d.obs.offset.data() + start;
+    const double* yy = d.obs.y.data() + start;
+    const double* nn = d.obs.trials.data() + start;
+    // padding: y = n = eta = 0 (finite terms, never summed)
+    for (Index i = len; i < padded; ++i) e[i] = yb[i] = nb[i] = 0.0;
+#pragma omp simd
+    for (Index i = 0; i < len; ++i) {
+      e[i] = off[i];
+      yb[i] = yy[i];
+      nb[i] = nn[i];
+    }
+    for (Index k = 0; k < pf; ++k) {
+      const double* xk = xc + k * n_rows + start;
+      const double bk = beta_free[k];
+#pragma omp simd
+      for (Index i = 0; i < len; ++i) e[i] += xk[i] * bk;
+    }
+    for (Index k = 0; k < q; ++k) {
+      const double* zk = zc + k * n_rows + start;
+      const double gk = gamma[k];
+#pragma omp simd
+      for (Index i = 0; i < len; ++i) e[i] += zk[i] * gk;
+    }
     if constexpr (kDerivs) {
       ll += LikBlock<G>::all(yb, nb, eta, phi, u, w, len);
+      const double* uu = u.data();
+      const double* ww = w.data();
       for (Index k = 0; k < q; ++k) {
-        const auto zk = d.z_cols.col(k).segment(start, len).array();
-        grad[k] += (u.head(len) * zk).sum();
-        wz = w.head(len) * zk;
-        info(k, k) += (wz * zk).sum();
-        for (Index l = 0; l < k; ++l)
-          info(k, l) += (wz * d.z_cols.col(l).segment(start, len).array()).sum();
+        const double* zk = zc + k * n_rows + start;
+        double gk = 0.0;
+#pragma omp simd reduction(+ : gk)
+        for (Index i = 0; i < len; ++i) gk += uu[i] * zk[i];
+        grad[k] += gk;
+        for (Index l = 0; l <= k; ++l) {
+          const double* zl = zc + l * n_rows + start;
+          double hkl = 0.0;
+#pragma omp simd reduction(+ : hkl)
+          for (Index i = 0; i < len; ++i) hkl += ww[i] * zk[i] * zl[i];
+          info(k, l) += hkl;
+        }
       }
     } else {
       ll += LikBlock<G>::kernel(yb, nb, eta, phi, len);
