@@ -164,7 +164,7 @@ void group_modes(const GlmmData& d, GlmmState& s, int threads, bool warm_start,
       QVec x = warm_start ? QVec(s.gamma.row(g).transpose()) : mu;
       QVec grad(q), mean(q), cand(q);
       QMat info(q, q);
-      Eigen::LLT<QMat> llt(q);
+      linalg::SmallCholesky<QMat> llt(q);
       double lp = steps::group_data_pass<G, true>(d, g, beta_free.data(), x.data(), s.phi, grad,
                                                   info);
       for (int it = 0; it < 30; ++it) {
@@ -194,8 +194,8 @@ void group_modes(const GlmmData& d, GlmmState& s, int threads, bool warm_start,
       s.gamma.row(g) = x.transpose();
       if (cov_out != nullptr) {
         // Laplace posterior covariance (Z'WZ + P)^{-1} at the mode
-        llt.compute(info + prec);
-        const QMat c = llt.solve(QMat::Identity(q, q));
+        // (if the curvature is not numerically SPD, the prior covariance stands in)
+        const QMat c = llt.compute(info + prec) ? llt.inverse() : QMat(s.sigma);
         for (Index k = 0; k < q; ++k)
           for (Index l = 0; l < q; ++l) (*cov_out)(g, k * q + l) = c(k, l);
       }

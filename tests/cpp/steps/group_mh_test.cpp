@@ -113,7 +113,7 @@ TEST_CASE("Laplace proposal is the exact conditional for the gaussian family") {
   QMat prec(2, 2), info(2, 2);
   prec << 2.0, 0.3, 0.3, 1.5;
   steps::group_data_pass<GaussianIdentity, true>(d, 1, nullptr, x.data(), phi, grad, info);
-  Eigen::LLT<QMat> llt(2);
+  linalg::SmallCholesky<QMat> llt(2);
   CHECK(steps::laplace_moments(x, grad, info, mu, prec, mean, llt));
   // exact: (Z'Z/phi + P)^{-1} (Z'(y - offset)/phi + P mu)
   Matrix zz = Matrix::Zero(2, 2);

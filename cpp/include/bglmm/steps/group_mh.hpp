@@ -13,6 +13,7 @@
 #include <limits>
 
 #include "bglmm/glmm_model.hpp"
+#include "bglmm/linalg/small_cholesky.hpp"
 #include "bglmm/parallel.hpp"
 #include "bglmm/rng/philox.hpp"
 
@@ -150,29 +151,19 @@ double gaussian_quad(const V& x, const V& mu, const M& prec) {
 // Returns false if H is not numerically positive definite.
 template <typename V, typename M>
 bool laplace_moments(const V& x, const V& grad, const M& info, const V& mu, const M& prec,
-                     V& mean, Eigen::LLT<M>& llt) {
+                     V& mean, linalg::SmallCholesky<M>& llt) {
   const M h = info + prec;
-  llt.compute(h);
-  if (llt.info() != Eigen::Success) return false;
+  if (!llt.compute(h)) return false;
   const V g = grad - prec * (x - mu);
   mean = x + llt.solve(g);
   return mean.allFinite();
 }
 
 // log N(x | mean, H^{-1}) up to a constant, H = L L'.
-// sum_k log L_kk for a Cholesky factor: one log of the product when that is a normal number
-// (small q), else a sum of logs.
-template <typename D>
-double log_det_of_diagonal(const D& diag) {
-  const double prod = diag.prod();
-  if (std::isnormal(prod) && prod < 1e300) return std::log(prod);
-  return diag.array().log().sum();
-}
-
 template <typename V, typename M>
-double laplace_log_density(const V& x, const V& mean, const Eigen::LLT<M>& llt) {
-  const V r = llt.matrixU() * (x - mean);  // L' (x - mean)
-  return -0.5 * r.squaredNorm() + log_det_of_diagonal(llt.matrixLLT().diagonal());
+double laplace_log_density(const V& x, const V& mean, const linalg::SmallCholesky<M>& llt) {
+  const V r = llt.upper_times(V(x - mean));  // L' (x - mean)
+  return -0.5 * r.squaredNorm() + llt.log_det_lower();
 }
 
 struct GroupStepArgs {
@@ -221,13 +212,13 @@ void group_mh_step_q(const GlmmData& d, GlmmState& s, const GroupStepArgs& a,
         for (Index k = 0; k < q; ++k)
           for (Index l = 0; l < q; ++l) info_cur(k, l) = s.info(g, k * q + l);
         V mean_fwd(q), mean_rev(q);
-        Eigen::LLT<M> llt_fwd(q), llt_rev(q);
+        linalg::SmallCholesky<M> llt_fwd(q), llt_rev(q);
         if (!laplace_moments(x, grad_cur, info_cur, mu, prec, mean_fwd, llt_fwd)) {
           info.group_accept_prob[static_cast<std::size_t>(g)] = 0.0;
           return;
         }
         // proposal = mean + L^{-T} z
-        proposal = llt_fwd.matrixU().solve(z);
+        proposal = llt_fwd.upper_solve(z);
         proposal += mean_fwd;
         ll_new = group_data_pass<G, true>(d, g, beta_free.data(), proposal.data(), phi,
                                           grad_new, info_new);

@@ -103,12 +103,11 @@ namespace detail {
 // Per group at one psi: P = I + Sigma^{-1} (Cholesky), m = P^{-1}(shift + Sigma^{-1} mu).
 template <typename V, typename M>
 bool posterior_approx(const MarginalMove& mv, Index g, Index q, const M& prec, const V& mu,
-                      Eigen::LLT<M>& llt, V& mean) {
+                      linalg::SmallCholesky<M>& llt, V& mean) {
   M p(q, q);
   for (Index k = 0; k < q; ++k)
     for (Index l = 0; l < q; ++l) p(k, l) = mv.ref_info(g, k * q + l) + prec(k, l);
-  llt.compute(p);
-  if (llt.info() != Eigen::Success) return false;
+  if (!llt.compute(p)) return false;
   V rhs(q);
   for (Index k = 0; k < q; ++k) rhs[k] = mv.ref_shift(g, k);
   rhs += prec * mu;
@@ -167,24 +166,24 @@ double marginal_move_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& s,
         const std::size_t gi = static_cast<std::size_t>(g);
         V mu(q), mean(q), grad(q);
         M inf(q, q);
-        Eigen::LLT<M> llt(q);
+        linalg::SmallCholesky<M> llt(q);
         group_centre(d, s.beta, g, mu);
         const V x = s.gamma.row(g).transpose();
         if (!detail::posterior_approx(mv, g, q, prec_cur, mu, llt, mean)) {
           ok[gi] = 0;
           return;
         }
-        const V eps = llt.matrixU() * (x - mean);  // L_P' (gamma - m)
+        const V eps = llt.upper_times(V(x - mean));  // L_P' (gamma - m)
         cur[gi] = gaussian_quad(x, mu, prec_cur) -
-                  log_det_of_diagonal(llt.matrixLLT().diagonal());
+                  llt.log_det_lower();
         group_centre(d, beta_new, g, mu);
         if (!detail::posterior_approx(mv, g, q, prec_prop, mu, llt, mean)) {
           ok[gi] = 0;
           return;
         }
-        const V xn = mean + llt.matrixU().solve(eps);
+        const V xn = mean + llt.upper_solve(eps);
         prop[gi] = gaussian_quad(xn, mu, prec_prop) -
-                   log_det_of_diagonal(llt.matrixLLT().diagonal());
+                   llt.log_det_lower();
         work.row(g) = xn.transpose();
         const double ll =
             group_data_pass<G, true>(d, g, beta_free.data(), xn.data(), s.phi, grad, inf);
