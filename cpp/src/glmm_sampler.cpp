@@ -253,15 +253,23 @@ void initialise(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg, 
     // them; a few rounds put the chain near the posterior mode (saves warm-up when there are
     // many groups and Sigma's posterior is narrow).
     RowMatrix cov(d.m(), q * q);
+    // Up to 6 rounds; stop early once Sigma moves by less than 0.5% of its scale.
     for (int round = 0; round < 6; ++round) {
       group_modes<G>(d, s, threads, round > 0, &cov);
       Matrix total = steps::scatter_matrix(group_deviations(d, s.beta, s.gamma), Vector::Zero(q));
       for (Index g = 0; g < d.m(); ++g)
         for (Index k = 0; k < q; ++k)
           for (Index l = 0; l < q; ++l) total(k, l) += cov(g, k * q + l);
+      const Matrix previous = s.sigma;
       s.set_sigma((pr.sigma.scale + total) /
                   (pr.sigma.df + static_cast<double>(d.m()) + static_cast<double>(q) + 1.0));
       if (d.p_centred() > 0) steps::centred_mean_step(d, pr, s, rng, true);
+      double change = 0.0;
+      for (Index k = 0; k < q; ++k)
+        for (Index l = 0; l < q; ++l)
+          change = std::max(change, std::fabs(s.sigma(k, l) - previous(k, l)) /
+                                        std::sqrt(s.sigma(k, k) * s.sigma(l, l)));
+      if (round >= 1 && change < 0.005) break;
     }
   }
   s.log_rw_scale.setConstant(std::log(cfg.rw_scale));
