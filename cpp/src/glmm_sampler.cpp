@@ -423,7 +423,7 @@ GlmmChainResult chain(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig&
       ref.set_sigma(ref_chol * ref_chol.transpose());
       group_modes<G>(d, ref, threads, true, nullptr);
       steps::refresh_group_cache<G, true>(d, ref, threads);
-      steps::marginal_freeze(marginal, ref, 1.0);
+      steps::marginal_freeze(marginal, ref);
     }
     SweepArgs a{static_cast<std::uint64_t>(t) + 1, warmup,
                 2.0 / std::pow(static_cast<double>(t) + 10.0, 0.6), threads,

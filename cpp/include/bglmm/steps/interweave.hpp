@@ -203,8 +203,7 @@ inline double non_centred_log_prior(const GlmmData& d, const GlmmPriors& pr,
   //   d/dL_ab [-tr(S K'K)/2] = T_ba,
   //   d2/dL_ab dL_cd [-tr(S K'K)/2] = -(K_bc T_da + G_bd U_ca + T_bc K_da).
   Matrix chol(q, q);
-  Vector beta_unused = beta;
-  unpack_psi(d, lay, psi, beta_unused, chol);
+  unpack_psi(d, lay, psi, beta, chol);  // beta already holds psi's centred entries
   const Matrix kinv =
       chol.triangularView<Eigen::Lower>().solve(Matrix::Identity(q, q));
   const Matrix gm = kinv * lay.prior_scale * kinv.transpose();

@@ -65,14 +65,13 @@ inline void marginal_accumulate(MarginalMove& mv, const Vector& psi) {
 
 // Freezes the move from the accumulated psi draws and the current group caches. Returns false
 // (move stays off) if there were too few draws or their covariance is singular.
-inline bool marginal_freeze(MarginalMove& mv, const GlmmState& s, double inflate) {
+inline bool marginal_freeze(MarginalMove& mv, const GlmmState& s) {
   const Index dim = mv.sum.size();
   if (mv.count < std::max<std::int64_t>(20, 2 * dim)) return false;
   const double n = static_cast<double>(mv.count);
   mv.psi_mean = mv.sum / n;
   Matrix cov = mv.cross.selfadjointView<Eigen::Lower>();
   cov = (cov - n * mv.psi_mean * mv.psi_mean.transpose()) / (n - 1.0);
-  cov *= inflate;
   Eigen::LLT<Matrix> llt(cov);
   if (llt.info() != Eigen::Success) return false;
   mv.psi_chol = llt.matrixL();
@@ -150,8 +149,9 @@ double marginal_move_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& s,
   for (Index k = 0; k < d.p_free(); ++k) beta_free[k] = s.beta[d.free_cols[k]];
   // per group: [log N(gamma | mu, Sigma) - log|P|/2] at current and proposal (data part of
   // the proposal in the caches *_new)
-  std::vector<double> cur(static_cast<std::size_t>(m)), prop(static_cast<std::size_t>(m));
-  std::vector<std::uint8_t> ok(static_cast<std::size_t>(m), 1);
+  // per group: the change of [log N(gamma | mu, Sigma) - log|P|/2], NaN if an approximation
+  // failed
+  std::vector<double> change(static_cast<std::size_t>(m));
   work.resize(m, q);
   with_q(q, [&](auto qc) {
     using V = typename QTypes<decltype(qc)::value>::Vec;
@@ -169,21 +169,14 @@ double marginal_move_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& s,
         linalg::SmallCholesky<M> llt(q);
         group_centre(d, s.beta, g, mu);
         const V x = s.gamma.row(g).transpose();
-        if (!detail::posterior_approx(mv, g, q, prec_cur, mu, llt, mean)) {
-          ok[gi] = 0;
-          return;
-        }
+        change[gi] = std::numeric_limits<double>::quiet_NaN();
+        if (!detail::posterior_approx(mv, g, q, prec_cur, mu, llt, mean)) return;
         const V eps = llt.upper_times(V(x - mean));  // L_P' (gamma - m)
-        cur[gi] = gaussian_quad(x, mu, prec_cur) -
-                  llt.log_det_lower();
+        const double cur = gaussian_quad(x, mu, prec_cur) - llt.log_det_lower();
         group_centre(d, beta_new, g, mu);
-        if (!detail::posterior_approx(mv, g, q, prec_prop, mu, llt, mean)) {
-          ok[gi] = 0;
-          return;
-        }
+        if (!detail::posterior_approx(mv, g, q, prec_prop, mu, llt, mean)) return;
         const V xn = mean + llt.upper_solve(eps);
-        prop[gi] = gaussian_quad(xn, mu, prec_prop) -
-                   llt.log_det_lower();
+        change[gi] = gaussian_quad(xn, mu, prec_prop) - llt.log_det_lower() - cur;
         work.row(g) = xn.transpose();
         const double ll =
             group_data_pass<G, true>(d, g, beta_free.data(), xn.data(), s.phi, grad, inf);
@@ -194,9 +187,9 @@ double marginal_move_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& s,
   });
   double total = 0.0;
   for (Index g = 0; g < m; ++g) {
-    const std::size_t gi = static_cast<std::size_t>(g);
-    if (!ok[gi]) return 0.0;
-    total += (s.ll_new[g] + prop[gi]) - (s.ll[g] + cur[gi]);
+    const double c = change[static_cast<std::size_t>(g)];
+    if (std::isnan(c)) return 0.0;
+    total += (s.ll_new[g] - s.ll[g]) + c;
   }
   const double log_det_cur = 2.0 * s.sigma_chol.diagonal().array().log().sum();
   const double log_det_new = 2.0 * chol_new.diagonal().array().log().sum();
