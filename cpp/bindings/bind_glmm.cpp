@@ -15,17 +15,11 @@ GroupedData grouped(ConstRowMatrixRef x, ConstRowMatrixRef z, ConstVectorRef y,
 }
 
 GlmmPriors priors(const GlmmData& d, const Vector& beta_mean, const Matrix& beta_cov,
-                  double iw_df, const Matrix& iw_scale, double phi_shape, double phi_scale,
-                  int scale_kind = -1, double scale_a = 0.0, double scale_b = 0.0) {
+                  const py::dict& cov_prior, double phi_shape, double phi_scale) {
   GlmmPriors pr;
-  if (scale_kind >= 0) {
-    pr.use_scale_prior = true;
-    pr.scale_prior = steps::make_scale_prior(scale_kind, scale_a, scale_b);
-  }
   pr.beta_mean = beta_mean;
   pr.beta_cov = beta_cov;
-  pr.sigma.df = iw_df;
-  pr.sigma.scale = iw_scale;
+  pr.cov = covariance_prior_from(cov_prior);
   pr.phi_shape = phi_shape;
   pr.phi_scale = phi_scale;
   prepare_priors(d, pr);
@@ -95,13 +89,12 @@ void bind_glmm(py::module_& m) {
       [](ConstRowMatrixRef x, ConstRowMatrixRef z, ConstVectorRef y, ConstVectorRef trials,
          ConstVectorRef offset, ConstIndexVectorRef group_start, int family_link,
          const std::vector<std::pair<Index, Index>>& centred, const Vector& beta_mean, const Matrix& beta_cov,
-         double iw_df, const Matrix& iw_scale, double phi_shape, double phi_scale,
+         const py::dict& cov_prior, double phi_shape, double phi_scale,
          const py::dict& config, std::uint64_t seed, std::uint64_t chain,
-         const py::object& progress, int scale_kind, double scale_a, double scale_b) {
+         const py::object& progress) {
         const GlmmData data =
             make_glmm_data(grouped(x, z, y, trials, offset, group_start, family_link), centred);
-        const GlmmPriors pr = priors(data, beta_mean, beta_cov, iw_df, iw_scale, phi_shape,
-                                     phi_scale, scale_kind, scale_a, scale_b);
+        const GlmmPriors pr = priors(data, beta_mean, beta_cov, cov_prior, phi_shape, phi_scale);
         const GlmmConfig cfg = config_from(config);
         const RunControl control = make_run_control(progress);
         GlmmChainResult result;
@@ -113,9 +106,8 @@ void bind_glmm(py::module_& m) {
       },
       "x"_a.noconvert(), "z"_a.noconvert(), "y"_a.noconvert(), "trials"_a.noconvert(),
       "offset"_a.noconvert(), "group_start"_a.noconvert(), "family_link"_a, "centred"_a,
-      "beta_mean"_a, "beta_cov"_a, "iw_df"_a, "iw_scale"_a, "phi_shape"_a, "phi_scale"_a,
-      "config"_a, "seed"_a, "chain"_a, "progress"_a = py::none(), "scale_kind"_a = -1,
-      "scale_a"_a = 0.0, "scale_b"_a = 0.0,
+      "beta_mean"_a, "beta_cov"_a, "cov_prior"_a, "phi_shape"_a, "phi_scale"_a,
+      "config"_a, "seed"_a, "chain"_a, "progress"_a = py::none(),
       "Run one chain of the GLMM Metropolis-within-Gibbs sampler (GIL released).");
 
   m.def(
@@ -123,19 +115,18 @@ void bind_glmm(py::module_& m) {
       [](ConstRowMatrixRef x, ConstRowMatrixRef z, ConstVectorRef y, ConstVectorRef trials,
          ConstVectorRef offset, ConstIndexVectorRef group_start, int family_link,
          const std::vector<std::pair<Index, Index>>& centred, const Vector& beta_mean, const Matrix& beta_cov,
-         double iw_df, const Matrix& iw_scale, double phi_shape, double phi_scale,
+         const py::dict& cov_prior, double phi_shape, double phi_scale,
          const py::dict& config, std::int64_t iterations, std::uint64_t seed) {
         const GlmmData data =
             make_glmm_data(grouped(x, z, y, trials, offset, group_start, family_link), centred);
-        const GlmmPriors pr =
-            priors(data, beta_mean, beta_cov, iw_df, iw_scale, phi_shape, phi_scale);
+        const GlmmPriors pr = priors(data, beta_mean, beta_cov, cov_prior, phi_shape, phi_scale);
         const GlmmConfig cfg = config_from(config);
         py::gil_scoped_release nogil;
         return run_glmm_geweke(data, pr, cfg, iterations, rng::ChainKey{seed, 0});
       },
       "x"_a.noconvert(), "z"_a.noconvert(), "y"_a.noconvert(), "trials"_a.noconvert(),
       "offset"_a.noconvert(), "group_start"_a.noconvert(), "family_link"_a, "centred"_a,
-      "beta_mean"_a, "beta_cov"_a, "iw_df"_a, "iw_scale"_a, "phi_shape"_a, "phi_scale"_a,
+      "beta_mean"_a, "beta_cov"_a, "cov_prior"_a, "phi_shape"_a, "phi_scale"_a,
       "config"_a, "iterations"_a, "seed"_a,
       "Geweke successive-conditional simulator: rows (beta, Sigma, b_0, phi) per iteration.");
 

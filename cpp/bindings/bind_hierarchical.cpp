@@ -44,17 +44,13 @@ struct LmmInputs {
 };
 
 LmmPrior make_lmm_prior(const Vector& beta_mean, const Matrix& beta_cov, double a0, double b0,
-                        bool use_scale_prior, int sd_kind, double sd_a, double sd_b,
-                        double iw_df, const Matrix& iw_scale) {
+                        const py::dict& cov_prior) {
   LmmPrior prior;
   prior.beta_mean = beta_mean;
   prior.beta_cov = beta_cov;
   prior.sigma2_shape = a0;
   prior.sigma2_scale = b0;
-  prior.use_scale_prior = use_scale_prior;
-  if (use_scale_prior) prior.sd_prior = steps::make_scale_prior(sd_kind, sd_a, sd_b);
-  prior.cov_prior.df = iw_df;
-  prior.cov_prior.scale = iw_scale;
+  prior.cov_prior = covariance_prior_from(cov_prior);
   return prior;
 }
 
@@ -130,14 +126,13 @@ void bind_hierarchical(py::module_& m) {
       "lmm_run",
       [](ConstRowMatrixRef x, ConstRowMatrixRef z, ConstVectorRef y, ConstVectorRef offset,
          ConstIndexVectorRef group_start, const Vector& beta_mean, const Matrix& beta_cov,
-         double a0, double b0, bool use_scale_prior, int sd_kind, double sd_a, double sd_b,
-         double iw_df, const Matrix& iw_scale, std::int64_t draws, std::int64_t warmup,
+         double a0, double b0, const py::dict& cov_prior, std::int64_t draws, std::int64_t warmup,
          std::int64_t thin, int threads, bool keep_effects, std::uint64_t seed,
-         std::uint64_t chain, const py::object& progress) {
+         std::uint64_t chain, const py::object& progress, bool collapsed) {
         const LmmInputs inputs(x, z, y, offset, group_start);
-        const LmmPrior prior = make_lmm_prior(beta_mean, beta_cov, a0, b0, use_scale_prior,
-                                              sd_kind, sd_a, sd_b, iw_df, iw_scale);
+        const LmmPrior prior = make_lmm_prior(beta_mean, beta_cov, a0, b0, cov_prior);
         LmmConfig config;
+        config.collapsed = collapsed;
         config.draws = draws;
         config.warmup = warmup;
         config.thin = thin;
@@ -161,26 +156,24 @@ void bind_hierarchical(py::module_& m) {
         out["draws_done"] = r.draws_done;
         out["interrupted"] = r.interrupted;
         out["residual_fallbacks"] = r.residual_fallbacks;
+        out["collapsed_acceptance"] = r.collapsed_accept;
         return out;
       },
       "x"_a.noconvert(), "z"_a.noconvert(), "y"_a.noconvert(), "offset"_a.noconvert(),
       "group_start"_a.noconvert(), "beta_mean"_a, "beta_cov"_a, "sigma2_shape"_a,
-      "sigma2_scale"_a, "use_scale_prior"_a, "sd_kind"_a, "sd_a"_a, "sd_b"_a, "iw_df"_a,
-      "iw_scale"_a, "draws"_a, "warmup"_a, "thin"_a, "threads"_a, "keep_effects"_a, "seed"_a,
-      "chain"_a, "progress"_a = py::none(),
+      "sigma2_scale"_a, "cov_prior"_a, "draws"_a, "warmup"_a, "thin"_a, "threads"_a,
+      "keep_effects"_a, "seed"_a, "chain"_a, "progress"_a = py::none(), "collapsed"_a = true,
       "One chain of the linear mixed model Gibbs sampler (GIL released while sampling).");
 
   m.def(
       "lmm_sweep",
       [](ConstRowMatrixRef x, ConstRowMatrixRef z, ConstVectorRef y, ConstVectorRef offset,
          ConstIndexVectorRef group_start, const Vector& beta_mean, const Matrix& beta_cov,
-         double a0, double b0, bool use_scale_prior, int sd_kind, double sd_a, double sd_b,
-         double iw_df, const Matrix& iw_scale, const Vector& beta, const RowMatrix& b,
+         double a0, double b0, const py::dict& cov_prior, const Vector& beta, const RowMatrix& b,
          const Matrix& cov, double sigma2, std::uint64_t seed, std::uint64_t chain,
-         std::uint64_t iteration, int threads) {
+         std::uint64_t iteration, int threads, bool collapsed) {
         const LmmInputs inputs(x, z, y, offset, group_start);
-        const LmmPrior prior = make_lmm_prior(beta_mean, beta_cov, a0, b0, use_scale_prior,
-                                              sd_kind, sd_a, sd_b, iw_df, iw_scale);
+        const LmmPrior prior = make_lmm_prior(beta_mean, beta_cov, a0, b0, cov_prior);
         const LmmModel model = make_lmm_model(inputs.data, threads);
         check_lmm_prior(model, prior);
         check_size_match("lmm_sweep", "beta", beta.size(), "columns of X", model.p);
@@ -188,16 +181,19 @@ void bind_hierarchical(py::module_& m) {
         check_size_match("lmm_sweep", "columns of b", b.cols(), "columns of Z", model.q);
         check_size_match("lmm_sweep", "Sigma", cov.rows(), "columns of Z", model.q);
         LmmState state{beta, b, cov, sigma2};
-        LmmWorkspace ws(model);
-        lmm_sweep(model, prior, state, ws, rng::ChainKey{seed, chain}, iteration,
-                  resolve_threads(threads));
+        LmmWorkspace ws(model, prior);
+        LmmSweepArgs args;
+        args.iteration = iteration;
+        args.threads = resolve_threads(threads);
+        args.collapsed = collapsed;
+        lmm_sweep(model, prior, state, ws, rng::ChainKey{seed, chain}, args);
         return py::make_tuple(state.beta, state.b, state.cov, state.sigma2);
       },
       "x"_a.noconvert(), "z"_a.noconvert(), "y"_a.noconvert(), "offset"_a.noconvert(),
       "group_start"_a.noconvert(), "beta_mean"_a, "beta_cov"_a, "sigma2_shape"_a,
-      "sigma2_scale"_a, "use_scale_prior"_a, "sd_kind"_a, "sd_a"_a, "sd_b"_a, "iw_df"_a,
-      "iw_scale"_a, "beta"_a, "b"_a, "cov"_a, "sigma2"_a, "seed"_a, "chain"_a, "iteration"_a,
-      "threads"_a = 1, "One Gibbs sweep from a given state (for Geweke tests).");
+      "sigma2_scale"_a, "cov_prior"_a, "beta"_a, "b"_a, "cov"_a, "sigma2"_a, "seed"_a, "chain"_a,
+      "iteration"_a, "threads"_a = 1, "collapsed"_a = true,
+      "One sweep from a given state, proposals not adapted (for Geweke tests).");
 }
 
 }  // namespace bglmm::bindings

@@ -10,6 +10,7 @@
 #include <atomic>
 
 #include "bglmm/control.hpp"
+#include "bglmm/steps/covariance_prior.hpp"
 
 namespace py = pybind11;
 using namespace pybind11::literals;
@@ -49,6 +50,24 @@ inline RunControl make_run_control(const py::object& progress) {
     };
   }
   return control;
+}
+
+// A covariance prior from the dict that bglmm.priors.covariance_prior_spec builds:
+// kind (0 inverse-Wishart, 1 separation), iw_df, iw_scale, sd_kind, sd_a, sd_b, eta.
+inline steps::CovariancePrior covariance_prior_from(const py::dict& spec) {
+  auto get = [&](const char* key) {
+    if (!spec.contains(key))
+      throw std::invalid_argument(std::string("covariance prior: missing '") + key + "'");
+    return spec[key];
+  };
+  const int kind = get("kind").cast<int>();
+  if (kind == 0)
+    return steps::make_covariance_prior(0, get("iw_df").cast<double>(),
+                                        get("iw_scale").cast<Matrix>(), {}, {}, {}, 1.0);
+  return steps::make_covariance_prior(kind, 0.0, Matrix(), get("sd_kind").cast<std::vector<int>>(),
+                                      get("sd_a").cast<std::vector<double>>(),
+                                      get("sd_b").cast<std::vector<double>>(),
+                                      get("eta").cast<double>());
 }
 
 void bind_errors(py::module_& m);

@@ -28,10 +28,27 @@ namespace bglmm {
 // ---- model pieces ----------------------------------------------------------------------
 
 void GlmmState::set_sigma(const Matrix& s) {
-  sigma = 0.5 * (s + s.transpose());
-  sigma_chol = linalg::cholesky_lower(sigma, "random-effect covariance Sigma");
-  sigma_prec = linalg::inverse_from_cholesky(sigma_chol);
-  sigma_prec = 0.5 * (sigma_prec + sigma_prec.transpose());
+  SigmaFactors f;
+  if (!factor_sigma(s, f))
+    throw NumericalError("random-effect covariance Sigma is not symmetric positive definite");
+  commit_sigma(std::move(f));
+}
+
+bool GlmmState::factor_sigma(const Matrix& s, SigmaFactors& out) {
+  out.sigma = 0.5 * (s + s.transpose());
+  Eigen::LLT<Matrix> llt(out.sigma);
+  if (llt.info() != Eigen::Success) return false;
+  out.chol = llt.matrixL();
+  if (!out.chol.allFinite() || !(out.chol.diagonal().minCoeff() > 0.0)) return false;
+  out.prec = linalg::inverse_from_cholesky(out.chol);
+  out.prec = 0.5 * (out.prec + out.prec.transpose());
+  return out.prec.allFinite();
+}
+
+void GlmmState::commit_sigma(SigmaFactors&& f) {
+  sigma = std::move(f.sigma);
+  sigma_chol = std::move(f.chol);
+  sigma_prec = std::move(f.prec);
 }
 
 GlmmData make_glmm_data(const GroupedData& obs,
@@ -111,17 +128,10 @@ void prepare_priors(const GlmmData& d, GlmmPriors& pr) {
   check_size_match(fn, "prior mean", pr.beta_mean.size(), "columns of X", p);
   check_size_match(fn, "prior covariance rows", pr.beta_cov.rows(), "columns of X", p);
   check_size_match(fn, "prior covariance columns", pr.beta_cov.cols(), "columns of X", p);
-  check_size_match(fn, "Sigma prior scale rows", pr.sigma.scale.rows(), "columns of Z", q);
-  check_size_match(fn, "Sigma prior scale columns", pr.sigma.scale.cols(), "columns of Z", q);
-  if (!(pr.sigma.df > static_cast<double>(q) - 1.0))
-    throw std::invalid_argument(concat("glmm: inverse-Wishart df ", pr.sigma.df,
-                                       " must exceed q - 1 = ", q - 1));
+  steps::check_covariance_prior("glmm prior", pr.cov, q);
   const Matrix l = linalg::cholesky_lower(pr.beta_cov, "glmm: prior covariance of beta", true);
   pr.beta_prec = linalg::inverse_from_cholesky(l);
   pr.beta_prec = 0.5 * (pr.beta_prec + pr.beta_prec.transpose());
-  (void)linalg::cholesky_lower(pr.sigma.scale, "glmm: inverse-Wishart scale", true);
-  if (pr.use_scale_prior && q != 1)
-    throw std::invalid_argument("glmm: a prior on the SD needs exactly one random term");
   if (d.obs.family_link == FamilyLink::GaussianIdentity) {
     check_positive(fn, "residual variance prior shape", pr.phi_shape);
     check_positive(fn, "residual variance prior scale", pr.phi_scale);
@@ -223,8 +233,7 @@ void initialise(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg, 
   if (from_prior) {
     const Matrix l0 = linalg::cholesky_lower(pr.beta_cov, "prior covariance");
     s.beta = linalg::multi_normal_chol_rng(pr.beta_mean, l0, rng);
-    const Matrix ls = linalg::cholesky_lower(pr.sigma.scale, "IW scale");
-    s.set_sigma(linalg::inv_wishart_rng(pr.sigma.df, ls, rng));
+    s.set_sigma(steps::covariance_prior_rng(pr.cov, q, rng));
     Vector mu(q);
     for (Index g = 0; g < d.m(); ++g) {
       group_centre(d, s.beta, g, mu);
@@ -245,10 +254,11 @@ void initialise(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg, 
     const GlmMode mode = glm_mode(glm, gp, s.phi, threads);
     const Matrix lc = linalg::cholesky_lower(mode.covariance, "initial covariance");
     s.beta = linalg::multi_normal_chol_rng(mode.beta, lc, rng);
-    // Sigma: the prior's mean-like scale S0 / max(nu0 - q - 1, 1), then group modes, then the
-    // inverse-Wishart mode given those modes.
-    const double denom = std::max(1.0, pr.sigma.df - static_cast<double>(q) - 1.0);
-    s.set_sigma(pr.sigma.scale / denom);
+    // Sigma: a typical value under the prior, then group modes, then the mode of Sigma given
+    // those modes (inverse-Wishart: exact; otherwise the scatter with the prior's centre as
+    // one pseudo-observation).
+    const Matrix centre = steps::covariance_prior_centre(pr.cov, q);
+    s.set_sigma(centre);
     // Laplace-EM: group modes and their curvature, then Sigma and the centred means from
     // them; a few rounds put the chain near the posterior mode (saves warm-up when there are
     // many groups and Sigma's posterior is narrow).
@@ -261,8 +271,11 @@ void initialise(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg, 
         for (Index k = 0; k < q; ++k)
           for (Index l = 0; l < q; ++l) total(k, l) += cov(g, k * q + l);
       const Matrix previous = s.sigma;
-      s.set_sigma((pr.sigma.scale + total) /
-                  (pr.sigma.df + static_cast<double>(d.m()) + static_cast<double>(q) + 1.0));
+      if (pr.cov.separation())
+        s.set_sigma((centre + total) / (static_cast<double>(d.m()) + 1.0));
+      else
+        s.set_sigma((pr.cov.iw.scale + total) /
+                    (pr.cov.iw.df + static_cast<double>(d.m()) + static_cast<double>(q) + 1.0));
       if (d.p_centred() > 0) steps::centred_mean_step(d, pr, s, rng, true);
       double change = 0.0;
       for (Index k = 0; k < q; ++k)
@@ -324,14 +337,8 @@ void sweep(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg, GlmmS
   {
     rng::Rng rng(key, a.iteration, 0, rng::Stream::Covariance);
     const RowMatrix dev = group_deviations(d, s.beta, s.gamma);
-    if (pr.use_scale_prior) {
-      const double ss = dev.col(0).squaredNorm();
-      const double v = steps::draw_variance(pr.scale_prior, ss, static_cast<double>(d.m()),
-                                            s.sigma(0, 0), rng);
-      s.set_sigma(Matrix::Constant(1, 1, v));
-    } else {
-      s.set_sigma(steps::covariance_step(dev, Vector::Zero(d.q()), pr.sigma, rng));
-    }
+    const Matrix scatter = steps::scatter_matrix(dev, Vector::Zero(d.q()));
+    s.set_sigma(steps::covariance_conditional_step(pr.cov, scatter, d.m(), s.sigma, rng));
   }
   // 4b. interweaving: (beta_C, L) in the non-centred parameterisation (Laplace kernel: needs
   //     the derivative caches)
@@ -556,8 +563,8 @@ RowMatrix geweke(const GlmmData& data, const GlmmPriors& pr, const GlmmConfig& c
     marginal.ref_info.setZero(m, q * q);
     for (Index g = 0; g < m; ++g)
       for (Index k = 0; k < q; ++k) marginal.ref_info(g, k * q + k) = 0.5 + 0.25 * static_cast<double>(g % 3);
-    const double denom = std::max(1.0, pr.sigma.df - static_cast<double>(q) - 1.0);
-    const Matrix centre_chol = linalg::cholesky_lower(pr.sigma.scale / denom, "geweke: E Sigma");
+    const Matrix centre_chol = linalg::cholesky_lower(steps::covariance_prior_centre(pr.cov, q),
+                                                      "geweke: prior centre of Sigma");
     marginal.psi_mean = steps::pack_psi(d, layout, pr.beta_mean, centre_chol);
     marginal.psi_chol = 0.4 * Matrix::Identity(layout.dim, layout.dim);
     marginal.ready = true;
@@ -614,8 +621,8 @@ RowMatrix run_glmm_geweke(const GlmmData& data, const GlmmPriors& priors,
                           const GlmmConfig& config, std::int64_t iterations, rng::ChainKey key) {
   check_config(config);
   if (iterations < 1) throw std::invalid_argument("geweke: iterations must be >= 1");
-  if (priors.use_scale_prior)
-    throw std::invalid_argument("geweke: needs the inverse-Wishart prior (prior draws)");
+  if (!steps::covariance_prior_proper(priors.cov))
+    throw std::invalid_argument("geweke: needs a proper prior on Sigma (prior draws)");
   return dispatch_kernel(data, config, [&](auto g, auto laplace) {
     return geweke<decltype(g), decltype(laplace)::value>(data, priors, config, iterations, key);
   });

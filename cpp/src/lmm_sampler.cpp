@@ -90,7 +90,7 @@ double residual_ss_direct(const LmmModel& mdl, const LmmState& s, LmmWorkspace& 
 }  // namespace
 
 LmmModel make_lmm_model(const GroupedData& data, int threads) {
-  LmmModel mdl{data, 0, 0, 0, 0, {}, {}, {}, Matrix(), Vector(), 0.0, Vector()};
+  LmmModel mdl{data, 0, 0, 0, 0, {}, {}, {}, Matrix(), Vector(), 0.0, Vector(), Vector()};
   mdl.n = data.rows();
   mdl.m = data.n_groups();
   mdl.p = data.p();
@@ -99,26 +99,25 @@ LmmModel make_lmm_model(const GroupedData& data, int threads) {
   if (p == 0) throw std::invalid_argument("lmm: X has no columns");
   mdl.ztz.assign(static_cast<std::size_t>(m * q * q), 0.0);
   mdl.ztx.assign(static_cast<std::size_t>(m * q * p), 0.0);
-  mdl.zty.assign(static_cast<std::size_t>(m * q), 0.0);
+  mdl.ztr.assign(static_cast<std::size_t>(m * q), 0.0);
   const std::int64_t n_chunks = (m + kGroupChunk - 1) / kGroupChunk;
   std::vector<Matrix> xtx(static_cast<std::size_t>(n_chunks));
   std::vector<Vector> xty(static_cast<std::size_t>(n_chunks));
-  std::vector<double> yty(static_cast<std::size_t>(n_chunks));
   std::vector<Vector> zsq(static_cast<std::size_t>(n_chunks));
+  std::vector<double> rr(static_cast<std::size_t>(n_chunks));
   const int n_threads = resolve_threads(threads);
+  // Pass 1: Z'Z, Z'X and Z'y per group (Z'y becomes Z'r below), X'X and X'y per chunk.
   for_each_chunk(n_chunks, n_threads, [&](std::int64_t c) {
     const auto cs = static_cast<std::size_t>(c);
     xtx[cs] = Matrix::Zero(p, p);
     xty[cs] = Vector::Zero(p);
     zsq[cs] = Vector::Zero(q);
-    double yy = 0.0;
     for (Index j = static_cast<Index>(c) * kGroupChunk; j < chunk_end(mdl, c); ++j) {
       double* ztz = &mdl.ztz[static_cast<std::size_t>(j * q * q)];
       double* ztx = &mdl.ztx[static_cast<std::size_t>(j * q * p)];
-      double* zty = &mdl.zty[static_cast<std::size_t>(j * q)];
+      double* zty = &mdl.ztr[static_cast<std::size_t>(j * q)];
       for (Index i = data.begin(j); i < data.begin(j) + data.size(j); ++i) {
         const double yi = data.y[i] - data.offset[i];
-        yy += yi * yi;
         for (Index a = 0; a < q; ++a) {
           const double za = data.z(i, a);
           zsq[cs][a] += za * za;
@@ -132,19 +131,46 @@ LmmModel make_lmm_model(const GroupedData& data, int threads) {
         }
       }
     }
-    yty[cs] = yy;
   });
   mdl.xtx = Matrix::Zero(p, p);
-  mdl.xty = Vector::Zero(p);
+  Vector xty_total = Vector::Zero(p);
   mdl.z_mean_square = Vector::Zero(q);
   for (std::size_t c = 0; c < static_cast<std::size_t>(n_chunks); ++c) {
     mdl.xtx += xtx[c];
-    mdl.xty += xty[c];
-    mdl.yty += yty[c];
+    xty_total += xty[c];
     mdl.z_mean_square += zsq[c];
   }
   mdl.xtx = mdl.xtx.selfadjointView<Eigen::Lower>();
   mdl.z_mean_square /= static_cast<double>(mdl.n);
+  // beta_ref: least squares, with a tiny ridge so that a rank-deficient X still gives a point.
+  {
+    const double ridge = 1e-10 * std::max(1e-300, mdl.xtx.diagonal().maxCoeff());
+    const Matrix l = linalg::cholesky_lower(
+        mdl.xtx + ridge * Matrix::Identity(p, p), "lmm: X'X (are the columns of X finite?)");
+    mdl.beta_ref = xty_total;
+    l.triangularView<Eigen::Lower>().solveInPlace(mdl.beta_ref);
+    l.transpose().triangularView<Eigen::Upper>().solveInPlace(mdl.beta_ref);
+    if (!mdl.beta_ref.allFinite()) mdl.beta_ref.setZero();
+  }
+  mdl.xtr = xty_total - mdl.xtx * mdl.beta_ref;
+  // Pass 2: r = y - offset - X beta_ref, r'r from the rows; Z'r = Z'y - Z'X beta_ref.
+  const double* bref = mdl.beta_ref.data();
+  for_each_chunk(n_chunks, n_threads, [&](std::int64_t c) {
+    double total = 0.0;
+    for (Index j = static_cast<Index>(c) * kGroupChunk; j < chunk_end(mdl, c); ++j) {
+      double* ztr = &mdl.ztr[static_cast<std::size_t>(j * q)];
+      const double* ztx = &mdl.ztx[static_cast<std::size_t>(j * q * p)];
+      for (Index a = 0; a < q; ++a)
+        for (Index k = 0; k < p; ++k) ztr[a] -= ztx[a * p + k] * bref[k];
+      for (Index i = data.begin(j); i < data.begin(j) + data.size(j); ++i) {
+        double r = data.y[i] - data.offset[i];
+        for (Index k = 0; k < p; ++k) r -= data.x(i, k) * bref[k];
+        total += r * r;
+      }
+    }
+    rr[static_cast<std::size_t>(c)] = total;
+  });
+  for (double v : rr) mdl.rtr += v;
   return mdl;
 }
 
@@ -158,35 +184,42 @@ void check_lmm_prior(const LmmModel& mdl, const LmmPrior& prior) {
   linalg::cholesky_lower(prior.beta_cov, "lmm prior: beta prior covariance", true);
   check_positive(fn, "sigma^2 prior shape", prior.sigma2_shape);
   check_positive(fn, "sigma^2 prior scale", prior.sigma2_scale);
-  if (prior.use_scale_prior) {
-    if (mdl.q != 1)
-      throw std::invalid_argument("lmm prior: a prior on the SD applies to one random effect (q = 1)");
-    if (prior.sd_prior.kind == steps::ScalePriorKind::Uniform && std::isinf(prior.sd_prior.b) &&
-        mdl.m < 3)
-      throw std::invalid_argument("lmm prior: a flat prior on the SD needs at least 3 groups");
-  } else {
-    if (!(prior.cov_prior.df > static_cast<double>(mdl.q) - 1.0))
-      throw std::invalid_argument(concat("lmm prior: inverse-Wishart df ", prior.cov_prior.df,
-                                         " must exceed q - 1 = ", mdl.q - 1));
-    check_size_match(fn, "inverse-Wishart scale", prior.cov_prior.scale.rows(), "columns of Z",
-                     mdl.q);
-    check_size_match(fn, "inverse-Wishart scale columns", prior.cov_prior.scale.cols(),
-                     "columns of Z", mdl.q);
-    check_all_finite(fn, "inverse-Wishart scale", prior.cov_prior.scale);
-    linalg::cholesky_lower(prior.cov_prior.scale, "lmm prior: inverse-Wishart scale S0", true);
-  }
+  steps::check_covariance_prior(fn, prior.cov_prior, mdl.q);
+  const bool flat_sd =
+      prior.cov_prior.separation() &&
+      std::any_of(prior.cov_prior.sd.begin(), prior.cov_prior.sd.end(), [](const auto& sp) {
+        return sp.kind == steps::ScalePriorKind::Uniform && std::isinf(sp.b);
+      });
+  if (flat_sd && mdl.m < 3)
+    throw std::invalid_argument("lmm prior: a flat prior on the SD needs at least 3 groups");
 }
 
-LmmWorkspace::LmmWorkspace(const LmmModel& mdl) {
+LmmWorkspace::LmmWorkspace(const LmmModel& mdl, const LmmPrior& prior) {
   const Index m = mdl.m, p = mdl.p, q = mdl.q;
   n_chunks = (m + kGroupChunk - 1) / kGroupChunk;
   const auto nc = static_cast<std::size_t>(n_chunks);
   chol.assign(static_cast<std::size_t>(m * q * q), 0.0);
+  chol_alt.assign(static_cast<std::size_t>(m * q * q), 0.0);
   chunk_aa.assign(nc * static_cast<std::size_t>(p * p), 0.0);
   chunk_ac.assign(nc * static_cast<std::size_t>(p), 0.0);
   chunk_bb.assign(nc * static_cast<std::size_t>(q * q), 0.0);
   chunk_ssr.assign(nc, 0.0);
+  chunk_logdet.assign(nc, 0.0);
+  chunk_cc.assign(nc, 0.0);
+  chunk_ok.assign(nc, 1);
   group_scratch.assign(nc * static_cast<std::size_t>(q * p + 3 * q), 0.0);
+  // The collapsed move's starting random walk: a posterior SD of about 1 / sqrt(2 m) for a
+  // log SD or a CPC, 1 / sqrt(2 N) for log sigma (refined in warm-up).
+  LmmCollapsedProposal& pr = proposal;
+  pr.dim = steps::unconstrained_dim(q) + 1;
+  pr.rw_chol = Matrix::Zero(pr.dim, pr.dim);
+  for (Index k = 0; k + 1 < pr.dim; ++k)
+    pr.rw_chol(k, k) = 1.0 / std::sqrt(2.0 * static_cast<double>(std::max<Index>(m, 1)));
+  pr.rw_chol(pr.dim - 1, pr.dim - 1) = 1.0 / std::sqrt(2.0 * static_cast<double>(mdl.n));
+  pr.log_scale = std::log(2.38 / std::sqrt(static_cast<double>(pr.dim)));
+  pr.mean_all = pr.mean_late = Vector::Zero(pr.dim);
+  pr.m2_all = pr.m2_late = Matrix::Zero(pr.dim, pr.dim);
+  (void)prior;
 }
 
 LmmState lmm_initial_state(const LmmModel& mdl, const LmmPrior& prior, rng::ChainKey key) {
@@ -195,39 +228,53 @@ LmmState lmm_initial_state(const LmmModel& mdl, const LmmPrior& prior, rng::Chai
   const Matrix l0 = linalg::cholesky_lower(prior.beta_cov, "beta prior covariance", true);
   const Matrix q0 = linalg::inverse_from_cholesky(l0);
   const Matrix l = linalg::cholesky_lower(mdl.xtx + q0, "X'X + V0^-1");
-  Vector beta = mdl.xty + q0 * prior.beta_mean;
-  l.triangularView<Eigen::Lower>().solveInPlace(beta);
-  l.transpose().triangularView<Eigen::Upper>().solveInPlace(beta);
-  double ssr = mdl.yty - 2.0 * beta.dot(mdl.xty) + beta.dot(mdl.xtx * beta);
-  double s2 = std::max(ssr / static_cast<double>(mdl.n), 1e-12 * (1.0 + mdl.yty / mdl.n));
+  // delta = beta - beta_ref at the posterior mode ignoring the groups
+  Vector delta = mdl.xtr + q0 * (prior.beta_mean - mdl.beta_ref);
+  l.triangularView<Eigen::Lower>().solveInPlace(delta);
+  l.transpose().triangularView<Eigen::Upper>().solveInPlace(delta);
+  const double ssr = mdl.rtr - 2.0 * delta.dot(mdl.xtr) + delta.dot(mdl.xtx * delta);
+  const double s2 = std::max(ssr / static_cast<double>(mdl.n), 1e-12 * (1.0 + mdl.rtr / mdl.n));
   rng::Rng rng(key, 0, 0, rng::Stream::Init);
   auto factor = [&] { return std::exp((2.0 * rng.uniform() - 1.0) * std::log(3.0)); };
-  s.beta = beta;
+  s.beta = mdl.beta_ref + delta;
   for (Index k = 0; k < p; ++k) s.beta[k] += 0.1 * std::sqrt(s2) * rng.std_normal();
   s.b = RowMatrix::Zero(mdl.m, q);
   s.cov = Matrix::Zero(q, q);
   for (Index k = 0; k < q; ++k)
     s.cov(k, k) = 0.5 * s2 * factor() / std::max(mdl.z_mean_square[k], 1e-12);
   s.sigma2 = 0.5 * s2 * factor();
-  if (prior.use_scale_prior && prior.sd_prior.kind == steps::ScalePriorKind::Uniform &&
-      s.cov(0, 0) >= prior.sd_prior.b * prior.sd_prior.b)
-    s.cov(0, 0) = 0.25 * prior.sd_prior.b * prior.sd_prior.b;
+  if (prior.cov_prior.separation())  // start inside a bounded SD prior's support
+    for (Index k = 0; k < q; ++k) {
+      const steps::ScalePrior& sp = prior.cov_prior.sd[static_cast<std::size_t>(k)];
+      if (sp.kind == steps::ScalePriorKind::Uniform && s.cov(k, k) >= sp.b * sp.b)
+        s.cov(k, k) = 0.25 * sp.b * sp.b;
+    }
   return s;
 }
 
-void lmm_sweep(const LmmModel& mdl, const LmmPrior& prior, LmmState& s, LmmWorkspace& ws,
-               rng::ChainKey key, std::uint64_t iteration, int threads) {
+namespace {
+
+// What the collapsed likelihood at (Sigma, sigma^2) gives: the marginal log-likelihood and
+// the Gaussian conditional of delta = beta - beta_ref (precision factor and linear term).
+struct Collapsed {
+  bool ok = false;
+  double log_lik = 0.0;
+  Matrix prec_chol;  // P = L L'
+  Vector h;
+};
+
+// Pass 1 at (Sigma, sigma^2): the factors L_j into `chol` and the collapsed terms.
+Collapsed collapsed_terms(const LmmModel& mdl, const LmmPrior& prior, const Matrix& cov,
+                          double s2, std::vector<double>& chol, LmmWorkspace& ws, int threads) {
   const Index m = mdl.m, p = mdl.p, q = mdl.q;
-  const double s2 = s.sigma2;
-  const double sigma = std::sqrt(s2);
-  // Sigma^-1 (q x q) from its Cholesky factor.
-  const Matrix l_cov = linalg::cholesky_lower(s.cov, "lmm: random-effect covariance Sigma");
-  const Matrix cov_inv = linalg::inverse_from_cholesky(l_cov);
-  RowMatrix s2_cov_inv = s2 * cov_inv;  // row-major copy for the raw loops
+  Collapsed out;
+  Eigen::LLT<Matrix> llt_cov(cov);
+  if (llt_cov.info() != Eigen::Success || !(s2 > 0.0) || !std::isfinite(s2)) return out;
+  const Matrix l_cov = llt_cov.matrixL();
+  if (!l_cov.allFinite() || !(l_cov.diagonal().minCoeff() > 0.0)) return out;
+  RowMatrix s2_cov_inv = s2 * linalg::inverse_from_cholesky(l_cov);  // row-major, raw loops
   const double* penalty = s2_cov_inv.data();
   const std::size_t scratch_size = static_cast<std::size_t>(q * p + 3 * q);
-
-  // Pass 1: factor M_j, accumulate sum A_j'A_j and A_j'c_j per chunk.
   for_each_chunk(ws.n_chunks, threads, [&](std::int64_t c) {
     const auto cs = static_cast<std::size_t>(c);
     double* aa = &ws.chunk_aa[cs * static_cast<std::size_t>(p * p)];
@@ -236,56 +283,218 @@ void lmm_sweep(const LmmModel& mdl, const LmmPrior& prior, LmmState& s, LmmWorks
     double* cvec = a_mat + q * p;
     std::fill(aa, aa + p * p, 0.0);
     std::fill(ac, ac + p, 0.0);
+    double logdet = 0.0, cc = 0.0;
+    ws.chunk_ok[cs] = 1;
     for (Index j = static_cast<Index>(c) * kGroupChunk; j < chunk_end(mdl, c); ++j) {
-      double* l = &ws.chol[static_cast<std::size_t>(j * q * q)];
+      double* l = &chol[static_cast<std::size_t>(j * q * q)];
       const double* ztz = &mdl.ztz[static_cast<std::size_t>(j * q * q)];
       for (Index t = 0; t < q * q; ++t) l[t] = ztz[t] + penalty[t];
-      if (!chol_inplace(l, q))
-        throw NumericalError(concat("lmm: Cholesky of group ", j, "'s precision failed at iteration ",
-                                    iteration));
+      if (!chol_inplace(l, q)) {
+        ws.chunk_ok[cs] = 0;
+        return;
+      }
+      for (Index a = 0; a < q; ++a) logdet += 2.0 * std::log(l[a * q + a]);
       std::copy(&mdl.ztx[static_cast<std::size_t>(j * q * p)],
                 &mdl.ztx[static_cast<std::size_t>((j + 1) * q * p)], a_mat);
-      std::copy(&mdl.zty[static_cast<std::size_t>(j * q)],
-                &mdl.zty[static_cast<std::size_t>((j + 1) * q)], cvec);
+      std::copy(&mdl.ztr[static_cast<std::size_t>(j * q)],
+                &mdl.ztr[static_cast<std::size_t>((j + 1) * q)], cvec);
       for (Index k = 0; k < p; ++k) forward_solve(l, q, a_mat + k, p);
       forward_solve(l, q, cvec, 1);
       for (Index r = 0; r < q; ++r) {
         const double* row = a_mat + r * p;
+        cc += cvec[r] * cvec[r];
         for (Index a = 0; a < p; ++a) {
           ac[a] += row[a] * cvec[r];
           for (Index b = 0; b <= a; ++b) aa[a * p + b] += row[a] * row[b];
         }
       }
     }
+    ws.chunk_logdet[cs] = logdet;
+    ws.chunk_cc[cs] = cc;
   });
+  Matrix prec = Matrix::Zero(p, p);
+  Vector h = Vector::Zero(p);
+  double logdet = 0.0, cc = 0.0;
+  for (std::int64_t c = 0; c < ws.n_chunks; ++c) {
+    const auto cs = static_cast<std::size_t>(c);
+    if (!ws.chunk_ok[cs]) return out;
+    logdet += ws.chunk_logdet[cs];
+    cc += ws.chunk_cc[cs];
+    for (Index a = 0; a < p; ++a) {
+      h[a] += ws.chunk_ac[cs * static_cast<std::size_t>(p) + static_cast<std::size_t>(a)];
+      for (Index b = 0; b <= a; ++b)
+        prec(a, b) += ws.chunk_aa[cs * static_cast<std::size_t>(p * p) +
+                                  static_cast<std::size_t>(a * p + b)];
+    }
+  }
+  prec = prec.selfadjointView<Eigen::Lower>();
+  const Vector dm = prior.beta_mean - mdl.beta_ref;
+  prec = (mdl.xtx - prec) / s2 + ws.beta_prec;
+  out.h = (mdl.xtr - h) / s2 + ws.beta_prec * dm;
+  Eigen::LLT<Matrix> llt(prec);
+  if (llt.info() != Eigen::Success) return out;
+  out.prec_chol = llt.matrixL();
+  if (!out.prec_chol.allFinite() || !(out.prec_chol.diagonal().minCoeff() > 0.0)) return out;
+  const Vector w = out.prec_chol.triangularView<Eigen::Lower>().solve(out.h);
+  const double n = static_cast<double>(mdl.n), mq = static_cast<double>(m * q);
+  out.log_lik = -0.5 * ((n - mq) * std::log(s2) +
+                        static_cast<double>(m) * linalg::log_det_from_cholesky(l_cov) + logdet +
+                        linalg::log_det_from_cholesky(out.prec_chol) + (mdl.rtr - cc) / s2 +
+                        dm.dot(ws.beta_prec * dm) - w.squaredNorm());
+  out.ok = std::isfinite(out.log_lik);
+  return out;
+}
 
-  // beta | Sigma, sigma^2, y (b integrated out).
-  {
-    Matrix prec = Matrix::Zero(p, p);
-    Vector h = Vector::Zero(p);
-    for (std::int64_t c = 0; c < ws.n_chunks; ++c) {
-      const auto cs = static_cast<std::size_t>(c);
-      for (Index a = 0; a < p; ++a) {
-        h[a] += ws.chunk_ac[cs * static_cast<std::size_t>(p) + static_cast<std::size_t>(a)];
-        for (Index b = 0; b <= a; ++b)
-          prec(a, b) += ws.chunk_aa[cs * static_cast<std::size_t>(p * p) +
-                                    static_cast<std::size_t>(a * p + b)];
+// x = (unconstrained Sigma coordinates, log sigma) and back.
+Vector pack_variances(const Matrix& cov, double s2) {
+  Vector xs;
+  if (!steps::unconstrained_from_sigma(cov, xs))
+    throw NumericalError("lmm: the random-effect covariance Sigma is not positive definite");
+  Vector x(xs.size() + 1);
+  x << xs, 0.5 * std::log(s2);
+  return x;
+}
+
+bool unpack_variances(const Vector& x, Index q, Matrix& cov, double& s2) {
+  Matrix chol;
+  if (!steps::chol_from_unconstrained(x.head(x.size() - 1), q, chol)) return false;
+  cov = chol * chol.transpose();
+  s2 = std::exp(2.0 * x[x.size() - 1]);
+  return std::isfinite(s2) && s2 > 0.0 && cov.allFinite();
+}
+
+// log prior of x: the covariance prior in its coordinates, and IG(a0, b0) on sigma^2 times
+// d sigma^2 / d log sigma = 2 sigma^2.
+double variances_log_prior(const LmmPrior& prior, const Vector& x, Index q) {
+  const double lp = steps::covariance_log_prior_unconstrained(prior.cov_prior, x.head(x.size() - 1), q);
+  const double ls2 = 2.0 * x[x.size() - 1];
+  return lp - prior.sigma2_shape * ls2 - prior.sigma2_scale * std::exp(-ls2);
+}
+
+// Welford update of (count, mean, M2) with x.
+void welford(std::int64_t& n, Vector& mean, Matrix& m2, const Vector& x) {
+  ++n;
+  const Vector d = x - mean;
+  mean += d / static_cast<double>(n);
+  m2 += d * (x - mean).transpose();
+}
+
+bool covariance_factor(std::int64_t n, const Matrix& m2, double inflate, Matrix& chol) {
+  if (n < 2) return false;
+  Matrix c = inflate * m2 / static_cast<double>(n - 1);
+  c.diagonal().array() += 1e-10 * (1.0 + c.diagonal().array().abs());
+  Eigen::LLT<Matrix> llt(c);
+  if (llt.info() != Eigen::Success) return false;
+  chol = llt.matrixL();
+  return chol.allFinite();
+}
+
+// log density of the independence t proposal (up to a constant).
+double t_log_density(const LmmCollapsedProposal& pr, const Vector& x) {
+  const Vector r = pr.ind_chol.triangularView<Eigen::Lower>().solve(x - pr.ind_mean);
+  return -0.5 * (pr.ind_df + static_cast<double>(pr.dim)) * std::log1p(r.squaredNorm() / pr.ind_df);
+}
+
+// Step 0: Metropolis-Hastings on x targeting p(x | y) with beta and b integrated out. On
+// exit ws.chol holds the factors at the state's (Sigma, sigma^2) and `cur` their terms.
+void collapsed_move(const LmmModel& mdl, const LmmPrior& prior, LmmState& s, LmmWorkspace& ws,
+                    rng::ChainKey key, const LmmSweepArgs& a, Collapsed& cur) {
+  LmmCollapsedProposal& pr = ws.proposal;
+  const Index q = mdl.q;
+  Vector x = pack_variances(s.cov, s.sigma2);
+  double lp_cur = variances_log_prior(prior, x, q);
+  if (!cur.ok || !std::isfinite(lp_cur)) return;
+  double target_cur = cur.log_lik + lp_cur;
+  const bool after_warmup = !a.adapt;
+  // Move 0: the independence t (after warm-up, once fitted); move 1: the random walk.
+  for (int move = 0; move < 2; ++move) {
+    const bool independence = move == 0;
+    if (independence && !(after_warmup && pr.ind_ready)) continue;
+    rng::Rng rng(key, a.iteration, static_cast<std::uint64_t>(2 * move), rng::Stream::Hyper);
+    Vector z(pr.dim);
+    linalg::fill_std_normal(z, rng);
+    Vector xp;
+    double log_q_ratio = 0.0;  // log q(x | x') - log q(x' | x)
+    if (independence) {
+      const double w = std::sqrt(rng::chi_square_rng(pr.ind_df, rng) / pr.ind_df);
+      xp = pr.ind_mean + pr.ind_chol * z / w;
+      log_q_ratio = t_log_density(pr, x) - t_log_density(pr, xp);
+    } else {
+      xp = x + std::exp(pr.log_scale) * (pr.rw_chol * z);
+    }
+    Matrix cov_p;
+    double s2_p = 0.0;
+    double log_ratio = -std::numeric_limits<double>::infinity();
+    Collapsed prop;
+    double lp_p = -std::numeric_limits<double>::infinity();
+    if (xp.allFinite() && unpack_variances(xp, q, cov_p, s2_p)) {
+      lp_p = variances_log_prior(prior, xp, q);
+      if (std::isfinite(lp_p)) {
+        prop = collapsed_terms(mdl, prior, cov_p, s2_p, ws.chol_alt, ws, a.threads);
+        if (prop.ok) log_ratio = prop.log_lik + lp_p - target_cur + log_q_ratio;
       }
     }
-    prec = prec.selfadjointView<Eigen::Lower>();
-    const Matrix l0 = linalg::cholesky_lower(prior.beta_cov, "beta prior covariance", true);
-    const Matrix q0 = linalg::inverse_from_cholesky(l0);
-    prec = (mdl.xtx - prec) / s2 + q0;
-    h = (mdl.xty - h) / s2 + q0 * prior.beta_mean;
-    const Matrix l = linalg::cholesky_lower(
-        prec, "lmm: marginal precision of beta");
-    rng::Rng rng(key, iteration, 0, rng::Stream::Beta);
-    s.beta = linalg::multi_normal_canonical_rng(h, l, rng);
+    const double prob = std::isnan(log_ratio) ? 0.0 : std::min(1.0, std::exp(log_ratio));
+    rng::Rng accept_rng(key, a.iteration, static_cast<std::uint64_t>(2 * move + 1),
+                        rng::Stream::Hyper);
+    const bool accept = std::log(accept_rng.uniform()) < log_ratio;
+    if (after_warmup) {
+      ++pr.tries;
+      pr.accepts += accept ? 1 : 0;
+    }
+    if (a.adapt && !independence) {  // Robbins-Monro towards acceptance 0.3
+      const double gain = std::pow(static_cast<double>(a.iteration) + 10.0, -0.6);
+      pr.log_scale += gain * (prob - 0.3);
+    }
+    if (accept) {
+      x = xp;
+      s.cov = cov_p;
+      s.sigma2 = s2_p;
+      std::swap(ws.chol, ws.chol_alt);
+      cur = prop;
+      target_cur = prop.log_lik + lp_p;
+    }
   }
+  if (!a.adapt) return;
+  // Learn the proposals from the warm-up path (frozen once warm-up ends).
+  const auto t = static_cast<std::int64_t>(a.iteration);
+  if (t > a.warmup / 5) welford(pr.n_all, pr.mean_all, pr.m2_all, x);
+  if (t > a.warmup / 2) welford(pr.n_late, pr.mean_late, pr.m2_late, x);
+  const std::int64_t needed = 2 * pr.dim + 20;
+  if (t % 50 == 0 && pr.n_all >= needed) {
+    Matrix l;
+    if (covariance_factor(pr.n_all, pr.m2_all, 1.0, l)) {
+      pr.rw_chol = l;
+      pr.log_scale = std::log(2.38 / std::sqrt(static_cast<double>(pr.dim)));
+    }
+  }
+  if (t == a.warmup && pr.n_late >= needed) {
+    Matrix l;
+    if (covariance_factor(pr.n_late, pr.m2_late, 1.5, l)) {
+      pr.ind_mean = pr.mean_late;
+      pr.ind_chol = l;
+      pr.ind_ready = true;
+    }
+  }
+}
 
-  // Pass 2: b_j | beta; scatter and residual pieces per chunk.
-  const double* beta = s.beta.data();
-  for_each_chunk(ws.n_chunks, threads, [&](std::int64_t c) {
+// Steps 1-3 given the factors in ws.chol at the state's (Sigma, sigma^2) and their terms.
+void gibbs_steps(const LmmModel& mdl, const LmmPrior& prior, LmmState& s, LmmWorkspace& ws,
+                 rng::ChainKey key, const LmmSweepArgs& a, const Collapsed& cur) {
+  const Index m = mdl.m, p = mdl.p, q = mdl.q;
+  const std::uint64_t iteration = a.iteration;
+  const double sigma = std::sqrt(s.sigma2);
+  const std::size_t scratch_size = static_cast<std::size_t>(q * p + 3 * q);
+  // 1a. delta = beta - beta_ref | Sigma, sigma^2, y (b integrated out).
+  Vector delta;
+  {
+    rng::Rng rng(key, iteration, 0, rng::Stream::Beta);
+    delta = linalg::multi_normal_canonical_rng(cur.h, cur.prec_chol, rng);
+    s.beta = mdl.beta_ref + delta;
+  }
+  // 1b. b_j | beta; scatter and residual pieces per chunk.
+  const double* dl = delta.data();
+  for_each_chunk(ws.n_chunks, a.threads, [&](std::int64_t c) {
     const auto cs = static_cast<std::size_t>(c);
     double* bb = &ws.chunk_bb[cs * static_cast<std::size_t>(q * q)];
     double* r0 = &ws.group_scratch[cs * scratch_size];
@@ -295,63 +504,72 @@ void lmm_sweep(const LmmModel& mdl, const LmmPrior& prior, LmmState& s, LmmWorks
     for (Index j = static_cast<Index>(c) * kGroupChunk; j < chunk_end(mdl, c); ++j) {
       const double* l = &ws.chol[static_cast<std::size_t>(j * q * q)];
       const double* ztx = &mdl.ztx[static_cast<std::size_t>(j * q * p)];
-      const double* zty = &mdl.zty[static_cast<std::size_t>(j * q)];
+      const double* ztr = &mdl.ztr[static_cast<std::size_t>(j * q)];
       const double* ztz = &mdl.ztz[static_cast<std::size_t>(j * q * q)];
-      for (Index a = 0; a < q; ++a) {
-        double t = zty[a];
-        for (Index k = 0; k < p; ++k) t -= ztx[a * p + k] * beta[k];
-        r0[a] = t;
-        r[a] = t;
+      for (Index k = 0; k < q; ++k) {
+        double t = ztr[k];
+        for (Index i = 0; i < p; ++i) t -= ztx[k * p + i] * dl[i];
+        r0[k] = t;
+        r[k] = t;
       }
       forward_solve(l, q, r, 1);
       rng::Rng rng(key, iteration, static_cast<std::uint64_t>(j), rng::Stream::GroupProposal);
-      for (Index a = 0; a < q; ++a) r[a] += sigma * rng.std_normal();
+      for (Index k = 0; k < q; ++k) r[k] += sigma * rng.std_normal();
       backward_solve(l, q, r);
       double* bj = s.b.row(j).data();
       double quad = 0.0;
-      for (Index a = 0; a < q; ++a) {
-        bj[a] = r[a];
+      for (Index k = 0; k < q; ++k) {
+        bj[k] = r[k];
         double zb = 0.0;
-        for (Index k = 0; k < q; ++k) zb += ztz[a * q + k] * r[k];
-        quad += r[a] * (zb - 2.0 * r0[a]);
-        for (Index k = 0; k <= a; ++k) bb[a * q + k] += r[a] * r[k];
+        for (Index i = 0; i < q; ++i) zb += ztz[k * q + i] * r[i];
+        quad += r[k] * (zb - 2.0 * r0[k]);
+        for (Index i = 0; i <= k; ++i) bb[k * q + i] += r[k] * r[i];
       }
       ssr += quad;
     }
     ws.chunk_ssr[cs] = ssr;
   });
-
-  // sigma^2 | beta, b.
+  // 2. sigma^2 | beta, b.
   {
-    double ssr = mdl.yty - 2.0 * s.beta.dot(mdl.xty) + s.beta.dot(mdl.xtx * s.beta);
+    double ssr = mdl.rtr - 2.0 * delta.dot(mdl.xtr) + delta.dot(mdl.xtx * delta);
     for (double v : ws.chunk_ssr) ssr += v;
-    // The cross-product form loses digits when SSR << y'y; recompute from the rows then.
-    if (!(ssr > 1e-7 * mdl.yty)) {
-      ssr = residual_ss_direct(mdl, s, ws, threads);
+    // The cross-product form loses digits when SSR << r'r; recompute from the rows then.
+    if (!(ssr > 1e-7 * mdl.rtr)) {
+      ssr = residual_ss_direct(mdl, s, ws, a.threads);
       ++ws.fallbacks;
     }
     rng::Rng rng(key, iteration, 0, rng::Stream::Dispersion);
     s.sigma2 = rng::inv_gamma_rng(prior.sigma2_shape + 0.5 * static_cast<double>(mdl.n),
                                   prior.sigma2_scale + 0.5 * std::max(ssr, 0.0), rng);
   }
-
-  // Sigma | b.
+  // 3. Sigma | b.
   {
     Matrix scatter = Matrix::Zero(q, q);
     for (std::int64_t c = 0; c < ws.n_chunks; ++c)
-      for (Index a = 0; a < q; ++a)
-        for (Index k = 0; k <= a; ++k)
-          scatter(a, k) += ws.chunk_bb[static_cast<std::size_t>(c) * static_cast<std::size_t>(q * q) +
-                                       static_cast<std::size_t>(a * q + k)];
+      for (Index k = 0; k < q; ++k)
+        for (Index i = 0; i <= k; ++i)
+          scatter(k, i) += ws.chunk_bb[static_cast<std::size_t>(c) * static_cast<std::size_t>(q * q) +
+                                       static_cast<std::size_t>(k * q + i)];
     scatter = scatter.selfadjointView<Eigen::Lower>();
     rng::Rng rng(key, iteration, 0, rng::Stream::Covariance);
-    if (prior.use_scale_prior) {
-      s.cov(0, 0) = steps::draw_variance(prior.sd_prior, scatter(0, 0), static_cast<double>(m),
-                                         s.cov(0, 0), rng);
-    } else {
-      s.cov = steps::covariance_step_from_scatter(scatter, m, prior.cov_prior, rng);
-    }
+    s.cov = steps::covariance_conditional_step(prior.cov_prior, scatter, m, s.cov, rng);
   }
+}
+
+}  // namespace
+
+void lmm_sweep(const LmmModel& mdl, const LmmPrior& prior, LmmState& s, LmmWorkspace& ws,
+               rng::ChainKey key, const LmmSweepArgs& a) {
+  if (ws.beta_prec.size() == 0) {
+    const Matrix l0 = linalg::cholesky_lower(prior.beta_cov, "beta prior covariance", true);
+    ws.beta_prec = linalg::inverse_from_cholesky(l0);
+  }
+  Collapsed cur = collapsed_terms(mdl, prior, s.cov, s.sigma2, ws.chol, ws, a.threads);
+  if (!cur.ok)
+    throw NumericalError(concat("lmm: the precision of a group's effects or of beta is not positive "
+                                "definite at iteration ", a.iteration));
+  if (a.collapsed) collapsed_move(mdl, prior, s, ws, key, a, cur);
+  gibbs_steps(mdl, prior, s, ws, key, a, cur);
 }
 
 LmmResult run_lmm_chain(const LmmModel& mdl, const LmmPrior& prior, const LmmConfig& cfg,
@@ -360,9 +578,12 @@ LmmResult run_lmm_chain(const LmmModel& mdl, const LmmPrior& prior, const LmmCon
   if (cfg.draws < 0 || cfg.warmup < 0 || cfg.thin < 1)
     throw std::invalid_argument("lmm: need draws >= 0, warmup >= 0 and thin >= 1");
   const Index m = mdl.m, p = mdl.p, q = mdl.q;
-  const int threads = resolve_threads(cfg.threads);
+  LmmSweepArgs args;
+  args.threads = resolve_threads(cfg.threads);
+  args.collapsed = cfg.collapsed;
+  args.warmup = cfg.warmup;
   LmmState s = lmm_initial_state(mdl, prior, key);
-  LmmWorkspace ws(mdl);
+  LmmWorkspace ws(mdl, prior);
   LmmResult out;
   out.beta.setZero(cfg.draws, p);
   out.cov.setZero(cfg.draws, q * q);
@@ -373,7 +594,9 @@ LmmResult run_lmm_chain(const LmmModel& mdl, const LmmPrior& prior, const LmmCon
   Poller poller(control, total);
   std::int64_t stored = 0;
   for (std::int64_t t = 0; t < total; ++t) {
-    lmm_sweep(mdl, prior, s, ws, key, static_cast<std::uint64_t>(t) + 1, threads);
+    args.iteration = static_cast<std::uint64_t>(t) + 1;
+    args.adapt = t < cfg.warmup;
+    lmm_sweep(mdl, prior, s, ws, key, args);
     if (t >= cfg.warmup && (t - cfg.warmup + 1) % cfg.thin == 0) {
       out.beta.row(stored) = s.beta.transpose();
       for (Index a = 0; a < q; ++a)
@@ -396,6 +619,9 @@ LmmResult run_lmm_chain(const LmmModel& mdl, const LmmPrior& prior, const LmmCon
   out.b_sd = ((b_sq / n).array() - out.b_mean.array().square()).max(0.0).sqrt() *
              (stored > 1 ? std::sqrt(n / (n - 1.0)) : 1.0);
   out.residual_fallbacks = static_cast<double>(ws.fallbacks);
+  out.collapsed_accept = ws.proposal.tries > 0 ? static_cast<double>(ws.proposal.accepts) /
+                                                     static_cast<double>(ws.proposal.tries)
+                                               : 0.0;
   return out;
 }
 

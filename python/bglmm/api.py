@@ -36,7 +36,7 @@ from .results import Fit, import_arviz
 
 __all__ = ["fit", "load", "FormulaFit", "default_priors"]
 
-_PRIOR_KEYS = ("beta", "sigma", "sd", "Sigma")
+_PRIOR_KEYS = ("beta", "sigma", "sd", "cor", "Sigma")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -86,11 +86,12 @@ def default_priors(spec: ModelSpec) -> dict[str, Any]:
       sigma^2, as it also holds the group variation). Without random effects the exact
       conjugate sampler needs beta | sigma^2 ~ N(m0, sigma^2 V0): V0 is the ``beta`` prior above
       divided by s2, so that at sigma^2 = s2 the prior on beta is the one described.
-    * the random-effect covariance, with s_z = s / sd(z) for a slope column z and s for the
-      intercept: one column (q = 1): Half-Student-t(3, 2.5 s_z) on its standard deviation (as
-      brms); q > 1: Inverse-Wishart(q + 1, diag(0.01 s_z^2)) — df = q + 1 makes every
-      correlation uniform on (-1, 1) a priori, and the small scale keeps the prior's pull
-      S0 / (number of groups) on the posterior of Sigma negligible.
+    * the random-effect covariance, by the separation strategy Sigma = diag(s) Omega diag(s)
+      (as brms and rstanarm): each term's SD gets Half-Student-t(3, 2.5 s_z), with
+      s_z = s / sd(z) for a slope column z and s for the intercept (key ``"sd"``, a dict
+      {term: prior} when q > 1); for q > 1 the correlation matrix gets LKJ(2) (key ``"cor"``),
+      which keeps the posterior off the |correlation| = 1 boundary that few groups leave
+      unidentified. ``InverseWishart`` under key ``"Sigma"`` replaces both.
     * known standard errors (``se``, the hierarchical normal model): the same prior on the
       intercept mu and Half-Student-t(3, 2.5 s) on the between-group SD tau.
     """
@@ -113,8 +114,45 @@ def default_priors(spec: ModelSpec) -> dict[str, Any]:
         if block.q == 1:
             out["sd"] = P.HalfStudentT(3.0, float(2.5 * sz[0]))
         else:
-            out["Sigma"] = P.InverseWishart(block.q + 1.0, np.diag(0.01 * sz**2))
+            out["sd"] = {t: P.HalfStudentT(3.0, float(2.5 * v)) for t, v in zip(block.terms, sz)}
+            out["cor"] = P.LKJ()
     return out
+
+
+def _covariance_prior(used: dict[str, Any], block: Any) -> Any:
+    """The prior on the block's covariance that the samplers take, from the resolved priors."""
+    if "Sigma" in used:
+        return used["Sigma"]
+    sd = used["sd"]
+    if block.q == 1:
+        return next(iter(sd.values())) if isinstance(sd, dict) else sd
+    if not isinstance(sd, dict):
+        sd = {t: sd for t in block.terms}
+    return P.LKJ(eta=used["cor"].eta, sd=[sd[t] for t in block.terms])
+
+
+def _merge_sd(current: Any, given: Any, block: Any, key: str) -> Any:
+    """SD priors after `given` (one prior, a list or a dict {term: prior}) over `current`."""
+    if block.q == 1:
+        if isinstance(given, (dict, list, tuple)):
+            items = list(given.values()) if isinstance(given, dict) else list(given)
+            if len(items) != 1:
+                raise ValueError(f"priors[{key!r}]: {len(items)} SD priors for one random term")
+            given = items[0]
+        return given
+    base = dict(current) if isinstance(current, dict) else {t: current for t in block.terms}
+    if isinstance(given, dict):
+        unknown = [t for t in given if t not in block.terms]
+        if unknown:
+            raise ValueError(f"priors[{key!r}]: unknown random term(s) {unknown}; the terms of "
+                             f"{block.label} are {block.terms}")
+        base.update(given)
+        return base
+    if isinstance(given, (list, tuple)):
+        if len(given) != block.q:
+            raise ValueError(f"priors[{key!r}]: {len(given)} SD priors for {block.q} random terms")
+        return dict(zip(block.terms, given))
+    return {t: given for t in block.terms}
 
 
 def _resolve_priors(spec: ModelSpec, given: Any) -> dict[str, Any]:
@@ -126,10 +164,12 @@ def _resolve_priors(spec: ModelSpec, given: Any) -> dict[str, Any]:
     if not isinstance(given, dict):
         raise TypeError("priors must be a dict such as {'beta': bglmm.priors.Normal(0, 5)}")
     factor = spec.random[0].factor if spec.random else None
+    block = spec.random[0] if spec.random else None
     for key, value in given.items():
         k = key
         if factor is not None and key == factor:
-            k = "sd" if not isinstance(value, P.InverseWishart) else "Sigma"
+            k = ("Sigma" if isinstance(value, P.InverseWishart)
+                 else "cor" if isinstance(value, P.LKJ) else "sd")
         if k not in _PRIOR_KEYS:
             raise ValueError(f"unknown prior key {key!r}; use {', '.join(_PRIOR_KEYS)}")
         if k == "beta" and not isinstance(value, P.Normal):
@@ -141,25 +181,40 @@ def _resolve_priors(spec: ModelSpec, given: Any) -> dict[str, Any]:
                 )
             if spec.se is not None:
                 raise ValueError("priors['sigma'] does not apply with known standard errors (se=)")
-        if k in ("sd", "Sigma"):
-            if not spec.random:
-                raise ValueError(f"priors[{key!r}] needs a random-effects term in the formula")
-            q = spec.random[0].q
-            if isinstance(value, P.InverseWishart):
-                k = "Sigma"
-            elif q > 1:
-                raise ValueError(
-                    f"the random effects {spec.random[0].label} have {q} columns: their covariance "
-                    f"needs a bglmm.priors.InverseWishart prior, got {type(value).__name__}"
-                )
-            else:
-                k = "sd"
+        if k in ("sd", "cor", "Sigma") and block is None:
+            raise ValueError(f"priors[{key!r}] needs a random-effects term in the formula")
         if k == "beta":
             value.to_arrays(spec.X.shape[1], "priors['beta']")  # validates the length now
-        if k in ("sd", "Sigma"):  # one covariance prior: the given one replaces the default
-            used.pop("sd", None)
+        elif k == "Sigma":
+            if isinstance(value, P.LKJ):
+                k = "cor"
+            elif not isinstance(value, P.InverseWishart):
+                raise TypeError(f"priors[{key!r}] must be a bglmm.priors.InverseWishart or LKJ, "
+                                f"got {type(value).__name__}")
+            else:
+                value.to_arrays(block.q, f"priors[{key!r}]")
+                used.pop("sd", None)
+                used.pop("cor", None)
+        if k == "cor":
+            if not isinstance(value, P.LKJ):
+                raise TypeError(f"priors[{key!r}] must be a bglmm.priors.LKJ, got {type(value).__name__}")
+            if block.q == 1:
+                raise ValueError(f"priors[{key!r}]: the random effects {block.label} have one term, "
+                                 "no correlations")
             used.pop("Sigma", None)
+            if value.sd is not None:  # LKJ(eta, sd=...) sets the SD priors too
+                used["sd"] = _merge_sd(used.get("sd"), value.sd, block, key)
+                value = P.LKJ(eta=value.eta)
+            used.setdefault("sd", default_priors(spec)["sd"])
+        if k == "sd":
+            used.pop("Sigma", None)
+            value = _merge_sd(default_priors(spec)["sd"], value, block, key)
+            if block.q > 1:
+                used.setdefault("cor", P.LKJ())
         used[k] = value
+        if k in ("sd", "cor"):
+            P.covariance_prior_spec(_covariance_prior(used, block), block.q, f"priors[{key!r}]",
+                                    terms=block.terms)  # validates now
     return used
 
 
@@ -264,7 +319,7 @@ def _run(spec: ModelSpec, used: dict[str, Any], mcmc: dict[str, Any], options: d
         return inner, "glm"
     block = spec.random[0]
     Z = pd.DataFrame(block.Z, columns=block.terms)
-    cov_prior = used.get("Sigma", used.get("sd"))
+    cov_prior = _covariance_prior(used, block)
     if fam.name == "gaussian":
         if spec.se is not None:
             return _run_known_se(spec, used, mcmc, options), "hierarchical_normal"

@@ -2,7 +2,7 @@
 
     eta_i = offset_i + x_i' beta + z_i' b_{g(i)},   y_i ~ F(h(eta_i))
     b_j ~ N_q(0, Sigma) iid over the levels j of the grouping factor
-    beta ~ N_p(m0, V0),   Sigma ~ Inverse-Wishart(nu0, S0)  (q = 1: or a prior on its SD)
+    beta ~ N_p(m0, V0),   Sigma ~ LKJ + SD priors, Inverse-Wishart(nu0, S0), or a prior on its SDs
 
 Families: poisson (log), binomial with trials and bernoulli (logit, probit, cloglog), and gaussian
 (identity; mainly for cross-checks against the conjugate Gibbs sampler of :func:`bglmm.lmm`).
@@ -27,7 +27,7 @@ Metropolis-within-Gibbs (one sweep, in this order):
    those columns), so only their within-group part has to fight the random effects; with
    ``sampler="random_walk"`` a random walk N(beta_F, c V_F), V_F the inverse curvature, c tuned
    in warm-up;
-4. Sigma by inverse-Wishart Gibbs (or the SD-prior step for q = 1), then, with the Laplace
+4. Sigma by inverse-Wishart Gibbs (the SD-prior step for q = 1; slice sampling under LKJ), then, with the Laplace
    kernel, an interweaving step (ASIS, Yu & Meng 2011): with eta_j = L^-1 (b_j - mean) held
    fixed (Sigma = LL'), the centred means and L are redrawn jointly by a Newton-proposal
    Metropolis step in the non-centred parameterisation gamma_j = mean_j + L eta_j. The Gibbs
@@ -59,13 +59,13 @@ from .data import resolve_threads
 from .families import Family, inverse_link, resolve_family
 from .grouping import encode_groups
 from .priors import (
-    HalfNormal,
+    LKJ,
     HalfStudentT,
     InverseGamma,
     InverseWishart,
-    LogUniform,
     Normal,
-    UniformSD,
+    covariance_prior_spec,
+    has_flat_sd,
 )
 from .results import Fit, keep_completed, stack_chains
 from .warnings import AcceptanceWarning, BglmmWarning
@@ -300,26 +300,16 @@ def _random_design(Z: Any, Xa: np.ndarray, x_names: list[str] | None, n: int,
     return Za, names
 
 
-def _covariance_prior(prior: Any, q: int) -> tuple[float, np.ndarray, int, float, float]:
-    """(iw_df, iw_scale, scale_kind, scale_a, scale_b); scale_kind -1 means inverse-Wishart."""
+def _covariance_prior(prior: Any, q: int, Z: np.ndarray, terms: list[str]) -> dict[str, Any]:
+    """The core's covariance-prior dict. Default: q = 1, InverseWishart(2, 1) (IG(1, 1/2) on the
+    variance); q > 1, LKJ with Half-Student-t(3, 2.5 / sd(z_k)) on each SD (2.5 for a constant
+    column), the log/logit-scale version of bglmm.fit's defaults."""
+    zsd = Z.std(axis=0)
+    zsd = np.where(zsd > 1e-12 * (1.0 + np.abs(Z).max(axis=0)), zsd, 1.0)
+    default_sd = [HalfStudentT(3.0, float(2.5 / v)) for v in zsd]
     if prior is None:
-        prior = InverseWishart(q + 1.0, np.eye(q))
-    if isinstance(prior, InverseWishart):
-        df, scale = prior.to_arrays(q, "random_prior")
-        return df, scale, -1, 0.0, 0.0
-    if isinstance(prior, LogUniform):
-        raise ValueError("a flat prior on log(sd) makes the posterior improper (Gelman 2006); use "
-                         "HalfCauchy, HalfStudentT, UniformSD or InverseWishart")
-    if isinstance(prior, (InverseGamma, HalfStudentT, HalfNormal, UniformSD)):
-        if q != 1:
-            raise ValueError(f"the random effects have {q} terms: their covariance needs an "
-                             f"InverseWishart prior, got {type(prior).__name__}")
-        from .hierarchical import scale_prior_spec
-
-        kind, a, b = scale_prior_spec(prior, "random_prior")
-        return 2.0, np.eye(1), int(kind), float(a), float(b)
-    raise TypeError("random_prior must be a bglmm.priors.InverseWishart (or, for one term, "
-                    f"InverseGamma / HalfStudentT / HalfNormal / UniformSD), got {type(prior).__name__}")
+        prior = InverseWishart(2.0, np.eye(1)) if q == 1 else LKJ(sd=default_sd)
+    return covariance_prior_spec(prior, q, "random_prior", terms=terms, default_sd=default_sd)
 
 
 def glmm(
@@ -444,8 +434,8 @@ def glmm(
         if random_prior is not None:
             raise ValueError("give random_prior or cov_prior (an alias), not both")
         random_prior = cov_prior
-    iw_df, iw_scale, scale_kind, scale_a, scale_b = _covariance_prior(random_prior, q)
-    if scale_kind == 2 and np.isinf(scale_b) and m < 3:
+    cov_spec = _covariance_prior(random_prior, q, Za, z_names)
+    if has_flat_sd(cov_spec) and m < 3:
         raise ValueError("a flat prior on the SD (UniformSD()) needs at least 3 groups")
 
     a0 = b0 = 0.0
@@ -488,9 +478,8 @@ def glmm(
 
     def run_one(chain: int, inner_threads: int, callback: Any) -> dict:
         return _core.run_glmm_chain(
-            Xs, Zs, ys, ts, offs, gs, fam.code, centred, m0, V0, iw_df, iw_scale, a0, b0,
-            dict(config, threads=inner_threads), seed_used, chain, callback, scale_kind, scale_a,
-            scale_b)
+            Xs, Zs, ys, ts, offs, gs, fam.code, centred, m0, V0, cov_spec, a0, b0,
+            dict(config, threads=inner_threads), seed_used, chain, callback)
 
     # chains run concurrently when there are threads for it (each with its share)
     results = run_chains(run_one, chains, n_threads, progress, warmup + draws * thin)

@@ -39,36 +39,10 @@ from . import _core
 from ._chains import run_chains
 from .data import as_vector, check_count, resolve_seed, resolve_threads
 from .grouping import encode_groups
-from .priors import HalfNormal, HalfStudentT, InverseGamma, LogUniform, Normal, UniformSD
+from .priors import HalfNormal, HalfStudentT, InverseGamma, LogUniform, Normal, UniformSD, scale_prior_spec
 from .results import Fit, keep_completed, stack_chains
 
 __all__ = ["HierarchicalNormalFit", "hierarchical_normal", "scale_prior_spec"]
-
-
-def scale_prior_spec(prior: Any, what: str = "tau_prior") -> tuple[int, float, float]:
-    """The (kind, a, b) triple the C++ scale step reads, for a prior on a group-level SD.
-
-    Kinds: 0 Inverse-Gamma(a, b) on the variance, 1 half-Student-t(a = df, b = scale) on the SD,
-    2 uniform(0, b) on the SD, 3 half-normal(b) on the SD.
-    """
-    if isinstance(prior, LogUniform):
-        raise ValueError(
-            f"{what}: a flat prior on log(sd) gives an improper posterior for a group-level "
-            "standard deviation (Gelman 2006); use HalfCauchy, HalfStudentT, UniformSD or "
-            "InverseGamma"
-        )
-    if isinstance(prior, InverseGamma):
-        return 0, float(prior.shape), float(prior.scale)
-    if isinstance(prior, HalfStudentT):
-        return 1, float(prior.df), float(prior.scale)
-    if isinstance(prior, UniformSD):
-        return 2, 0.0, float(prior.upper)
-    if isinstance(prior, HalfNormal):
-        return 3, 0.0, float(prior.scale)
-    raise TypeError(
-        f"{what} must be InverseGamma, ScaledInvChiSquare, HalfStudentT, HalfCauchy, HalfNormal "
-        f"or UniformSD from bglmm.priors, got {type(prior).__name__}"
-    )
 
 
 def _mu_prior_spec(prior: Any) -> tuple[float, float]:

@@ -9,7 +9,12 @@ Every prior validates its own parameters and says which argument is wrong.
 * :class:`InverseWishart` — a covariance matrix: ``InverseWishart(df, scale)``, mean
   ``scale / (df - q - 1)``.
 * :class:`HalfCauchy`, :class:`HalfStudentT`, :class:`HalfNormal`, :class:`UniformSD` — a
-  standard deviation (Gelman 2006), for samplers that support them.
+  standard deviation (Gelman 2006).
+* :class:`LKJ` — a random-effect covariance by the separation strategy: Sigma = diag(s) Omega
+  diag(s), Omega ~ LKJ(eta) and each SD s_k with its own prior (the default for every
+  random-effect block; brms's and rstanarm's choice).
+
+:func:`covariance_prior_spec` turns any prior on a covariance into the arrays the C++ core reads.
 """
 
 from __future__ import annotations
@@ -18,6 +23,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+
+# The default LKJ shape: 2 keeps the posterior off the boundary |correlation| = 1 where few
+# groups leave a correlation unidentified (lme4's "singular fits"); for q = 2 it is Beta(2, 2)
+# on (-1, 1), sd 0.45, which twenty or more groups overwhelm.
+DEFAULT_LKJ_ETA = 2.0
 
 
 def _positive(name: str, value: Any) -> float:
@@ -177,7 +188,116 @@ class LogUniform:
     with it the posterior of a group-level SD is improper (Gelman 2006)."""
 
 
+@dataclass(frozen=True)
+class LKJ:
+    """The separation-strategy prior on a q x q random-effect covariance Sigma = D Omega D:
+    the correlation matrix Omega ~ LKJ(eta), density proportional to det(Omega)^(eta - 1)
+    (Lewandowski, Kurowicka & Joe 2009), and D = diag(s_1..s_q) with a prior on each SD.
+
+    ``eta = 1`` is uniform over correlation matrices (for q = 2 the correlation is uniform on
+    (-1, 1)); ``eta > 1`` pulls towards independence (for q = 2, Beta(eta, eta) on (-1, 1)).
+    ``sd``: the SD priors — one of HalfStudentT, HalfCauchy, HalfNormal, UniformSD or
+    InverseGamma (on the variance) for every term, a list with one per term, or a dict
+    ``{term: prior}``; None keeps the default data-scaled Half-Student-t(3, .) of each term.
+    """
+
+    eta: float = DEFAULT_LKJ_ETA
+    sd: Any = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "eta", _positive("LKJ eta", self.eta))
+
+
+SCALE_PRIORS = (InverseGamma, HalfStudentT, HalfNormal, UniformSD)
+
+
+def scale_prior_spec(prior: Any, what: str = "tau_prior") -> tuple[int, float, float]:
+    """The (kind, a, b) triple the C++ scale step reads, for a prior on a group-level SD.
+
+    Kinds: 0 Inverse-Gamma(a, b) on the variance, 1 half-Student-t(a = df, b = scale) on the SD,
+    2 uniform(0, b) on the SD, 3 half-normal(b) on the SD.
+    """
+    if isinstance(prior, LogUniform):
+        raise ValueError(
+            f"{what}: a flat prior on log(sd) gives an improper posterior for a group-level "
+            "standard deviation (Gelman 2006); use HalfCauchy, HalfStudentT, UniformSD or "
+            "InverseGamma"
+        )
+    if isinstance(prior, InverseGamma):
+        return 0, float(prior.shape), float(prior.scale)
+    if isinstance(prior, HalfStudentT):
+        return 1, float(prior.df), float(prior.scale)
+    if isinstance(prior, UniformSD):
+        return 2, 0.0, float(prior.upper)
+    if isinstance(prior, HalfNormal):
+        return 3, 0.0, float(prior.scale)
+    raise TypeError(
+        f"{what} must be InverseGamma, ScaledInvChiSquare, HalfStudentT, HalfCauchy, HalfNormal "
+        f"or UniformSD from bglmm.priors, got {type(prior).__name__}"
+    )
+
+
+def _sd_priors(sd: Any, q: int, terms: list[str] | None, default: list[Any] | None,
+               what: str) -> list[Any]:
+    """One SD prior per term from a single prior, a list or a dict {term: prior}."""
+    if sd is None:
+        if default is None:
+            raise ValueError(f"{what}: give the SD priors (sd=...)")
+        return list(default)
+    if isinstance(sd, dict):
+        names = list(terms) if terms is not None else [str(k) for k in range(q)]
+        unknown = [k for k in sd if k not in names]
+        if unknown:
+            raise ValueError(f"{what}: unknown random term(s) {unknown} for the SD priors; the "
+                             f"terms are {names}")
+        out = []
+        for k, name in enumerate(names):
+            if name in sd:
+                out.append(sd[name])
+            elif default is not None:
+                out.append(default[k])
+            else:
+                raise ValueError(f"{what}: no SD prior for term {name!r}")
+        return out
+    if isinstance(sd, (list, tuple)):
+        if len(sd) != q:
+            raise ValueError(f"{what}: {len(sd)} SD priors for {q} random terms")
+        return list(sd)
+    return [sd] * q
+
+
+def covariance_prior_spec(prior: Any, q: int, what: str = "cov_prior",
+                          terms: list[str] | None = None, default_sd: list[Any] | None = None,
+                          ) -> dict[str, Any]:
+    """The dict the C++ core reads for a prior on a q x q covariance: ``InverseWishart``;
+    ``LKJ(eta, sd)``; or a prior on an SD (HalfStudentT, HalfNormal, UniformSD, InverseGamma on
+    the variance), which applies to every term, with LKJ(eta = DEFAULT_LKJ_ETA) on the
+    correlations when q > 1."""
+    if isinstance(prior, InverseWishart):
+        df, scale = prior.to_arrays(q, what)
+        return {"kind": 0, "iw_df": float(df), "iw_scale": scale}
+    if isinstance(prior, LKJ):
+        eta, sds = prior.eta, _sd_priors(prior.sd, q, terms, default_sd, what)
+    elif isinstance(prior, (LogUniform,) + SCALE_PRIORS):
+        eta, sds = DEFAULT_LKJ_ETA, [prior] * q
+    else:
+        raise TypeError(f"{what} must be a bglmm.priors.LKJ, InverseWishart or a prior on an SD "
+                        "(HalfStudentT, HalfCauchy, HalfNormal, UniformSD, InverseGamma), got "
+                        f"{type(prior).__name__}")
+    kinds = [scale_prior_spec(sp, f"{what} (SD prior)") for sp in sds]
+    return {"kind": 1, "sd_kind": [k for k, _, _ in kinds], "sd_a": [a for _, a, _ in kinds],
+            "sd_b": [b for _, _, b in kinds], "eta": float(eta)}
+
+
+def has_flat_sd(spec: dict[str, Any]) -> bool:
+    """True when some SD has the improper flat prior UniformSD() (needs >= 3 groups)."""
+    return spec["kind"] == 1 and any(k == 2 and np.isinf(b) for k, b in zip(spec["sd_kind"], spec["sd_b"]))
+
+
 __all__ = [
+    "LKJ",
+    "covariance_prior_spec",
+    "scale_prior_spec",
     "Normal",
     "InverseGamma",
     "ScaledInvChiSquare",

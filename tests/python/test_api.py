@@ -15,7 +15,7 @@ from bglmm.glm import glm
 from bglmm.glmm import glmm
 from bglmm.hierarchical import hierarchical_normal
 from bglmm.lmm import lmm
-from bglmm.priors import HalfNormal, HalfStudentT, InverseGamma, InverseWishart, Normal
+from bglmm.priors import LKJ, HalfNormal, HalfStudentT, InverseGamma, InverseWishart, Normal
 
 SMALL = dict(chains=2, draws=250, warmup=250, threads=1, progress=False)
 
@@ -51,7 +51,8 @@ def test_lmm_formula_equals_array_api(rats_fit):
     df = bglmm.datasets.load("rats")
     X = pd.DataFrame({"Intercept": 1.0, "center(day)": df.day - df.day.mean()})
     p = rats_fit.priors
-    a = lmm(df.weight, X, X, df.rat, prior=p["beta"], cov_prior=p["Sigma"],
+    cov_prior = LKJ(eta=p["cor"].eta, sd=[p["sd"][t] for t in ("Intercept", "center(day)")])
+    a = lmm(df.weight, X, X, df.rat, prior=p["beta"], cov_prior=cov_prior,
             sigma_prior=p["sigma"], seed=11, **SMALL)
     for name in ("beta", "b", "Sigma", "sigma"):
         np.testing.assert_array_equal(rats_fit.posterior[name], a.posterior[name])
@@ -226,7 +227,12 @@ def test_default_priors_are_data_scaled(rats_fit):
     m, V = p["beta"].to_arrays(2)
     assert m[0] == pytest.approx(df.weight.mean())
     assert np.sqrt(V[1, 1]) == pytest.approx(2.5 * df.weight.std() / (df.day - 22).std(ddof=0))
-    assert isinstance(p["Sigma"], InverseWishart) and p["Sigma"].df == 3
+    # the separation strategy: half-t(3, 2.5 s_z) per SD, LKJ(2) on the correlation
+    assert isinstance(p["cor"], LKJ) and p["cor"].eta == 2.0
+    assert p["sd"]["Intercept"].df == 3.0
+    assert p["sd"]["Intercept"].scale == pytest.approx(2.5 * df.weight.std())
+    assert p["sd"]["center(day)"].scale == pytest.approx(
+        2.5 * df.weight.std() / (df.day - 22).std(ddof=0))
     assert isinstance(p["sigma"], InverseGamma)
 
 
@@ -240,13 +246,31 @@ def test_user_priors_are_used_and_recorded():
     np.testing.assert_array_equal(f.posterior["sd_Intercept"], a.posterior["sd_Intercept"])
 
 
+def test_covariance_priors_by_key():
+    """'sd' (one prior, or per term) with 'cor' builds LKJ + SD priors; 'Sigma' takes an
+    inverse-Wishart instead; the factor's name works as a key."""
+    rats = bglmm.datasets.load("rats")
+    kw = dict(seed=1, chains=1, draws=20, warmup=20, progress=False)
+    f = bglmm.fit(RATS, rats, priors={"sd": {"Intercept": HalfNormal(30.0)}, "cor": LKJ(4)}, **kw)
+    assert f.priors["sd"]["Intercept"] == HalfNormal(30.0) and f.priors["cor"].eta == 4
+    assert isinstance(f.priors["sd"]["center(day)"], HalfStudentT)  # the default stays
+    g = bglmm.fit(RATS, rats, priors={"rat": InverseWishart(3, np.eye(2))}, **kw)
+    assert "sd" not in g.priors and "cor" not in g.priors and g.priors["Sigma"].df == 3
+    h = bglmm.fit(RATS, rats, priors={"rat": LKJ(1.5, sd=HalfNormal(20.0))}, **kw)
+    assert h.priors["cor"].eta == 1.5 and h.priors["sd"]["center(day)"] == HalfNormal(20.0)
+
+
 def test_prior_errors():
     rats = bglmm.datasets.load("rats")
     kw = dict(seed=1, chains=1, draws=5, warmup=5, progress=False)
     with pytest.raises(ValueError, match="unknown prior key 'tau'"):
         bglmm.fit(RATS, rats, priors={"tau": HalfNormal(1)}, **kw)
-    with pytest.raises(ValueError, match=r"2 columns.*InverseWishart.*HalfStudentT"):
-        bglmm.fit(RATS, rats, priors={"sd": HalfStudentT(3, 1)}, **kw)
+    with pytest.raises(ValueError, match=r"unknown random term\(s\) \['day'\]"):
+        bglmm.fit(RATS, rats, priors={"sd": {"day": HalfStudentT(3, 1)}}, **kw)
+    with pytest.raises(TypeError, match="must be a bglmm.priors.LKJ"):
+        bglmm.fit(RATS, rats, priors={"cor": HalfNormal(1)}, **kw)
+    with pytest.raises(ValueError, match="no correlations"):
+        bglmm.fit("weight ~ 1 + (1 | rat)", rats, priors={"cor": LKJ(2)}, **kw)
     with pytest.raises(ValueError, match="mean has 3 values but there are 2 coefficients"):
         bglmm.fit(RATS, rats, priors={"beta": Normal([0, 0, 0], 1)}, **kw)
     with pytest.raises(TypeError, match="must be a bglmm.priors.Normal"):

@@ -58,8 +58,9 @@ def test_draws_identical_for_1_2_4_threads(sampler):
             assert np.array_equal(fits[0].posterior[name], f.posterior[name])
     y, X, g = _logistic_data(m=25, k=6)
     fits = [bglmm.glmm(y, X, ["Intercept", "x"], g, family="bernoulli", sampler=sampler,
-                       seed=5, chains=1, draws=15, warmup=50, threads=t, check=False,
-                       min_rows_per_thread=1)
+                       seed=5, chains=1, draws=40, warmup=50, threads=t, check=False,
+                       min_rows_per_thread=1,
+                       random_prior=bglmm.priors.InverseWishart(3.0, np.eye(2)))
             for t in (1, 2, 4)]
     assert [f.attrs["threads_used"] for f in fits] == [1, 2, 4]
     if sampler == "laplace":  # warm-up long enough for the marginal move to switch on
@@ -103,7 +104,7 @@ def _geweke_problem(q, centred, group_level_w=False):
     m0 = np.array([0.2, -0.1, 0.3])
     V0 = np.array([[0.25, 0.05, 0.02], [0.05, 0.16, 0.0], [0.02, 0.0, 0.09]])
     nu = q + 6.0
-    ES = np.array([[0.3, 0.05], [0.05, 0.2]])[:q, :q]
+    ES = np.array([[0.3, 0.05, 0.0], [0.05, 0.2, 0.02], [0.0, 0.02, 0.15]])[:q, :q]
     pairs = [(k, k) for k in range(q)] if centred else []
     if group_level_w:
         pairs.append((2, 0))
@@ -111,22 +112,45 @@ def _geweke_problem(q, centred, group_level_w=False):
 
 
 def _geweke_z(family_code, kernel, q, centred, trials=1.0, drop=False, iterations=40000,
-              group_level_w=False):
+              group_level_w=False, lkj_eta=None, sampler_eta=None):
+    """z-scores of the successive-conditional simulator's moments against the prior's.
+    Inverse-Wishart prior, or (lkj_eta) LKJ(lkj_eta) with half-normal SDs of scale
+    sqrt(ES_kk) — half-normal so that Sigma's second moments exist; `sampler_eta` runs the
+    sampler under another eta (a negative control)."""
     X, Z, gs, m0, V0, nu, S, ES, pairs = _geweke_problem(q, centred, group_level_w)
     n = X.shape[0]
     gaussian = family_code == 0
     a0, b0 = (4.0, 1.5) if gaussian else (0.0, 0.0)
     cfg = {"kernel": kernel, "threads": 1, "drop_proposal_correction": drop, "rw_scale": 0.5}
+    if lkj_eta is None:
+        spec = {"kind": 0, "iw_df": nu, "iw_scale": S}
+    else:
+        eta_s = lkj_eta if sampler_eta is None else sampler_eta
+        scales = np.sqrt(np.diag(ES))
+        spec = {"kind": 1, "sd_kind": [3] * q, "sd_a": [0.0] * q, "sd_b": list(scales),
+                "eta": eta_s}
+        ES = np.diag(scales**2)  # E Sigma: E s^2 = scale^2, E correlation = 0
     d = _core.glmm_geweke(X, Z, np.zeros(n), np.full(n, trials), np.zeros(n), gs, family_code,
-                          pairs, m0, V0, nu, S, a0, b0, cfg, iterations, 7)
+                          pairs, m0, V0, spec, a0, b0, cfg, iterations, 7)
     p = 3
     funcs = {}
     exact = {}
     for j in range(p):
         funcs[f"beta{j}"] = d[:, j]
         exact[f"beta{j}"] = m0[j]
-    funcs["beta0^2"] = d[:, 0] ** 2
-    exact["beta0^2"] = V0[0, 0] + m0[0] ** 2
+        funcs[f"beta{j}^2"] = d[:, j] ** 2
+        exact[f"beta{j}^2"] = V0[j, j] + m0[j] ** 2
+    if lkj_eta is not None:
+        for a in range(q):  # E s^4 = 3 scale^4 (half-normal)
+            funcs[f"Sigma{a}{a}^2"] = d[:, p + a * q + a] ** 2
+            exact[f"Sigma{a}{a}^2"] = 3 * ES[a, a] ** 2
+        if q >= 2:  # LKJ(eta): r_01 ~ Beta(a, a) on (-1, 1), a = eta - 1 + q / 2, E r^2 = 1 / (2a + 1)
+            a_shape = lkj_eta - 1.0 + q / 2.0
+            s00, s11, s01 = d[:, p], d[:, p + q + 1], d[:, p + 1]
+            funcs["corr^2"] = s01**2 / (s00 * s11)
+            exact["corr^2"] = 1.0 / (2.0 * a_shape + 1.0)
+            funcs["Sigma01^2"] = s01**2
+            exact["Sigma01^2"] = ES[0, 0] * ES[1, 1] / (2.0 * a_shape + 1.0)
     for a in range(q):
         funcs[f"Sigma{a}{a}"] = d[:, p + a * q + a]
         exact[f"Sigma{a}{a}"] = ES[a, a]
@@ -164,6 +188,29 @@ def test_geweke_joint_distribution(family_code, kernel, q, centred, trials, grou
     z = _geweke_z(family_code, kernel, q, centred, trials, group_level_w=group_level_w)
     bad = {k: round(v, 1) for k, v in z.items() if abs(v) > 4.5}
     assert not bad, f"prior moments not recovered: {bad}"
+
+
+@pytest.mark.parametrize(
+    "family_code, kernel, q, centred",
+    [
+        (1, 0, 2, True),   # poisson, Laplace (interweaving + marginal move under LKJ), centred
+        (2, 0, 2, False),  # logistic, Laplace, non-centred
+        (2, 1, 2, True),   # logistic, random walk: the slice step of Sigma | b alone
+        (1, 0, 1, False),  # one SD with its half-normal prior
+        (1, 0, 3, True),   # q = 3, centred: 9 coordinates, interweaving by term blocks
+        (2, 0, 3, False),  # q = 3, logistic, non-centred
+    ],
+)
+def test_geweke_lkj_prior(family_code, kernel, q, centred):
+    z = _geweke_z(family_code, kernel, q, centred, lkj_eta=2.0, iterations=30000)
+    bad = {k: round(v, 1) for k, v in z.items() if abs(v) > 4.5}
+    assert not bad, f"prior moments not recovered: {bad}"
+
+
+def test_geweke_detects_an_lkj_mismatch():
+    # the sampler moves under LKJ(1) while the prior (and the exact moments) say LKJ(4)
+    z = _geweke_z(1, 0, 2, True, lkj_eta=4.0, sampler_eta=1.0, iterations=30000)
+    assert abs(z["corr^2"]) > 8, {k: round(v, 1) for k, v in z.items()}
 
 
 def test_geweke_detects_a_wrong_kernel():
@@ -316,8 +363,12 @@ def test_half_cauchy_sd_prior_for_one_term():
     fit = bglmm.glmm(y, X, None, g, random_prior=HalfCauchy(1.0), seed=1, chains=2, draws=300,
                      warmup=200, check=False)
     assert 0.3 < fit.summary().loc["sd_Intercept", "mean"] < 1.2
-    with pytest.raises(ValueError, match="InverseWishart"):
-        bglmm.glmm(y, X, ["Intercept", "x"], g, random_prior=HalfCauchy(1.0))
+    # with two terms the SD prior applies to both, with LKJ on the correlation
+    fit2 = bglmm.glmm(y, X, ["Intercept", "x"], g, random_prior=HalfCauchy(1.0), seed=1,
+                      chains=1, draws=100, warmup=100, check=False)
+    assert np.isfinite(fit2.summary().loc["corr_Intercept__x", "mean"])
+    with pytest.raises(TypeError, match="LKJ, InverseWishart"):
+        bglmm.glmm(y, X, ["Intercept", "x"], g, random_prior=bglmm.priors.Normal(0, 1))
 
 
 # ---- bad input ---------------------------------------------------------------------------
@@ -357,11 +408,13 @@ def test_bad_input_messages():
     with pytest.raises(ValueError, match="not a whole count"):
         _core.run_glmm_chain(Xa, np.ones((n, 1)), y + 0.5, np.ones(n), np.zeros(n),
                              np.array([0, n], dtype=np.int64), 1, [(0, 0)], np.zeros(3), np.eye(3),
-                             2.0, np.eye(1), 0.0, 0.0, {"draws": 1, "warmup": 0}, 1, 0)
+                             {"kind": 0, "iw_df": 2.0, "iw_scale": np.eye(1)}, 0.0, 0.0,
+                             {"draws": 1, "warmup": 0}, 1, 0)
     with pytest.raises(ValueError, match="differ"):
         _core.run_glmm_chain(Xa, np.ascontiguousarray(Xa[:, 1:2]), y, np.ones(n), np.zeros(n),
                              np.array([0, n], dtype=np.int64), 1, [(0, 0)], np.zeros(3), np.eye(3),
-                             2.0, np.eye(1), 0.0, 0.0, {"draws": 1, "warmup": 0}, 1, 0)
+                             {"kind": 0, "iw_df": 2.0, "iw_scale": np.eye(1)}, 0.0, 0.0,
+                             {"draws": 1, "warmup": 0}, 1, 0)
 
 
 def test_single_group_and_all_zero_group():

@@ -43,17 +43,36 @@ def _iw_draw(rng, nu, S):
     return np.linalg.inv(A @ A.T)
 
 
-def _geweke_z(q: int, sampler_nu: float | None, sd_prior: bool, N: int = 8000) -> np.ndarray:
+def _geweke_z(q: int, sampler_nu: float | None, sd_prior: bool, N: int = 8000,
+              lkj_eta: float | None = None, sampler_eta: float | None = None,
+              collapsed: bool = True) -> np.ndarray:
+    """Geweke z-scores of the LMM sweep (the collapsed move and the Gibbs steps) under the
+    inverse-Wishart (sd_prior False, lkj_eta None), a half-Cauchy SD (q = 1) or LKJ(lkj_eta)
+    with half-t(3) SDs (q = 2); sampler_nu / sampler_eta give the sampler a different prior
+    (negative controls)."""
     X, Z, gs, grp = _geweke_setup(q)
     n, m = X.shape[0], SIZES.size
     m0, V0, a0, b0 = np.zeros(2), np.eye(2), 3.0, 2.0
     nu0, S0 = q + 2.0, np.eye(q)
     hc_scale = 1.5
+    t_scales = np.array([1.0, 0.7])
     off = np.zeros(n)
+    if lkj_eta is not None:
+        eta_s = lkj_eta if sampler_eta is None else sampler_eta
+        spec = {"kind": 1, "sd_kind": [1, 1], "sd_a": [3.0, 3.0], "sd_b": list(t_scales),
+                "eta": eta_s}
+    elif sd_prior:
+        spec = {"kind": 1, "sd_kind": [1], "sd_a": [1.0], "sd_b": [hc_scale], "eta": 1.0}
+    else:
+        spec = {"kind": 0, "iw_df": nu0 if sampler_nu is None else sampler_nu, "iw_scale": S0}
 
     def prior_draw(rng):
         beta = rng.multivariate_normal(m0, V0)
-        if sd_prior:
+        if lkj_eta is not None:
+            sds = t_scales * np.abs(rng.standard_t(3, size=2))
+            r = 2 * rng.beta(lkj_eta, lkj_eta) - 1
+            Sig = np.outer(sds, sds) * np.array([[1, r], [r, 1]])
+        elif sd_prior:
             Sig = np.array([[abs(hc_scale * rng.standard_cauchy()) ** 2]])
         else:
             Sig = _iw_draw(rng, nu0, S0)
@@ -68,19 +87,18 @@ def _geweke_z(q: int, sampler_nu: float | None, sd_prior: bool, N: int = 8000) -
         out = [beta[0], beta[1], np.log(Sig[0, 0]), np.log(s2), b[0, 0], b[3, q - 1],
                beta[0] ** 2, beta[1] ** 2]
         if q == 2:
-            out += [np.log(Sig[1, 1]), Sig[0, 1]]
+            out += [np.log(Sig[1, 1]), Sig[0, 1], Sig[0, 1] ** 2 / (Sig[0, 0] * Sig[1, 1])]
         return np.array(out)
 
     rng = np.random.default_rng(1)
     mc = np.array([g(*prior_draw(rng)) for _ in range(N)])
     state = prior_draw(rng)
     y = sim_y(rng, state[0], state[1], state[3])
-    nu_s = nu0 if sampler_nu is None else sampler_nu
     sc = np.empty_like(mc)
     for t in range(N):
-        beta, b, Sig, s2 = _core.lmm_sweep(X, Z, y, off, gs, m0, V0, a0, b0, sd_prior, 1, 1.0,
-                                           hc_scale, nu_s, S0, state[0], state[1], state[2],
-                                           state[3], 7, 0, t + 1)
+        beta, b, Sig, s2 = _core.lmm_sweep(X, Z, y, off, gs, m0, V0, a0, b0, spec, state[0],
+                                           state[1], state[2], state[3], 7, 0, t + 1,
+                                           collapsed=collapsed)
         state = (beta, b, Sig, s2)
         y = sim_y(rng, beta, b, s2)
         sc[t] = g(beta, b, Sig, s2)
@@ -104,6 +122,24 @@ def test_geweke_detects_inverse_wishart_off_by_one():
 def test_geweke_random_intercept_half_cauchy_sd():
     z = _geweke_z(1, None, True)
     assert np.all(np.abs(z) < 4.5), np.round(z, 2)
+
+
+def test_geweke_gibbs_only_inverse_wishart():
+    z = _geweke_z(2, None, False, collapsed=False)
+    assert np.all(np.abs(z) < 4.5), np.round(z, 2)
+
+
+@pytest.mark.parametrize("collapsed", [True, False])
+def test_geweke_lkj_prior(collapsed):
+    """LKJ(2) + half-t(3) SDs: the collapsed move with the slice step of Sigma | b, and the
+    slice step alone."""
+    z = _geweke_z(2, None, False, lkj_eta=2.0, collapsed=collapsed)
+    assert np.all(np.abs(z) < 4.5), np.round(z, 2)
+
+
+def test_geweke_detects_lkj_eta_mismatch():
+    z = _geweke_z(2, None, False, lkj_eta=4.0, sampler_eta=1.0)  # the sampler thinks eta = 1
+    assert np.max(np.abs(z)) > 8, np.round(z, 2)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -258,8 +294,12 @@ def test_bad_input():
         bglmm.lmm(y, X, X, g, cov_prior=priors.InverseWishart(1.0, np.eye(2)))
     with pytest.raises(ValueError, match="improper"):
         bglmm.lmm(y, X, None, g, cov_prior=priors.LogUniform())
-    with pytest.raises(TypeError, match="InverseWishart"):
-        bglmm.lmm(y, X, X, g, cov_prior=priors.HalfCauchy(1.0))
+    with pytest.raises(TypeError, match="LKJ, InverseWishart"):
+        bglmm.lmm(y, X, X, g, cov_prior=priors.Normal(0, 1))
+    with pytest.raises(ValueError, match="3 SD priors for 2 random terms"):
+        bglmm.lmm(y, X, X, g, cov_prior=priors.LKJ(sd=[priors.HalfNormal(1.0)] * 3))
+    with pytest.raises(ValueError, match="LKJ eta"):
+        priors.LKJ(eta=0.0)
     with pytest.raises(ValueError, match="rank deficient"):
         bglmm.lmm(y, pd.concat([X, X.rename(columns=lambda c: c + "2")], axis=1), X, g)
     with pytest.raises(TypeError, match="group is required"):

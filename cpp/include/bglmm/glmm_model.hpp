@@ -16,8 +16,7 @@
 #include "bglmm/glm.hpp"
 #include "bglmm/grouped.hpp"
 #include "bglmm/likelihood_block.hpp"
-#include "bglmm/steps/covariance.hpp"
-#include "bglmm/steps/scale_prior.hpp"
+#include "bglmm/steps/covariance_prior.hpp"
 #include "bglmm/types.hpp"
 
 namespace bglmm {
@@ -85,9 +84,7 @@ GlmmData make_glmm_data(const GroupedData& obs,
 struct GlmmPriors {
   Vector beta_mean;                   // m0 (p)
   Matrix beta_cov;                    // V0 (p x p)
-  steps::InverseWishartPrior sigma;   // IW(nu0, S0) on Sigma
-  bool use_scale_prior = false;       // q = 1 only: a prior on the SD instead (half-t, ...)
-  steps::ScalePrior scale_prior;      //   (steps/scale_prior.hpp)
+  steps::CovariancePrior cov;         // on Sigma (steps/covariance_prior.hpp)
   double phi_shape = 0.0;             // gaussian: sigma^2 ~ IG(a0, b0)
   double phi_scale = 0.0;
   // derived (prepare_priors)
@@ -164,7 +161,14 @@ struct GlmmState {
   RowMatrix eta_work;   // m x q: workspace of the interweaving step
   Matrix fixed_chol;    // p_free x p_free: Cholesky factor of the block proposal covariance
 
-  void set_sigma(const Matrix& s);  // Sigma, its Cholesky factor and inverse
+  void set_sigma(const Matrix& s);  // Sigma, its Cholesky factor and inverse (throws if not SPD)
+  // Transactional form for the moves: factor first (false if not SPD, state untouched), then
+  // commit_sigma cannot fail.
+  struct SigmaFactors {
+    Matrix sigma, chol, prec;
+  };
+  static bool factor_sigma(const Matrix& s, SigmaFactors& out);
+  void commit_sigma(SigmaFactors&& f);
 };
 
 // What one sweep reports.

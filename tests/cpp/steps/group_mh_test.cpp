@@ -46,8 +46,8 @@ GlmmPriors make_priors(const GlmmData& d) {
   GlmmPriors pr;
   pr.beta_mean = Vector::Zero(d.p());
   pr.beta_cov = 4.0 * Matrix::Identity(d.p(), d.p());
-  pr.sigma.df = 4.0;
-  pr.sigma.scale = Matrix::Identity(d.q(), d.q());
+  pr.cov.iw.df = 4.0;
+  pr.cov.iw.scale = Matrix::Identity(d.q(), d.q());
   pr.phi_shape = 2.0;
   pr.phi_scale = 1.0;
   prepare_priors(d, pr);
@@ -177,8 +177,8 @@ TEST_CASE("bad data and centring are rejected") {
   GlmmPriors pr;
   pr.beta_mean = Vector::Zero(3);  // wrong size
   pr.beta_cov = Matrix::Identity(2, 2);
-  pr.sigma.df = 3.0;
-  pr.sigma.scale = Matrix::Identity(2, 2);
+  pr.cov.iw.df = 3.0;
+  pr.cov.iw.scale = Matrix::Identity(2, 2);
   CHECK_THROWS(prepare_priors(d, pr));
 }
 

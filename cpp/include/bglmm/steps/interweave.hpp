@@ -17,9 +17,12 @@
 //
 // psi = [beta_C (p_C) | L_kl for k >= l, row by row, the diagonal as log L_kk]. Its prior:
 //   beta: N(m0, V0) given beta_F;
-//   L: IW(nu, S) on Sigma = LL' times the Jacobian 2^q prod_k L_kk^{q-k+1} of Sigma -> L and
-//      prod_k L_kk of the log diagonal:  sum_k (1 - k - nu) log L_kk - tr(S L^{-T} L^{-1}) / 2
-//      (k = 1..q); with a prior on the SD (q = 1): log p(tau) + log tau.
+//   L: p(Sigma = LL') times the Jacobian 2^q prod_k L_kk^{q-k+1} of Sigma -> L and prod_k L_kk
+//      of the log diagonal. Inverse-Wishart(nu, S), analytically:
+//      sum_k (1 - k - nu) log L_kk - tr(S L^{-T} L^{-1}) / 2 (k = 1..q); any other prior on
+//      Sigma (the separation strategy, steps/covariance_prior.hpp) with its derivatives by
+//      central differences (q (q + 1) / 2 coordinates: cheap next to a pass over the data; the
+//      derivatives shape the proposal only, the acceptance ratio uses the exact density).
 // Gradient and Fisher information of the data part come from the per-group caches (score
 // Z_j'u and information Z_j'WZ_j at gamma_j) by the chain rule — d gamma_j / d psi has one
 // non-zero per column — so the current point costs no pass over the data; the proposal costs
@@ -37,7 +40,7 @@
 #include "bglmm/parallel.hpp"
 #include "bglmm/rng/philox.hpp"
 #include "bglmm/steps/group_mh.hpp"
-#include "bglmm/steps/scale_prior.hpp"
+#include "bglmm/steps/covariance_prior.hpp"
 
 namespace bglmm::steps {
 
@@ -51,7 +54,6 @@ struct NonCentredLayout {
   std::vector<Index> a;     // beta_C: its index; L: k
   std::vector<Index> b;     // L: l
   std::vector<Index> perm;  // q: term order of L (position k holds random term perm[k])
-  Matrix prior_scale;       // the inverse-Wishart scale in that order
 
   Index l_index(Index k, Index l) const { return pc + k * (k + 1) / 2 + l; }
 };
@@ -64,13 +66,6 @@ inline NonCentredLayout make_non_centred_layout(const GlmmData& d, const GlmmPri
   lay.pc = d.p_centred();
   lay.q = d.q();
   for (Index k = 0; k < lay.q; ++k) lay.perm.push_back(reversed ? lay.q - 1 - k : k);
-  if (!pr.use_scale_prior) {
-    lay.prior_scale.resize(lay.q, lay.q);
-    for (Index k = 0; k < lay.q; ++k)
-      for (Index l = 0; l < lay.q; ++l)
-        lay.prior_scale(k, l) = pr.sigma.scale(lay.perm[static_cast<std::size_t>(k)],
-                                               lay.perm[static_cast<std::size_t>(l)]);
-  }
   lay.dim = lay.pc + lay.q * (lay.q + 1) / 2;
   for (Index a = 0; a < lay.pc; ++a) {
     lay.row.push_back(d.centred_term[static_cast<std::size_t>(a)]);
@@ -170,10 +165,13 @@ inline double non_centred_data_terms(const GlmmData& d, const NonCentredLayout& 
 }
 
 // log p(psi) up to a constant; adds its gradient to `grad` and minus its Hessian to `neg_hess`.
-// `beta` supplies beta_F (its centred entries are overwritten from psi).
+// `beta` supplies beta_F (its centred entries are overwritten from psi). Under a prior other
+// than the inverse-Wishart the L-derivatives are numerical: `deriv` limits them to those
+// coordinates (null: all; an empty list: none, for moves that need the density alone).
 inline double non_centred_log_prior(const GlmmData& d, const GlmmPriors& pr,
                                     const NonCentredLayout& lay, Vector beta, const Vector& psi,
-                                    Vector& grad, Matrix& neg_hess) {
+                                    Vector& grad, Matrix& neg_hess,
+                                    const std::vector<Index>* deriv = nullptr) {
   const Index pc = lay.pc, q = lay.q;
   for (Index a = 0; a < pc; ++a) beta[d.centred_cols[static_cast<std::size_t>(a)]] = psi[a];
   const Vector dev = beta - pr.beta_mean;
@@ -185,33 +183,80 @@ inline double non_centred_log_prior(const GlmmData& d, const GlmmPriors& pr,
     for (Index b = 0; b < pc; ++b)
       neg_hess(a, b) += pr.beta_prec(ca, d.centred_cols[static_cast<std::size_t>(b)]);
   }
-  if (pr.use_scale_prior) {
-    // q = 1: log p(tau) + log tau in x = log tau; derivatives by central differences.
-    const Index i = lay.l_index(0, 0);
-    const double x = psi[i];
-    auto f = [&](double t) { return scale_prior_log_density(pr.scale_prior, std::exp(t)) + t; };
-    const double f0 = f(x);
-    const double h = 1e-4;
-    const double fp = f(x + h), fm = f(x - h);
-    if (std::isfinite(fp) && std::isfinite(fm) && std::isfinite(f0)) {
-      grad[i] += (fp - fm) / (2.0 * h);
-      neg_hess(i, i) -= (fp - 2.0 * f0 + fm) / (h * h);
+  Matrix chol(q, q);
+  unpack_psi(d, lay, psi, beta, chol);  // beta already holds psi's centred entries
+  const Index first = lay.l_index(0, 0);
+  const Index nl = q * (q + 1) / 2;
+  if (pr.cov.separation()) {
+    // log p(Sigma) + log-Jacobian of psi -> Sigma: sum_k (q - k + 1) log L_kk (k = 0..q-1)
+    auto f = [&](const Vector& v) {
+      Matrix c(q, q);
+      Vector b = beta;
+      unpack_psi(d, lay, v, b, c);
+      double lj = 0.0;
+      for (Index k = 0; k < q; ++k) lj += static_cast<double>(q - k + 1) * std::log(c(k, k));
+      return covariance_log_prior(pr.cov, c, &lay.perm) + lj;
+    };
+    const double f0 = f(psi);
+    if (!std::isfinite(f0)) return f0;
+    std::vector<Index> coords;  // the L coordinates whose derivatives are wanted
+    for (Index i1 = 0; i1 < nl; ++i1) {
+      const Index c = first + i1;
+      if (deriv == nullptr || std::find(deriv->begin(), deriv->end(), c) != deriv->end())
+        coords.push_back(c);
+    }
+    const double h = 1e-4, h2 = 1e-3;
+    Vector x = psi;
+    for (std::size_t i1 = 0; i1 < coords.size(); ++i1) {
+      const Index c1 = coords[i1];
+      x[c1] = psi[c1] + h;
+      const double fp = f(x);
+      x[c1] = psi[c1] - h;
+      const double fm = f(x);
+      x[c1] = psi[c1];
+      if (std::isfinite(fp) && std::isfinite(fm)) grad[c1] += (fp - fm) / (2.0 * h);
+      for (std::size_t i2 = 0; i2 <= i1; ++i2) {
+        const Index c2 = coords[i2];
+        double v = 0.0;
+        if (i1 == i2) {
+          x[c1] = psi[c1] + h2;
+          const double a = f(x);
+          x[c1] = psi[c1] - h2;
+          const double b = f(x);
+          x[c1] = psi[c1];
+          v = (a - 2.0 * f0 + b) / (h2 * h2);
+        } else {
+          double corner[4];
+          for (int k = 0; k < 4; ++k) {
+            x[c1] = psi[c1] + (k & 1 ? -h2 : h2);
+            x[c2] = psi[c2] + (k & 2 ? -h2 : h2);
+            corner[k] = f(x);
+          }
+          x[c1] = psi[c1];
+          x[c2] = psi[c2];
+          v = (corner[0] - corner[1] - corner[2] + corner[3]) / (4.0 * h2 * h2);
+        }
+        if (!std::isfinite(v)) v = 0.0;
+        neg_hess(c1, c2) -= v;
+        if (c1 != c2) neg_hess(c2, c1) -= v;
+      }
     }
     return lp + f0;
   }
   // Inverse-Wishart in L coordinates. K = L^{-1}, G = K S K', T = G K, U = K'K:
   //   d/dL_ab [-tr(S K'K)/2] = T_ba,
   //   d2/dL_ab dL_cd [-tr(S K'K)/2] = -(K_bc T_da + G_bd U_ca + T_bc K_da).
-  Matrix chol(q, q);
-  unpack_psi(d, lay, psi, beta, chol);  // beta already holds psi's centred entries
+  Matrix prior_scale(q, q);
+  for (Index k = 0; k < q; ++k)
+    for (Index l = 0; l < q; ++l)
+      prior_scale(k, l) = pr.cov.iw.scale(lay.perm[static_cast<std::size_t>(k)],
+                                          lay.perm[static_cast<std::size_t>(l)]);
   const Matrix kinv =
       chol.triangularView<Eigen::Lower>().solve(Matrix::Identity(q, q));
-  const Matrix gm = kinv * lay.prior_scale * kinv.transpose();
+  const Matrix gm = kinv * prior_scale * kinv.transpose();
   const Matrix tm = gm * kinv;
   const Matrix um = kinv.transpose() * kinv;
   lp -= 0.5 * gm.trace();
-  const Index first = lay.l_index(0, 0);
-  const Index nl = q * (q + 1) / 2;
   Vector gl(nl);
   Matrix hl(nl, nl);
   for (Index i1 = 0; i1 < nl; ++i1) {
@@ -237,7 +282,7 @@ inline double non_centred_log_prior(const GlmmData& d, const GlmmPriors& pr,
     gl[i1] *= scale[i1];
   }
   for (Index k = 0; k < q; ++k) {
-    const double coef = -static_cast<double>(k) - pr.sigma.df;  // 1 - (k + 1) - nu
+    const double coef = -static_cast<double>(k) - pr.cov.iw.df;  // 1 - (k + 1) - nu
     const Index i1 = lay.l_index(k, k) - first;
     lp += coef * psi[first + i1];
     gl[i1] += coef;
@@ -247,36 +292,68 @@ inline double non_centred_log_prior(const GlmmData& d, const GlmmPriors& pr,
   return lp;
 }
 
-// Newton proposal moments at psi from the data terms (g_data, f_data) and prior terms
-// (g_prior, h_prior). The curvature is the first positive definite of: the observed
-// information (Fisher information, minus the first-order term of the log-diagonal
-// coordinates) plus the prior's; the Fisher information plus the prior's; the Fisher
-// information plus the prior's diagonal made non-negative. The choice depends only on psi
-// (and the fixed eta), as the reverse density requires.
+// Newton proposal moments of the coordinates `block` of psi (the others held fixed) from the
+// data terms (g_data, f_data) and prior terms (g_prior, h_prior). The curvature is the first
+// positive definite of: the observed information (Fisher information, minus the first-order
+// term of the log-diagonal coordinates) plus the prior's; the Fisher information plus the
+// prior's; the Fisher information plus the prior's diagonal made non-negative. The choice
+// depends only on psi (and the fixed eta), as the reverse density requires. `mean` and `chol`
+// have the block's size.
 inline bool non_centred_moments(const NonCentredLayout& lay, const Vector& psi,
                                 const Vector& g_data, const Matrix& f_data,
-                                const Vector& g_prior, const Matrix& h_prior, Vector& mean,
-                                Matrix& chol) {
-  const Index dim = lay.dim;
+                                const Vector& g_prior, const Matrix& h_prior,
+                                const std::vector<Index>& block, Vector& mean, Matrix& chol) {
+  const Index nb = static_cast<Index>(block.size());
+  Vector g(nb), x(nb);
+  for (Index i = 0; i < nb; ++i) {
+    const Index c = block[static_cast<std::size_t>(i)];
+    g[i] = g_data[c] + g_prior[c];
+    x[i] = psi[c];
+  }
   for (int attempt = 0; attempt < 3; ++attempt) {
-    Matrix h = f_data;
-    if (attempt == 0) {
-      h += h_prior;
-      for (Index c = 0; c < dim; ++c)
-        if (lay.kind[static_cast<std::size_t>(c)] == 2) h(c, c) -= g_data[c];
-    } else if (attempt == 1) {
-      h += h_prior;
-    } else {
-      for (Index c = 0; c < dim; ++c) h(c, c) += std::max(0.0, h_prior(c, c)) + 1e-10;
+    Matrix h(nb, nb);
+    for (Index i = 0; i < nb; ++i) {
+      const Index ci = block[static_cast<std::size_t>(i)];
+      for (Index j = 0; j < nb; ++j) {
+        const Index cj = block[static_cast<std::size_t>(j)];
+        h(i, j) = f_data(ci, cj);
+        if (attempt < 2) h(i, j) += h_prior(ci, cj);
+      }
+      if (attempt == 0 && lay.kind[static_cast<std::size_t>(ci)] == 2) h(i, i) -= g_data[ci];
+      if (attempt == 2) h(i, i) += std::max(0.0, h_prior(ci, ci)) + 1e-10;
     }
     Eigen::LLT<Matrix> llt(h);
     if (llt.info() != Eigen::Success) continue;
     chol = llt.matrixL();
     if (!chol.allFinite() || !(chol.diagonal().minCoeff() > 0.0)) continue;
-    mean = psi + llt.solve(g_data + g_prior);
+    mean = x + llt.solve(g);
     if (mean.allFinite()) return true;
   }
   return false;
+}
+
+// Every coordinate of psi, as one block.
+inline std::vector<Index> all_coordinates(const NonCentredLayout& lay) {
+  std::vector<Index> all(static_cast<std::size_t>(lay.dim));
+  for (Index c = 0; c < lay.dim; ++c) all[static_cast<std::size_t>(c)] = c;
+  return all;
+}
+
+// Blocks by random term (in the layout's order): term k's centred means and row k of L.
+inline std::vector<std::vector<Index>> term_blocks(const NonCentredLayout& lay) {
+  std::vector<std::vector<Index>> blocks(static_cast<std::size_t>(lay.q));
+  for (Index c = 0; c < lay.dim; ++c) {
+    const auto kind = lay.kind[static_cast<std::size_t>(c)];
+    Index k = 0;
+    if (kind == 0) {
+      const Index term = lay.row[static_cast<std::size_t>(c)];
+      while (lay.perm[static_cast<std::size_t>(k)] != term) ++k;
+    } else {
+      k = lay.a[static_cast<std::size_t>(c)];
+    }
+    blocks[static_cast<std::size_t>(k)].push_back(c);
+  }
+  return blocks;
 }
 
 // log N(x | mean, (LL')^{-1}) up to a constant.
@@ -292,48 +369,43 @@ struct InterweaveArgs {
   bool reversed = false;  // order of the random terms in L (see below)
 };
 
-// One interweaving step. Group caches (with derivatives) valid on entry and exit; `eta` is
-// workspace (m x q). Returns the acceptance probability; sets `accepted`.
-// The ancillary eta_j depends on the square root of Sigma: with the Cholesky factor in term
-// order, the last term's conditional SD moves with eta fixed; in reversed order, the last
-// term's marginal SD does. The sweep alternates the two (each step leaves the posterior
-// invariant on its own), which mixes the later SDs and the correlations faster than either.
+// Above this many coordinates of psi the step updates one random term at a time (its centred
+// means and its row of L, the others held fixed): a joint Newton proposal in many dimensions
+// fits the posterior too roughly to be accepted (the tumour model, q = 5 with 21 groups, took
+// 5% of its 20-dimensional proposals). Each block costs one pass over the data.
+constexpr Index kJointInterweaveMaxDim = 8;
+
+namespace detail {
+// One Metropolis-Hastings update of the coordinates `block` of psi (eta fixed). On acceptance
+// writes the state (gamma, beta, Sigma, caches) and `psi`, `chol`. Returns the acceptance
+// probability.
 template <typename G>
-double interweave_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& s,
-                       const InterweaveArgs& a, RowMatrix& eta, bool& accepted) {
+double interweave_block(const GlmmData& d, const GlmmPriors& pr, GlmmState& s,
+                        const InterweaveArgs& a, const NonCentredLayout& lay,
+                        const RowMatrix& eta, const std::vector<Index>& block,
+                        std::uint64_t stream_slot, Vector& psi, Matrix& chol, bool& accepted) {
   accepted = false;
   const Index m = d.m(), q = d.q();
-  const NonCentredLayout lay = make_non_centred_layout(d, pr, a.reversed && q > 1);
   const auto& perm = lay.perm;
-  Matrix chol = s.sigma_chol;
-  if (a.reversed && q > 1) {
-    Matrix permuted(q, q);
-    for (Index k = 0; k < q; ++k)
-      for (Index l = 0; l < q; ++l)
-        permuted(k, l) = s.sigma(perm[static_cast<std::size_t>(k)], perm[static_cast<std::size_t>(l)]);
-    chol = linalg::cholesky_lower(permuted, "interweave: permuted Sigma");
-  }
-  // eta_j = L^{-1} P (gamma_j - mu_j), columns in the order perm
-  {
-    const RowMatrix dev = group_deviations(d, s.beta, s.gamma);
-    eta.resize(m, q);
-    for (Index k = 0; k < q; ++k) eta.col(k) = dev.col(perm[static_cast<std::size_t>(k)]);
-  }
-  chol.triangularView<Eigen::Lower>().solveInPlace(eta.transpose());  // L^{-1} on each row
-  const Vector psi = pack_psi(d, lay, s.beta, chol);
   Vector g_data, g_prior = Vector::Zero(lay.dim), mean_fwd, mean_rev;
   Matrix f_data, h_prior = Matrix::Zero(lay.dim, lay.dim), l_fwd, l_rev;
   const double ll_cur =
       non_centred_data_terms(d, lay, eta, chol, s.ll, s.grad, s.info, a.threads, g_data, f_data);
-  const double lp_cur = non_centred_log_prior(d, pr, lay, s.beta, psi, g_prior, h_prior);
+  const double lp_cur = non_centred_log_prior(d, pr, lay, s.beta, psi, g_prior, h_prior, &block);
   if (!std::isfinite(lp_cur) ||
-      !non_centred_moments(lay, psi, g_data, f_data, g_prior, h_prior, mean_fwd, l_fwd))
+      !non_centred_moments(lay, psi, g_data, f_data, g_prior, h_prior, block, mean_fwd, l_fwd))
     return 0.0;
-  rng::Rng rng(a.key, a.iteration, 0, rng::Stream::Hyper);
-  Vector z(lay.dim);
+  const Index nb = static_cast<Index>(block.size());
+  rng::Rng rng(a.key, a.iteration, stream_slot, rng::Stream::Hyper);
+  Vector z(nb);
   linalg::fill_std_normal(z, rng);
   l_fwd.transpose().triangularView<Eigen::Upper>().solveInPlace(z);
-  const Vector proposal = mean_fwd + z;
+  const Vector moved = mean_fwd + z;
+  Vector proposal = psi, psi_block(nb);
+  for (Index i = 0; i < nb; ++i) {
+    proposal[block[static_cast<std::size_t>(i)]] = moved[i];
+    psi_block[i] = psi[block[static_cast<std::size_t>(i)]];
+  }
   Vector beta_new = s.beta;
   Matrix chol_new;
   unpack_psi(d, lay, proposal, beta_new, chol_new);
@@ -369,23 +441,27 @@ double interweave_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& s,
   const double ll_new = non_centred_data_terms(d, lay, eta, chol_new, s.ll_new, s.grad_new,
                                                s.info_new, a.threads, g_data_new, f_data_new);
   const double lp_new =
-      non_centred_log_prior(d, pr, lay, s.beta, proposal, g_prior_new, h_prior_new);
+      non_centred_log_prior(d, pr, lay, s.beta, proposal, g_prior_new, h_prior_new, &block);
   if (!std::isfinite(ll_new) || !std::isfinite(lp_new) || !g_data_new.allFinite() ||
       !f_data_new.allFinite() ||
       !non_centred_moments(lay, proposal, g_data_new, f_data_new, g_prior_new, h_prior_new,
-                           mean_rev, l_rev))
+                           block, mean_rev, l_rev))
     return 0.0;
   const double log_ratio = ll_new + lp_new - ll_cur - lp_cur +
-                           non_centred_log_density(psi, mean_rev, l_rev) -
-                           non_centred_log_density(proposal, mean_fwd, l_fwd);
+                           non_centred_log_density(psi_block, mean_rev, l_rev) -
+                           non_centred_log_density(moved, mean_fwd, l_fwd);
+  // Every commit below is prepared first: a Sigma that cannot be factored is a rejection, and
+  // the state is written only once nothing can fail.
+  const Matrix sigma_perm = chol_new * chol_new.transpose();
+  Matrix sigma_new(q, q);
+  for (Index k = 0; k < q; ++k)
+    for (Index l = 0; l < q; ++l)
+      sigma_new(perm[static_cast<std::size_t>(k)], perm[static_cast<std::size_t>(l)]) = sigma_perm(k, l);
+  GlmmState::SigmaFactors factors;
+  if (!GlmmState::factor_sigma(sigma_new, factors)) return 0.0;
   const double prob = std::isnan(log_ratio) ? 0.0 : std::min(1.0, std::exp(log_ratio));
-  rng::Rng accept_rng(a.key, a.iteration, 1, rng::Stream::Hyper);
+  rng::Rng accept_rng(a.key, a.iteration, stream_slot + 1, rng::Stream::Hyper);
   if (std::log(accept_rng.uniform()) < log_ratio) {
-    const Matrix sigma_perm = chol_new * chol_new.transpose();
-    Matrix sigma_new(q, q);
-    for (Index k = 0; k < q; ++k)
-      for (Index l = 0; l < q; ++l)
-        sigma_new(perm[static_cast<std::size_t>(k)], perm[static_cast<std::size_t>(l)]) = sigma_perm(k, l);
     const Matrix lower = chol_new.triangularView<Eigen::Lower>();
     const RowMatrix le = eta * lower.transpose();  // rows: (L eta_j)'
     for (Index k = 0; k < q; ++k) s.gamma.col(perm[static_cast<std::size_t>(k)]) = le.col(k);
@@ -396,10 +472,59 @@ double interweave_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& s,
     s.ll.swap(s.ll_new);
     s.grad.swap(s.grad_new);
     s.info.swap(s.info_new);
-    s.set_sigma(sigma_new);
+    s.commit_sigma(std::move(factors));
+    psi = proposal;
+    chol = chol_new;
     accepted = true;
   }
   return prob;
+}
+}  // namespace detail
+
+// One interweaving step: one joint block, or one block per random term when psi has more
+// than kJointInterweaveMaxDim coordinates. Group caches (with derivatives) valid on entry and
+// exit; `eta` is workspace (m x q). Returns the mean acceptance probability over the blocks;
+// `accepted` is set when any block was accepted.
+// The ancillary eta_j depends on the square root of Sigma: with the Cholesky factor in term
+// order, the last term's conditional SD moves with eta fixed; in reversed order, the last
+// term's marginal SD does. The sweep alternates the two (each step leaves the posterior
+// invariant on its own), which mixes the later SDs and the correlations faster than either.
+template <typename G>
+double interweave_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& s,
+                       const InterweaveArgs& a, RowMatrix& eta, bool& accepted) {
+  accepted = false;
+  const Index m = d.m(), q = d.q();
+  const NonCentredLayout lay = make_non_centred_layout(d, pr, a.reversed && q > 1);
+  const auto& perm = lay.perm;
+  Matrix chol = s.sigma_chol;
+  if (a.reversed && q > 1) {
+    Matrix permuted(q, q);
+    for (Index k = 0; k < q; ++k)
+      for (Index l = 0; l < q; ++l)
+        permuted(k, l) = s.sigma(perm[static_cast<std::size_t>(k)], perm[static_cast<std::size_t>(l)]);
+    chol = linalg::cholesky_lower(permuted, "interweave: permuted Sigma");
+  }
+  // eta_j = L^{-1} P (gamma_j - mu_j), columns in the order perm
+  {
+    const RowMatrix dev = group_deviations(d, s.beta, s.gamma);
+    eta.resize(m, q);
+    for (Index k = 0; k < q; ++k) eta.col(k) = dev.col(perm[static_cast<std::size_t>(k)]);
+  }
+  chol.triangularView<Eigen::Lower>().solveInPlace(eta.transpose());  // L^{-1} on each row
+  Vector psi = pack_psi(d, lay, s.beta, chol);
+  const std::vector<std::vector<Index>> blocks =
+      lay.dim > kJointInterweaveMaxDim ? term_blocks(lay)
+                                       : std::vector<std::vector<Index>>{all_coordinates(lay)};
+  double total = 0.0;
+  for (std::size_t b = 0; b < blocks.size(); ++b) {
+    bool block_accepted = false;
+    // slots 0/1 for the joint block (as before blocking); 100 + 2b for term blocks
+    const std::uint64_t slot = blocks.size() == 1 ? 0 : 100 + 2 * static_cast<std::uint64_t>(b);
+    total += detail::interweave_block<G>(d, pr, s, a, lay, eta, blocks[b], slot, psi, chol,
+                                         block_accepted);
+    accepted = accepted || block_accepted;
+  }
+  return total / static_cast<double>(blocks.size());
 }
 
 }  // namespace bglmm::steps

@@ -196,12 +196,16 @@ double marginal_move_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& s,
   total -= 0.5 * static_cast<double>(m) * (log_det_new - log_det_cur);
   Vector g_unused = Vector::Zero(lay.dim);
   Matrix h_unused = Matrix::Zero(lay.dim, lay.dim);
-  const double lp_cur = non_centred_log_prior(d, pr, lay, s.beta, psi, g_unused, h_unused);
-  const double lp_new = non_centred_log_prior(d, pr, lay, s.beta, proposal, g_unused, h_unused);
+  const std::vector<Index> none;  // the density alone: no derivatives
+  const double lp_cur = non_centred_log_prior(d, pr, lay, s.beta, psi, g_unused, h_unused, &none);
+  const double lp_new =
+      non_centred_log_prior(d, pr, lay, s.beta, proposal, g_unused, h_unused, &none);
   const double log_ratio =
       total + lp_new - lp_cur + multi_t_log_density(psi, mv.psi_mean, mv.psi_chol, mv.df) -
       multi_t_log_density(proposal, mv.psi_mean, mv.psi_chol, mv.df);
   if (!std::isfinite(log_ratio)) return 0.0;
+  GlmmState::SigmaFactors factors;  // a Sigma that cannot be factored is a rejection
+  if (!GlmmState::factor_sigma(sigma_new, factors)) return 0.0;
   const double prob = std::min(1.0, std::exp(log_ratio));
   rng::Rng accept_rng(a.key, a.iteration, 3, rng::Stream::Hyper);
   if (std::log(accept_rng.uniform()) < log_ratio) {
@@ -210,7 +214,7 @@ double marginal_move_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& s,
     s.ll.swap(s.ll_new);
     s.grad.swap(s.grad_new);
     s.info.swap(s.info_new);
-    s.set_sigma(sigma_new);
+    s.commit_sigma(std::move(factors));
     accepted = true;
   }
   return prob;

@@ -18,6 +18,7 @@
 #include "bglmm/error.hpp"
 #include "bglmm/rng/distributions.hpp"
 #include "bglmm/rng/philox.hpp"
+#include "bglmm/steps/slice.hpp"
 
 namespace bglmm::steps {
 
@@ -85,24 +86,7 @@ inline double log_tau_conditional(const ScalePrior& p, double ss, double m, doub
 }
 
 inline double slice_log_tau(const ScalePrior& p, double ss, double m, double x0, rng::Rng& rng) {
-  const double f0 = log_tau_conditional(p, ss, m, x0);
-  const double level = f0 - rng::exponential_rng(1.0, rng);
-  const double w = 1.0;  // initial width on the log scale
-  double lo = x0 - w * rng.uniform();
-  double hi = lo + w;
-  // Stepping out with a cap (Neal 2003, fig. 3) keeps the kernel reversible.
-  const int max_steps = 60;
-  int j = static_cast<int>(std::floor(max_steps * rng.uniform()));
-  int k = max_steps - 1 - j;
-  while (j-- > 0 && log_tau_conditional(p, ss, m, lo) > level) lo -= w;
-  while (k-- > 0 && log_tau_conditional(p, ss, m, hi) > level) hi += w;
-  for (int it = 0; it < 200; ++it) {
-    const double x = lo + (hi - lo) * rng.uniform();
-    if (log_tau_conditional(p, ss, m, x) > level) return x;
-    if (x < x0) lo = x;
-    else hi = x;
-  }
-  return x0;  // the shrinkage interval collapsed onto x0 (measure-zero event)
+  return slice_step([&](double x) { return log_tau_conditional(p, ss, m, x); }, x0, 1.0, rng);
 }
 }  // namespace detail
 
