@@ -28,6 +28,8 @@ fam = _core.families
 
 EXTREME_ETAS = np.array([-700.0, -100.0, -30.0, -8.0, -1.0, 0.0, 1.0, 8.0, 30.0, 100.0, 700.0])
 MODERATE_ETAS = np.linspace(-6.0, 6.0, 49)
+# past exp's overflow (709.78) and underflow (-745.13)
+BEYOND_ETAS = np.array([-1000.0, -800.0, -746.0, -745.0, 709.79, 710.0, 745.0, 800.0, 1000.0])
 BINOMIAL_LINKS = ["logit", "probit", "cloglog"]
 
 
@@ -56,7 +58,10 @@ def oracle_log_mu(link, eta):
         return special.log_expit(eta), special.log_expit(-eta)
     if link == "probit":
         return special.log_ndtr(eta), special.log_ndtr(-eta)
-    return np.log(-np.expm1(-np.exp(eta))), -np.exp(eta)
+    e = np.exp(eta)
+    # log(1 - exp(-e)) = eta - e/2 + ... once e is below 1e-300 (and where exp(eta) underflows)
+    with np.errstate(divide="ignore"):
+        return np.where(e < 1e-300, eta, np.log(-np.expm1(-e))), -e
 
 
 def oracle_log_dmu(link, eta):
@@ -85,7 +90,8 @@ def oracle_dlog_mu(link, eta):
         log_phi = stats.norm.logpdf(eta)
         return np.exp(log_phi - special.log_ndtr(eta)), -np.exp(log_phi - special.log_ndtr(-eta))
     e = np.exp(eta)
-    return np.exp(eta - e) / -np.expm1(-e), -e
+    with np.errstate(invalid="ignore"):  # 0 / 0 where exp(eta) underflows: the limit is 1
+        return np.where(e < 1e-300, 1.0, np.exp(eta - e) / -np.expm1(-e)), -e
 
 
 def oracle_binomial_score(link, y, n, eta):
@@ -215,6 +221,49 @@ def test_binomial_log_lik_score_weight_on_extreme_grid(family, link):
         assert_close_elementwise(ll, oracle_binomial_log_lik(link, y, n, eta), rtol)
         assert_close_elementwise(score, oracle_binomial_score(link, y, n, eta), 10 * rtol)
         assert_close_elementwise(weight, oracle_binomial_weight(link, n, eta), 10 * rtol)
+
+
+def oracle_cloglog_weight(n, eta):
+    """n (dmu/deta)^2 / (mu (1 - mu)) = n e^(2 eta) / (e^(e^eta) - 1), in log space, with
+    log(e^e - 1) = e + log1p(-e^-e) for large e (inf beyond exp's overflow: weight 0) and
+    eta + e/2 for tiny e (where exp(eta) underflows)."""
+    e = np.exp(eta)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        log_expm1 = np.where(e < 1e-10, eta + e / 2,
+                             np.where(e < 1, np.log(np.expm1(e)), e + np.log1p(-np.exp(-e))))
+        return np.exp(np.log(n) + 2 * eta - log_expm1)
+
+
+@pytest.mark.parametrize("link", BINOMIAL_LINKS)
+@pytest.mark.parametrize("family", ["binomial", "bernoulli"])
+def test_binomial_beyond_exp_overflow(family, link):
+    """|eta| past 709.78, where exp(|eta|) overflows or underflows (cloglog's Fisher weight
+    was 0 * inf = NaN above 709.78): no NaN; the weight finite, non-negative and equal to its
+    limit; log_lik and score equal to the oracle, which for cloglog with y < n at large eta is
+    -(n - y) e^eta: -inf, the correctly rounded value, once below -DBL_MAX."""
+    trials = [1] if family == "bernoulli" else [1, 10, 1000]
+    y, n, eta = grid(BEYOND_ETAS, trials)
+    ll = evaluate(family, link, "log_lik", y, n, eta)
+    score = evaluate(family, link, "score", y, n, eta)
+    weight = evaluate(family, link, "weight", y, n, eta)
+    for values in (ll, score, weight):
+        assert not np.any(np.isnan(values))
+    assert np.all(np.isfinite(weight)) and np.all(weight >= 0)
+    rtol = probit_rtol(eta, 1e-12) if link == "probit" else 1e-12
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        expected_w = (oracle_cloglog_weight(n, eta) if link == "cloglog"
+                      else oracle_binomial_weight(link, n, eta))
+        expected_ll = oracle_binomial_log_lik(link, y, n, eta)
+        expected_score = oracle_binomial_score(link, y, n, eta)
+    assert_close_elementwise(weight, expected_w, 10 * rtol)
+    for actual, expected in ((ll, expected_ll), (score, expected_score)):
+        overflow = np.isinf(expected)
+        assert np.all(overflow == ((link == "cloglog") & (y < n) & (eta > 709.78)))
+        np.testing.assert_array_equal(actual[overflow], expected[overflow])
+        assert_close_elementwise(actual[~overflow], expected[~overflow], 10 * rtol)
+    if link == "cloglog":  # y = n at eta = 800: mu = 1 exactly, so log_lik = score = 0
+        top = (y == n) & (eta > 709.78)
+        assert np.all(ll[top] == 0) and np.all(score[top] == 0) and np.all(weight[top] == 0)
 
 
 @pytest.mark.parametrize("link", BINOMIAL_LINKS)

@@ -4,6 +4,7 @@
 // E_y[-d score / d eta] = E_y[score^2], fused binomial-logit vs the generic form, exact
 // extreme values, and finiteness for |eta| <= 700 with y at 0, n and in between.
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "bglmm/glm.hpp"
@@ -150,6 +151,53 @@ TEST_CASE("binomial: exact values at the extremes") {
   CHECK_NEAR(BinomialProbit::score(n, n, -700.0, 1.0), 10 * 7.0000142856559773e+2, 1e-10);
   CHECK_NEAR(BinomialLogit::score(0.0, n, 700.0, 1.0), -10.0, 1e-13);
   CHECK_NEAR(BinomialCloglog::score(n, n, -700.0, 1.0), 10.0, 1e-13);
+}
+
+TEST_CASE("binomial-cloglog: limits beyond exp overflow and underflow (|eta| > 709)") {
+  using G = BinomialCloglog;
+  const double inf = std::numeric_limits<double>::infinity();
+  for (double n : {1.0, 10.0, 1000.0}) {
+    // exp(eta) overflows above 709.7827: the weight n e^(2 eta - e^eta) / (1 - exp(-e^eta))
+    // is 0 (was 0 * inf = NaN); y = n: mu = 1 exactly, log_lik and score 0; y < n: log_lik and
+    // score are -(n - y) e^eta, below -DBL_MAX: -inf (not NaN)
+    for (double eta : {709.79, 710.0, 745.0, 800.0, 1000.0, 1e300}) {
+      CHECK(G::weight(n, eta, 1.0) == 0.0);
+      CHECK(G::log_lik(n, n, eta, 1.0) == 0.0);
+      CHECK(G::score(n, n, eta, 1.0) == 0.0);
+      for (double y : {0.0, std::floor(n / 3.0), n - 1.0}) {
+        CHECK(G::log_lik(y, n, eta, 1.0) == -inf);
+        CHECK(G::score(y, n, eta, 1.0) == -inf);
+      }
+    }
+    // below the overflow: the weight is 0 from eta ~ 6.6 on (the true value underflows), and
+    // log_lik(y = 0) = -n e^eta, finite while that is above -DBL_MAX
+    for (double eta : {7.0, 30.0, 700.0, 709.0, 709.78}) {
+      CHECK(G::weight(n, eta, 1.0) == 0.0);
+      CHECK(G::score(n, n, eta, 1.0) == 0.0);
+      const double expected = -n * std::exp(eta);
+      if (std::isfinite(expected)) {
+        CHECK_NEAR(G::log_lik(0.0, n, eta, 1.0), expected, 1e-15 * -expected);
+        CHECK_NEAR(G::score(0.0, n, eta, 1.0), expected, 1e-15 * -expected);
+      } else {
+        CHECK(G::log_lik(0.0, n, eta, 1.0) == -inf);
+      }
+    }
+    // exp(eta) underflows below -745.13: weight n e^eta (1 - e^eta / 2 + ...) -> 0, score of
+    // y = n: n (1 - e^eta / 2 + ...) -> n, log_lik of y = n: n (eta - e^eta / 2 + ...) -> n eta
+    for (double eta : {-700.0, -745.0, -746.0, -800.0, -1000.0, -1e300}) {
+      const double w = G::weight(n, eta, 1.0);
+      CHECK(std::isfinite(w) && w >= 0.0);
+      CHECK_NEAR(w, n * std::exp(eta), 1e-15 * n * std::exp(eta) + 1e-320);
+      CHECK_NEAR(G::score(n, n, eta, 1.0), n, 1e-15 * n);
+      CHECK_NEAR(G::score(0.0, n, eta, 1.0), 0.0, 1e-300);
+      CHECK_NEAR(G::log_lik(0.0, n, eta, 1.0), 0.0, 1e-300);
+      CHECK_NEAR(G::log_lik(n, n, eta, 1.0), n * eta, 1e-15 * n * std::fabs(eta));
+    }
+  }
+  // a weight that does not underflow, against n e^(2 eta - e^eta) / (1 - exp(-e^eta)) with
+  // exp(-e^eta) = 0: at eta = 6.5 (e^eta = 665.1), 10 exp(13 - e^6.5) = 3.9e-283
+  const double expected = 10.0 * std::exp(13.0 - std::exp(6.5));
+  CHECK_NEAR(G::weight(10.0, 6.5, 1.0), expected, 1e-12 * expected);
 }
 
 BGLMM_TEST_MAIN()
