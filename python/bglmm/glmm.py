@@ -72,6 +72,11 @@ from .warnings import AcceptanceWarning, BglmmWarning
 
 _KERNELS = {"laplace": 0, "random_walk": 1, "rw": 1}
 
+# the C++ driver's marginal_status codes: whether the marginal move ran after warm-up, and if
+# not, why
+_MARGINAL_STATUS = {0: "on", 1: "not requested", 2: "no warm-up", 3: "not fitted",
+                    4: "not reached"}
+
 DEFAULT_PRIOR = Normal(0.0, 10.0)
 
 __all__ = ["glmm", "GlmmFit"]
@@ -394,7 +399,10 @@ def glmm(
     min_rows_per_thread : use at most n / min_rows_per_thread threads (small data run faster
         serially; a parallel region costs microseconds, far more on a loaded machine).
     check : warn (ConvergenceWarning) when R-hat > 1.01 or bulk ESS < 100 per chain for a
-        reported parameter, and (AcceptanceWarning) when acceptance is far from its target.
+        reported parameter, and (AcceptanceWarning) when acceptance is far from its target or
+        the marginal move switched itself off (too short a warm-up);
+        ``fit.attrs["marginal_status"]`` records, per chain, whether the marginal move ran
+        ("on") and if not why.
     """
     fam = resolve_family(family, link)
     Xa, x_names = as_design(X)
@@ -531,9 +539,13 @@ def glmm(
         "group_warmup_acceptance": stack_chains(kept, "group_warmup_acceptance"),
         "rw_scale": stack_chains(kept, "rw_scale"),
         "fixed_acceptance": [float(r["fixed_acceptance"]) if pf else float("nan") for r in kept],
-        "fixed_scale": [float(r["fixed_scale"]) for r in kept],
+        # NaN where the move did not run (random-walk kernel, interweave=False, or the marginal
+        # move off: marginal_status says why)
         "interweave_acceptance": [float(r["interweave_acceptance"]) for r in kept],
         "marginal_acceptance": [float(r["marginal_acceptance"]) for r in kept],
+        "marginal_status": [_MARGINAL_STATUS[int(r["marginal_status"])] for r in kept],
+        "marginal_warmup_draws": [int(r["marginal_warmup_draws"]) for r in kept],
+        "marginal_dim": int(kept[0]["marginal_dim"]),
         "warmup_seconds": [float(r["warmup_seconds"]) for r in kept],
         "sampling_seconds": [float(r["sampling_seconds"]) for r in kept],
         "sampling_sweeps": [int(r["sampling_sweeps"]) for r in kept],
@@ -544,6 +556,8 @@ def glmm(
         "n_obs": n,
         "n_groups": m,
     }
+    if kernel == 1 and pf:  # the random-walk block step's frozen scale c (unused by Laplace)
+        attrs["fixed_scale"] = [float(r["fixed_scale"]) for r in kept]
     kernel_name = ("Laplace/IWLS-proposal" if kernel == 0 else "random-walk") + \
         " Metropolis-within-Gibbs"
     fit = GlmmFit(
@@ -564,6 +578,7 @@ def glmm(
     )
     if check and not interrupted:
         _check_acceptance(fit, kernel, float(target_acceptance), pf)
+        _check_marginal_move(fit)
         fit.check_convergence(stacklevel=2)
     return fit
 
@@ -591,4 +606,30 @@ def _check_acceptance(fit: GlmmFit, kernel: int, target: float, pf: int) -> None
             messages.append(f"the fixed-effects block step accepts {fixed:.2f} of its proposals")
     if messages:
         warnings.warn("; ".join(messages) + "; consider more warm-up or the other sampler",
+                      AcceptanceWarning, stacklevel=3)
+
+
+def _check_marginal_move(fit: GlmmFit) -> None:
+    """Warn when the marginal move was asked for but switched itself off in some chain (its
+    acceptance is then NaN, not 0: it did not run)."""
+    status = fit.attrs["marginal_status"]
+    counts = fit.attrs["marginal_warmup_draws"]
+    dim = fit.attrs["marginal_dim"]
+    reasons: dict[str, list[int]] = {}
+    for c, st in enumerate(status):
+        if st == "no warm-up":
+            why = "there was no warm-up (warmup=0) to fit its proposal from"
+        elif st == "not fitted":
+            why = (f"its proposal could not be fitted from the {counts[c]} warm-up draws of the "
+                   f"{dim} numbers it moves (too few draws, or their covariance is singular)")
+        else:
+            continue
+        reasons.setdefault(why, []).append(c)
+    if reasons:
+        parts = [f"in chain(s) {', '.join(str(c) for c in chains)}: {why}"
+                 for why, chains in reasons.items()]
+        warnings.warn("the marginal move (an independence move of the random-effect means and "
+                      "Sigma after warm-up) was switched off " + "; ".join(parts) +
+                      ". Sigma may mix slowly without it: run a longer warm-up (it learns its "
+                      "proposal from the last three quarters of warm-up)",
                       AcceptanceWarning, stacklevel=3)
