@@ -11,7 +11,9 @@ no random term                     :func:`bglmm.glm` — exact conjugate draws f
                                    otherwise
 gaussian, ``(... | g)``            :func:`bglmm.lmm` — blocked Gibbs sampler (conjugate)
 gaussian, ``se=``, ``(1 | g)``     :func:`bglmm.hierarchical_normal` — known sampling variances
-                                   (meta-analysis, eight schools)
+                                   (meta-analysis, eight schools): independent exact draws (tau
+                                   from its marginal posterior on a grid), or
+                                   ``sampler="gibbs"``
 poisson / binomial / bernoulli,    :func:`bglmm.glmm` — Metropolis-within-Gibbs
 ``(... | g)``
 =================================  ===============================================================
@@ -216,7 +218,7 @@ def fit(
     threads : threads of the C++ core (None: all cores); draws do not depend on it.
     progress : show a progress bar (only when attached to a terminal).
     **options : passed to the array-level sampler (e.g. ``sampler="independence"`` for
-        :func:`bglmm.glm`).
+        :func:`bglmm.glm`, ``sampler="gibbs"`` for known standard errors).
     """
     from formulae.environment import Environment
 

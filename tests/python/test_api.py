@@ -72,12 +72,18 @@ def test_glmm_formula_equals_array_api(cbpp_fit):
     np.testing.assert_array_equal(cbpp_fit.spec.trials, df["size"])
 
 
-def test_known_se_equals_hierarchical_normal():
+@pytest.mark.parametrize("sampler", [None, "gibbs"])
+def test_known_se_equals_hierarchical_normal(sampler):
+    # the default is the exact sampler (independent draws); sampler="gibbs" still runs Gibbs
     es = bglmm.datasets.load("eight_schools")
+    opts = {} if sampler is None else {"sampler": sampler}
     f = bglmm.fit("y | se(sigma) ~ 1 + (1 | school)", es, seed=3, chains=2, draws=300,
-                  warmup=200, progress=False)
+                  warmup=200, progress=False, **opts)
     a = hierarchical_normal(es.y, es.school, se=es.sigma, mu_prior=f.priors["beta"],
-                            tau_prior=f.priors["sd"], seed=3, chains=2, draws=300, warmup=200)
+                            tau_prior=f.priors["sd"], seed=3, chains=2, draws=300, warmup=200,
+                            sampler=sampler or "exact")
+    assert f.sampler == a.sampler
+    assert f.sampler.startswith("exact" if sampler is None else "blocked Gibbs")
     np.testing.assert_array_equal(f.posterior["beta"][..., 0], a.posterior["mu"])
     np.testing.assert_array_equal(f.posterior["sd_Intercept"], a.posterior["tau"])
     np.testing.assert_allclose(f.posterior["b"][..., 0] + a.posterior["mu"][..., None],
