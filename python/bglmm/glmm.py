@@ -67,7 +67,7 @@ from .priors import (
     Normal,
     UniformSD,
 )
-from .results import Fit, keep_completed, stack_chains
+from .results import Fit, keep_completed, stack_chains, user_stacklevel
 from .warnings import AcceptanceWarning, BglmmWarning
 
 _KERNELS = {"laplace": 0, "random_walk": 1, "rw": 1}
@@ -130,6 +130,37 @@ class GlmmFit(Fit):
                                            "median": float(s.group_median.median()),
                                            "max": float(s.group_max.max())}
         return table
+
+    # ---- diagnostics ------------------------------------------------------------------------
+    def _stuck_moves(self) -> list[str]:
+        a = self.attrs
+        out = []
+        acc = self.group_acceptance
+        for c in range(acc.shape[0]):
+            zero = np.flatnonzero(acc[c] == 0.0)
+            if zero.size:
+                names = [str(self.levels[j]) for j in zero[:10]]
+                more = f" and {zero.size - 10} more" if zero.size > 10 else ""
+                out.append(f"the Metropolis-Hastings step of group(s) {', '.join(names)}{more} "
+                           f"in chain {c}")
+        moves = [("fixed_acceptance", "the block step of the fixed effects "
+                  + ", ".join(n for n in self.coef_names if n not in a.get("centred", []))),
+                 ("interweave_acceptance", "the interweaving step of the means and Sigma"),
+                 ("marginal_acceptance", "the marginal move of the means and Sigma")]
+        for key, what in moves:
+            # NaN: the move did not run (no free fixed effect, switched off, random walk)
+            rates = np.asarray(a.get(key, []), dtype=float)
+            zero = np.flatnonzero(rates == 0.0)
+            if zero.size:
+                out.append(f"{what} in chain(s) {', '.join(str(c) for c in zero)}")
+        return out
+
+    def _sampler_warnings(self) -> None:
+        a = self.attrs
+        kernel = 0 if a["sampler_kernel"] == "laplace" else 1
+        pf = int(np.sum(np.isfinite(np.asarray(a["fixed_acceptance"], dtype=float))) > 0)
+        _check_acceptance(self, kernel, float(a["target_acceptance"]), pf)
+        _check_marginal_move(self)
 
     def _need_b(self) -> np.ndarray:
         if "b" not in self.posterior:
@@ -398,11 +429,12 @@ def glmm(
         informative, the regime where both parameterisations mix slowly).
     min_rows_per_thread : use at most n / min_rows_per_thread threads (small data run faster
         serially; a parallel region costs microseconds, far more on a loaded machine).
-    check : warn (ConvergenceWarning) when R-hat > 1.01 or bulk ESS < 100 per chain for a
-        reported parameter, and (AcceptanceWarning) when acceptance is far from its target or
-        the marginal move switched itself off (too short a warm-up);
-        ``fit.attrs["marginal_status"]`` records, per chain, whether the marginal move ran
-        ("on") and if not why.
+    check : warn (:class:`~bglmm.ConvergenceWarning`, once) when R-hat > 1.01 or bulk ESS < 100
+        per chain for a reported parameter (beta, SDs, correlations, sigma; not b) or when a
+        Metropolis move accepted nothing in a chain, and (:class:`~bglmm.AcceptanceWarning`)
+        when acceptance is far from its target or the marginal move switched itself off (too
+        short a warm-up). Not for an interrupted fit; ``fit.attrs["marginal_status"]`` records,
+        per chain, whether the marginal move ran ("on") and if not why.
     """
     fam = resolve_family(family, link)
     Xa, x_names = as_design(X)
@@ -419,7 +451,7 @@ def glmm(
     m = grouping.n_groups
     if m == 1:
         warnings.warn("group has a single level: Sigma is informed by its prior alone",
-                      BglmmWarning, stacklevel=2)
+                      BglmmWarning, stacklevel=user_stacklevel())
 
     if not isinstance(parameterization, str) or parameterization not in ("centered", "noncentered"):
         raise ValueError("parameterization must be 'centered' or 'noncentered'")
@@ -538,6 +570,7 @@ def glmm(
         "group_acceptance": group_acc,
         "group_warmup_acceptance": stack_chains(kept, "group_warmup_acceptance"),
         "rw_scale": stack_chains(kept, "rw_scale"),
+        "target_acceptance": float(target_acceptance),
         "fixed_acceptance": [float(r["fixed_acceptance"]) if pf else float("nan") for r in kept],
         # NaN where the move did not run (random-walk kernel, interweave=False, or the marginal
         # move off: marginal_status says why)
@@ -576,10 +609,8 @@ def glmm(
               "codes": grouping.codes},
         family=fam,
     )
-    if check and not interrupted:
-        _check_acceptance(fit, kernel, float(target_acceptance), pf)
-        _check_marginal_move(fit)
-        fit.check_convergence(stacklevel=2)
+    if check:
+        fit._run_checks()
     return fit
 
 
@@ -606,7 +637,7 @@ def _check_acceptance(fit: GlmmFit, kernel: int, target: float, pf: int) -> None
             messages.append(f"the fixed-effects block step accepts {fixed:.2f} of its proposals")
     if messages:
         warnings.warn("; ".join(messages) + "; consider more warm-up or the other sampler",
-                      AcceptanceWarning, stacklevel=3)
+                      AcceptanceWarning, stacklevel=user_stacklevel())
 
 
 def _check_marginal_move(fit: GlmmFit) -> None:
@@ -632,4 +663,4 @@ def _check_marginal_move(fit: GlmmFit) -> None:
                       "Sigma after warm-up) was switched off " + "; ".join(parts) +
                       ". Sigma may mix slowly without it: run a longer warm-up (it learns its "
                       "proposal from the last three quarters of warm-up)",
-                      AcceptanceWarning, stacklevel=3)
+                      AcceptanceWarning, stacklevel=user_stacklevel())

@@ -206,6 +206,7 @@ def hierarchical_normal(
     grid_points: int = 4000,
     threads: int | None = None,
     progress: bool = False,
+    check: bool = True,
 ) -> HierarchicalNormalFit:
     """Fit the hierarchical normal model y_i ~ N(theta_g(i), v_i), theta_j ~ N(mu, tau^2).
 
@@ -229,6 +230,8 @@ def hierarchical_normal(
     grid_points : cells of the tau grid of the exact sampler.
     threads : chains run concurrently on up to this many threads (None: all cores); the draws
         do not depend on it.
+    check : warn (:class:`~bglmm.ConvergenceWarning`, once) when R-hat > 1.01 or bulk ESS < 100
+        per chain for mu, tau, sigma or icc (not theta). Not for an interrupted fit.
     """
     if isinstance(y, pd.DataFrame):
         raise TypeError("y must be a vector, not a DataFrame")
@@ -355,4 +358,6 @@ def hierarchical_normal(
               "sigma": known_sigma, "group_se": group_se, "sizes": sizes, "y": ya,
               "codes": grouping.codes, "row_sd": np.sqrt(var_known) if se is not None else None},
     )
+    if check:
+        fit._run_checks()
     return fit

@@ -256,6 +256,7 @@ def lmm(
     threads: int | None = None,
     keep_effects: bool | None = None,
     progress: bool = False,
+    check: bool = True,
 ) -> LmmFit:
     """Fit a linear mixed model with one grouping factor by Gibbs sampling.
 
@@ -279,6 +280,9 @@ def lmm(
         not depend on it.
     keep_effects : store every draw of b (chains x draws x m x q numbers). Default: when that is
         at most 2e7 numbers; otherwise only posterior means/SDs of b are kept (``ranef()``).
+    check : warn (:class:`~bglmm.ConvergenceWarning`, once) when R-hat > 1.01 or bulk ESS < 100
+        per chain for a reported parameter (beta, the SDs and correlations, sigma, icc; not
+        b). Not for an interrupted fit.
     """
     ya = _as_y(y)
     n = ya.size
@@ -388,4 +392,6 @@ def lmm(
         b_sd=b_sd,
     )
     fit.priors = {"prior": prior, "cov_prior": cov_prior, "sigma_prior": sigma_prior}
+    if check:
+        fit._run_checks()
     return fit

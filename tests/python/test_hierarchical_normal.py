@@ -192,7 +192,7 @@ def test_predict_existing_and_new_groups(schools):
 
 @pytest.mark.parametrize("sampler", ["gibbs", "exact"])
 def test_reproducible_and_chains_differ(schools, sampler):
-    kw = dict(se=schools.sigma, chains=2, draws=200, seed=9, sampler=sampler)
+    kw = dict(se=schools.sigma, chains=2, draws=200, seed=9, sampler=sampler, check=False)
     a = bglmm.hierarchical_normal(schools.y, schools.school, **kw)
     b = bglmm.hierarchical_normal(schools.y, schools.school, **kw)
     np.testing.assert_array_equal(a.posterior["theta"], b.posterior["theta"])
@@ -225,7 +225,7 @@ def test_bad_input(schools):
 
 def test_inference_data_with_log_likelihood(schools):
     fit = bglmm.hierarchical_normal(schools.y, schools.school, se=schools.sigma, chains=2,
-                                    draws=100, seed=1)
+                                    draws=100, seed=1, check=False)
     idata = fit.to_inference_data()
     ll = idata.log_likelihood["y"].values
     expected = stats.norm(fit.posterior["theta"], schools.sigma.to_numpy()).logpdf(schools.y.to_numpy())
@@ -233,7 +233,7 @@ def test_inference_data_with_log_likelihood(schools):
 
 
 def test_known_variances_default_to_the_exact_sampler(schools):
-    kw = dict(se=schools.sigma, chains=2, draws=300, seed=2)
+    kw = dict(se=schools.sigma, chains=2, draws=300, seed=2, check=False)
     auto = bglmm.hierarchical_normal(schools.y, schools.school, **kw)
     exact = bglmm.hierarchical_normal(schools.y, schools.school, sampler="exact", **kw)
     assert auto.sampler.startswith("exact")
@@ -241,7 +241,8 @@ def test_known_variances_default_to_the_exact_sampler(schools):
     gibbs = bglmm.hierarchical_normal(schools.y, schools.school, sampler="gibbs", **kw)
     assert gibbs.sampler.startswith("blocked Gibbs")
     pulp = bglmm.datasets.load("pulp")  # unknown sigma: Gibbs
-    fit = bglmm.hierarchical_normal(pulp.bright, pulp.operator, chains=2, draws=300, seed=2)
+    fit = bglmm.hierarchical_normal(pulp.bright, pulp.operator, chains=2, draws=300, seed=2,
+                                    check=False)
     assert fit.sampler.startswith("blocked Gibbs") and "sigma" in fit.posterior
 
 
