@@ -68,10 +68,15 @@ py::dict to_dict(GlmmChainResult&& r) {
   out["rw_scale"] = r.rw_scale;
   out["fixed_acceptance"] = r.fixed_acceptance;
   out["fixed_warmup_acceptance"] = r.fixed_warmup_acceptance;
-  out["fixed_scale"] = r.fixed_scale;
-  out["interweave_acceptance"] = r.interweave_acceptance;
-  out["marginal_acceptance"] = r.marginal_acceptance;
-  out["fixed_proposal_cov"] = r.fixed_proposal_cov;
+  if (r.fixed_proposal_cov.size() > 0) {  // random-walk kernel only (Laplace: unused)
+    out["fixed_scale"] = r.fixed_scale;
+    out["fixed_proposal_cov"] = r.fixed_proposal_cov;
+  }
+  out["interweave_acceptance"] = r.interweave_acceptance;  // NaN: the step did not run
+  out["marginal_acceptance"] = r.marginal_acceptance;      // NaN: the move did not run
+  out["marginal_status"] = static_cast<int>(r.marginal_status);
+  out["marginal_warmup_draws"] = r.marginal_warmup_draws;
+  out["marginal_dim"] = r.marginal_dim;
   out["warmup_seconds"] = r.warmup_seconds;
   out["sampling_seconds"] = r.sampling_seconds;
   out["sampling_sweeps"] = r.sampling_sweeps;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <new>
 #include <stdexcept>
 
@@ -386,7 +387,8 @@ GlmmChainResult chain(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig&
   GlmmState s;
   initialise<G>(d, pr, cfg, s, key, threads, false);
   steps::refresh_group_cache<G, kLaplace>(d, s, threads);
-  steps::set_fixed_proposal<G>(d, pr, s, threads);
+  // The random walk's proposal covariance (the Laplace kernel's Newton proposal needs none).
+  if constexpr (!kLaplace) steps::set_fixed_proposal<G>(d, pr, s, threads);
 
   GlmmChainResult out;
   const std::int64_t kept = cfg.draws;
@@ -404,6 +406,10 @@ GlmmChainResult chain(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig&
   steps::MarginalMove marginal;
   const bool use_marginal = kLaplace && cfg.marginal_move;
   const steps::NonCentredLayout layout = steps::make_non_centred_layout(d, pr, false);
+  out.marginal_dim = use_marginal ? layout.dim : 0;
+  out.marginal_status = !use_marginal         ? MarginalStatus::NotRequested
+                        : cfg.warmup == 0     ? MarginalStatus::NoWarmup
+                                              : MarginalStatus::NotReached;
 
   const std::int64_t total = cfg.warmup + cfg.draws * cfg.thin;
   Poller poller(control, total);
@@ -414,11 +420,13 @@ GlmmChainResult chain(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig&
   for (std::int64_t t = 0; t < total; ++t) {
     const bool warmup = t < cfg.warmup;
     if (t == cfg.warmup) t_sampling = Clock::now();
-    // Re-aim the block proposal at the current curvature a quarter and half way through
-    // warm-up (the starting point may be far from the posterior).
-    if (warmup && d.p_free() > 0 && t > 0 && (t == cfg.warmup / 4 || t == cfg.warmup / 2)) {
-      if (!s.cache_valid) steps::refresh_group_cache<G, kLaplace>(d, s, threads);
-      steps::set_fixed_proposal<G>(d, pr, s, threads);
+    // Random-walk kernel: re-aim the block proposal at the current curvature a quarter and
+    // half way through warm-up (the starting point may be far from the posterior).
+    if constexpr (!kLaplace) {
+      if (warmup && d.p_free() > 0 && t > 0 && (t == cfg.warmup / 4 || t == cfg.warmup / 2)) {
+        if (!s.cache_valid) steps::refresh_group_cache<G, kLaplace>(d, s, threads);
+        steps::set_fixed_proposal<G>(d, pr, s, threads);
+      }
     }
     if (use_marginal && t == cfg.warmup && cfg.warmup > 0 && marginal.count > 0) {
       // Freeze the move: the proposal from the warm-up draws of psi; the Gaussian
@@ -430,7 +438,11 @@ GlmmChainResult chain(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig&
       ref.set_sigma(ref_chol * ref_chol.transpose());
       group_modes<G>(d, ref, threads, true, nullptr);
       steps::refresh_group_cache<G, true>(d, ref, threads);
-      steps::marginal_freeze(marginal, ref);
+      // A refusal (too few warm-up draws, or a singular covariance) leaves the move off for
+      // the whole sampling phase: reported, so that it does not pass for a move that rejects.
+      out.marginal_status = steps::marginal_freeze(marginal, ref) ? MarginalStatus::On
+                                                                  : MarginalStatus::NotFitted;
+      out.marginal_warmup_draws = marginal.count;
     }
     SweepArgs a{static_cast<std::uint64_t>(t) + 1, warmup,
                 2.0 / std::pow(static_cast<double>(t) + 10.0, 0.6), threads,
@@ -483,12 +495,15 @@ GlmmChainResult chain(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig&
   out.group_acceptance = acc_samp / ns;
   out.fixed_warmup_acceptance = static_cast<double>(fixed_warm) / nw;
   out.fixed_acceptance = static_cast<double>(fixed_samp) / ns;
-  out.interweave_acceptance = static_cast<double>(interweave_samp) / ns;
-  out.marginal_acceptance = marginal.ready ? static_cast<double>(marginal_samp) / ns : 0.0;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  out.interweave_acceptance =
+      kLaplace && cfg.interweave ? static_cast<double>(interweave_samp) / ns : nan;
+  out.marginal_acceptance = marginal.ready ? static_cast<double>(marginal_samp) / ns : nan;
   out.rw_scale = s.log_rw_scale.array().exp();
-  out.fixed_scale = std::exp(s.log_fixed_scale);
   out.threads_used = threads;
-  if (d.p_free() > 0)
+  // the random walk's frozen scale and proposal covariance (the Newton step uses neither)
+  out.fixed_scale = kLaplace ? nan : std::exp(s.log_fixed_scale);
+  if (!kLaplace && d.p_free() > 0)
     out.fixed_proposal_cov = out.fixed_scale * s.fixed_chol * s.fixed_chol.transpose();
   return out;
 }
@@ -544,8 +559,9 @@ RowMatrix geweke(const GlmmData& data, const GlmmPriors& pr, const GlmmConfig& c
     simulate_y<G>(d, s, y, rng);
   }
   s.cache_valid = false;
-  if (d.p_free() > 0) {
-    // a fixed block proposal from the prior curvature (no adaptation in a Geweke run)
+  if (!kLaplace && d.p_free() > 0) {
+    // random walk: a fixed block proposal from the prior curvature (no adaptation in a
+    // Geweke run)
     Matrix prec(d.p_free(), d.p_free());
     for (Index a = 0; a < d.p_free(); ++a)
       for (Index b = 0; b < d.p_free(); ++b) prec(a, b) = pr.beta_prec(d.free_cols[a], d.free_cols[b]);

@@ -11,13 +11,19 @@ no random term                     :func:`bglmm.glm` — exact conjugate draws f
                                    otherwise
 gaussian, ``(... | g)``            :func:`bglmm.lmm` — blocked Gibbs sampler (conjugate)
 gaussian, ``se=``, ``(1 | g)``     :func:`bglmm.hierarchical_normal` — known sampling variances
-                                   (meta-analysis, eight schools)
+                                   (meta-analysis, eight schools): independent exact draws (tau
+                                   from its marginal posterior on a grid), or
+                                   ``sampler="gibbs"``
 poisson / binomial / bernoulli,    :func:`bglmm.glmm` — Metropolis-within-Gibbs
 ``(... | g)``
 =================================  ===============================================================
 
 Default priors are weakly informative and scaled by the data (documented in :func:`fit`); the
 priors actually used are in ``fit.priors``.
+
+Every fit is checked (``check=True``): one :class:`~bglmm.ConvergenceWarning`, pointing at the
+line that called :func:`fit`, names the reported parameters with R-hat > 1.01 or bulk ESS < 100
+per chain, and the Metropolis moves that accepted nothing.
 """
 
 from __future__ import annotations
@@ -239,6 +245,7 @@ def fit(
     seed: int | None = None,
     threads: int | None = None,
     progress: bool = True,
+    check: bool = True,
     **options: Any,
 ) -> FormulaFit:
     """Fit a Bayesian (generalized) linear mixed model written as an lme4-style formula.
@@ -270,8 +277,13 @@ def fit(
     seed : integer for reproducible draws (None: fresh entropy, recorded in ``fit.seed``).
     threads : threads of the C++ core (None: all cores); draws do not depend on it.
     progress : show a progress bar (only when attached to a terminal).
+    check : warn, once (:class:`~bglmm.ConvergenceWarning`), when a reported parameter (fixed
+        effects, random-effect SDs and correlations, sigma; not the per-group effects) has
+        R-hat > 1.01 or bulk ESS < 100 per chain, or a Metropolis move accepted nothing; the GLMM
+        sampler also warns (:class:`~bglmm.AcceptanceWarning`) about acceptance rates far from
+        their targets. Not for an interrupted fit. False skips the checks.
     **options : passed to the array-level sampler (e.g. ``sampler="independence"`` for
-        :func:`bglmm.glm`).
+        :func:`bglmm.glm`, ``sampler="gibbs"`` for known standard errors).
     """
     from formulae.environment import Environment
 
@@ -286,9 +298,13 @@ def fit(
     used = _resolve_priors(spec, priors)
     mcmc = dict(chains=chains, draws=draws, warmup=warmup, thin=thin, seed=seed, threads=threads,
                 progress=progress)
-    inner, kind = _run(spec, used, mcmc, options)
-    return FormulaFit.from_inner(inner, spec, data, used, kind=kind,
-                                 arguments={"trials": trials, "offset": offset, "se": se})
+    # the array-level sampler does not check: the fit below does, once, under its own names
+    inner, kind = _run(spec, used, mcmc, dict(options, check=False))
+    out = FormulaFit.from_inner(inner, spec, data, used, kind=kind,
+                                arguments={"trials": trials, "offset": offset, "se": se})
+    if check:
+        out._run_checks()
+    return out
 
 
 def _run(spec: ModelSpec, used: dict[str, Any], mcmc: dict[str, Any], options: dict[str, Any]):
@@ -501,6 +517,14 @@ class FormulaFit(Fit):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # ArviZ's Pareto-k notice is in the result
             return az.loo(self.to_inference_data(), **kwargs)
+
+    # ---- diagnostics (the array-level fit knows its sampler) --------------------------------
+    def _stuck_moves(self) -> list[str]:
+        return self.inner._stuck_moves() if self.inner is not None else []
+
+    def _sampler_warnings(self) -> None:
+        if self.inner is not None:
+            self.inner._sampler_warnings()
 
     # ---- tables ---------------------------------------------------------------------------
     def summary(self, var_names: list[str] | None = None, prob: float = 0.95) -> pd.DataFrame:

@@ -72,6 +72,14 @@ class GlmFit(Fit):
         table["acceptance"] = float(np.mean(self.acceptance_rate))
         return table
 
+    def _stuck_moves(self) -> list[str]:
+        # (the exact conjugate sampler reports acceptance 1)
+        stuck = [c for c, rate in enumerate(self.acceptance_rate) if rate == 0.0]
+        if not stuck:
+            return []
+        return ["the Metropolis-Hastings step of beta in chain(s) "
+                + ", ".join(str(c) for c in stuck)]
+
     def _sigma_draws(self) -> np.ndarray:
         if "sigma" in self.posterior:
             return self.posterior["sigma"]
@@ -150,6 +158,7 @@ def glm(
     seed: int | None = None,
     threads: int | None = None,
     progress: bool = False,
+    check: bool = True,
 ) -> GlmFit:
     """Fit a Bayesian GLM by MCMC.
 
@@ -171,6 +180,9 @@ def glm(
     seed : integer for reproducible draws (None: fresh entropy, stored in ``fit.seed``).
     threads : threads for the likelihood over observations (None: all cores). Draws do not
         depend on it.
+    check : warn (:class:`~bglmm.ConvergenceWarning`, once) when R-hat > 1.01 or bulk ESS < 100
+        per chain for a coefficient (or sigma), or when the Metropolis-Hastings step accepted
+        nothing in a chain. Not for an interrupted fit.
     """
     fam = resolve_family(family, link)
     Xa, names = as_design(X)
@@ -270,4 +282,6 @@ def glm(
     )
     fit.mode = kept[0]["mode"]
     fit.proposal_covariance = kept[0]["proposal_covariance"]
+    if check:
+        fit._run_checks()
     return fit

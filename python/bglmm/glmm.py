@@ -67,10 +67,15 @@ from .priors import (
     covariance_prior_spec,
     has_flat_sd,
 )
-from .results import Fit, keep_completed, stack_chains
+from .results import Fit, keep_completed, stack_chains, user_stacklevel
 from .warnings import AcceptanceWarning, BglmmWarning
 
 _KERNELS = {"laplace": 0, "random_walk": 1, "rw": 1}
+
+# the C++ driver's marginal_status codes: whether the marginal move ran after warm-up, and if
+# not, why
+_MARGINAL_STATUS = {0: "on", 1: "not requested", 2: "no warm-up", 3: "not fitted",
+                    4: "not reached"}
 
 DEFAULT_PRIOR = Normal(0.0, 10.0)
 
@@ -125,6 +130,37 @@ class GlmmFit(Fit):
                                            "median": float(s.group_median.median()),
                                            "max": float(s.group_max.max())}
         return table
+
+    # ---- diagnostics ------------------------------------------------------------------------
+    def _stuck_moves(self) -> list[str]:
+        a = self.attrs
+        out = []
+        acc = self.group_acceptance
+        for c in range(acc.shape[0]):
+            zero = np.flatnonzero(acc[c] == 0.0)
+            if zero.size:
+                names = [str(self.levels[j]) for j in zero[:10]]
+                more = f" and {zero.size - 10} more" if zero.size > 10 else ""
+                out.append(f"the Metropolis-Hastings step of group(s) {', '.join(names)}{more} "
+                           f"in chain {c}")
+        moves = [("fixed_acceptance", "the block step of the fixed effects "
+                  + ", ".join(n for n in self.coef_names if n not in a.get("centred", []))),
+                 ("interweave_acceptance", "the interweaving step of the means and Sigma"),
+                 ("marginal_acceptance", "the marginal move of the means and Sigma")]
+        for key, what in moves:
+            # NaN: the move did not run (no free fixed effect, switched off, random walk)
+            rates = np.asarray(a.get(key, []), dtype=float)
+            zero = np.flatnonzero(rates == 0.0)
+            if zero.size:
+                out.append(f"{what} in chain(s) {', '.join(str(c) for c in zero)}")
+        return out
+
+    def _sampler_warnings(self) -> None:
+        a = self.attrs
+        kernel = 0 if a["sampler_kernel"] == "laplace" else 1
+        pf = int(np.sum(np.isfinite(np.asarray(a["fixed_acceptance"], dtype=float))) > 0)
+        _check_acceptance(self, kernel, float(a["target_acceptance"]), pf)
+        _check_marginal_move(self)
 
     def _need_b(self) -> np.ndarray:
         if "b" not in self.posterior:
@@ -383,8 +419,12 @@ def glmm(
         informative, the regime where both parameterisations mix slowly).
     min_rows_per_thread : use at most n / min_rows_per_thread threads (small data run faster
         serially; a parallel region costs microseconds, far more on a loaded machine).
-    check : warn (ConvergenceWarning) when R-hat > 1.01 or bulk ESS < 100 per chain for a
-        reported parameter, and (AcceptanceWarning) when acceptance is far from its target.
+    check : warn (:class:`~bglmm.ConvergenceWarning`, once) when R-hat > 1.01 or bulk ESS < 100
+        per chain for a reported parameter (beta, SDs, correlations, sigma; not b) or when a
+        Metropolis move accepted nothing in a chain, and (:class:`~bglmm.AcceptanceWarning`)
+        when acceptance is far from its target or the marginal move switched itself off (too
+        short a warm-up). Not for an interrupted fit; ``fit.attrs["marginal_status"]`` records,
+        per chain, whether the marginal move ran ("on") and if not why.
     """
     fam = resolve_family(family, link)
     Xa, x_names = as_design(X)
@@ -401,7 +441,7 @@ def glmm(
     m = grouping.n_groups
     if m == 1:
         warnings.warn("group has a single level: Sigma is informed by its prior alone",
-                      BglmmWarning, stacklevel=2)
+                      BglmmWarning, stacklevel=user_stacklevel())
 
     if not isinstance(parameterization, str) or parameterization not in ("centered", "noncentered"):
         raise ValueError("parameterization must be 'centered' or 'noncentered'")
@@ -519,10 +559,15 @@ def glmm(
         "group_acceptance": group_acc,
         "group_warmup_acceptance": stack_chains(kept, "group_warmup_acceptance"),
         "rw_scale": stack_chains(kept, "rw_scale"),
+        "target_acceptance": float(target_acceptance),
         "fixed_acceptance": [float(r["fixed_acceptance"]) if pf else float("nan") for r in kept],
-        "fixed_scale": [float(r["fixed_scale"]) for r in kept],
+        # NaN where the move did not run (random-walk kernel, interweave=False, or the marginal
+        # move off: marginal_status says why)
         "interweave_acceptance": [float(r["interweave_acceptance"]) for r in kept],
         "marginal_acceptance": [float(r["marginal_acceptance"]) for r in kept],
+        "marginal_status": [_MARGINAL_STATUS[int(r["marginal_status"])] for r in kept],
+        "marginal_warmup_draws": [int(r["marginal_warmup_draws"]) for r in kept],
+        "marginal_dim": int(kept[0]["marginal_dim"]),
         "warmup_seconds": [float(r["warmup_seconds"]) for r in kept],
         "sampling_seconds": [float(r["sampling_seconds"]) for r in kept],
         "sampling_sweeps": [int(r["sampling_sweeps"]) for r in kept],
@@ -533,6 +578,8 @@ def glmm(
         "n_obs": n,
         "n_groups": m,
     }
+    if kernel == 1 and pf:  # the random-walk block step's frozen scale c (unused by Laplace)
+        attrs["fixed_scale"] = [float(r["fixed_scale"]) for r in kept]
     kernel_name = ("Laplace/IWLS-proposal" if kernel == 0 else "random-walk") + \
         " Metropolis-within-Gibbs"
     fit = GlmmFit(
@@ -551,9 +598,8 @@ def glmm(
               "codes": grouping.codes},
         family=fam,
     )
-    if check and not interrupted:
-        _check_acceptance(fit, kernel, float(target_acceptance), pf)
-        fit.check_convergence(stacklevel=2)
+    if check:
+        fit._run_checks()
     return fit
 
 
@@ -580,4 +626,30 @@ def _check_acceptance(fit: GlmmFit, kernel: int, target: float, pf: int) -> None
             messages.append(f"the fixed-effects block step accepts {fixed:.2f} of its proposals")
     if messages:
         warnings.warn("; ".join(messages) + "; consider more warm-up or the other sampler",
-                      AcceptanceWarning, stacklevel=3)
+                      AcceptanceWarning, stacklevel=user_stacklevel())
+
+
+def _check_marginal_move(fit: GlmmFit) -> None:
+    """Warn when the marginal move was asked for but switched itself off in some chain (its
+    acceptance is then NaN, not 0: it did not run)."""
+    status = fit.attrs["marginal_status"]
+    counts = fit.attrs["marginal_warmup_draws"]
+    dim = fit.attrs["marginal_dim"]
+    reasons: dict[str, list[int]] = {}
+    for c, st in enumerate(status):
+        if st == "no warm-up":
+            why = "there was no warm-up (warmup=0) to fit its proposal from"
+        elif st == "not fitted":
+            why = (f"its proposal could not be fitted from the {counts[c]} warm-up draws of the "
+                   f"{dim} numbers it moves (too few draws, or their covariance is singular)")
+        else:
+            continue
+        reasons.setdefault(why, []).append(c)
+    if reasons:
+        parts = [f"in chain(s) {', '.join(str(c) for c in chains)}: {why}"
+                 for why, chains in reasons.items()]
+        warnings.warn("the marginal move (an independence move of the random-effect means and "
+                      "Sigma after warm-up) was switched off " + "; ".join(parts) +
+                      ". Sigma may mix slowly without it: run a longer warm-up (it learns its "
+                      "proposal from the last three quarters of warm-up)",
+                      AcceptanceWarning, stacklevel=user_stacklevel())

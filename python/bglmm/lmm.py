@@ -257,6 +257,7 @@ def lmm(
     keep_effects: bool | None = None,
     progress: bool = False,
     collapsed: bool = True,
+    check: bool = True,
 ) -> LmmFit:
     """Fit a linear mixed model with one grouping factor by Gibbs sampling.
 
@@ -283,6 +284,9 @@ def lmm(
         at most 2e7 numbers; otherwise only posterior means/SDs of b are kept (``ranef()``).
     collapsed : run the collapsed Metropolis-Hastings move of (Sigma, sigma^2) before the Gibbs
         steps (default); False gives the plain blocked Gibbs sampler.
+    check : warn (:class:`~bglmm.ConvergenceWarning`, once) when R-hat > 1.01 or bulk ESS < 100
+        per chain for a reported parameter (beta, the SDs and correlations, sigma, icc; not
+        b). Not for an interrupted fit.
     """
     ya = _as_y(y)
     n = ya.size
@@ -386,4 +390,6 @@ def lmm(
         b_sd=b_sd,
     )
     fit.priors = {"prior": prior, "cov_prior": cov_prior, "sigma_prior": sigma_prior}
+    if check:
+        fit._run_checks()
     return fit

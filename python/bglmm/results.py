@@ -5,6 +5,9 @@ This is the only module that imports ArviZ.
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
 import warnings
 from typing import Any
 
@@ -12,6 +15,27 @@ import numpy as np
 import pandas as pd
 
 from .warnings import ConvergenceWarning, InterruptedWarning
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` that makes a ``warnings.warn`` in the calling function point at the
+    first frame outside bglmm: the user's line that called ``bglmm.fit``, ``bglmm.glm``, ...
+    however many bglmm functions lie in between."""
+    frame = sys._getframe(1)  # the function that will call warnings.warn: stacklevel 1
+    level = 1
+    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(
+            _PACKAGE_DIR):
+        frame = frame.f_back
+        level += 1
+    return level
+
+
+def _with_values(names: list[str], values: list[float], fmt: str) -> str:
+    """'a (1.02), b (undefined)': parameter names with their R-hat or ESS."""
+    return ", ".join(f"{n} ({fmt.format(v) if np.isfinite(v) else 'undefined'})"
+                     for n, v in zip(names, values))
 
 
 def import_arviz():
@@ -85,7 +109,7 @@ class Fit:
                 f"sampling was interrupted; the fit holds {self.n_chains} chain(s) x "
                 f"{self.n_draws} draws made before the interruption",
                 InterruptedWarning,
-                stacklevel=3,
+                stacklevel=user_stacklevel(),
             )
 
     @property
@@ -149,11 +173,15 @@ class Fit:
         if unknown:
             raise ValueError(f"unknown variable(s) {unknown}; available: {list(self.posterior)}")
         lo, hi = (1 - prob) / 2, (1 + prob) / 2
-        idata = az.from_dict(
-            posterior={k: self.posterior[k] for k in names},
-            coords=self.coords,
-            dims={k: v for k, v in self.dims.items() if k in names},
-        )
+        with warnings.catch_warnings():
+            # the arrays are (chain, draw, ...) by construction: ArviZ's guess that a short fit
+            # ("more chains than draws") has them the other way round is a false alarm
+            warnings.filterwarnings("ignore", message="More chains", category=UserWarning)
+            idata = az.from_dict(
+                posterior={k: self.posterior[k] for k in names},
+                coords=self.coords,
+                dims={k: v for k, v in self.dims.items() if k in names},
+            )
         stat_funcs = {
             "mean": np.mean,
             "sd": lambda x: np.std(x, ddof=1),
@@ -161,29 +189,81 @@ class Fit:
             "50%": np.median,
             f"{100 * hi:g}%": lambda x: np.quantile(x, hi),
         }
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            stats = az.summary(idata, kind="stats", stat_funcs=stat_funcs, extend=False,
-                               round_to="none")
-            diag = az.summary(idata, kind="diagnostics", round_to="none")
+        # (ArviZ logs "Shape validation failed" for one chain or fewer than 4 draws, where
+        # R-hat or ESS is undefined: the table says so with NaN)
+        arviz_log = getattr(az, "_log", None) or logging.getLogger("arviz")  # ArviZ's own logger
+        level = arviz_log.level
+        arviz_log.setLevel(logging.ERROR)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                stats = az.summary(idata, kind="stats", stat_funcs=stat_funcs, extend=False,
+                                   round_to="none")
+                diag = az.summary(idata, kind="diagnostics", round_to="none")
+        finally:
+            arviz_log.setLevel(level)
         out = stats.join(diag[["mcse_mean", "ess_bulk", "ess_tail", "r_hat"]])
         return out
 
-    def check_convergence(self, summary: pd.DataFrame | None = None, *, stacklevel: int = 2) -> list[str]:
-        """Warn (ConvergenceWarning) when R-hat > 1.01 or bulk ESS < 100 per chain for a
-        reported parameter; returns the offending rows."""
+    # ---- diagnostics ---------------------------------------------------------------------
+    def _stuck_moves(self) -> list[str]:
+        """Metropolis moves that accepted nothing over the sampling phase, each described with
+        its chain(s); samplers that report acceptance override this."""
+        return []
+
+    def _sampler_warnings(self) -> None:
+        """Warnings about the sampler itself (acceptance far from its target, a move switched
+        off), emitted before the convergence check; samplers that have some override this."""
+
+    def convergence_problems(self, summary: pd.DataFrame | None = None) -> dict[str, list[str]]:
+        """What the convergence check flags, by kind: ``"r_hat"`` (R-hat > 1.01, more than one
+        chain), ``"ess"`` (bulk ESS < 100 per chain, or undefined because the draws do not
+        move) — rows of :meth:`summary`, the reported parameters (fixed effects, SDs,
+        correlations, sigma / tau / mu; not the per-group effects) — and ``"stuck"``:
+        Metropolis moves that accepted nothing."""
         table = self.summary() if summary is None else summary
-        bad_rhat = table.index[table["r_hat"] > 1.01].tolist() if self.n_chains > 1 else []
-        bad_ess = table.index[table["ess_bulk"] < 100 * self.n_chains].tolist()
+        rhat = table["r_hat"].to_numpy(dtype=float)
+        ess = table["ess_bulk"].to_numpy(dtype=float)
+        bad_rhat = (rhat > 1.01) if self.n_chains > 1 else np.zeros(len(table), dtype=bool)
+        bad_ess = ~(ess >= 100 * self.n_chains)  # NaN (constant draws) counts as too small
+        return {"r_hat": table.index[bad_rhat].tolist(), "ess": table.index[bad_ess].tolist(),
+                "stuck": self._stuck_moves()}
+
+    def check_convergence(self, summary: pd.DataFrame | None = None, *,
+                          stacklevel: int | None = None) -> list[str]:
+        """Warn (one :class:`~bglmm.ConvergenceWarning` naming the parameters) when, for a
+        reported parameter, R-hat > 1.01 (more than one chain) or bulk ESS < 100 per chain, or
+        when a Metropolis move accepted nothing; returns the offending summary rows.
+
+        ``stacklevel`` None points the warning at the first caller outside bglmm.
+        """
+        table = self.summary() if summary is None else summary
+        problems = self.convergence_problems(table)
         messages = []
-        if bad_rhat:
-            messages.append(f"R-hat > 1.01 for {', '.join(bad_rhat[:5])}")
-        if bad_ess:
-            messages.append(f"bulk ESS < 100 per chain for {', '.join(bad_ess[:5])}")
+        if problems["r_hat"]:
+            names = problems["r_hat"]
+            messages.append("R-hat > 1.01 for "
+                            + _with_values(names, table.loc[names, "r_hat"].tolist(), "{:.3f}"))
+        if problems["ess"]:
+            names = problems["ess"]
+            messages.append(f"bulk ESS < {100 * self.n_chains} (100 per chain) for "
+                            + _with_values(names, table.loc[names, "ess_bulk"].tolist(), "{:.0f}"))
+        if problems["stuck"]:
+            messages.append("accepted nothing: " + "; ".join(problems["stuck"]))
         if messages:
-            warnings.warn("; ".join(messages) + ": run longer chains (more draws/warmup)",
-                          ConvergenceWarning, stacklevel=stacklevel + 1)
-        return bad_rhat + bad_ess
+            level = user_stacklevel() if stacklevel is None else stacklevel + 1
+            warnings.warn("; ".join(messages) + ". The draws may not represent the posterior: "
+                          "run longer chains (more draws and warm-up); check=False silences "
+                          "this check", ConvergenceWarning, stacklevel=level)
+        return problems["r_hat"] + [n for n in problems["ess"] if n not in problems["r_hat"]]
+
+    def _run_checks(self) -> None:
+        """The checks at the end of a fit (``check=True``): the sampler's own warnings, then at
+        most one ConvergenceWarning. None for an interrupted fit (InterruptedWarning says so)."""
+        if self.interrupted:
+            return
+        self._sampler_warnings()
+        self.check_convergence()
 
     def __repr__(self) -> str:
         return (f"<{type(self).__name__}: {self.sampler}, {self.n_chains} chains x "

@@ -369,7 +369,8 @@ def glm_sbc_case(family: str, link: str | None = None, sampler: str = "random_wa
                 kwargs["sigma"] = _KNOWN_SIGMA * fit_sigma_factor
         f = glm(data["X"], data["y"], fam.name, fam.link, trials=data.get("trials"),
                 offset=data.get("offset"), prior=prior, sampler=sampler, proposal=proposal,
-                chains=1, draws=L, thin=thin, warmup=warmup, seed=seed, threads=threads, **kwargs)
+                chains=1, draws=L, thin=thin, warmup=warmup, seed=seed, threads=threads,
+                check=False, **kwargs)
         out = {"beta": f.draws[0]}
         if unknown:
             out["sigma"] = f.posterior["sigma"][0]
@@ -537,7 +538,7 @@ def hierarchical_normal_sbc_case(sampler: str = "gibbs", *, tau_prior: str = "ha
             kw["sigma_prior"] = sigma_p
         f = hierarchical_normal(data["y"], data["group"], mu_prior=mu_p, tau_prior=tau_p,
                                 sampler=sampler, chains=1, draws=L, thin=thin, warmup=warmup,
-                                seed=seed, **kw)
+                                seed=seed, check=False, **kw)
         out = {k: f.posterior[k][0] for k in ("mu", "tau", "theta")}
         if not known:
             out["sigma"] = f.posterior["sigma"][0]
@@ -587,7 +588,7 @@ def lmm_sbc_case(q: int = 2, *, groups: int = 6, rows: Any = (1, 2, 3, 4, 4, 5),
         f = lmm(data["y"], data["X"], data["Z"], group, prior=prior,
                 cov_prior=InverseWishart(4.0, iw_scale) if q == 2 else sd_prior,
                 sigma_prior=sigma_p, chains=1, draws=L, thin=thin, warmup=warmup, seed=seed,
-                threads=threads)
+                threads=threads, check=False)
         S = f.posterior["Sigma"][0]
         out = {"beta": f.posterior["beta"][0], "sigma": f.posterior["sigma"][0],
                "b": f.posterior["b"][0]}
@@ -759,7 +760,7 @@ def glm_geweke(family: str, link: str | None, sampler: str, *, unknown_sigma: bo
             kw = {"sigma_prior": InverseGamma(a0, b0)} if unknown_sigma else {"sigma": GEWEKE_SIGMA}
         fit = glm(X, y, fam.name, fam.link, trials=trials, offset=offset, prior=prior,
                   sampler=sampler, chains=1, draws=1, warmup=warmup, thin=thin, seed=step_seed,
-                  threads=1, **kw)
+                  threads=1, check=False, **kw)
         out = {"beta": fit.draws[0, -1]}
         if unknown_sigma:
             out["sigma2"] = float(fit.posterior["sigma"][0, -1]) ** 2
@@ -813,7 +814,7 @@ def hierarchical_normal_geweke(sampler: str = "gibbs", *, tau_prior: str = "half
         kw: dict[str, Any] = {"sigma_prior": sigma_p} if unknown_sigma else {"sigma": 1.0}
         f = hierarchical_normal(y, group, mu_prior=Normal(0.5, 1.0), tau_prior=tau_p,
                                 sampler=sampler, chains=1, draws=1, warmup=warmup, thin=thin,
-                                seed=step_seed, **kw)
+                                seed=step_seed, check=False, **kw)
         out = {"mu": float(f.posterior["mu"][0, -1]), "tau": float(f.posterior["tau"][0, -1]),
                "theta": np.asarray(f.posterior["theta"][0, -1])}
         if unknown_sigma:

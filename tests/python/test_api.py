@@ -17,7 +17,8 @@ from bglmm.hierarchical import hierarchical_normal
 from bglmm.lmm import lmm
 from bglmm.priors import LKJ, HalfNormal, HalfStudentT, InverseGamma, InverseWishart, Normal
 
-SMALL = dict(chains=2, draws=250, warmup=250, threads=1, progress=False)
+# short chains for the tests of names, shapes and equal draws: no convergence check
+SMALL = dict(chains=2, draws=250, warmup=250, threads=1, progress=False, check=False)
 
 RATS = "weight ~ center(day) + (1 + center(day) | rat)"
 CBPP = "cbind(incidence, size - incidence) ~ C(period) + (1 | herd)"
@@ -30,7 +31,7 @@ def rats_fit():
 
 @pytest.fixture(scope="module")
 def cbpp_fit():
-    return bglmm.fit(CBPP, bglmm.datasets.load("cbpp"), "binomial", seed=12, check=False, **SMALL)
+    return bglmm.fit(CBPP, bglmm.datasets.load("cbpp"), "binomial", seed=12, **SMALL)
 
 
 # ---- the formula and the array API give identical draws ----------------------------------------
@@ -65,7 +66,7 @@ def test_glmm_formula_equals_array_api(cbpp_fit):
                                            for k in (2, 3, 4)}})
     p = cbpp_fit.priors
     a = glmm(df.incidence, X, None, df.herd, family="binomial", trials=df["size"],
-             prior=p["beta"], random_prior=p["sd"], seed=12, check=False, **SMALL)
+             prior=p["beta"], random_prior=p["sd"], seed=12, **SMALL)
     for name in ("beta", "b", "Sigma"):
         np.testing.assert_array_equal(cbpp_fit.posterior[name], a.posterior[name])
     assert cbpp_fit.kind == "glmm" and "Metropolis-within-Gibbs" in cbpp_fit.sampler
@@ -73,12 +74,18 @@ def test_glmm_formula_equals_array_api(cbpp_fit):
     np.testing.assert_array_equal(cbpp_fit.spec.trials, df["size"])
 
 
-def test_known_se_equals_hierarchical_normal():
+@pytest.mark.parametrize("sampler", [None, "gibbs"])
+def test_known_se_equals_hierarchical_normal(sampler):
+    # the default is the exact sampler (independent draws); sampler="gibbs" still runs Gibbs
     es = bglmm.datasets.load("eight_schools")
+    opts = {} if sampler is None else {"sampler": sampler}
     f = bglmm.fit("y | se(sigma) ~ 1 + (1 | school)", es, seed=3, chains=2, draws=300,
-                  warmup=200, progress=False)
+                  warmup=200, progress=False, check=False, **opts)
     a = hierarchical_normal(es.y, es.school, se=es.sigma, mu_prior=f.priors["beta"],
-                            tau_prior=f.priors["sd"], seed=3, chains=2, draws=300, warmup=200)
+                            tau_prior=f.priors["sd"], seed=3, chains=2, draws=300, warmup=200,
+                            check=False, sampler=sampler or "exact")
+    assert f.sampler == a.sampler
+    assert f.sampler.startswith("exact" if sampler is None else "blocked Gibbs")
     np.testing.assert_array_equal(f.posterior["beta"][..., 0], a.posterior["mu"])
     np.testing.assert_array_equal(f.posterior["sd_Intercept"], a.posterior["tau"])
     np.testing.assert_allclose(f.posterior["b"][..., 0] + a.posterior["mu"][..., None],
@@ -286,12 +293,15 @@ def test_prior_errors():
 
 def test_progress_bar_only_on_a_terminal(capsys, monkeypatch):
     df = bglmm.datasets.load("rats")
-    bglmm.fit(RATS, df, seed=1, chains=1, draws=50, warmup=50, threads=1, progress=True)
+    bglmm.fit(RATS, df, seed=1, chains=1, draws=50, warmup=50, threads=1, progress=True,
+              check=False)
     assert capsys.readouterr().err == ""  # pytest's stderr is not a terminal: silent
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
-    bglmm.fit(RATS, df, seed=1, chains=1, draws=50, warmup=50, threads=1, progress=True)
+    bglmm.fit(RATS, df, seed=1, chains=1, draws=50, warmup=50, threads=1, progress=True,
+              check=False)
     assert "sampling" in capsys.readouterr().err
-    bglmm.fit(RATS, df, seed=1, chains=1, draws=50, warmup=50, threads=1, progress=False)
+    bglmm.fit(RATS, df, seed=1, chains=1, draws=50, warmup=50, threads=1, progress=False,
+              check=False)
     assert capsys.readouterr().err == ""
 
 
@@ -300,7 +310,6 @@ def test_unknown_sampler_option_is_a_clear_error():
         bglmm.fit("weight ~ day", bglmm.datasets.load("rats"), bogus=1, **SMALL)
 
 
-@pytest.mark.filterwarnings("ignore::bglmm.ConvergenceWarning")  # short chains on purpose
 def test_nitrofen_interaction_glmm():
     wide = bglmm.datasets.load("nitrofen")
     wide["flea"] = np.arange(len(wide))

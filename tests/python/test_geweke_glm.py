@@ -76,7 +76,8 @@ def test_geweke_detects_a_wrong_kernel():
 
     def wrong_step(theta, y, step_seed):
         fit = bglmm.glm(X, y, fam, "logit", prior=Normal(M0, 0.5 * SD0), sampler="independence",
-                        chains=1, draws=1, warmup=60, thin=3, seed=step_seed, threads=1)
+                        chains=1, draws=1, warmup=60, thin=3, seed=step_seed, threads=1,
+                        check=False)
         return {"beta": fit.draws[0, -1]}
 
     def functionals(theta, y):

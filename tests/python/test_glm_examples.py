@@ -242,7 +242,8 @@ def test_poisson_offset_matches_quadrature():
 
 def test_fit_object_shapes_names_and_arviz(sparrows):
     X, y, _ = sparrows
-    fit = bglmm.glm(X, y, family="poisson", chains=3, draws=400, warmup=300, seed=1)
+    # (the default random walk: 3 x 400 draws are too few to pass the convergence check)
+    fit = bglmm.glm(X, y, family="poisson", chains=3, draws=400, warmup=300, seed=1, check=False)
     assert fit.draws.shape == (3, 400, 3)
     assert fit.coef_names == ["intercept", "age", "age2"]
     table = fit.summary()
@@ -268,8 +269,9 @@ def test_fit_object_shapes_names_and_arviz(sparrows):
 
 def test_seed_none_is_recorded_and_reproduces(sparrows):
     X, y, _ = sparrows
-    fit = bglmm.glm(X, y, family="poisson", chains=1, draws=50, warmup=50)
-    again = bglmm.glm(X, y, family="poisson", chains=1, draws=50, warmup=50, seed=fit.seed)
+    fit = bglmm.glm(X, y, family="poisson", chains=1, draws=50, warmup=50, check=False)
+    again = bglmm.glm(X, y, family="poisson", chains=1, draws=50, warmup=50, seed=fit.seed,
+                      check=False)
     np.testing.assert_array_equal(fit.draws, again.draws)
 
 
@@ -279,7 +281,8 @@ def test_complete_separation_still_samples():
     x = np.array([-2.0, -1.5, -1.0, -0.5, 0.5, 1.0, 1.5, 2.0])
     y = (x > 0).astype(float)
     X = np.column_stack([np.ones_like(x), x])
+    # (the heavy right tail of the slope keeps the random walk's R-hat near 1.01: not checked)
     fit = bglmm.glm(X, y, family="bernoulli", prior=bglmm.priors.Normal(0, 5), chains=2,
-                    draws=1000, warmup=500, seed=2)
+                    draws=1000, warmup=500, seed=2, check=False)
     slope = fit.draws[..., 1]
     assert np.isfinite(slope).all() and slope.mean() > 1.0

@@ -4,6 +4,7 @@ random effects, prediction / log-likelihood, and bad input."""
 
 from __future__ import annotations
 
+import inspect
 import time
 import warnings
 
@@ -13,6 +14,7 @@ import pytest
 
 import bglmm
 from bglmm import _core
+from bglmm.glmm import _check_marginal_move
 from bglmm.priors import HalfCauchy, InverseGamma, InverseWishart, Normal
 
 
@@ -452,3 +454,61 @@ def test_interweaving_and_marginal_move_make_the_covariance_mix():
     assert ess["gibbs"] < 0.15
     assert 0.15 < ess["interweave"] < ess["full"]
     assert ess["full"] > 0.4
+
+
+# ---- the marginal move: on, or switched off and why; what the block step reports ------------
+
+
+def test_marginal_move_switched_off_is_reported_and_warned():
+    y, X, g = _poisson_data()
+    kw = dict(seed=4, chains=2, draws=40, threads=1)
+    # a warm-up too short to fit the move's proposal (it learns from the last 3/4 of warm-up)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        line = inspect.currentframe().f_lineno + 1
+        fit = bglmm.glmm(y, X, None, g, "poisson", warmup=8, **kw)
+    assert fit.attrs["marginal_status"] == ["not fitted", "not fitted"]
+    assert fit.attrs["marginal_warmup_draws"] == [6, 6]
+    assert np.all(np.isnan(fit.attrs["marginal_acceptance"]))  # did not run: NaN, not 0
+    off = [w for w in caught if "marginal move" in str(w.message)]
+    assert len(off) == 1 and issubclass(off[0].category, bglmm.AcceptanceWarning)
+    assert (off[0].filename, off[0].lineno) == (__file__, line)
+    assert "switched off in chain(s) 0, 1" in str(off[0].message)
+    assert "6 warm-up draws" in str(off[0].message)
+    # no warm-up at all
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = bglmm.glmm(y, X, None, g, "poisson", warmup=0, **kw)
+    assert fit.attrs["marginal_status"] == ["no warm-up", "no warm-up"]
+    assert any("switched off in chain(s) 0, 1: there was no warm-up" in str(w.message)
+               for w in caught)
+    # off on request, or with the random-walk kernel: reported, not warned about
+    for opts in ({"marginal_move": False}, {"sampler": "random_walk"}):
+        fit = bglmm.glmm(y, X, None, g, "poisson", warmup=100, check=False, **kw, **opts)
+        assert fit.attrs["marginal_status"] == ["not requested", "not requested"]
+        assert np.all(np.isnan(fit.attrs["marginal_acceptance"]))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            _check_marginal_move(fit)
+        assert caught == []
+
+
+def test_marginal_move_on_after_warmup():
+    y, X, g = _poisson_data()
+    fit = bglmm.glmm(y, X, None, g, "poisson", seed=4, chains=2, draws=40, warmup=100,
+                     threads=1, check=False)
+    assert fit.attrs["marginal_status"] == ["on", "on"]
+    assert fit.attrs["marginal_warmup_draws"] == [75, 75]
+    assert fit.attrs["marginal_dim"] == 2  # the intercept's mean and the SD's Cholesky entry
+    assert np.all(np.asarray(fit.attrs["marginal_acceptance"]) > 0)
+
+
+def test_block_step_scale_reported_for_the_random_walk_only():
+    y, X, g = _poisson_data()
+    kw = dict(seed=4, chains=1, draws=20, warmup=40, threads=1, check=False)
+    laplace = bglmm.glmm(y, X, None, g, "poisson", **kw)
+    assert "fixed_scale" not in laplace.attrs  # the Newton proposal has no scale
+    assert np.isfinite(laplace.attrs["interweave_acceptance"]).all()
+    rw = bglmm.glmm(y, X, None, g, "poisson", sampler="random_walk", **kw)
+    assert np.isfinite(rw.attrs["fixed_scale"]).all() and rw.attrs["fixed_scale"][0] > 0
+    assert np.isnan(rw.attrs["interweave_acceptance"]).all()  # no interweaving: did not run

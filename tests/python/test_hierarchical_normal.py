@@ -8,9 +8,11 @@ the compared means by many standard errors at these run lengths.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
-from scipy import integrate, stats
+from scipy import integrate, optimize, stats
 
 import bglmm
 from bglmm import _core, priors
@@ -43,7 +45,8 @@ TAU_PRIORS = [priors.UniformSD(), priors.HalfCauchy(5.0), priors.InverseGamma(1.
 @pytest.mark.parametrize("tau_prior", TAU_PRIORS, ids=lambda p: repr(p)[:30])
 def test_gibbs_matches_exact_sampler_eight_schools(schools, tau_prior):
     kw = dict(se=schools.sigma, tau_prior=tau_prior, seed=11)
-    gibbs = bglmm.hierarchical_normal(schools.y, schools.school, chains=2, draws=15000, **kw)
+    gibbs = bglmm.hierarchical_normal(schools.y, schools.school, sampler="gibbs", chains=2,
+                                      draws=15000, **kw)
     exact = bglmm.hierarchical_normal(schools.y, schools.school, sampler="exact", chains=1,
                                       draws=30000, **kw)
     for name in ("tau", "mu"):
@@ -142,7 +145,7 @@ def test_baseball_shrinkage_and_error_reduction():
     sigma = np.sqrt(pbar * (1 - pbar) / 45)
     assert 0.06 < sigma < 0.07
     gibbs = bglmm.hierarchical_normal(y, em.player, sigma=sigma, tau_prior=priors.UniformSD(),
-                                      chains=2, draws=10000, seed=8)
+                                      sampler="gibbs", chains=2, draws=10000, seed=8)
     exact = bglmm.hierarchical_normal(y, em.player, sigma=sigma, tau_prior=priors.UniformSD(),
                                       sampler="exact", chains=1, draws=20000, seed=8)
     _agree(gibbs.posterior["tau"], exact.posterior["tau"])
@@ -187,8 +190,9 @@ def test_predict_existing_and_new_groups(schools):
         fit.predict(["Z"])
 
 
-def test_reproducible_and_chains_differ(schools):
-    kw = dict(se=schools.sigma, chains=2, draws=200, seed=9)
+@pytest.mark.parametrize("sampler", ["gibbs", "exact"])
+def test_reproducible_and_chains_differ(schools, sampler):
+    kw = dict(se=schools.sigma, chains=2, draws=200, seed=9, sampler=sampler, check=False)
     a = bglmm.hierarchical_normal(schools.y, schools.school, **kw)
     b = bglmm.hierarchical_normal(schools.y, schools.school, **kw)
     np.testing.assert_array_equal(a.posterior["theta"], b.posterior["theta"])
@@ -221,8 +225,65 @@ def test_bad_input(schools):
 
 def test_inference_data_with_log_likelihood(schools):
     fit = bglmm.hierarchical_normal(schools.y, schools.school, se=schools.sigma, chains=2,
-                                    draws=100, seed=1)
+                                    draws=100, seed=1, check=False)
     idata = fit.to_inference_data()
     ll = idata.log_likelihood["y"].values
     expected = stats.norm(fit.posterior["theta"], schools.sigma.to_numpy()).logpdf(schools.y.to_numpy())
     np.testing.assert_allclose(ll, expected)
+
+
+def test_known_variances_default_to_the_exact_sampler(schools):
+    kw = dict(se=schools.sigma, chains=2, draws=300, seed=2, check=False)
+    auto = bglmm.hierarchical_normal(schools.y, schools.school, **kw)
+    exact = bglmm.hierarchical_normal(schools.y, schools.school, sampler="exact", **kw)
+    assert auto.sampler.startswith("exact")
+    np.testing.assert_array_equal(auto.posterior["tau"], exact.posterior["tau"])
+    gibbs = bglmm.hierarchical_normal(schools.y, schools.school, sampler="gibbs", **kw)
+    assert gibbs.sampler.startswith("blocked Gibbs")
+    pulp = bglmm.datasets.load("pulp")  # unknown sigma: Gibbs
+    fit = bglmm.hierarchical_normal(pulp.bright, pulp.operator, chains=2, draws=300, seed=2,
+                                    check=False)
+    assert fit.sampler.startswith("blocked Gibbs") and "sigma" in fit.posterior
+
+
+def test_eight_schools_at_fit_defaults_is_converged_and_exact(schools):
+    """bglmm.fit at its defaults (4 chains x 1000 draws) on eight schools: the exact sampler,
+    R-hat <= 1.01 and bulk ESS >= 400 for mu and tau, no warning, and the median and 90%
+    quantile of tau agree with p(tau | y) computed here by quadrature under the same priors
+    (Half-Student-t(3, A) on tau, the normal prior on mu), within Monte-Carlo error: the exact
+    CDF at the sample quantile is within 4 mcse of the probability, mcse = sqrt(p (1 - p) / ESS)
+    with ArviZ's quantile ESS."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = bglmm.fit("y | se(sigma) ~ 1 + (1 | school)", schools, seed=1)
+    assert [str(w.message) for w in caught] == []
+    assert fit.sampler.startswith("exact") and (fit.n_chains, fit.n_draws) == (4, 1000)
+    table = fit.summary()
+    for row in ("beta[Intercept]", "sd_Intercept"):
+        assert table.loc[row, "r_hat"] <= 1.01, table
+        assert table.loc[row, "ess_bulk"] >= 400, table
+
+    tau_prior = fit.priors["sd"]
+    assert isinstance(tau_prior, priors.HalfStudentT) and tau_prior.df == 3.0
+    A = tau_prior.scale
+    mean, cov = fit.priors["beta"].to_arrays(1, "beta")
+    m0, s0 = float(mean[0]), float(np.sqrt(cov[0, 0]))
+    y, se = schools.y.to_numpy(float), schools.sigma.to_numpy(float)
+
+    def density(tau):  # p(tau) p(y | tau), mu integrated out: y ~ N(m0, diag(se^2 + tau^2) + s0^2)
+        like = stats.multivariate_normal(np.full(y.size, m0), np.diag(se**2 + tau**2) + s0**2).pdf(y)
+        return 2.0 * stats.t(df=3.0, scale=A).pdf(tau) * like
+
+    total = integrate.quad(density, 0, np.inf, limit=200)[0]
+
+    def cdf(t):
+        return integrate.quad(density, 0, t, limit=200)[0] / total
+
+    az = import_arviz()
+    tau = fit.posterior["sd_Intercept"]
+    for prob in (0.5, 0.9):
+        exact_q = optimize.brentq(lambda t: cdf(t) - prob, 1e-6, 500.0)
+        sample_q = float(np.quantile(tau, prob))
+        ess = float(az.ess(np.asarray(tau), method="quantile", prob=prob))
+        mcse = np.sqrt(prob * (1 - prob) / ess)
+        assert abs(cdf(sample_q) - prob) < Z * mcse, (prob, sample_q, exact_q, cdf(sample_q))

@@ -40,8 +40,9 @@ CHILD = textwrap.dedent("""
             return bglmm.lmm(np.log1p(counts[:rows]), X[:rows], None, group[:rows], chains=3,
                              draws=draws, warmup=0, seed=5, threads=1, keep_effects=False)
         if sampler == "glmm":
+            # checks on (the default): an interrupted fit still warns InterruptedWarning only
             return bglmm.glmm(counts[:rows], X[:rows], None, group[:rows], "poisson", chains=3,
-                              draws=draws, warmup=0, seed=5, threads=1, check=False,
+                              draws=draws, warmup=0, seed=5, threads=1,
                               keep_group_effects=False)
         return bglmm.glm(X[:rows], counts[:rows], "poisson", sampler=sampler, chains=3,
                          draws=draws, warmup=0, seed=5, threads=1)
@@ -135,5 +136,6 @@ def test_sigint_in_process_warns_and_keeps_completed_chains(monkeypatch):
 def test_sigint_handler_is_untouched():
     # The fit must not leave its own SIGINT handler installed.
     before = signal.getsignal(signal.SIGINT)
-    bglmm.glm(np.ones((10, 1)), np.arange(10.0), "poisson", chains=1, draws=10, warmup=10, seed=1)
+    bglmm.glm(np.ones((10, 1)), np.arange(10.0), "poisson", chains=1, draws=10, warmup=10, seed=1,
+              check=False)
     assert signal.getsignal(signal.SIGINT) is before

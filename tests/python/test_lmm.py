@@ -159,13 +159,14 @@ def _simulate_b4(m: int, n_per: int, seed: int):
 
 def test_same_draws_with_1_2_and_4_threads():
     y, X, g = _simulate_b4(300, 5, 2)  # 300 groups = 5 chunks of 64
-    fits = [bglmm.lmm(y, X, X, g, chains=1, draws=50, warmup=10, seed=13, threads=t)
+    fits = [bglmm.lmm(y, X, X, g, chains=1, draws=50, warmup=10, seed=13, threads=t, check=False)
             for t in (1, 2, 4)]
     for f in fits[1:]:
         for k in ("beta", "Sigma", "sigma", "b"):
             assert np.array_equal(f.posterior[k], fits[0].posterior[k]), k
     # chains run concurrently when threads allow: same draws as one after another
-    two = [bglmm.lmm(y, X, X, g, chains=2, draws=20, warmup=5, seed=13, threads=t) for t in (1, 2)]
+    two = [bglmm.lmm(y, X, X, g, chains=2, draws=20, warmup=5, seed=13, threads=t, check=False)
+           for t in (1, 2)]
     for k in ("beta", "Sigma", "sigma", "b"):
         assert np.array_equal(two[0].posterior[k], two[1].posterior[k]), k
 
@@ -272,8 +273,8 @@ def test_predict_existing_and_new_groups_and_one_row_groups():
 
 def test_keep_effects_false_still_reports_ranef():
     y, X, g = _simulate_b4(30, 5, 6)
-    a = bglmm.lmm(y, X, X, g, chains=1, draws=200, seed=7, keep_effects=False)
-    b = bglmm.lmm(y, X, X, g, chains=1, draws=200, seed=7, keep_effects=True)
+    a = bglmm.lmm(y, X, X, g, chains=1, draws=200, seed=7, keep_effects=False, check=False)
+    b = bglmm.lmm(y, X, X, g, chains=1, draws=200, seed=7, keep_effects=True, check=False)
     np.testing.assert_allclose(a.ranef().to_numpy(), b.posterior["b"].mean(axis=(0, 1)), rtol=1e-10)
     np.testing.assert_array_equal(a.posterior["beta"], b.posterior["beta"])
     with pytest.raises(ValueError, match="keep_effects"):
@@ -309,7 +310,8 @@ def test_bad_input():
 def test_inference_data_with_log_likelihood():
     rats = bglmm.datasets.load("rats")
     X = pd.DataFrame({"Intercept": 1.0, "week": (rats.day - 8) / 7})
-    fit = bglmm.lmm(rats.weight, X, X, rats.rat, chains=2, draws=200, seed=3, threads=1)
+    fit = bglmm.lmm(rats.weight, X, X, rats.rat, chains=2, draws=200, seed=3, threads=1,
+                    check=False)
     idata = fit.to_inference_data()
     assert idata.log_likelihood["y"].shape == (2, 200, 150)
     assert idata.posterior["b"].shape == (2, 200, 30, 2)

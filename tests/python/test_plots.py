@@ -16,7 +16,8 @@ import bglmm  # noqa: E402
 @pytest.fixture(scope="module")
 def fit():
     return bglmm.fit("weight ~ center(day) + (1 + center(day) | rat)", bglmm.datasets.load("rats"),
-                     seed=3, chains=2, draws=100, warmup=100, threads=1, progress=False)
+                     seed=3, chains=2, draws=100, warmup=100, threads=1, progress=False,
+                     check=False)
 
 
 def _save(axes, path):
@@ -46,5 +47,5 @@ def test_plot_ppc(fit, tmp_path):
 
 def test_plot_ppc_counts(tmp_path):
     f = bglmm.fit("fledged ~ age", bglmm.datasets.load("sparrows"), "poisson", seed=1,
-                  chains=1, draws=100, warmup=100, progress=False)
+                  chains=1, draws=100, warmup=100, progress=False, check=False)
     assert _save(f.plot_ppc(num_pp_samples=10), tmp_path / "ppc_counts.png") > 1000

@@ -46,7 +46,7 @@ def _glm_fit(family, link, sampler, extra, threads, seed=123, chains=2):
     d = _glm_data(family, link)
     return bglmm.glm(d["X"], d["y"], family, link, trials=d.get("trials"), sampler=sampler,
                      prior=Normal(0.0, 5.0), chains=chains, draws=40, warmup=40, seed=seed,
-                     threads=threads, **extra)
+                     threads=threads, check=False, **extra)
 
 
 def _all_draws(fit):
@@ -86,10 +86,11 @@ def test_glm_chain_draws_do_not_depend_on_the_number_of_chains():
 
 def test_seed_none_is_recorded_and_replays():
     d = _glm_data("poisson")
-    fit = bglmm.glm(d["X"], d["y"], "poisson", chains=1, draws=30, warmup=30, threads=1)
+    fit = bglmm.glm(d["X"], d["y"], "poisson", chains=1, draws=30, warmup=30, threads=1,
+                    check=False)
     assert isinstance(fit.seed, int)
     again = bglmm.glm(d["X"], d["y"], "poisson", chains=1, draws=30, warmup=30, threads=1,
-                      seed=fit.seed)
+                      seed=fit.seed, check=False)
     assert np.array_equal(fit.draws, again.draws)
 
 
@@ -101,7 +102,7 @@ def test_hierarchical_normal_same_seed_same_draws(sampler, known):
 
     def run(seed):
         f = bglmm.hierarchical_normal(sim.data["y"], sim.data["group"], sampler=sampler, chains=2,
-                                      draws=50, warmup=50, seed=seed, **kw)
+                                      draws=50, warmup=50, seed=seed, check=False, **kw)
         return {k: np.asarray(v) for k, v in f.posterior.items()}
 
     a, b = run(9), run(9)
@@ -119,7 +120,8 @@ def test_lmm_same_draws_any_threads():
     y = np.log1p(d["y"])
 
     def run(t):
-        f = bglmm.lmm(y, d["X"], d["Z"], d["group"], chains=2, draws=30, warmup=30, seed=3, threads=t)
+        f = bglmm.lmm(y, d["X"], d["Z"], d["group"], chains=2, draws=30, warmup=30, seed=3, threads=t,
+                      check=False)
         return {k: np.asarray(v) for k, v in f.posterior.items()}
 
     ref = run(1)

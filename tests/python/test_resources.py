@@ -32,12 +32,12 @@ def _poisson_data(n, seed=0):
 
 
 def _fit_glm(X, y):
-    bglmm.glm(X, y, "poisson", chains=1, draws=3000, warmup=0, seed=1, threads=1)
+    bglmm.glm(X, y, "poisson", chains=1, draws=3000, warmup=0, seed=1, threads=1, check=False)
 
 
 def _fit_lmm(X, y):
     bglmm.lmm(np.log1p(y), X, None, np.arange(len(y)) // 10, chains=1, draws=1500, warmup=0,
-              seed=1, threads=1, keep_effects=False)
+              seed=1, threads=1, keep_effects=False, check=False)
 
 
 def _fit_glmm(X, y):
@@ -89,7 +89,7 @@ def test_gil_released_during_fit(fit_fn):
 def test_two_fits_in_threads_match_serial_fits():
     # Two fits in parallel threads (GIL released) give the same draws as one after the other.
     X, y = _poisson_data(3000, seed=1)
-    kwargs = {"chains": 2, "draws": 100, "warmup": 100, "threads": 1}
+    kwargs = {"chains": 2, "draws": 100, "warmup": 100, "threads": 1, "check": False}
     serial = [bglmm.glm(X, y, "poisson", seed=s, **kwargs).draws for s in (1, 2)]
     out: dict[int, np.ndarray] = {}
 
@@ -121,7 +121,8 @@ def test_no_leak_over_100_fits_with_large_data():
     X, y = _poisson_data(20_000, seed=2)
 
     def make_fit():
-        fit = bglmm.glm(X, y, "poisson", chains=1, draws=20, warmup=20, seed=3, threads=1)
+        fit = bglmm.glm(X, y, "poisson", chains=1, draws=20, warmup=20, seed=3, threads=1,
+                        check=False)
         fit._log_likelihood()  # also exercise the pointwise log-likelihood path (20 x 20,000)
 
     growth = _rss_growth(make_fit)
@@ -135,9 +136,10 @@ def test_no_leak_over_100_fits_with_many_iterations():
     Xs = np.column_stack([X, X[:, 1] ** 2])
 
     def make_fit():
-        bglmm.glm(Xs, y, "poisson", chains=2, draws=1000, warmup=1000, seed=4, threads=1)
-        bglmm.glm(Xs, y, "gaussian", sigma=1.0, chains=1, draws=1000, seed=4, threads=1)
-        bglmm.glm(Xs, y, "gaussian", chains=1, draws=1000, seed=4, threads=1)
+        kw = {"seed": 4, "threads": 1, "check": False}  # the sampler's memory only
+        bglmm.glm(Xs, y, "poisson", chains=2, draws=1000, warmup=1000, **kw)
+        bglmm.glm(Xs, y, "gaussian", sigma=1.0, chains=1, draws=1000, **kw)
+        bglmm.glm(Xs, y, "gaussian", chains=1, draws=1000, **kw)
 
     growth = _rss_growth(make_fit)
     assert growth < 8 * 2**20, f"RSS grew by {growth / 2**20:.1f} MB over 100 fits"
@@ -150,9 +152,10 @@ def test_no_leak_over_100_fits_of_the_hierarchical_samplers():
     sim = testing.simulate_glmm(40, 3, [0.2, 0.1], 0.3, "poisson", n_random=1, seed=2).data
 
     def make_fit():
-        bglmm.hierarchical_normal(hn["y"], hn["group"], chains=1, draws=500, warmup=500, seed=1)
+        bglmm.hierarchical_normal(hn["y"], hn["group"], chains=1, draws=500, warmup=500, seed=1,
+                                  check=False)
         bglmm.lmm(np.log1p(sim["y"]), sim["X"], None, sim["group"], chains=1, draws=300,
-                  warmup=300, seed=1, threads=1)
+                  warmup=300, seed=1, threads=1, check=False)
         bglmm.glmm(sim["y"], sim["X"], None, sim["group"], "poisson", chains=1, draws=100,
                    warmup=100, seed=1, threads=1, check=False)
 

@@ -9,7 +9,7 @@ import pytest
 
 import bglmm
 
-SMALL = dict(chains=2, draws=150, warmup=150, threads=1, progress=False)
+SMALL = dict(chains=2, draws=150, warmup=150, threads=1, progress=False, check=False)
 
 
 def _same(a, b):
@@ -19,7 +19,7 @@ def _same(a, b):
 def test_round_trip_glmm(tmp_path):
     df = bglmm.datasets.load("cbpp")
     fit = bglmm.fit("cbind(incidence, size - incidence) ~ C(period) + (1 | herd)", df,
-                    "binomial", seed=7, check=False, **SMALL)
+                    "binomial", seed=7, **SMALL)
     path = tmp_path / "cbpp.nc"
     fit.save(path)
     assert path.stat().st_size > 0

@@ -126,7 +126,7 @@ struct GlmmConfig {
   double rw_scale = 0.5;          // random walk: initial c_j (the course notes' 1/2)
   double rw_target = 0.35;        // random walk: acceptance target of the c_j adaptation
   bool adapt_rw = true;           // random walk: adapt c_j in warm-up (frozen afterwards)
-  double fixed_target = 0.3;      // block Metropolis step of the free fixed effects
+  double fixed_target = 0.3;      // random walk: acceptance target of the free block's scale c
   bool keep_group_effects = true;
   bool interweave = true;         // Laplace kernel: ASIS step of (beta_C, L) (steps/interweave.hpp)
   bool marginal_move = true;      // Laplace kernel: after warm-up, the independence move of
@@ -157,9 +157,9 @@ struct GlmmState {
   RowMatrix info_new;
 
   Vector log_rw_scale;  // m: log c_j (random-walk kernel)
-  double log_fixed_scale = 0.0;
+  double log_fixed_scale = 0.0;  // random-walk kernel: log c of the free block's proposal
   RowMatrix eta_work;   // m x q: workspace of the interweaving step
-  Matrix fixed_chol;    // p_free x p_free: Cholesky factor of the block proposal covariance
+  Matrix fixed_chol;    // random-walk kernel, p_free x p_free: Cholesky factor of V_F
 
   void set_sigma(const Matrix& s);  // Sigma, its Cholesky factor and inverse (throws if not SPD)
   // Transactional form for the moves: factor first (false if not SPD, state untouched), then

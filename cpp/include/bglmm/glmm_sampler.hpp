@@ -2,7 +2,9 @@
 // A sweep is the fixed list of steps (see glmm_model.hpp for the model):
 //   1. gamma_j | .  for every group, in parallel (steps/group_mh.hpp: Laplace or random walk)
 //   2. beta_C | .   exact Gibbs (centred coefficients; steps/fixed_effects.hpp)
-//   3. beta_F | .   block random-walk Metropolis (free coefficients; steps/fixed_effects.hpp)
+//   3. beta_F | .   block Metropolis-Hastings of the free coefficients (steps/fixed_effects.hpp):
+//                   Laplace kernel, a Newton (IWLS) proposal that also shifts the random
+//                   intercepts; random-walk kernel, a random walk with a scale tuned in warm-up
 //   4. Sigma | .    inverse-Wishart Gibbs (steps/covariance.hpp), then (Laplace kernel) an
 //                   interweaving step of (beta_C, Sigma) in the non-centred parameterisation
 //                   (steps/interweave.hpp), and after warm-up an independence move of
@@ -19,6 +21,16 @@
 
 namespace bglmm {
 
+// Whether the marginal move (steps/marginal_move.hpp) ran after warm-up, and if not, why.
+enum class MarginalStatus : int {
+  On = 0,            // frozen at the end of warm-up and used in every sampling sweep
+  NotRequested = 1,  // random-walk kernel, or marginal_move = false
+  NoWarmup = 2,      // warmup = 0: no draws to fit its proposal from
+  NotFitted = 3,     // steps::marginal_freeze refused the warm-up draws (too few of them, or
+                     // their covariance is singular)
+  NotReached = 4,    // the chain stopped (interrupted) before the end of warm-up
+};
+
 struct GlmmChainResult {
   RowMatrix beta;                  // kept x p
   RowMatrix sigma;                 // kept x q*q (row-major Sigma)
@@ -32,10 +44,13 @@ struct GlmmChainResult {
   Vector rw_scale;                 // m: frozen c_j (random-walk kernel)
   double fixed_acceptance = 0.0;
   double fixed_warmup_acceptance = 0.0;
-  double fixed_scale = 0.0;        // frozen c of the block step
-  double interweave_acceptance = 0.0;
-  double marginal_acceptance = 0.0;
-  Matrix fixed_proposal_cov;       // c V_F
+  double fixed_scale = 0.0;        // random-walk kernel: frozen c of the block step (else NaN)
+  double interweave_acceptance = 0.0;  // NaN when the step did not run
+  double marginal_acceptance = 0.0;    // NaN when the move did not run (see marginal_status)
+  MarginalStatus marginal_status = MarginalStatus::NotRequested;
+  std::int64_t marginal_warmup_draws = 0;  // warm-up draws its proposal was fitted from
+  Index marginal_dim = 0;                  // dimension of the (beta_C, L) vector it moves
+  Matrix fixed_proposal_cov;       // random-walk kernel: c V_F (else empty)
   double warmup_seconds = 0.0;
   double sampling_seconds = 0.0;
   std::int64_t sampling_sweeps = 0;

@@ -1,7 +1,7 @@
 // Tests of the GLMM steps (steps/group_mh.hpp, steps/fixed_effects.hpp) and driver
 // (glmm_sampler.hpp): fused likelihood terms, the per-group data pass against brute-force sums,
-// the Laplace proposal being exact for the gaussian family, thread-count independence, and
-// input checks.
+// the Laplace proposal being exact for the gaussian family, thread-count independence, what the
+// driver reports about its moves, and input checks.
 #include <cmath>
 #include <vector>
 
@@ -159,6 +159,41 @@ TEST_CASE("chains are bitwise identical for 1 and 3 threads") {
   const GlmmChainResult e = run_glmm_chain(d, pr, cfg, rng::ChainKey{9, 0}, control);
   CHECK(c.b == e.b);
   CHECK(!(c.b == a.b));
+}
+
+TEST_CASE("the driver reports whether the marginal move ran, and the block scale only for the random walk") {
+  Fixture f;
+  const GlmmData d = make_glmm_data(f.grouped(FamilyLink::BinomialLogit), {{0, 0}});
+  const GlmmPriors pr = make_priors(d);
+  GlmmConfig cfg;
+  cfg.draws = 10;
+  cfg.warmup = 40;
+  cfg.threads = 1;
+  RunControl control;
+  const GlmmChainResult on = run_glmm_chain(d, pr, cfg, rng::ChainKey{9, 0}, control);
+  CHECK(on.marginal_status == MarginalStatus::On);
+  CHECK(on.marginal_warmup_draws == 30);  // the last three quarters of warm-up
+  CHECK(on.marginal_dim == 4);            // beta_C (1) and the Cholesky factor of Sigma (3)
+  CHECK(std::isfinite(on.marginal_acceptance) && std::isfinite(on.interweave_acceptance));
+  CHECK(std::isnan(on.fixed_scale) && on.fixed_proposal_cov.size() == 0);  // Newton step
+  cfg.warmup = 8;  // 6 draws of a 4-vector: too few to fit the proposal
+  const GlmmChainResult refused = run_glmm_chain(d, pr, cfg, rng::ChainKey{9, 0}, control);
+  CHECK(refused.marginal_status == MarginalStatus::NotFitted);
+  CHECK(refused.marginal_warmup_draws == 6);
+  CHECK(std::isnan(refused.marginal_acceptance));
+  cfg.warmup = 0;
+  CHECK(run_glmm_chain(d, pr, cfg, rng::ChainKey{9, 0}, control).marginal_status ==
+        MarginalStatus::NoWarmup);
+  cfg.warmup = 40;
+  cfg.marginal_move = false;
+  CHECK(run_glmm_chain(d, pr, cfg, rng::ChainKey{9, 0}, control).marginal_status ==
+        MarginalStatus::NotRequested);
+  cfg.marginal_move = true;
+  cfg.kernel = GroupKernel::RandomWalk;
+  const GlmmChainResult rw = run_glmm_chain(d, pr, cfg, rng::ChainKey{9, 0}, control);
+  CHECK(rw.marginal_status == MarginalStatus::NotRequested);
+  CHECK(std::isnan(rw.marginal_acceptance) && std::isnan(rw.interweave_acceptance));
+  CHECK(rw.fixed_scale > 0.0 && rw.fixed_proposal_cov.rows() == 1);
 }
 
 TEST_CASE("bad data and centring are rejected") {

@@ -3,10 +3,21 @@
 //   beta_C | . ~ N(Q^{-1} h, Q^{-1}),  Q = Q0_CC + m E'PE,
 //   h = Q0_CC m0_C - Q0_CF (beta_F - m0_F) + E'P sum_j gamma_j,
 // with Q0 = V0^{-1}, P = Sigma^{-1} and E the q x p_C selection of the centred terms (Hoff
-// 2009, §11.2, written for any joint normal prior). Free coefficients beta_F by a block
-// random-walk Metropolis step N(beta_F, c V_F), V_F the inverse conditional curvature
-// (X_F'WX_F + Q0_FF)^{-1}, c tuned in warm-up; its log-likelihood is a sum of per-group terms
-// computed in parallel and added in group order (thread-count independent).
+// 2009, §11.2, written for any joint normal prior). Free coefficients beta_F (the columns
+// without a random term) by one block Metropolis-Hastings step, chosen by the group kernel:
+//  * Laplace kernel (default): free_fixed_newton_step, a Newton (IWLS) proposal
+//    N(beta_F + H^{-1} g, H^{-1}) from the gradient g and Fisher information H of the target
+//    at the current value, with the reverse proposal density in the MH ratio (no tuning). With
+//    a random intercept the move also shifts every group's intercept by -xbar_j' delta (delta
+//    the change of beta_F), so the likelihood sees only the within-group part of the free
+//    covariates (details above free_block_pass). Two passes over the data per step (the
+//    current point's derivatives, the proposal's log-likelihood and derivatives).
+//  * random-walk kernel: free_fixed_step, a random walk N(beta_F, c V_F) with V_F the inverse
+//    conditional curvature (X_F'WX_F + Q0_FF)^{-1} (set_fixed_proposal, at the start and a
+//    quarter and half way through warm-up) and c tuned in warm-up towards the target
+//    acceptance, frozen afterwards. One pass over the data per step.
+// Log-likelihoods are sums of per-group terms computed in parallel and added in group order
+// (thread-count independent).
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -106,7 +117,8 @@ Matrix free_fixed_curvature(const GlmmData& d, const GlmmPriors& pr, const GlmmS
   return total;
 }
 
-// Sets the block proposal's Cholesky factor from the current curvature.
+// Random-walk kernel: sets the block proposal's Cholesky factor from the current curvature
+// (one pass over the data).
 template <typename G>
 void set_fixed_proposal(const GlmmData& d, const GlmmPriors& pr, GlmmState& s, int threads) {
   if (d.p_free() == 0) return;
@@ -124,8 +136,8 @@ struct FixedStepArgs {
   double target = 0.3;
 };
 
-// Block random-walk Metropolis update of the free coefficients. The group caches must be
-// valid; on acceptance the caches computed at the proposal are swapped in.
+// Random-walk kernel: block random-walk Metropolis update of the free coefficients. The group
+// caches must be valid; on acceptance the caches computed at the proposal are swapped in.
 template <typename G, bool kDerivs>
 void free_fixed_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& s,
                      const FixedStepArgs& a, GlmmStepInfo& info) {
