@@ -1,5 +1,6 @@
-// Bindings of the hierarchical samplers: hierarchical normal (Gibbs and exact), the linear
-// mixed model (one chain; one sweep for Geweke tests), and the scale-prior step (for tests).
+// Bindings of the hierarchical samplers: hierarchical normal (Gibbs and exact; one sweep and the
+// collapsed likelihood for tests), the linear mixed model (one chain; one sweep for Geweke
+// tests), and the scale-prior step (for tests).
 #include "bglmm/hierarchical_normal.hpp"
 #include "bglmm/lmm_sampler.hpp"
 #include "bglmm/parallel.hpp"
@@ -29,6 +30,7 @@ py::dict hn_to_dict(HierNormalResult&& r) {
   out["sigma"] = r.sigma.size() ? Vector(r.sigma.head(kept)) : Vector();
   out["draws_done"] = r.draws_done;
   out["interrupted"] = r.interrupted;
+  out["collapsed_acceptance"] = r.collapsed_accept;
   return out;
 }
 
@@ -63,7 +65,7 @@ void bind_hierarchical(py::module_& m) {
          double mu_mean, double mu_sd, int tau_kind, double tau_a, double tau_b,
          double sigma2_shape, double sigma2_scale, std::int64_t draws, std::int64_t warmup,
          std::int64_t thin, bool exact, int grid_points, std::uint64_t seed, std::uint64_t chain,
-         const py::object& progress) {
+         const py::object& progress, bool collapsed, bool drop_jacobian) {
         const HierNormalData data = make_hier_normal_data(y, var_known, group_start);
         const HierNormalPrior prior =
             make_hn_prior(mu_mean, mu_sd, tau_kind, tau_a, tau_b, sigma2_shape, sigma2_scale);
@@ -72,6 +74,8 @@ void bind_hierarchical(py::module_& m) {
         config.warmup = warmup;
         config.thin = thin;
         config.grid_points = grid_points;
+        config.collapsed = collapsed;
+        config.drop_jacobian = drop_jacobian;
         const RunControl control = make_run_control(progress);
         HierNormalResult result;
         {
@@ -85,8 +89,80 @@ void bind_hierarchical(py::module_& m) {
       "y"_a.noconvert(), "var_known"_a.noconvert(), "group_start"_a.noconvert(), "mu_mean"_a,
       "mu_sd"_a, "tau_kind"_a, "tau_a"_a, "tau_b"_a, "sigma2_shape"_a, "sigma2_scale"_a,
       "draws"_a, "warmup"_a, "thin"_a, "exact"_a, "grid_points"_a, "seed"_a, "chain"_a,
-      "progress"_a = py::none(),
-      "One chain of the hierarchical normal model (blocked Gibbs or exact grid sampler).");
+      "progress"_a = py::none(), "collapsed"_a = true, "drop_jacobian"_a = false,
+      "One chain of the hierarchical normal model (Gibbs or exact grid sampler). collapsed: the "
+      "Gibbs sweep starts with the collapsed move of (tau, sigma); drop_jacobian: TESTING ONLY, "
+      "a deliberately wrong collapsed move.");
+
+  m.def(
+      "hier_normal_sweep",
+      [](ConstVectorRef y, ConstVectorRef var_known, ConstIndexVectorRef group_start,
+         double mu_mean, double mu_sd, int tau_kind, double tau_a, double tau_b,
+         double sigma2_shape, double sigma2_scale, double mu, double tau, const Vector& theta,
+         double sigma, std::uint64_t seed, std::uint64_t chain, std::uint64_t iteration,
+         bool collapsed, bool scale_gibbs, bool drop_jacobian, double rw_scale,
+         const Vector& ind_mean, const Matrix& ind_chol, double ind_df) {
+        const HierNormalData data = make_hier_normal_data(y, var_known, group_start);
+        const HierNormalPrior prior =
+            make_hn_prior(mu_mean, mu_sd, tau_kind, tau_a, tau_b, sigma2_shape, sigma2_scale);
+        check_hier_normal_prior(data, prior);
+        check_size_match("hier_normal_sweep", "theta", theta.size(), "groups", data.groups());
+        if (!(tau > 0.0) || !(sigma > 0.0))
+          throw std::invalid_argument("hier_normal_sweep: tau and sigma must be > 0");
+        if (iteration < 1) throw std::invalid_argument("hier_normal_sweep: iteration must be >= 1");
+        HierNormalProposal proposal = hier_normal_initial_proposal(data);
+        if (rw_scale > 0.0) proposal.log_scale = std::log(rw_scale);
+        if (ind_mean.size() > 0) {
+          check_size_match("hier_normal_sweep", "ind_mean", ind_mean.size(), "the move's dimension",
+                           proposal.dim);
+          check_size_match("hier_normal_sweep", "ind_chol", ind_chol.rows(), "the move's dimension",
+                           proposal.dim);
+          check_size_match("hier_normal_sweep", "ind_chol", ind_chol.cols(), "the move's dimension",
+                           proposal.dim);
+          proposal.ind_mean = ind_mean;
+          proposal.ind_chol = ind_chol.triangularView<Eigen::Lower>();
+          proposal.ind_df = ind_df;
+          proposal.ind_ready = true;
+        }
+        HierNormalState state{theta, mu, tau * tau, data.known_variance ? 1.0 : sigma * sigma};
+        HierNormalSweepArgs args;
+        args.iteration = iteration;
+        args.collapsed = collapsed;
+        args.scale_gibbs = scale_gibbs;
+        args.drop_jacobian = drop_jacobian;
+        hier_normal_sweep(data, prior, state, proposal, rng::ChainKey{seed, chain}, args);
+        return py::make_tuple(state.mu, std::sqrt(state.tau2), state.theta,
+                              data.known_variance ? sigma : std::sqrt(state.sigma2),
+                              proposal.accepts);
+      },
+      "y"_a.noconvert(), "var_known"_a.noconvert(), "group_start"_a.noconvert(), "mu_mean"_a,
+      "mu_sd"_a, "tau_kind"_a, "tau_a"_a, "tau_b"_a, "sigma2_shape"_a, "sigma2_scale"_a, "mu"_a,
+      "tau"_a, "theta"_a, "sigma"_a, "seed"_a, "chain"_a, "iteration"_a, "collapsed"_a = true,
+      "scale_gibbs"_a = true, "drop_jacobian"_a = false, "rw_scale"_a = 0.0,
+      "ind_mean"_a = Vector(), "ind_chol"_a = Matrix(), "ind_df"_a = 5.0,
+      "One Gibbs sweep from a given state (mu, tau, theta, sigma), proposals not adapted (for "
+      "Geweke tests): the collapsed move's random walk has its starting covariance times "
+      "rw_scale^2 (rw_scale <= 0: the default 2.38^2 / dim), and the independence t_ind_df("
+      "ind_mean, ind_chol ind_chol') is tried first when ind_mean is given. scale_gibbs=False "
+      "skips the Gibbs steps of tau^2 and sigma^2 (the collapsed move and the (mu, theta) block "
+      "alone). Returns (mu, tau, theta, sigma, accepted collapsed proposals).");
+
+  m.def(
+      "hier_normal_collapsed_log_lik",
+      [](ConstVectorRef y, ConstVectorRef var_known, ConstIndexVectorRef group_start,
+         double mu_mean, double mu_sd, const Vector& tau, const Vector& sigma) {
+        const HierNormalData data = make_hier_normal_data(y, var_known, group_start);
+        const HierNormalPrior prior = make_hn_prior(mu_mean, mu_sd, 0, 1, 1, 1, 1);
+        check_size_match("hier_normal_collapsed_log_lik", "sigma", sigma.size(), "tau", tau.size());
+        Vector out(tau.size());
+        for (Index i = 0; i < tau.size(); ++i)
+          out[i] = hier_normal_collapsed_log_lik(data, prior, tau[i] * tau[i], sigma[i] * sigma[i]);
+        return out;
+      },
+      "y"_a.noconvert(), "var_known"_a.noconvert(), "group_start"_a.noconvert(), "mu_mean"_a,
+      "mu_sd"_a, "tau"_a, "sigma"_a,
+      "log p(y | tau, sigma) with mu and theta integrated out, up to a constant (sigma ignored "
+      "with known variances).");
 
   m.def(
       "hier_normal_log_marginal_tau",

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "bglmm/error.hpp"
+#include "bglmm/linalg/mvn.hpp"
 #include "bglmm/rng/distributions.hpp"
 
 namespace bglmm {
@@ -44,7 +45,133 @@ void draw_theta(const HierNormalData& d, double mu, double tau2, double sigma2, 
   }
 }
 
-void check_prior(const HierNormalData& d, const HierNormalPrior& p) {
+// log prior of x = (log tau[, log sigma]): the tau prior times d tau / d log tau = tau, and
+// IG(a, b) on sigma^2 times d sigma^2 / d log sigma = 2 sigma^2 (drop_jacobian: without both).
+double log_prior_x(const HierNormalData& d, const HierNormalPrior& p, const Vector& x,
+                   bool drop_jacobian) {
+  double lp = steps::scale_prior_log_density(p.tau, std::exp(x[0]));
+  if (!std::isfinite(lp)) return -std::numeric_limits<double>::infinity();
+  if (!drop_jacobian) lp += x[0];
+  if (!d.known_variance) {
+    const double ls2 = 2.0 * x[1];
+    lp += -(p.sigma2_shape + (drop_jacobian ? 1.0 : 0.0)) * ls2 - p.sigma2_scale * std::exp(-ls2);
+  }
+  return lp;
+}
+
+// Welford update of (count, mean, M2) with x.
+void welford(std::int64_t& n, Vector& mean, Matrix& m2, const Vector& x) {
+  ++n;
+  const Vector dx = x - mean;
+  mean += dx / static_cast<double>(n);
+  m2 += dx * (x - mean).transpose();
+}
+
+bool covariance_factor(std::int64_t n, const Matrix& m2, double inflate, Matrix& chol) {
+  if (n < 2) return false;
+  Matrix c = inflate * m2 / static_cast<double>(n - 1);
+  c.diagonal().array() += 1e-10 * (1.0 + c.diagonal().array().abs());
+  Eigen::LLT<Matrix> llt(c);
+  if (llt.info() != Eigen::Success) return false;
+  chol = llt.matrixL();
+  return chol.allFinite() && chol.diagonal().minCoeff() > 0.0;
+}
+
+// log density of the independence t proposal (up to a constant).
+double t_log_density(const HierNormalProposal& pr, const Vector& x) {
+  const Vector r = pr.ind_chol.triangularView<Eigen::Lower>().solve(x - pr.ind_mean);
+  return -0.5 * (pr.ind_df + static_cast<double>(pr.dim)) * std::log1p(r.squaredNorm() / pr.ind_df);
+}
+
+// Step 0: Metropolis-Hastings on x = (log tau[, log sigma]) targeting p(x | y) with mu and
+// theta integrated out. Move 0 is the independence t (after warm-up, once fitted), move 1
+// the random walk; each uses Hyper-stream draws with indices 2 move + 1 (proposal) and
+// 2 move + 2 (acceptance).
+void collapsed_move(const HierNormalData& d, const HierNormalPrior& p, HierNormalState& s,
+                    HierNormalProposal& pr, rng::ChainKey key, const HierNormalSweepArgs& a) {
+  const Index dim = pr.dim;
+  Vector x(dim);
+  x[0] = 0.5 * std::log(s.tau2);
+  if (!d.known_variance) x[1] = 0.5 * std::log(s.sigma2);
+  auto target = [&](const Vector& v) {
+    const double lp = log_prior_x(d, p, v, a.drop_jacobian);
+    if (!std::isfinite(lp)) return -std::numeric_limits<double>::infinity();
+    const double t2 = std::exp(2.0 * v[0]);
+    const double s2 = d.known_variance ? 1.0 : std::exp(2.0 * v[1]);
+    if (!(t2 > 0.0) || !std::isfinite(t2) || !(s2 > 0.0) || !std::isfinite(s2))
+      return -std::numeric_limits<double>::infinity();
+    return lp + hier_normal_collapsed_log_lik(d, p, t2, s2);
+  };
+  double target_cur = target(x);
+  if (!std::isfinite(target_cur)) return;
+  const bool after_warmup = !a.adapt;
+  const double accept_goal = dim == 1 ? 0.44 : 0.35;
+  Vector z(dim);
+  for (int move = 0; move < 2; ++move) {
+    const bool independence = move == 0;
+    if (independence && !(after_warmup && pr.ind_ready)) continue;
+    rng::Rng rng(key, a.iteration, static_cast<std::uint64_t>(2 * move + 1), rng::Stream::Hyper);
+    linalg::fill_std_normal(z, rng);
+    Vector xp;
+    double log_q_ratio = 0.0;  // log q(x | x') - log q(x' | x)
+    if (independence) {
+      const double w = std::sqrt(rng::chi_square_rng(pr.ind_df, rng) / pr.ind_df);
+      xp = pr.ind_mean + pr.ind_chol * z / w;
+      log_q_ratio = t_log_density(pr, x) - t_log_density(pr, xp);
+    } else {
+      xp = x + std::exp(pr.log_scale) * (pr.rw_chol * z);
+    }
+    double target_p = -std::numeric_limits<double>::infinity();
+    double log_ratio = -std::numeric_limits<double>::infinity();
+    if (xp.allFinite()) {
+      target_p = target(xp);
+      if (std::isfinite(target_p)) log_ratio = target_p - target_cur + log_q_ratio;
+    }
+    const double prob = std::isnan(log_ratio) ? 0.0 : std::min(1.0, std::exp(log_ratio));
+    rng::Rng accept_rng(key, a.iteration, static_cast<std::uint64_t>(2 * move + 2),
+                        rng::Stream::Hyper);
+    const bool accept = std::log(accept_rng.uniform()) < log_ratio;
+    if (after_warmup) {
+      ++pr.tries;
+      pr.accepts += accept ? 1 : 0;
+    }
+    if (a.adapt && !independence) {  // Robbins-Monro on the step size
+      const double gain = std::pow(static_cast<double>(a.iteration) + 10.0, -0.6);
+      pr.log_scale += gain * (prob - accept_goal);
+    }
+    if (accept) {
+      x = xp;
+      target_cur = target_p;
+    }
+  }
+  s.tau2 = std::exp(2.0 * x[0]);
+  if (!d.known_variance) s.sigma2 = std::exp(2.0 * x[1]);
+  if (!a.adapt) return;
+  // Learn the proposals from the warm-up path (frozen once warm-up ends).
+  const auto t = static_cast<std::int64_t>(a.iteration);
+  if (t > a.warmup / 5) welford(pr.n_all, pr.mean_all, pr.m2_all, x);
+  if (t > a.warmup / 2) welford(pr.n_late, pr.mean_late, pr.m2_late, x);
+  const std::int64_t needed = 2 * dim + 20;
+  if (t % 50 == 0 && pr.n_all >= needed) {
+    Matrix l;
+    if (covariance_factor(pr.n_all, pr.m2_all, 1.0, l)) {
+      pr.rw_chol = l;
+      pr.log_scale = std::log(2.38 / std::sqrt(static_cast<double>(dim)));
+    }
+  }
+  if (t == a.warmup && pr.n_late >= needed) {
+    Matrix l;
+    if (covariance_factor(pr.n_late, pr.m2_late, 1.5, l)) {
+      pr.ind_mean = pr.mean_late;
+      pr.ind_chol = l;
+      pr.ind_ready = true;
+    }
+  }
+}
+
+}  // namespace
+
+void check_hier_normal_prior(const HierNormalData& d, const HierNormalPrior& p) {
   if (!d.known_variance) {
     check_positive("hierarchical normal", "sigma^2 prior shape", p.sigma2_shape);
     check_positive("hierarchical normal", "sigma^2 prior scale", p.sigma2_scale);
@@ -55,8 +182,6 @@ void check_prior(const HierNormalData& d, const HierNormalPrior& p) {
     throw std::invalid_argument(
         "hierarchical normal: a flat prior on tau needs at least 3 groups for a proper posterior");
 }
-
-}  // namespace
 
 HierNormalData make_hier_normal_data(ConstVectorRef y, ConstVectorRef var_known,
                                      ConstIndexVectorRef group_start) {
@@ -99,14 +224,29 @@ HierNormalData make_hier_normal_data(ConstVectorRef y, ConstVectorRef var_known,
   return d;
 }
 
+HierNormalProposal hier_normal_initial_proposal(const HierNormalData& d) {
+  HierNormalProposal pr;
+  pr.dim = d.known_variance ? 1 : 2;
+  pr.rw_chol = Matrix::Zero(pr.dim, pr.dim);
+  pr.rw_chol(0, 0) = 1.0 / std::sqrt(2.0 * static_cast<double>(std::max<Index>(d.groups(), 1)));
+  if (!d.known_variance) pr.rw_chol(1, 1) = 1.0 / std::sqrt(2.0 * d.n_obs);
+  pr.log_scale = std::log(2.38 / std::sqrt(static_cast<double>(pr.dim)));
+  pr.mean_all = pr.mean_late = Vector::Zero(pr.dim);
+  pr.m2_all = pr.m2_late = Matrix::Zero(pr.dim, pr.dim);
+  return pr;
+}
+
 void hier_normal_sweep(const HierNormalData& d, const HierNormalPrior& p, HierNormalState& s,
-                       rng::ChainKey key, std::uint64_t iteration) {
+                       HierNormalProposal& pr, rng::ChainKey key, const HierNormalSweepArgs& a) {
   const Index m = d.groups();
+  const std::uint64_t iteration = a.iteration;
+  if (a.collapsed) collapsed_move(d, p, s, pr, key, a);
   {
     rng::Rng rng(key, iteration, 0, rng::Stream::Mean);
     s.mu = draw_mu_marginal(d, p, s.tau2, s.sigma2, rng);
   }
   draw_theta(d, s.mu, s.tau2, s.sigma2, s.theta, key, iteration);
+  if (!a.scale_gibbs) return;
   double ss = 0.0;
   for (Index j = 0; j < m; ++j) ss += (s.theta[j] - s.mu) * (s.theta[j] - s.mu);
   {
@@ -127,7 +267,7 @@ void hier_normal_sweep(const HierNormalData& d, const HierNormalPrior& p, HierNo
 HierNormalResult run_hier_normal_gibbs(const HierNormalData& d, const HierNormalPrior& p,
                                        const HierNormalConfig& cfg, rng::ChainKey key,
                                        const RunControl& control) {
-  check_prior(d, p);
+  check_hier_normal_prior(d, p);
   if (cfg.draws < 0 || cfg.warmup < 0 || cfg.thin < 1)
     throw std::invalid_argument("hierarchical normal: need draws >= 0, warmup >= 0, thin >= 1");
   const Index m = d.groups();
@@ -155,11 +295,18 @@ HierNormalResult run_hier_normal_gibbs(const HierNormalData& d, const HierNormal
   out.mu.setZero(cfg.draws);
   out.tau.setZero(cfg.draws);
   if (!d.known_variance) out.sigma.setZero(cfg.draws);
+  HierNormalProposal proposal = hier_normal_initial_proposal(d);
+  HierNormalSweepArgs args;
+  args.collapsed = cfg.collapsed;
+  args.warmup = cfg.warmup;
+  args.drop_jacobian = cfg.drop_jacobian;
   const std::int64_t total = cfg.warmup + cfg.draws * cfg.thin;
   Poller poller(control, total);
   std::int64_t stored = 0;
   for (std::int64_t t = 0; t < total; ++t) {
-    hier_normal_sweep(d, p, s, key, static_cast<std::uint64_t>(t) + 1);
+    args.iteration = static_cast<std::uint64_t>(t) + 1;
+    args.adapt = t < cfg.warmup;
+    hier_normal_sweep(d, p, s, proposal, key, args);
     if (t >= cfg.warmup && (t - cfg.warmup + 1) % cfg.thin == 0) {
       out.theta.row(stored) = s.theta.transpose();
       out.mu[stored] = s.mu;
@@ -173,6 +320,35 @@ HierNormalResult run_hier_normal_gibbs(const HierNormalData& d, const HierNormal
     }
   }
   out.draws_done = stored;
+  out.collapsed_accept = proposal.tries > 0 ? static_cast<double>(proposal.accepts) /
+                                                  static_cast<double>(proposal.tries)
+                                            : 0.0;
+  return out;
+}
+
+double hier_normal_collapsed_log_lik(const HierNormalData& d, const HierNormalPrior& p,
+                                     double tau2, double sigma2) {
+  double prec = flat_mu(p) ? 0.0 : 1.0 / (p.mu_sd * p.mu_sd);
+  double h = flat_mu(p) ? 0.0 : p.mu_mean * prec;
+  double log_det = 0.0;
+  for (Index j = 0; j < d.groups(); ++j) {
+    const double v = group_var(d, j, sigma2) + tau2;
+    prec += 1.0 / v;
+    h += d.mean[j] / v;
+    log_det += std::log(v);
+  }
+  // Centre the quadratic form at the precision-weighted mean for accuracy.
+  const double mu_hat = h / prec;
+  double centred = flat_mu(p) ? 0.0
+                              : (p.mu_mean - mu_hat) * (p.mu_mean - mu_hat) / (p.mu_sd * p.mu_sd);
+  for (Index j = 0; j < d.groups(); ++j) {
+    const double v = group_var(d, j, sigma2) + tau2;
+    centred += (d.mean[j] - mu_hat) * (d.mean[j] - mu_hat) / v;
+  }
+  double out = -0.5 * (log_det + std::log(prec) + centred);
+  if (!d.known_variance)
+    out -= 0.5 * ((d.n_obs - static_cast<double>(d.groups())) * std::log(sigma2) +
+                  d.within_ss / sigma2);
   return out;
 }
 
@@ -183,30 +359,12 @@ double hier_normal_log_marginal_tau(const HierNormalData& d, const HierNormalPri
         "hierarchical normal: the marginal of tau is available with known variances only");
   const double lp = steps::scale_prior_log_density(p.tau, tau);
   if (!std::isfinite(lp)) return lp;
-  const double t2 = tau * tau;
-  double prec = flat_mu(p) ? 0.0 : 1.0 / (p.mu_sd * p.mu_sd);
-  double h = flat_mu(p) ? 0.0 : p.mu_mean * prec;
-  double log_det = 0.0;
-  for (Index j = 0; j < d.groups(); ++j) {
-    const double v = 1.0 / d.weight[j] + t2;
-    prec += 1.0 / v;
-    h += d.mean[j] / v;
-    log_det += std::log(v);
-  }
-  // Centre the quadratic form at the precision-weighted mean for accuracy.
-  const double mu_hat = h / prec;
-  double centred = flat_mu(p) ? 0.0
-                              : (p.mu_mean - mu_hat) * (p.mu_mean - mu_hat) / (p.mu_sd * p.mu_sd);
-  for (Index j = 0; j < d.groups(); ++j) {
-    const double v = 1.0 / d.weight[j] + t2;
-    centred += (d.mean[j] - mu_hat) * (d.mean[j] - mu_hat) / v;
-  }
-  return lp - 0.5 * log_det - 0.5 * std::log(prec) - 0.5 * centred;
+  return lp + hier_normal_collapsed_log_lik(d, p, tau * tau, 1.0);
 }
 
 HierNormalResult run_hier_normal_exact(const HierNormalData& d, const HierNormalPrior& p,
                                        const HierNormalConfig& cfg, rng::ChainKey key) {
-  check_prior(d, p);
+  check_hier_normal_prior(d, p);
   if (!d.known_variance)
     throw std::invalid_argument(
         "hierarchical normal: the exact sampler needs known variances (sigma or se)");
