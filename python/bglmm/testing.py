@@ -784,20 +784,49 @@ def glm_geweke(family: str, link: str | None, sampler: str, *, unknown_sigma: bo
 def hierarchical_normal_geweke(sampler: str = "gibbs", *, tau_prior: str = "half_normal",
                                unknown_sigma: bool = False, groups: int = 4,
                                marginal: int = 3000, successive: int = 2000, seed: int = 0,
-                               warmup: int = 50, thin: int | None = None) -> GewekeResult:
+                               warmup: int = 50, thin: int | None = None, step: str = "run",
+                               collapsed: bool = True, scale_gibbs: bool = True,
+                               independence: bool = False, drop_jacobian: bool = False,
+                               sampler_tau_prior: str | None = None) -> GewekeResult:
     """Geweke test of :func:`bglmm.hierarchical_normal`: mu ~ N(0.5, 1), tau ~ HalfNormal(1)
     (or tau^2 ~ IG(3, 2) with ``tau_prior="inverse_gamma"``), theta_j ~ N(mu, tau^2),
     y_j ~ N(theta_j, 1) one row per group; with ``unknown_sigma`` two rows per group and
-    sigma^2 ~ IG(6, 5). One successive-conditional step is a short run (no starting value can
-    be passed), exact for the exact sampler."""
-    from . import hierarchical_normal
-    from .priors import HalfNormal, InverseGamma, Normal
+    sigma^2 ~ IG(6, 5).
 
-    tau_p = {"half_normal": HalfNormal(1.0), "inverse_gamma": InverseGamma(3.0, 2.0)}[tau_prior]
+    ``step="run"``: one successive-conditional step is a short run of the public entry point
+    (``warmup`` iterations from the sampler's own start, the collapsed move's proposals adapted
+    in them, then ``thin`` more and one kept draw), exact for the exact sampler.
+    ``step="sweep"`` (Gibbs only): one step is one C++ sweep from the current state
+    (``_core.hier_normal_sweep``; proposals at their starting values, not adapted): the
+    collapsed move of (log tau[, log sigma]) unless ``collapsed=False`` — its random walk, and
+    first an independence t proposal when ``independence`` — then the (mu, theta) block, then
+    the Gibbs steps of tau^2 and sigma^2 unless ``scale_gibbs=False`` (which tests the
+    collapsed move alone). Negative controls: ``drop_jacobian`` (the collapsed move forgets
+    d tau / d log tau and d sigma^2 / d log sigma) and ``sampler_tau_prior`` (the sampler is
+    told another tau prior than the one the prior draws use)."""
+    from . import _core, hierarchical_normal
+    from .priors import HalfNormal, InverseGamma, Normal, scale_prior_spec
+
+    tau_priors = {"half_normal": HalfNormal(1.0), "inverse_gamma": InverseGamma(3.0, 2.0),
+                  "half_normal_wide": HalfNormal(2.0)}
+    tau_p = tau_priors[tau_prior]
+    fit_tau_p = tau_priors[sampler_tau_prior or tau_prior]
     sigma_p = InverseGamma(6.0, 5.0)
     rows = 2 if unknown_sigma else 1
     group = np.repeat(np.arange(groups), rows)
     thin = thin or (1 if sampler == "exact" else 5)
+    if step not in ("run", "sweep"):
+        raise ValueError(f"step must be 'run' or 'sweep', got {step!r}")
+    if step == "sweep" and sampler != "gibbs":
+        raise ValueError("step='sweep' is for the Gibbs sampler")
+    if step == "run" and (drop_jacobian or not scale_gibbs or independence):
+        raise ValueError("drop_jacobian, scale_gibbs and independence apply to step='sweep'")
+    gs = np.concatenate([[0], np.cumsum(np.full(groups, rows))]).astype(np.int64)
+    var_known = np.empty(0) if unknown_sigma else np.ones(groups * rows)
+    tau_kind, tau_a, tau_b = scale_prior_spec(fit_tau_p, "tau_prior")
+    # A fixed independence proposal on (log tau[, log sigma]), roughly the prior's spread.
+    ind_mean = np.array([-0.7, 0.0][: 2 if unknown_sigma else 1])
+    ind_chol = np.diag([1.0, 0.2][: 2 if unknown_sigma else 1])
 
     def prior_draw(rng: np.random.Generator) -> dict[str, Any]:
         mu = rng.normal(0.5, 1.0)
@@ -810,23 +839,38 @@ def hierarchical_normal_geweke(sampler: str = "gibbs", *, tau_prior: str = "half
     def data_draw(rng: np.random.Generator, th: dict[str, Any]) -> np.ndarray:
         return rng.normal(th["theta"][group], th.get("sigma", 1.0))
 
-    def posterior_step(th: dict[str, Any], y: np.ndarray, step_seed: int) -> dict[str, Any]:
+    def run_step(th: dict[str, Any], y: np.ndarray, step_seed: int) -> dict[str, Any]:
         kw: dict[str, Any] = {"sigma_prior": sigma_p} if unknown_sigma else {"sigma": 1.0}
-        f = hierarchical_normal(y, group, mu_prior=Normal(0.5, 1.0), tau_prior=tau_p,
+        f = hierarchical_normal(y, group, mu_prior=Normal(0.5, 1.0), tau_prior=fit_tau_p,
                                 sampler=sampler, chains=1, draws=1, warmup=warmup, thin=thin,
-                                seed=step_seed, check=False, **kw)
+                                seed=step_seed, check=False, collapsed=collapsed, **kw)
         out = {"mu": float(f.posterior["mu"][0, -1]), "tau": float(f.posterior["tau"][0, -1]),
                "theta": np.asarray(f.posterior["theta"][0, -1])}
         if unknown_sigma:
             out["sigma"] = float(f.posterior["sigma"][0, -1])
         return out
 
+    def sweep_step(th: dict[str, Any], y: np.ndarray, step_seed: int) -> dict[str, Any]:
+        mu, tau, theta, sigma, _ = _core.hier_normal_sweep(
+            np.ascontiguousarray(y, dtype=float), var_known, gs, 0.5, 1.0, tau_kind, tau_a, tau_b,
+            sigma_p.shape, sigma_p.scale, th["mu"], th["tau"], np.asarray(th["theta"], float),
+            th.get("sigma", 1.0), step_seed, 0, 1, collapsed=collapsed, scale_gibbs=scale_gibbs,
+            drop_jacobian=drop_jacobian, ind_mean=ind_mean if independence else np.empty(0),
+            ind_chol=ind_chol if independence else np.empty((0, 0)))
+        out = {"mu": mu, "tau": tau, "theta": np.asarray(theta)}
+        if unknown_sigma:
+            out["sigma"] = sigma
+        return out
+
+    posterior_step = run_step if step == "run" else sweep_step
+
     def functionals(th: dict[str, Any], y: np.ndarray) -> dict[str, float]:
-        g = {"mu": th["mu"], "tau": th["tau"], "theta[0]": float(th["theta"][0]),
-             "theta[0]*mu": float(th["theta"][0] * th["mu"]), "mean(y)": float(np.mean(y)),
-             "y[0]": float(y[0])}
+        g = {"mu": th["mu"], "tau": th["tau"], "log(tau)": float(np.log(th["tau"])),
+             "theta[0]": float(th["theta"][0]), "theta[0]*mu": float(th["theta"][0] * th["mu"]),
+             "mean(y)": float(np.mean(y)), "y[0]": float(y[0])}
         if unknown_sigma:
             g["sigma"] = th["sigma"]
+            g["log(sigma)"] = float(np.log(th["sigma"]))
         return g
 
     return geweke_test(prior_draw, data_draw, posterior_step, functionals, marginal=marginal,
