@@ -287,3 +287,109 @@ def test_eight_schools_at_fit_defaults_is_converged_and_exact(schools):
         ess = float(az.ess(np.asarray(tau), method="quantile", prob=prob))
         mcse = np.sqrt(prob * (1 - prob) / ess)
         assert abs(cdf(sample_q) - prob) < Z * mcse, (prob, sample_q, exact_q, cdf(sample_q))
+
+
+# ---- the Gibbs sampler's collapsed move of (tau, sigma) --------------------------------------
+@pytest.mark.parametrize("known", [False, True], ids=["unknown-sigma", "known-se"])
+def test_collapsed_likelihood_matches_the_multivariate_normal(known):
+    """log p(y | tau, sigma) with mu ~ N(m0, s0^2) and theta integrated out, as the collapsed
+    move computes it from the group sufficient statistics, equals the multivariate normal
+    y ~ N(m0 1, V + tau^2 ZZ' + s0^2 11') up to a constant (V = sigma^2 I, or diag(se^2) with
+    several rows per group)."""
+    rng = np.random.default_rng(4)
+    sizes = np.array([1, 2, 3, 5, 4])
+    gs = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    g = np.repeat(np.arange(sizes.size), sizes)
+    n = sizes.sum()
+    y = rng.normal(1.0, 1.5, n)
+    se = rng.uniform(0.5, 2.0, n)
+    m0, s0 = 0.7, 3.0
+    taus = np.array([0.01, 0.3, 1.0, 4.0, 0.8])
+    sigmas = np.array([0.5, 1.0, 2.0, 0.9, 3.0])
+    Z = (g[:, None] == np.arange(sizes.size)).astype(float)
+    var_known = se**2 if known else np.empty(0)
+    lp = _core.hier_normal_collapsed_log_lik(y, var_known, gs, m0, s0, taus, sigmas)
+    ref = []
+    for tau, sigma in zip(taus, sigmas):
+        V = np.diag(se**2) if known else sigma**2 * np.eye(n)
+        cov = V + tau**2 * Z @ Z.T + s0**2
+        ref.append(stats.multivariate_normal(np.full(n, m0), cov).logpdf(y))
+    ref = np.array(ref)
+    np.testing.assert_allclose(lp - lp[0], ref - ref[0], atol=1e-9)
+
+
+def _quantile_agreement(draws: np.ndarray, reference: np.ndarray, probs=(0.1, 0.5, 0.9)) -> None:
+    """The reference's empirical CDF at the sample quantile of ``draws`` is within 4 mcse of
+    the probability: mcse^2 = p (1 - p) (1 / ESS_q + 1 / N_ref), ArviZ's quantile ESS."""
+    az = import_arviz()
+    ref = np.sort(np.ravel(reference))
+    for prob in probs:
+        q = float(np.quantile(draws, prob))
+        cdf = np.searchsorted(ref, q) / ref.size
+        ess = float(az.ess(np.asarray(draws), method="quantile", prob=prob))
+        mcse = np.sqrt(prob * (1 - prob) * (1 / ess + 1 / ref.size))
+        assert abs(cdf - prob) < Z * mcse, (prob, q, cdf, mcse)
+
+
+def _converged(fit, names, ess_min=400.0):
+    table = fit.summary()
+    for name in names:
+        assert table.loc[name, "r_hat"] <= 1.01, table
+        assert table.loc[name, "ess_bulk"] >= ess_min, table
+
+
+def test_eight_schools_gibbs_mixes_and_matches_the_exact_sampler(schools):
+    """Eight schools under bglmm.fit's priors (Half-Student-t(3, 2.5 sd(y)) on tau, its normal
+    prior on mu), sampler="gibbs" at 4 x 1000 draws after 1000 warm-up: with the collapsed move
+    R-hat <= 1.01 and bulk ESS >= 400 for tau and mu (measured ~1.000 and ~2500 for tau), and
+    the 10/50/90% quantiles of tau agree with 40,000 independent draws of the exact sampler
+    within Monte-Carlo error. The plain blocked Gibbs sweep (collapsed=False) is the baseline:
+    tau crawls (measured R-hat 1.12, bulk ESS 27)."""
+    ref = bglmm.fit("y | se(sigma) ~ 1 + (1 | school)", schools, seed=1, check=False)
+    kw = dict(se=schools.sigma, tau_prior=ref.priors["sd"], mu_prior=ref.priors["beta"],
+              check=False)
+    assert isinstance(kw["tau_prior"], priors.HalfStudentT) and kw["tau_prior"].df == 3.0
+    gibbs = bglmm.hierarchical_normal(schools.y, schools.school, sampler="gibbs", chains=4,
+                                      draws=1000, warmup=1000, seed=1, **kw)
+    assert gibbs.sampler.startswith("blocked Gibbs with a collapsed move of tau")
+    assert 0.2 < gibbs.attrs["collapsed_acceptance"] < 0.95
+    _converged(gibbs, ["tau", "mu"])
+    exact = bglmm.hierarchical_normal(schools.y, schools.school, sampler="exact", chains=1,
+                                      draws=40000, seed=2, **kw)
+    _quantile_agreement(gibbs.posterior["tau"], exact.posterior["tau"])
+    _quantile_agreement(gibbs.posterior["mu"], exact.posterior["mu"])
+
+    plain = bglmm.hierarchical_normal(schools.y, schools.school, sampler="gibbs", chains=4,
+                                      draws=1000, warmup=1000, seed=1, collapsed=False, **kw)
+    assert plain.sampler == "blocked Gibbs, tau prior HalfStudentT"
+    assert "collapsed_acceptance" not in plain.attrs
+    assert plain.summary().loc["tau", "ess_bulk"] < 100
+
+
+def test_collapsed_move_mixes_pulp_and_pure_noise():
+    """Unknown sigma (one-way ANOVA): pulp brightness by operator (4 x 5 rows) and pure noise
+    (20 groups x 5 rows, tau = 0, where the plain sweep gives tau a bulk ESS of ~30 from 4 x 1000
+    draws); and the pure noise with sigma known. 4 x 1000 draws after 1000 warm-up at the
+    default priors: R-hat <= 1.01, bulk ESS >= 400 for tau, sigma and mu (measured >= 1700)."""
+    pulp = bglmm.datasets.load("pulp")
+    mc = dict(chains=4, draws=1000, warmup=1000, seed=1, check=False)
+    fit = bglmm.hierarchical_normal(pulp.bright, pulp.operator, **mc)
+    assert fit.sampler.startswith("blocked Gibbs with a collapsed move of (tau, sigma)")
+    _converged(fit, ["tau", "sigma", "mu"])
+    rng = np.random.default_rng(123)
+    y, g = rng.normal(0.0, 1.0, 100), np.repeat(np.arange(20), 5)
+    _converged(bglmm.hierarchical_normal(y, g, **mc), ["tau", "sigma", "mu"])
+    _converged(bglmm.hierarchical_normal(y, g, sigma=1.0, sampler="gibbs", **mc), ["tau", "mu"])
+    plain = bglmm.hierarchical_normal(y, g, collapsed=False, **mc)
+    assert plain.summary().loc["tau", "ess_bulk"] < 100
+
+
+def test_collapsed_move_is_reproducible_and_validated(schools):
+    kw = dict(se=schools.sigma, sampler="gibbs", chains=2, draws=300, warmup=200, seed=3,
+              check=False)
+    a = bglmm.hierarchical_normal(schools.y, schools.school, **kw)
+    b = bglmm.hierarchical_normal(schools.y, schools.school, threads=1, **kw)
+    np.testing.assert_array_equal(a.posterior["tau"], b.posterior["tau"])
+    np.testing.assert_array_equal(a.posterior["theta"], b.posterior["theta"])
+    with pytest.raises(TypeError, match="collapsed"):
+        bglmm.hierarchical_normal(schools.y, schools.school, se=schools.sigma, collapsed="yes")
