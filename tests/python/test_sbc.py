@@ -2,18 +2,23 @@
 
 For every family x link x sampler of the GLM, the hierarchical normal (exact and Gibbs) and
 linear mixed model (Gibbs) samplers, and the GLMM Metropolis-within-Gibbs sampler (Laplace and
-random-walk group kernels, poisson / binomial / bernoulli): draw parameters from the prior, data from the model, fit, and
+random-walk group kernels, poisson / binomial / bernoulli), and for the LMM and GLMM samplers
+under covariance priors of the default family (LKJ(2) + Half-Student-t(3) SDs, q = 1, 2, 3):
+draw parameters from the prior, data from the model, fit, and
 record the rank of each true parameter among L = 39 thinned posterior draws. For a correct
 sampler the ranks are uniform on {0, ..., 39}. Each scalar parameter is tested three ways
 (``bglmm.testing.rank_uniformity``): a chi-square test on 20 bins (any shape), and two directed
 z-scores on u = (rank + 1/2)/40: its mean (a biased posterior, e.g. a sign error) and its
 variance (a posterior too narrow -> U-shaped ranks, too wide -> humped).
 
-Thresholds: about 100 scalar parameters x 3 statistics are tested, so each uses a per-test level
+Thresholds: about 170 scalar parameters x 3 statistics are tested, so each uses a per-test level
 near 5e-5 (chi-square p < 5e-5, |z| > 4.0): a correct sampler then fails this file with
-probability about 2% (Bonferroni), and the seeds are fixed so the outcome is deterministic.
+probability about 3% (Bonferroni), and the seeds are fixed so the outcome is deterministic.
 Power (``test_sbc_detects_wrong_posterior``): a sampler whose posterior variance is off by ~60%,
-or whose prior variance is off by a factor 4, is rejected (|z_var| ~ 5-15 at R = 600).
+or whose prior variance is off by a factor 4, is rejected (|z_var| ~ 5-15 at R = 600); a
+posterior biased by 0.2 of its SD moves z_mean by about 0.2 sqrt(R) (4.8 at R = 600). The
+default-family cases are checked the same way (``test_sbc_detects_wrong_default_family_prior``:
+the SD prior scales halved in the fit).
 
 The full-size version (>= 500 replications per case and a results table) is
 ``python validation/sbc.py``.
@@ -75,6 +80,25 @@ def test_glmm_sbc(case):
     assert not failures, f"{case.name} is not calibrated:\n" + "\n".join(failures)
 
 
+# The covariance priors of the default family (LKJ(2) on the correlations, Half-Student-t(3, s_k)
+# on each SD; a single SD: Half-Student-t(3, s)) with fixed scales, for the LMM's collapsed
+# Metropolis-Hastings + Gibbs sampler (q = 1, 2, 3) and the GLMM's Laplace kernel with its slice
+# step, interweaving and marginal move (poisson q = 1, 2, 3; binomial-logit q = 1, 2). Full 600
+# replications, for power against a small bias: with every posterior draw shifted by d posterior
+# SDs (the LMM q = 1, 2 and poisson q = 1 cases, 3 seeds, 63 scalar parameters), this file's
+# thresholds flagged 0% of the parameters at d = 0, 5% at d = 0.1, 94% at d = 0.2 (median
+# |z_mean| 5.2) and 100% at d = 0.3. |z_mean| grows as sqrt(R): at R = 250 the median for
+# d = 0.2 would be ~3.4, below the threshold of 4.
+DEFAULT_PRIOR_CASES = testing.default_prior_sbc_cases()
+R_DEFAULT_PRIOR = 600
+
+
+@pytest.mark.parametrize("case", DEFAULT_PRIOR_CASES, ids=[c.name for c in DEFAULT_PRIOR_CASES])
+def test_default_prior_sbc(case):
+    failures = run_case(case, R_DEFAULT_PRIOR)
+    assert not failures, f"{case.name} is not calibrated:\n" + "\n".join(failures)
+
+
 # Deliberately wrong samplers (the fit targets a different posterior from the one that generated
 # the data); each must be flagged, which shows the test above has the power to catch a kernel
 # with a wrong variance.
@@ -94,6 +118,45 @@ WRONG_CASES = [
 @pytest.mark.parametrize("case", WRONG_CASES, ids=[c.name for c in WRONG_CASES])
 def test_sbc_detects_wrong_posterior(case):
     assert run_case(case), f"SBC failed to flag the deliberately wrong case {case.name}"
+
+
+# The default-family cases fitted with every SD prior scale halved (data from the right prior):
+# the negative control of test_default_prior_sbc, at its number of replications.
+WRONG_DEFAULT_PRIOR_CASES = testing.wrong_default_prior_sbc_cases()
+
+
+@pytest.mark.parametrize("case", WRONG_DEFAULT_PRIOR_CASES,
+                         ids=[c.name for c in WRONG_DEFAULT_PRIOR_CASES])
+def test_sbc_detects_wrong_default_family_prior(case):
+    assert run_case(case, R_DEFAULT_PRIOR), \
+        f"SBC failed to flag the deliberately wrong case {case.name}"
+
+
+def test_lkj_simulator():
+    # The SBC cases draw correlation matrices by the vine method; a wrong simulator would make a
+    # correct sampler fail (or, with a compensating sampler bug, pass). Every marginal
+    # correlation of LKJ(eta) in dimension q is 2 Beta(eta - 1 + q/2, eta - 1 + q/2) - 1, and
+    # LKJ(2) is LKJ(1) reweighted by det(Omega).
+    import numpy as np
+    from scipy import stats
+
+    from bglmm.testing import _draw_lkj
+
+    rng = np.random.default_rng(3)
+    for q, eta in [(2, 2.0), (3, 2.0), (3, 1.0)]:
+        R = np.array([_draw_lkj(rng, q, eta) for _ in range(2000)])
+        assert np.all(np.linalg.eigvalsh(R)[:, 0] > 0)
+        a = eta - 1 + q / 2
+        for i, j in zip(*np.triu_indices(q, 1)):
+            assert stats.kstest((R[:, i, j] + 1) / 2, stats.beta(a, a).cdf).pvalue > 1e-4
+    R1 = np.array([_draw_lkj(rng, 3, 1.0) for _ in range(8000)])
+    R2 = np.array([_draw_lkj(rng, 3, 2.0) for _ in range(8000)])
+    w = np.linalg.det(R1)
+    for f in (lambda R: R[:, 0, 1] * R[:, 0, 2] * R[:, 1, 2], lambda R: R[:, 0, 1] ** 2):
+        x1, x2 = f(R1), f(R2)
+        se = np.sqrt(x2.var() / x2.size + np.sum(w**2 * (x1 - np.sum(w * x1) / w.sum())**2)
+                     / w.sum()**2)
+        assert abs(np.sum(w * x1) / w.sum() - x2.mean()) < 4.5 * se
 
 
 def test_rank_uniformity_statistics_on_exact_uniform_ranks():
