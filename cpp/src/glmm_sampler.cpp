@@ -351,6 +351,7 @@ void sweep(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg, GlmmS
       ia.iteration = a.iteration;
       ia.threads = a.threads;
       ia.reversed = a.iteration % 2 == 0;
+      ia.min_log_sd_curvature = steps::interweave_by_term(d) ? 0.0 : 1.0;
       steps::interweave_step<G>(d, pr, s, ia, s.eta_work, info.interweave_accepted);
     }
   }

@@ -406,8 +406,9 @@ void collapsed_move(const LmmModel& mdl, const LmmPrior& prior, LmmState& s, Lmm
   if (!cur.ok || !std::isfinite(lp_cur)) return;
   double target_cur = cur.log_lik + lp_cur;
   const bool after_warmup = !a.adapt;
-  // Move 0: the independence t (after warm-up, once fitted); move 1: the random walk.
-  for (int move = 0; move < 2; ++move) {
+  // Move 0: the independence t (after warm-up, once fitted); moves 1 and 2: the random walk.
+  // Each costs one pass over the groups' cross-products (no pass over the rows).
+  for (int move = 0; move < 3; ++move) {
     const bool independence = move == 0;
     if (independence && !(after_warmup && pr.ind_ready)) continue;
     rng::Rng rng(key, a.iteration, static_cast<std::uint64_t>(2 * move), rng::Stream::Hyper);

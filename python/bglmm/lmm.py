@@ -103,6 +103,15 @@ class LmmFit(Fit):
         self._b_sd = b_sd
         super().__init__(*args, **kwargs)
 
+    def _stuck_moves(self) -> list[str]:
+        # NaN: the collapsed move was off
+        rates = np.asarray(self.attrs.get("collapsed_acceptance", []), dtype=float)
+        zero = np.flatnonzero(rates == 0.0)
+        if zero.size:
+            return ["the collapsed move of (Sigma, sigma^2) in chain(s) "
+                    + ", ".join(str(c) for c in zero)]
+        return []
+
     @property
     def coef_names(self) -> list[str]:
         return list(self.coords["coef"])
@@ -380,10 +389,15 @@ def lmm(
         summary_vars=summary_vars,
         attrs={"prior": repr(prior), "cov_prior": repr(cov_prior),
                "sigma_prior": repr(sigma_prior),
-               "residual_fallbacks": int(sum(r["residual_fallbacks"] for r in kept))},
+               "residual_fallbacks": int(sum(r["residual_fallbacks"] for r in kept)),
+               # per chain, after warm-up (nan when the move is off)
+               "collapsed_acceptance": [float(r["collapsed_acceptance"]) if collapsed
+                                        else float("nan") for r in kept]},
         seed=seed_used,
         interrupted=interrupted,
-        sampler="blocked Gibbs ((beta, b) jointly, then sigma^2, then Sigma)",
+        sampler=("collapsed Metropolis-Hastings of (Sigma, sigma^2), then blocked Gibbs "
+                 "((beta, b) jointly, sigma^2, Sigma)" if collapsed else
+                 "blocked Gibbs ((beta, b) jointly, then sigma^2, then Sigma)"),
         data={"X": Xa, "Z": Za, "y": ya, "offset": off, "codes": grouping.codes,
               "z_is_intercept": z_is_intercept},
         b_mean=b_mean,

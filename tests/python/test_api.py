@@ -257,7 +257,7 @@ def test_covariance_priors_by_key():
     """'sd' (one prior, or per term) with 'cor' builds LKJ + SD priors; 'Sigma' takes an
     inverse-Wishart instead; the factor's name works as a key."""
     rats = bglmm.datasets.load("rats")
-    kw = dict(seed=1, chains=1, draws=20, warmup=20, progress=False)
+    kw = dict(seed=1, chains=1, draws=20, warmup=20, progress=False, check=False)
     f = bglmm.fit(RATS, rats, priors={"sd": {"Intercept": HalfNormal(30.0)}, "cor": LKJ(4)}, **kw)
     assert f.priors["sd"]["Intercept"] == HalfNormal(30.0) and f.priors["cor"].eta == 4
     assert isinstance(f.priors["sd"]["center(day)"], HalfStudentT)  # the default stays
