@@ -395,8 +395,8 @@ def lmm(
                                         else float("nan") for r in kept]},
         seed=seed_used,
         interrupted=interrupted,
-        sampler=("collapsed Metropolis-Hastings of (Sigma, sigma^2), then blocked Gibbs "
-                 "((beta, b) jointly, sigma^2, Sigma)" if collapsed else
+        sampler=("blocked Gibbs with a collapsed move of (Sigma, sigma^2) ((beta, b) jointly, "
+                 "then sigma^2, then Sigma)" if collapsed else
                  "blocked Gibbs ((beta, b) jointly, then sigma^2, then Sigma)"),
         data={"X": Xa, "Z": Za, "y": ya, "offset": off, "codes": grouping.codes,
               "z_is_intercept": z_is_intercept},
