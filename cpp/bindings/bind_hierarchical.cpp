@@ -110,7 +110,7 @@ void bind_hierarchical(py::module_& m) {
         if (!(tau > 0.0) || !(sigma > 0.0))
           throw std::invalid_argument("hier_normal_sweep: tau and sigma must be > 0");
         if (iteration < 1) throw std::invalid_argument("hier_normal_sweep: iteration must be >= 1");
-        HierNormalProposal proposal = hier_normal_initial_proposal(data);
+        steps::AdaptiveProposal proposal = hier_normal_initial_proposal(data);
         if (rw_scale > 0.0) proposal.log_scale = std::log(rw_scale);
         if (ind_mean.size() > 0) {
           check_size_match("hier_normal_sweep", "ind_mean", ind_mean.size(), "the move's dimension",

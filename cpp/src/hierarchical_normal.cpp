@@ -59,36 +59,11 @@ double log_prior_x(const HierNormalData& d, const HierNormalPrior& p, const Vect
   return lp;
 }
 
-// Welford update of (count, mean, M2) with x.
-void welford(std::int64_t& n, Vector& mean, Matrix& m2, const Vector& x) {
-  ++n;
-  const Vector dx = x - mean;
-  mean += dx / static_cast<double>(n);
-  m2 += dx * (x - mean).transpose();
-}
-
-bool covariance_factor(std::int64_t n, const Matrix& m2, double inflate, Matrix& chol) {
-  if (n < 2) return false;
-  Matrix c = inflate * m2 / static_cast<double>(n - 1);
-  c.diagonal().array() += 1e-10 * (1.0 + c.diagonal().array().abs());
-  Eigen::LLT<Matrix> llt(c);
-  if (llt.info() != Eigen::Success) return false;
-  chol = llt.matrixL();
-  return chol.allFinite() && chol.diagonal().minCoeff() > 0.0;
-}
-
-// log density of the independence t proposal (up to a constant).
-double t_log_density(const HierNormalProposal& pr, const Vector& x) {
-  const Vector r = pr.ind_chol.triangularView<Eigen::Lower>().solve(x - pr.ind_mean);
-  return -0.5 * (pr.ind_df + static_cast<double>(pr.dim)) * std::log1p(r.squaredNorm() / pr.ind_df);
-}
-
 // Step 0: Metropolis-Hastings on x = (log tau[, log sigma]) targeting p(x | y) with mu and
-// theta integrated out. Move 0 is the independence t (after warm-up, once fitted), move 1
-// the random walk; each uses Hyper-stream draws with indices 2 move + 1 (proposal) and
-// 2 move + 2 (acceptance).
+// theta integrated out (steps/adaptive_mh.hpp: an independence t after warm-up, then one
+// random walk; Hyper-stream indices from 1).
 void collapsed_move(const HierNormalData& d, const HierNormalPrior& p, HierNormalState& s,
-                    HierNormalProposal& pr, rng::ChainKey key, const HierNormalSweepArgs& a) {
+                    steps::AdaptiveProposal& pr, rng::ChainKey key, const HierNormalSweepArgs& a) {
   const Index dim = pr.dim;
   Vector x(dim);
   x[0] = 0.5 * std::log(s.tau2);
@@ -104,69 +79,17 @@ void collapsed_move(const HierNormalData& d, const HierNormalPrior& p, HierNorma
   };
   double target_cur = target(x);
   if (!std::isfinite(target_cur)) return;
-  const bool after_warmup = !a.adapt;
-  const double accept_goal = dim == 1 ? 0.44 : 0.35;
-  Vector z(dim);
-  for (int move = 0; move < 2; ++move) {
-    const bool independence = move == 0;
-    if (independence && !(after_warmup && pr.ind_ready)) continue;
-    rng::Rng rng(key, a.iteration, static_cast<std::uint64_t>(2 * move + 1), rng::Stream::Hyper);
-    linalg::fill_std_normal(z, rng);
-    Vector xp;
-    double log_q_ratio = 0.0;  // log q(x | x') - log q(x' | x)
-    if (independence) {
-      const double w = std::sqrt(rng::chi_square_rng(pr.ind_df, rng) / pr.ind_df);
-      xp = pr.ind_mean + pr.ind_chol * z / w;
-      log_q_ratio = t_log_density(pr, x) - t_log_density(pr, xp);
-    } else {
-      xp = x + std::exp(pr.log_scale) * (pr.rw_chol * z);
-    }
-    double target_p = -std::numeric_limits<double>::infinity();
-    double log_ratio = -std::numeric_limits<double>::infinity();
-    if (xp.allFinite()) {
-      target_p = target(xp);
-      if (std::isfinite(target_p)) log_ratio = target_p - target_cur + log_q_ratio;
-    }
-    const double prob = std::isnan(log_ratio) ? 0.0 : std::min(1.0, std::exp(log_ratio));
-    rng::Rng accept_rng(key, a.iteration, static_cast<std::uint64_t>(2 * move + 2),
-                        rng::Stream::Hyper);
-    const bool accept = std::log(accept_rng.uniform()) < log_ratio;
-    if (after_warmup) {
-      ++pr.tries;
-      pr.accepts += accept ? 1 : 0;
-    }
-    if (a.adapt && !independence) {  // Robbins-Monro on the step size
-      const double gain = std::pow(static_cast<double>(a.iteration) + 10.0, -0.6);
-      pr.log_scale += gain * (prob - accept_goal);
-    }
-    if (accept) {
-      x = xp;
-      target_cur = target_p;
-    }
-  }
+  steps::AdaptiveMhArgs ma;
+  ma.key = key;
+  ma.iteration = a.iteration;
+  ma.adapt = a.adapt;
+  ma.warmup = a.warmup;
+  ma.random_walks = 1;
+  ma.slot_base = 1;
+  ma.accept_goal = dim == 1 ? 0.44 : 0.35;
+  steps::adaptive_mh(pr, x, target_cur, ma, target, [] {});
   s.tau2 = std::exp(2.0 * x[0]);
   if (!d.known_variance) s.sigma2 = std::exp(2.0 * x[1]);
-  if (!a.adapt) return;
-  // Learn the proposals from the warm-up path (frozen once warm-up ends).
-  const auto t = static_cast<std::int64_t>(a.iteration);
-  if (t > a.warmup / 5) welford(pr.n_all, pr.mean_all, pr.m2_all, x);
-  if (t > a.warmup / 2) welford(pr.n_late, pr.mean_late, pr.m2_late, x);
-  const std::int64_t needed = 2 * dim + 20;
-  if (t % 50 == 0 && pr.n_all >= needed) {
-    Matrix l;
-    if (covariance_factor(pr.n_all, pr.m2_all, 1.0, l)) {
-      pr.rw_chol = l;
-      pr.log_scale = std::log(2.38 / std::sqrt(static_cast<double>(dim)));
-    }
-  }
-  if (t == a.warmup && pr.n_late >= needed) {
-    Matrix l;
-    if (covariance_factor(pr.n_late, pr.m2_late, 1.5, l)) {
-      pr.ind_mean = pr.mean_late;
-      pr.ind_chol = l;
-      pr.ind_ready = true;
-    }
-  }
 }
 
 }  // namespace
@@ -224,20 +147,16 @@ HierNormalData make_hier_normal_data(ConstVectorRef y, ConstVectorRef var_known,
   return d;
 }
 
-HierNormalProposal hier_normal_initial_proposal(const HierNormalData& d) {
-  HierNormalProposal pr;
-  pr.dim = d.known_variance ? 1 : 2;
-  pr.rw_chol = Matrix::Zero(pr.dim, pr.dim);
-  pr.rw_chol(0, 0) = 1.0 / std::sqrt(2.0 * static_cast<double>(std::max<Index>(d.groups(), 1)));
-  if (!d.known_variance) pr.rw_chol(1, 1) = 1.0 / std::sqrt(2.0 * d.n_obs);
-  pr.log_scale = std::log(2.38 / std::sqrt(static_cast<double>(pr.dim)));
-  pr.mean_all = pr.mean_late = Vector::Zero(pr.dim);
-  pr.m2_all = pr.m2_late = Matrix::Zero(pr.dim, pr.dim);
-  return pr;
+steps::AdaptiveProposal hier_normal_initial_proposal(const HierNormalData& d) {
+  Vector step(d.known_variance ? 1 : 2);
+  step[0] = 1.0 / std::sqrt(2.0 * static_cast<double>(std::max<Index>(d.groups(), 1)));
+  if (!d.known_variance) step[1] = 1.0 / std::sqrt(2.0 * d.n_obs);
+  return steps::make_adaptive_proposal(step);
 }
 
 void hier_normal_sweep(const HierNormalData& d, const HierNormalPrior& p, HierNormalState& s,
-                       HierNormalProposal& pr, rng::ChainKey key, const HierNormalSweepArgs& a) {
+                       steps::AdaptiveProposal& pr, rng::ChainKey key,
+                       const HierNormalSweepArgs& a) {
   const Index m = d.groups();
   const std::uint64_t iteration = a.iteration;
   if (a.collapsed) collapsed_move(d, p, s, pr, key, a);
@@ -295,7 +214,7 @@ HierNormalResult run_hier_normal_gibbs(const HierNormalData& d, const HierNormal
   out.mu.setZero(cfg.draws);
   out.tau.setZero(cfg.draws);
   if (!d.known_variance) out.sigma.setZero(cfg.draws);
-  HierNormalProposal proposal = hier_normal_initial_proposal(d);
+  steps::AdaptiveProposal proposal = hier_normal_initial_proposal(d);
   HierNormalSweepArgs args;
   args.collapsed = cfg.collapsed;
   args.warmup = cfg.warmup;
@@ -320,9 +239,7 @@ HierNormalResult run_hier_normal_gibbs(const HierNormalData& d, const HierNormal
     }
   }
   out.draws_done = stored;
-  out.collapsed_accept = proposal.tries > 0 ? static_cast<double>(proposal.accepts) /
-                                                  static_cast<double>(proposal.tries)
-                                            : 0.0;
+  out.collapsed_accept = proposal.acceptance();
   return out;
 }
 

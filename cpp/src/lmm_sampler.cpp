@@ -185,12 +185,7 @@ void check_lmm_prior(const LmmModel& mdl, const LmmPrior& prior) {
   check_positive(fn, "sigma^2 prior shape", prior.sigma2_shape);
   check_positive(fn, "sigma^2 prior scale", prior.sigma2_scale);
   steps::check_covariance_prior(fn, prior.cov_prior, mdl.q);
-  const bool flat_sd =
-      prior.cov_prior.separation() &&
-      std::any_of(prior.cov_prior.sd.begin(), prior.cov_prior.sd.end(), [](const auto& sp) {
-        return sp.kind == steps::ScalePriorKind::Uniform && std::isinf(sp.b);
-      });
-  if (flat_sd && mdl.m < 3)
+  if (!steps::covariance_prior_proper(prior.cov_prior) && mdl.m < 3)
     throw std::invalid_argument("lmm prior: a flat prior on the SD needs at least 3 groups");
 }
 
@@ -210,16 +205,12 @@ LmmWorkspace::LmmWorkspace(const LmmModel& mdl, const LmmPrior& prior) {
   group_scratch.assign(nc * static_cast<std::size_t>(q * p + 3 * q), 0.0);
   // The collapsed move's starting random walk: a posterior SD of about 1 / sqrt(2 m) for a
   // log SD or a CPC, 1 / sqrt(2 N) for log sigma (refined in warm-up).
-  LmmCollapsedProposal& pr = proposal;
-  pr.dim = steps::unconstrained_dim(q) + 1;
-  pr.rw_chol = Matrix::Zero(pr.dim, pr.dim);
-  for (Index k = 0; k + 1 < pr.dim; ++k)
-    pr.rw_chol(k, k) = 1.0 / std::sqrt(2.0 * static_cast<double>(std::max<Index>(m, 1)));
-  pr.rw_chol(pr.dim - 1, pr.dim - 1) = 1.0 / std::sqrt(2.0 * static_cast<double>(mdl.n));
-  pr.log_scale = std::log(2.38 / std::sqrt(static_cast<double>(pr.dim)));
-  pr.mean_all = pr.mean_late = Vector::Zero(pr.dim);
-  pr.m2_all = pr.m2_late = Matrix::Zero(pr.dim, pr.dim);
-  (void)prior;
+  Vector step(steps::unconstrained_dim(q) + 1);
+  step.setConstant(1.0 / std::sqrt(2.0 * static_cast<double>(std::max<Index>(m, 1))));
+  step[step.size() - 1] = 1.0 / std::sqrt(2.0 * static_cast<double>(mdl.n));
+  proposal = steps::make_adaptive_proposal(step);
+  beta_prec = linalg::inverse_from_cholesky(
+      linalg::cholesky_lower(prior.beta_cov, "beta prior covariance", true));
 }
 
 LmmState lmm_initial_state(const LmmModel& mdl, const LmmPrior& prior, rng::ChainKey key) {
@@ -371,112 +362,41 @@ double variances_log_prior(const LmmPrior& prior, const Vector& x, Index q) {
   return lp - prior.sigma2_shape * ls2 - prior.sigma2_scale * std::exp(-ls2);
 }
 
-// Welford update of (count, mean, M2) with x.
-void welford(std::int64_t& n, Vector& mean, Matrix& m2, const Vector& x) {
-  ++n;
-  const Vector d = x - mean;
-  mean += d / static_cast<double>(n);
-  m2 += d * (x - mean).transpose();
-}
-
-bool covariance_factor(std::int64_t n, const Matrix& m2, double inflate, Matrix& chol) {
-  if (n < 2) return false;
-  Matrix c = inflate * m2 / static_cast<double>(n - 1);
-  c.diagonal().array() += 1e-10 * (1.0 + c.diagonal().array().abs());
-  Eigen::LLT<Matrix> llt(c);
-  if (llt.info() != Eigen::Success) return false;
-  chol = llt.matrixL();
-  return chol.allFinite();
-}
-
-// log density of the independence t proposal (up to a constant).
-double t_log_density(const LmmCollapsedProposal& pr, const Vector& x) {
-  const Vector r = pr.ind_chol.triangularView<Eigen::Lower>().solve(x - pr.ind_mean);
-  return -0.5 * (pr.ind_df + static_cast<double>(pr.dim)) * std::log1p(r.squaredNorm() / pr.ind_df);
-}
-
-// Step 0: Metropolis-Hastings on x targeting p(x | y) with beta and b integrated out. On
-// exit ws.chol holds the factors at the state's (Sigma, sigma^2) and `cur` their terms.
+// Step 0: Metropolis-Hastings on x targeting p(x | y) with beta and b integrated out
+// (steps/adaptive_mh.hpp: an independence t after warm-up and two random walks). On exit ws.chol
+// holds the factors at the state's (Sigma, sigma^2) and `cur` their terms.
 void collapsed_move(const LmmModel& mdl, const LmmPrior& prior, LmmState& s, LmmWorkspace& ws,
                     rng::ChainKey key, const LmmSweepArgs& a, Collapsed& cur) {
-  LmmCollapsedProposal& pr = ws.proposal;
   const Index q = mdl.q;
   Vector x = pack_variances(s.cov, s.sigma2);
-  double lp_cur = variances_log_prior(prior, x, q);
+  const double lp_cur = variances_log_prior(prior, x, q);
   if (!cur.ok || !std::isfinite(lp_cur)) return;
   double target_cur = cur.log_lik + lp_cur;
-  const bool after_warmup = !a.adapt;
-  // Move 0: the independence t (after warm-up, once fitted); moves 1 and 2: the random walk.
-  // Each costs one pass over the groups' cross-products (no pass over the rows).
-  for (int move = 0; move < 3; ++move) {
-    const bool independence = move == 0;
-    if (independence && !(after_warmup && pr.ind_ready)) continue;
-    rng::Rng rng(key, a.iteration, static_cast<std::uint64_t>(2 * move), rng::Stream::Hyper);
-    Vector z(pr.dim);
-    linalg::fill_std_normal(z, rng);
-    Vector xp;
-    double log_q_ratio = 0.0;  // log q(x | x') - log q(x' | x)
-    if (independence) {
-      const double w = std::sqrt(rng::chi_square_rng(pr.ind_df, rng) / pr.ind_df);
-      xp = pr.ind_mean + pr.ind_chol * z / w;
-      log_q_ratio = t_log_density(pr, x) - t_log_density(pr, xp);
-    } else {
-      xp = x + std::exp(pr.log_scale) * (pr.rw_chol * z);
-    }
-    Matrix cov_p;
-    double s2_p = 0.0;
-    double log_ratio = -std::numeric_limits<double>::infinity();
-    Collapsed prop;
-    double lp_p = -std::numeric_limits<double>::infinity();
-    if (xp.allFinite() && unpack_variances(xp, q, cov_p, s2_p)) {
-      lp_p = variances_log_prior(prior, xp, q);
-      if (std::isfinite(lp_p)) {
-        prop = collapsed_terms(mdl, prior, cov_p, s2_p, ws.chol_alt, ws, a.threads);
-        if (prop.ok) log_ratio = prop.log_lik + lp_p - target_cur + log_q_ratio;
-      }
-    }
-    const double prob = std::isnan(log_ratio) ? 0.0 : std::min(1.0, std::exp(log_ratio));
-    rng::Rng accept_rng(key, a.iteration, static_cast<std::uint64_t>(2 * move + 1),
-                        rng::Stream::Hyper);
-    const bool accept = std::log(accept_rng.uniform()) < log_ratio;
-    if (after_warmup) {
-      ++pr.tries;
-      pr.accepts += accept ? 1 : 0;
-    }
-    if (a.adapt && !independence) {  // Robbins-Monro towards acceptance 0.3
-      const double gain = std::pow(static_cast<double>(a.iteration) + 10.0, -0.6);
-      pr.log_scale += gain * (prob - 0.3);
-    }
-    if (accept) {
-      x = xp;
-      s.cov = cov_p;
-      s.sigma2 = s2_p;
-      std::swap(ws.chol, ws.chol_alt);
-      cur = prop;
-      target_cur = prop.log_lik + lp_p;
-    }
-  }
-  if (!a.adapt) return;
-  // Learn the proposals from the warm-up path (frozen once warm-up ends).
-  const auto t = static_cast<std::int64_t>(a.iteration);
-  if (t > a.warmup / 5) welford(pr.n_all, pr.mean_all, pr.m2_all, x);
-  if (t > a.warmup / 2) welford(pr.n_late, pr.mean_late, pr.m2_late, x);
-  const std::int64_t needed = 2 * pr.dim + 20;
-  if (t % 50 == 0 && pr.n_all >= needed) {
-    Matrix l;
-    if (covariance_factor(pr.n_all, pr.m2_all, 1.0, l)) {
-      pr.rw_chol = l;
-      pr.log_scale = std::log(2.38 / std::sqrt(static_cast<double>(pr.dim)));
-    }
-  }
-  if (t == a.warmup && pr.n_late >= needed) {
-    Matrix l;
-    if (covariance_factor(pr.n_late, pr.m2_late, 1.5, l)) {
-      pr.ind_mean = pr.mean_late;
-      pr.ind_chol = l;
-      pr.ind_ready = true;
-    }
-  }
+  Matrix cov_p;
+  double s2_p = 0.0;
+  Collapsed prop;
+  auto evaluate = [&](const Vector& xp) {
+    if (!unpack_variances(xp, q, cov_p, s2_p)) return -std::numeric_limits<double>::infinity();
+    const double lp = variances_log_prior(prior, xp, q);
+    if (!std::isfinite(lp)) return lp;
+    prop = collapsed_terms(mdl, prior, cov_p, s2_p, ws.chol_alt, ws, a.threads);
+    return prop.ok ? prop.log_lik + lp : -std::numeric_limits<double>::infinity();
+  };
+  auto commit = [&] {
+    s.cov = cov_p;
+    s.sigma2 = s2_p;
+    std::swap(ws.chol, ws.chol_alt);
+    cur = prop;
+  };
+  steps::AdaptiveMhArgs ma;
+  ma.key = key;
+  ma.iteration = a.iteration;
+  ma.adapt = a.adapt;
+  ma.warmup = a.warmup;
+  ma.random_walks = 2;
+  ma.slot_base = 0;
+  ma.accept_goal = 0.3;
+  steps::adaptive_mh(ws.proposal, x, target_cur, ma, evaluate, commit);
 }
 
 // Steps 1-3 given the factors in ws.chol at the state's (Sigma, sigma^2) and their terms.
@@ -561,10 +481,6 @@ void gibbs_steps(const LmmModel& mdl, const LmmPrior& prior, LmmState& s, LmmWor
 
 void lmm_sweep(const LmmModel& mdl, const LmmPrior& prior, LmmState& s, LmmWorkspace& ws,
                rng::ChainKey key, const LmmSweepArgs& a) {
-  if (ws.beta_prec.size() == 0) {
-    const Matrix l0 = linalg::cholesky_lower(prior.beta_cov, "beta prior covariance", true);
-    ws.beta_prec = linalg::inverse_from_cholesky(l0);
-  }
   Collapsed cur = collapsed_terms(mdl, prior, s.cov, s.sigma2, ws.chol, ws, a.threads);
   if (!cur.ok)
     throw NumericalError(concat("lmm: the precision of a group's effects or of beta is not positive "
@@ -620,9 +536,7 @@ LmmResult run_lmm_chain(const LmmModel& mdl, const LmmPrior& prior, const LmmCon
   out.b_sd = ((b_sq / n).array() - out.b_mean.array().square()).max(0.0).sqrt() *
              (stored > 1 ? std::sqrt(n / (n - 1.0)) : 1.0);
   out.residual_fallbacks = static_cast<double>(ws.fallbacks);
-  out.collapsed_accept = ws.proposal.tries > 0 ? static_cast<double>(ws.proposal.accepts) /
-                                                     static_cast<double>(ws.proposal.tries)
-                                               : 0.0;
+  out.collapsed_accept = ws.proposal.acceptance();
   return out;
 }
 

@@ -138,27 +138,11 @@ def _covariance_prior(used: dict[str, Any], block: Any) -> Any:
 
 
 def _merge_sd(current: Any, given: Any, block: Any, key: str) -> Any:
-    """SD priors after `given` (one prior, a list or a dict {term: prior}) over `current`."""
-    if block.q == 1:
-        if isinstance(given, (dict, list, tuple)):
-            items = list(given.values()) if isinstance(given, dict) else list(given)
-            if len(items) != 1:
-                raise ValueError(f"priors[{key!r}]: {len(items)} SD priors for one random term")
-            given = items[0]
-        return given
-    base = dict(current) if isinstance(current, dict) else {t: current for t in block.terms}
-    if isinstance(given, dict):
-        unknown = [t for t in given if t not in block.terms]
-        if unknown:
-            raise ValueError(f"priors[{key!r}]: unknown random term(s) {unknown}; the terms of "
-                             f"{block.label} are {block.terms}")
-        base.update(given)
-        return base
-    if isinstance(given, (list, tuple)):
-        if len(given) != block.q:
-            raise ValueError(f"priors[{key!r}]: {len(given)} SD priors for {block.q} random terms")
-        return dict(zip(block.terms, given))
-    return {t: given for t in block.terms}
+    """SD priors after `given` (one prior, a list or a dict {term: prior}) over `current`:
+    one prior for a single term, else a dict {term: prior}."""
+    base = [current[t] for t in block.terms] if isinstance(current, dict) else [current] * block.q
+    merged = P.sd_priors_per_term(given, block.q, block.terms, base, f"priors[{key!r}]")
+    return merged[0] if block.q == 1 else dict(zip(block.terms, merged))
 
 
 def _resolve_priors(spec: ModelSpec, given: Any) -> dict[str, Any]:

@@ -237,7 +237,7 @@ def scale_prior_spec(prior: Any, what: str = "tau_prior") -> tuple[int, float, f
     )
 
 
-def _sd_priors(sd: Any, q: int, terms: list[str] | None, default: list[Any] | None,
+def sd_priors_per_term(sd: Any, q: int, terms: list[str] | None, default: list[Any] | None,
                what: str) -> list[Any]:
     """One SD prior per term from a single prior, a list or a dict {term: prior}."""
     if sd is None:
@@ -277,7 +277,7 @@ def covariance_prior_spec(prior: Any, q: int, what: str = "cov_prior",
         df, scale = prior.to_arrays(q, what)
         return {"kind": 0, "iw_df": float(df), "iw_scale": scale}
     if isinstance(prior, LKJ):
-        eta, sds = prior.eta, _sd_priors(prior.sd, q, terms, default_sd, what)
+        eta, sds = prior.eta, sd_priors_per_term(prior.sd, q, terms, default_sd, what)
     elif isinstance(prior, (LogUniform,) + SCALE_PRIORS):
         eta, sds = DEFAULT_LKJ_ETA, [prior] * q
     else:

@@ -30,6 +30,7 @@
 
 #include "bglmm/control.hpp"
 #include "bglmm/rng/philox.hpp"
+#include "bglmm/steps/adaptive_mh.hpp"
 #include "bglmm/steps/scale_prior.hpp"
 #include "bglmm/types.hpp"
 
@@ -83,26 +84,12 @@ struct HierNormalState {
   double sigma2 = 1.0;
 };
 
-// The collapsed move's proposals on x = (log tau[, log sigma]) (adapted in warm-up only, then
-// frozen).
-struct HierNormalProposal {
-  Index dim = 1;
-  Matrix rw_chol;  // random walk: N(x, exp(2 log_scale) rw_chol rw_chol')
-  double log_scale = 0.0;
-  Vector ind_mean;  // independence t_df(ind_mean, ind_chol ind_chol')
-  Matrix ind_chol;
-  double ind_df = 5.0;
-  bool ind_ready = false;
-  // warm-up moments (Welford): all of warm-up after its first fifth, and its second half
-  std::int64_t n_all = 0, n_late = 0;
-  Vector mean_all, mean_late;
-  Matrix m2_all, m2_late;
-  std::int64_t tries = 0, accepts = 0;  // after warm-up
-};
+// The collapsed move's proposals on x = (log tau[, log sigma]) are steps::AdaptiveProposal.
+
 
 // The starting random walk: steps of about 1 / sqrt(2 m) in log tau and 1 / sqrt(2 N) in
 // log sigma (a posterior SD's order when they are well identified; refined in warm-up).
-HierNormalProposal hier_normal_initial_proposal(const HierNormalData& data);
+steps::AdaptiveProposal hier_normal_initial_proposal(const HierNormalData& data);
 
 struct HierNormalSweepArgs {
   std::uint64_t iteration = 1;  // >= 1 (0 is used by the initial state)
@@ -115,7 +102,7 @@ struct HierNormalSweepArgs {
 
 // One sweep at args.iteration.
 void hier_normal_sweep(const HierNormalData& data, const HierNormalPrior& prior,
-                       HierNormalState& state, HierNormalProposal& proposal, rng::ChainKey key,
+                       HierNormalState& state, steps::AdaptiveProposal& proposal, rng::ChainKey key,
                        const HierNormalSweepArgs& args);
 
 // log p(y | tau^2, sigma^2) with mu and theta integrated out, up to a constant (sigma2 is

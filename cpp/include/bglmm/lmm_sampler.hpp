@@ -32,6 +32,7 @@
 #include "bglmm/control.hpp"
 #include "bglmm/grouped.hpp"
 #include "bglmm/rng/philox.hpp"
+#include "bglmm/steps/adaptive_mh.hpp"
 #include "bglmm/steps/covariance_prior.hpp"
 #include "bglmm/types.hpp"
 
@@ -92,21 +93,6 @@ struct LmmResult {
   double collapsed_accept = 0;    // acceptance rate of the collapsed move after warm-up
 };
 
-// The collapsed move's proposals (adapted in warm-up only, then frozen).
-struct LmmCollapsedProposal {
-  Index dim = 0;
-  Matrix rw_chol;            // random walk: N(x, exp(2 log_scale) rw_chol rw_chol')
-  double log_scale = 0.0;
-  Vector ind_mean;           // independence t_nu(ind_mean, ind_chol ind_chol')
-  Matrix ind_chol;
-  double ind_df = 5.0;
-  bool ind_ready = false;
-  // warm-up moments (Welford): all of warm-up after its first fifth, and its second half
-  std::int64_t n_all = 0, n_late = 0;
-  Vector mean_all, mean_late;
-  Matrix m2_all, m2_late;
-  std::int64_t tries = 0, accepts = 0;  // after warm-up
-};
 
 // Scratch space reused by every sweep (no allocation in the hot loop).
 struct LmmWorkspace {
@@ -122,8 +108,8 @@ struct LmmWorkspace {
   std::vector<double> group_scratch;  // per chunk scratch (q*p + 3q)
   std::int64_t n_chunks = 0;
   std::int64_t fallbacks = 0;
-  LmmCollapsedProposal proposal;
-  Matrix beta_prec;               // V0^-1 (set by the first sweep)
+  steps::AdaptiveProposal proposal;  // the collapsed move's (steps/adaptive_mh.hpp)
+  Matrix beta_prec;               // V0^-1
   explicit LmmWorkspace(const LmmModel& model, const LmmPrior& prior);
 };
 

@@ -189,9 +189,9 @@ inline double non_centred_log_prior(const GlmmData& d, const GlmmPriors& pr,
   const Index nl = q * (q + 1) / 2;
   if (pr.cov.separation()) {
     // log p(Sigma) + log-Jacobian of psi -> Sigma: sum_k (q - k + 1) log L_kk (k = 0..q-1)
+    Matrix c(q, q);
+    Vector b = beta;  // scratch for unpack_psi (the centred entries are not used here)
     auto f = [&](const Vector& v) {
-      Matrix c(q, q);
-      Vector b = beta;
       unpack_psi(d, lay, v, b, c);
       double lj = 0.0;
       for (Index k = 0; k < q; ++k) lj += static_cast<double>(q - k + 1) * std::log(c(k, k));
