@@ -14,12 +14,61 @@ GroupedData grouped(ConstRowMatrixRef x, ConstRowMatrixRef z, ConstVectorRef y,
                            family_link_from_code(family_link));
 }
 
+// The extra random-effect blocks as Python passes them: a list of dicts with codes (N,
+// int64), z (N x q), level_start (m + 1), level_rows (N) and, for the samplers, cov_prior.
+// The arrays are held here for the duration of the call (the blocks map them).
+struct ExtraArrays {
+  using IntArray = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>;
+  using RealArray = py::array_t<double, py::array::c_style | py::array::forcecast>;
+  IntArray codes, level_start, level_rows;
+  RealArray z;
+  py::object cov_prior;
+};
+
+std::vector<ExtraArrays> extra_arrays(const py::list& extra) {
+  std::vector<ExtraArrays> out;
+  for (const py::handle item : extra) {
+    const py::dict d = py::reinterpret_borrow<py::dict>(item);
+    ExtraArrays a{ExtraArrays::IntArray::ensure(d["codes"]),
+                  ExtraArrays::IntArray::ensure(d["level_start"]),
+                  ExtraArrays::IntArray::ensure(d["level_rows"]),
+                  ExtraArrays::RealArray::ensure(d["z"]),
+                  d.contains("cov_prior") ? py::object(d["cov_prior"]) : py::object(py::none())};
+    if (!a.codes || !a.level_start || !a.level_rows || !a.z)
+      throw std::invalid_argument("extra random-effect block: arrays of the wrong type");
+    if (a.z.ndim() != 2) throw std::invalid_argument("extra random-effect block: z must be 2-D");
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+std::vector<ExtraBlock> extra_blocks(const std::vector<ExtraArrays>& arrays,
+                                     const Eigen::Map<const RowMatrix>& x) {
+  std::vector<ExtraBlock> out;
+  Index k = 0;
+  for (const ExtraArrays& a : arrays) {
+    using IMap = Eigen::Map<const IndexVector>;
+    out.push_back(make_extra_block(
+        IMap(a.codes.data(), a.codes.size()),
+        Eigen::Map<const RowMatrix>(a.z.data(), a.z.shape(0), a.z.shape(1)),
+        IMap(a.level_start.data(), a.level_start.size()),
+        IMap(a.level_rows.data(), a.level_rows.size()), x, ++k));
+  }
+  return out;
+}
+
 GlmmPriors priors(const GlmmData& d, const Vector& beta_mean, const Matrix& beta_cov,
-                  const py::dict& cov_prior, double phi_shape, double phi_scale) {
+                  const py::dict& cov_prior, double phi_shape, double phi_scale,
+                  const std::vector<ExtraArrays>& extra = {}) {
   GlmmPriors pr;
   pr.beta_mean = beta_mean;
   pr.beta_cov = beta_cov;
   pr.cov = covariance_prior_from(cov_prior);
+  for (const ExtraArrays& a : extra) {
+    if (a.cov_prior.is_none())
+      throw std::invalid_argument("extra random-effect block: missing cov_prior");
+    pr.extra_cov.push_back(covariance_prior_from(py::reinterpret_borrow<py::dict>(a.cov_prior)));
+  }
   pr.phi_shape = phi_shape;
   pr.phi_scale = phi_scale;
   prepare_priors(d, pr);
@@ -83,6 +132,15 @@ py::dict to_dict(GlmmChainResult&& r) {
   out["threads_used"] = r.threads_used;
   out["draws_done"] = r.draws_done;
   out["interrupted"] = r.interrupted;
+  py::list extra_sigma, extra_b;
+  for (std::size_t k = 0; k < r.extra_sigma.size(); ++k) {
+    extra_sigma.append(RowMatrix(r.extra_sigma[k].topRows(kept)));
+    extra_b.append(r.extra_b[k].size() ? RowMatrix(r.extra_b[k].topRows(kept)) : RowMatrix());
+  }
+  out["extra_sigma"] = extra_sigma;
+  out["extra_b"] = extra_b;
+  out["extra_level_acceptance"] = r.extra_level_acceptance;
+  out["extra_scale_acceptance"] = r.extra_scale_acceptance;
   return out;
 }
 
@@ -96,23 +154,26 @@ void bind_glmm(py::module_& m) {
          const std::vector<std::pair<Index, Index>>& centred, const Vector& beta_mean, const Matrix& beta_cov,
          const py::dict& cov_prior, double phi_shape, double phi_scale,
          const py::dict& config, std::uint64_t seed, std::uint64_t chain,
-         const py::object& progress) {
-        const GlmmData data =
+         const py::object& progress, const py::list& extra) {
+        GlmmData data =
             make_glmm_data(grouped(x, z, y, trials, offset, group_start, family_link), centred);
-        const GlmmPriors pr = priors(data, beta_mean, beta_cov, cov_prior, phi_shape, phi_scale);
+        const std::vector<ExtraArrays> arrays = extra_arrays(extra);
+        data.extra = extra_blocks(arrays, data.obs.x);
+        const GlmmPriors pr =
+            priors(data, beta_mean, beta_cov, cov_prior, phi_shape, phi_scale, arrays);
         const GlmmConfig cfg = config_from(config);
         const RunControl control = make_run_control(progress);
         GlmmChainResult result;
         {
           py::gil_scoped_release nogil;
-          result = run_glmm_chain(data, pr, cfg, rng::ChainKey{seed, chain}, control);
+          result = run_glmm_chain(std::move(data), pr, cfg, rng::ChainKey{seed, chain}, control);
         }
         return to_dict(std::move(result));
       },
       "x"_a.noconvert(), "z"_a.noconvert(), "y"_a.noconvert(), "trials"_a.noconvert(),
       "offset"_a.noconvert(), "group_start"_a.noconvert(), "family_link"_a, "centred"_a,
       "beta_mean"_a, "beta_cov"_a, "cov_prior"_a, "phi_shape"_a, "phi_scale"_a,
-      "config"_a, "seed"_a, "chain"_a, "progress"_a = py::none(),
+      "config"_a, "seed"_a, "chain"_a, "progress"_a = py::none(), "extra"_a = py::list(),
       "Run one chain of the GLMM Metropolis-within-Gibbs sampler (GIL released).");
 
   m.def(
@@ -121,10 +182,14 @@ void bind_glmm(py::module_& m) {
          ConstVectorRef offset, ConstIndexVectorRef group_start, int family_link,
          const std::vector<std::pair<Index, Index>>& centred, const Vector& beta_mean, const Matrix& beta_cov,
          const py::dict& cov_prior, double phi_shape, double phi_scale,
-         const py::dict& config, std::int64_t iterations, std::uint64_t seed) {
-        const GlmmData data =
+         const py::dict& config, std::int64_t iterations, std::uint64_t seed,
+         const py::list& extra) {
+        GlmmData data =
             make_glmm_data(grouped(x, z, y, trials, offset, group_start, family_link), centred);
-        const GlmmPriors pr = priors(data, beta_mean, beta_cov, cov_prior, phi_shape, phi_scale);
+        const std::vector<ExtraArrays> arrays = extra_arrays(extra);
+        data.extra = extra_blocks(arrays, data.obs.x);
+        const GlmmPriors pr =
+            priors(data, beta_mean, beta_cov, cov_prior, phi_shape, phi_scale, arrays);
         const GlmmConfig cfg = config_from(config);
         py::gil_scoped_release nogil;
         return run_glmm_geweke(data, pr, cfg, iterations, rng::ChainKey{seed, 0});
@@ -132,21 +197,24 @@ void bind_glmm(py::module_& m) {
       "x"_a.noconvert(), "z"_a.noconvert(), "y"_a.noconvert(), "trials"_a.noconvert(),
       "offset"_a.noconvert(), "group_start"_a.noconvert(), "family_link"_a, "centred"_a,
       "beta_mean"_a, "beta_cov"_a, "cov_prior"_a, "phi_shape"_a, "phi_scale"_a,
-      "config"_a, "iterations"_a, "seed"_a,
+      "config"_a, "iterations"_a, "seed"_a, "extra"_a = py::list(),
       "Geweke successive-conditional simulator: rows (beta, Sigma, b_0, phi) per iteration.");
 
   m.def(
       "glmm_pointwise_log_lik",
       [](ConstRowMatrixRef x, ConstRowMatrixRef z, ConstVectorRef y, ConstVectorRef trials,
          ConstVectorRef offset, ConstIndexVectorRef group_start, int family_link,
-         const RowMatrix& beta, const RowMatrix& b, const Vector& phi, int threads) {
+         const RowMatrix& beta, const RowMatrix& b, const Vector& phi, int threads,
+         const py::list& extra, const std::vector<RowMatrix>& extra_b) {
         const GroupedData obs = grouped(x, z, y, trials, offset, group_start, family_link);
+        const std::vector<ExtraArrays> arrays = extra_arrays(extra);
+        const std::vector<ExtraBlock> blocks = extra_blocks(arrays, obs.x);
         py::gil_scoped_release nogil;
-        return glmm_pointwise_log_lik(obs, beta, b, phi, threads);
+        return glmm_pointwise_log_lik(obs, beta, b, phi, threads, blocks, extra_b);
       },
       "x"_a.noconvert(), "z"_a.noconvert(), "y"_a.noconvert(), "trials"_a.noconvert(),
       "offset"_a.noconvert(), "group_start"_a.noconvert(), "family_link"_a, "beta"_a, "b"_a,
-      "phi"_a, "threads"_a = 0, "Pointwise log-likelihood (draws x observations).");
+      "phi"_a, "threads"_a = 0, "extra"_a = py::list(), "extra_b"_a = std::vector<RowMatrix>(), "Pointwise log-likelihood (draws x observations).");
 
   m.def(
       "glmm_log_lik_pass_seconds",

@@ -18,6 +18,7 @@
 #include "bglmm/parallel.hpp"
 #include "bglmm/rng/distributions.hpp"
 #include "bglmm/steps/covariance.hpp"
+#include "bglmm/steps/extra_blocks.hpp"
 #include "bglmm/steps/fixed_effects.hpp"
 #include "bglmm/steps/glmm_dispersion.hpp"
 #include "bglmm/steps/group_mh.hpp"
@@ -123,9 +124,58 @@ GlmmData make_glmm_data(const GroupedData& obs,
   return d;
 }
 
+ExtraBlock make_extra_block(ConstIndexVectorRef codes, ConstRowMatrixRef z,
+                            ConstIndexVectorRef level_start, ConstIndexVectorRef level_rows,
+                            const Eigen::Map<const RowMatrix>& x, Index block) {
+  const std::string fn = concat("random-effect block ", block);
+  const Index n = x.rows();
+  check_size_match(fn.c_str(), "level codes", codes.size(), "rows", n);
+  check_size_match(fn.c_str(), "rows of its Z", z.rows(), "rows", n);
+  check_size_match(fn.c_str(), "row index", level_rows.size(), "rows", n);
+  if (z.cols() == 0) throw std::invalid_argument(fn + ": Z has no columns");
+  if (z.cols() > kMaxRandomTerms)
+    throw std::invalid_argument(concat(fn, ": at most ", kMaxRandomTerms, " terms, got ", z.cols()));
+  check_all_finite(fn.c_str(), "Z", z);
+  if (level_start.size() < 2) throw std::invalid_argument(fn + ": needs at least one level");
+  const Index m = level_start.size() - 1;
+  if (level_start[0] != 0 || level_start[m] != n)
+    throw std::invalid_argument(fn + ": level offsets must start at 0 and end at N");
+  std::vector<std::uint8_t> seen(static_cast<std::size_t>(n), 0);
+  for (Index j = 0; j < m; ++j) {
+    if (level_start[j + 1] < level_start[j])
+      throw std::invalid_argument(fn + ": level offsets must not decrease");
+    for (auto r = level_start[j]; r < level_start[j + 1]; ++r) {
+      const auto i = level_rows[r];
+      if (i < 0 || i >= n || seen[static_cast<std::size_t>(i)] || codes[i] != j)
+        throw std::invalid_argument(concat(fn, ": the row index does not list the rows of level ",
+                                           j, " (each row once, under its code)"));
+      seen[static_cast<std::size_t>(i)] = 1;
+    }
+  }
+  ExtraBlock blk{Eigen::Map<const IndexVector>(codes.data(), n),
+                 Eigen::Map<const RowMatrix>(z.data(), n, z.cols()),
+                 Eigen::Map<const IndexVector>(level_start.data(), m + 1),
+                 Eigen::Map<const IndexVector>(level_rows.data(), n),
+                 {}};
+  std::vector<bool> taken(static_cast<std::size_t>(x.cols()), false);
+  for (Index t = 0; t < z.cols(); ++t)
+    for (Index c = 0; c < x.cols(); ++c)
+      if (!taken[static_cast<std::size_t>(c)] && (x.col(c) - blk.z.col(t)).cwiseAbs().maxCoeff() == 0.0) {
+        blk.shifts.emplace_back(t, c);
+        taken[static_cast<std::size_t>(c)] = true;
+        break;
+      }
+  return blk;
+}
+
 void prepare_priors(const GlmmData& d, GlmmPriors& pr) {
   const char* fn = "glmm priors";
   const Index p = d.p(), q = d.q();
+  check_size_match(fn, "extra covariance priors", static_cast<Index>(pr.extra_cov.size()),
+                   "extra random-effect blocks", static_cast<Index>(d.extra.size()));
+  for (std::size_t k = 0; k < d.extra.size(); ++k)
+    steps::check_covariance_prior(concat("glmm prior of block ", k + 1).c_str(), pr.extra_cov[k],
+                                  d.extra[k].q());
   check_size_match(fn, "prior mean", pr.beta_mean.size(), "columns of X", p);
   check_size_match(fn, "prior covariance rows", pr.beta_cov.rows(), "columns of X", p);
   check_size_match(fn, "prior covariance columns", pr.beta_cov.cols(), "columns of X", p);
@@ -292,17 +342,54 @@ void initialise(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg, 
   s.cache_valid = false;
 }
 
+// The extra blocks' starting state: effects at zero and Sigma_k at its prior's centre, or
+// (from_prior) both drawn from the prior, their parts added to the effective offset.
+void init_extra_blocks(const GlmmData& d, const GlmmPriors& pr, GlmmState& s, Vector& offset,
+                       rng::ChainKey key, bool from_prior) {
+  s.extra.resize(d.extra.size());
+  rng::Rng rng(key, 0, 1, rng::Stream::Init);
+  for (std::size_t k = 0; k < d.extra.size(); ++k) {
+    const ExtraBlock& blk = d.extra[k];
+    ExtraBlockState& st = s.extra[k];
+    const Index q = blk.q();
+    st.b.setZero(blk.m(), q);
+    st.log_scale_step = std::log(0.5);
+    const Matrix sigma = from_prior ? steps::covariance_prior_rng(pr.extra_cov[k], q, rng)
+                                    : steps::covariance_prior_centre(pr.extra_cov[k], q);
+    if (!steps::set_extra_sigma(st, sigma))
+      throw NumericalError("the starting covariance of an extra block is not positive definite");
+    if (!from_prior) continue;
+    for (Index j = 0; j < blk.m(); ++j)
+      st.b.row(j) = linalg::multi_normal_chol_rng(Vector::Zero(q), st.chol, rng).transpose();
+    for (Index i = 0; i < blk.rows(); ++i)
+      offset[i] += blk.z.row(i).dot(st.b.row(static_cast<Index>(blk.codes[i])));
+  }
+}
+
+// With extra blocks the chain owns an effective offset (the user's plus their parts), which
+// every step of the primary block reads through d.obs.offset.
+void point_offset_at(GlmmData& d, const Vector& offset) {
+  new (&d.obs.offset) Eigen::Map<const Vector>(offset.data(), offset.size());
+}
+
 struct SweepArgs {
   std::uint64_t iteration;
   bool warmup;
   double gain;
   int threads;
   const steps::MarginalMove* marginal = nullptr;  // frozen move, or null
+  Vector* offset = nullptr;                       // the effective offset (extra blocks)
 };
 
 template <typename G, bool kLaplace>
 void sweep(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg, GlmmState& s,
            rng::ChainKey key, const SweepArgs& a, GlmmStepInfo& info) {
+  // 0. the extra blocks (their parts are the primary block's offset)
+  if (!d.extra.empty()) {
+    steps::ExtraStepArgs ea{key, a.iteration, a.threads, a.warmup, a.gain,
+                            cfg.drop_proposal_correction};
+    steps::extra_blocks_sweep<G>(d, pr, s, *a.offset, ea, info.extra);
+  }
   if (!s.cache_valid) steps::refresh_group_cache<G, kLaplace>(d, s, a.threads);
   // 1. groups
   steps::GroupStepArgs ga;
@@ -380,13 +467,16 @@ int effective_threads(const GlmmData& d, const GlmmConfig& cfg) {
 }
 
 template <typename G, bool kLaplace>
-GlmmChainResult chain(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg,
+GlmmChainResult chain(GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg,
                       rng::ChainKey key, const RunControl& control) {
   const int threads = effective_threads(d, cfg);
   const Index p = d.p(), q = d.q(), m = d.m();
   const bool gaussian = d.obs.family_link == FamilyLink::GaussianIdentity;
+  Vector offset = d.obs.offset;
+  point_offset_at(d, offset);
   GlmmState s;
   initialise<G>(d, pr, cfg, s, key, threads, false);
+  init_extra_blocks(d, pr, s, offset, key, false);
   steps::refresh_group_cache<G, kLaplace>(d, s, threads);
   // The random walk's proposal covariance (the Laplace kernel's Newton proposal needs none).
   if constexpr (!kLaplace) steps::set_fixed_proposal<G>(d, pr, s, threads);
@@ -400,6 +490,14 @@ GlmmChainResult chain(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig&
   out.log_lik.setZero(kept);
   out.group_accept_mean.setZero(kept);
   out.fixed_accepted.setZero(kept);
+  const std::size_t n_extra = d.extra.size();
+  for (const ExtraBlock& blk : d.extra) {
+    out.extra_sigma.emplace_back(RowMatrix::Zero(kept, blk.q() * blk.q()));
+    out.extra_b.emplace_back(cfg.keep_group_effects ? RowMatrix::Zero(kept, blk.m() * blk.q())
+                                                    : RowMatrix());
+  }
+  Vector extra_level_samp = Vector::Zero(static_cast<Index>(n_extra));
+  Vector extra_scale_samp = Vector::Zero(static_cast<Index>(n_extra));
   Vector acc_warm = Vector::Zero(m), acc_samp = Vector::Zero(m);
   std::int64_t fixed_warm = 0, fixed_samp = 0, interweave_samp = 0, marginal_samp = 0;
   // The marginal move learns its proposal from the last three quarters of warm-up and is frozen
@@ -447,7 +545,7 @@ GlmmChainResult chain(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig&
     }
     SweepArgs a{static_cast<std::uint64_t>(t) + 1, warmup,
                 2.0 / std::pow(static_cast<double>(t) + 10.0, 0.6), threads,
-                use_marginal ? &marginal : nullptr};
+                use_marginal ? &marginal : nullptr, &offset};
     sweep<G, kLaplace>(d, pr, cfg, s, key, a, info);
     if (use_marginal && warmup && t >= cfg.warmup / 4)
       steps::marginal_accumulate(marginal, steps::pack_psi(d, layout, s.beta, s.sigma_chol));
@@ -460,6 +558,11 @@ GlmmChainResult chain(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig&
     (warmup ? fixed_warm : fixed_samp) += info.fixed_accepted ? 1 : 0;
     if (!warmup) interweave_samp += info.interweave_accepted ? 1 : 0;
     if (!warmup) marginal_samp += info.marginal_accepted ? 1 : 0;
+    if (!warmup)
+      for (std::size_t k = 0; k < n_extra; ++k) {
+        extra_level_samp[static_cast<Index>(k)] += info.extra[k].level_accept_mean;
+        extra_scale_samp[static_cast<Index>(k)] += info.extra[k].scale_accepted ? 1.0 : 0.0;
+      }
     if (!warmup) {
       ++sampled;
       const std::int64_t k = t - cfg.warmup;
@@ -472,6 +575,14 @@ GlmmChainResult chain(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig&
           out.b.row(stored) = Eigen::Map<const Eigen::RowVectorXd>(dev.data(), m * q);
         }
         if (gaussian) out.phi[stored] = s.phi;
+        for (std::size_t k = 0; k < n_extra; ++k) {
+          const ExtraBlockState& st = s.extra[k];
+          const Index qk = st.sigma.rows();
+          for (Index a1 = 0; a1 < qk; ++a1)
+            for (Index a2 = 0; a2 < qk; ++a2) out.extra_sigma[k](stored, a1 * qk + a2) = st.sigma(a1, a2);
+          if (cfg.keep_group_effects)
+            out.extra_b[k].row(stored) = Eigen::Map<const Eigen::RowVectorXd>(st.b.data(), st.b.size());
+        }
         if (!s.cache_valid) steps::refresh_group_cache<G, kLaplace>(d, s, threads);
         out.log_lik[stored] = s.ll.sum();
         out.group_accept_mean[stored] = mean_prob / static_cast<double>(m);
@@ -492,6 +603,8 @@ GlmmChainResult chain(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig&
   out.draws_done = stored;
   const double nw = static_cast<double>(std::max<std::int64_t>(1, std::min(cfg.warmup, total)));
   const double ns = static_cast<double>(std::max<std::int64_t>(1, sampled));
+  out.extra_level_acceptance = extra_level_samp / ns;
+  out.extra_scale_acceptance = extra_scale_samp / ns;
   out.group_warmup_acceptance = acc_warm / nw;
   out.group_acceptance = acc_samp / ns;
   out.fixed_warmup_acceptance = static_cast<double>(fixed_warm) / nw;
@@ -553,8 +666,11 @@ RowMatrix geweke(const GlmmData& data, const GlmmPriors& pr, const GlmmConfig& c
   Vector y = data.obs.y;
   GlmmData d = data;
   new (&d.obs.y) Eigen::Map<const Vector>(y.data(), y.size());
+  Vector offset = d.obs.offset;
+  point_offset_at(d, offset);
   GlmmState s;
   initialise<G>(d, pr, cfg, s, key, threads, true);
+  init_extra_blocks(d, pr, s, offset, key, true);
   {
     rng::Rng rng(key, 0, 1, rng::Stream::Test);
     simulate_y<G>(d, s, y, rng);
@@ -586,10 +702,12 @@ RowMatrix geweke(const GlmmData& data, const GlmmPriors& pr, const GlmmConfig& c
     marginal.psi_chol = 0.4 * Matrix::Identity(layout.dim, layout.dim);
     marginal.ready = true;
   }
-  RowMatrix out(iterations, p + q * q + q + 1);
+  Index extra_cols = 0;
+  for (const ExtraBlock& blk : d.extra) extra_cols += blk.q() * blk.q() + blk.q();
+  RowMatrix out(iterations, p + q * q + q + 1 + extra_cols);
   GlmmStepInfo info;
   for (std::int64_t t = 0; t < iterations; ++t) {
-    SweepArgs a{static_cast<std::uint64_t>(t) + 1, false, 0.0, threads, &marginal};
+    SweepArgs a{static_cast<std::uint64_t>(t) + 1, false, 0.0, threads, &marginal, &offset};
     sweep<G, kLaplace>(d, pr, cfg, s, key, a, info);
     rng::Rng rng(key, static_cast<std::uint64_t>(t) + 1, 1, rng::Stream::Test);
     simulate_y<G>(d, s, y, rng);
@@ -601,6 +719,13 @@ RowMatrix geweke(const GlmmData& data, const GlmmPriors& pr, const GlmmConfig& c
       for (Index a2 = 0; a2 < q; ++a2) out(t, p + a1 * q + a2) = s.sigma(a1, a2);
     for (Index k = 0; k < q; ++k) out(t, p + q * q + k) = s.gamma(0, k) - mu[k];
     out(t, p + q * q + q) = s.phi;
+    Index col = p + q * q + q + 1;
+    for (const ExtraBlockState& st : s.extra) {
+      const Index qk = st.sigma.rows();
+      for (Index a1 = 0; a1 < qk; ++a1)
+        for (Index a2 = 0; a2 < qk; ++a2) out(t, col++) = st.sigma(a1, a2);
+      for (Index k = 0; k < qk; ++k) out(t, col++) = st.b(0, k);
+    }
   }
   return out;
 }
@@ -625,7 +750,7 @@ void check_config(const GlmmConfig& cfg) {
 
 }  // namespace
 
-GlmmChainResult run_glmm_chain(const GlmmData& data, const GlmmPriors& priors,
+GlmmChainResult run_glmm_chain(GlmmData data, const GlmmPriors& priors,
                                const GlmmConfig& config, rng::ChainKey key,
                                const RunControl& control) {
   check_config(config);
@@ -646,13 +771,22 @@ RowMatrix run_glmm_geweke(const GlmmData& data, const GlmmPriors& priors,
 }
 
 RowMatrix glmm_pointwise_log_lik(const GroupedData& obs, const RowMatrix& beta,
-                                 const RowMatrix& b, const Vector& phi, int threads) {
+                                 const RowMatrix& b, const Vector& phi, int threads,
+                                 const std::vector<ExtraBlock>& extra,
+                                 const std::vector<RowMatrix>& extra_b) {
   const char* fn = "glmm_pointwise_log_lik";
   const Index S = beta.rows(), q = obs.q(), m = obs.n_groups(), n = obs.rows();
   check_size_match(fn, "beta columns", beta.cols(), "columns of X", obs.p());
   check_size_match(fn, "b rows", b.rows(), "draws", S);
   check_size_match(fn, "b columns", b.cols(), "groups x terms", m * q);
   check_size_match(fn, "phi", phi.size(), "draws", S);
+  check_size_match(fn, "extra effects", static_cast<Index>(extra_b.size()), "extra blocks",
+                   static_cast<Index>(extra.size()));
+  for (std::size_t k = 0; k < extra.size(); ++k) {
+    check_size_match(fn, "extra effects rows", extra_b[k].rows(), "draws", S);
+    check_size_match(fn, "extra effects columns", extra_b[k].cols(), "levels x terms",
+                     extra[k].m() * extra[k].q());
+  }
   RowMatrix out(S, n);
   const int nt = resolve_threads(threads);
   (void)nt;
@@ -668,6 +802,11 @@ RowMatrix glmm_pointwise_log_lik(const GroupedData& obs, const RowMatrix& beta,
           for (Index i = obs.begin(j); i < obs.begin(j) + obs.size(j); ++i) {
             double eta = obs.offset[i] + obs.x.row(i).dot(beta.row(s));
             for (Index k = 0; k < q; ++k) eta += obs.z(i, k) * b(s, j * q + k);
+            for (std::size_t e = 0; e < extra.size(); ++e) {
+              const ExtraBlock& blk = extra[e];
+              const Index qe = blk.q(), level = static_cast<Index>(blk.codes[i]);
+              for (Index k = 0; k < qe; ++k) eta += blk.z(i, k) * extra_b[e](s, level * qe + k);
+            }
             out(s, i) = G::log_lik(obs.y[i], obs.trials[i], eta, phi[s]);
           }
         }

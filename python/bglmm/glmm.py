@@ -162,10 +162,10 @@ class GlmmFit(Fit):
         _check_acceptance(self, kernel, float(a["target_acceptance"]), pf)
         _check_marginal_move(self)
 
-    def _need_b(self) -> np.ndarray:
-        if "b" not in self.posterior:
+    def _need_b(self, name: str = "b") -> np.ndarray:
+        if name not in self.posterior:
             raise ValueError("the group effects were not kept (keep_group_effects=False)")
-        return self.posterior["b"]
+        return self.posterior[name]
 
     def group_coefficients(self) -> np.ndarray:
         """Draws (chain, draw, group, term) of each group's coefficients on the Z columns:
@@ -201,10 +201,15 @@ class GlmmFit(Fit):
         c, s, p = beta.shape
         phi = (self.posterior["sigma"] ** 2).reshape(c * s) if "sigma" in self.posterior \
             else np.ones(c * s)
+        extra = d.get("extra", [])
+        extra_core = [{k: e[k] for k in ("codes", "z", "level_start", "level_rows")}
+                      for e in extra]
+        extra_b = [np.ascontiguousarray(self._need_b(f"b_{e['name']}").reshape(c * s, -1))
+                   for e in extra]
         ll = _core.glmm_pointwise_log_lik(
             d["X"], d["Z"], d["y"], d["trials"], d["offset"], d["group_start"],
             self.family.code, np.ascontiguousarray(beta.reshape(c * s, p)), self._flat_b(),
-            np.ascontiguousarray(phi), d["threads"])
+            np.ascontiguousarray(phi), d["threads"], extra_core, extra_b)
         ll = d["grouping"].unsort(ll, axis=1)
         return ll.reshape(c, s, -1)
 
@@ -277,6 +282,22 @@ class GlmmFit(Fit):
             elif groups == "existing":
                 raise ValueError("group is required to predict for existing groups")
         eta = np.einsum("cdp,np->cdn", beta, Xn) + off
+        extra = d.get("extra", [])
+        if extra:
+            if X is not None:
+                raise ValueError("predicting new rows of a model with several random-effect "
+                                 "blocks needs each block's levels: use bglmm.fit's predict")
+            for e in extra:
+                bk = self._need_b(f"b_{e['name']}")
+                if groups == "existing":
+                    eta = eta + np.einsum("cdnq,nq->cdn", bk[:, :, e["codes_original"], :],
+                                          e["Z_original"])
+                else:
+                    L = np.linalg.cholesky(self.posterior[f"Sigma_{e['name']}"])
+                    u = rng.standard_normal(beta.shape[:2] + (len(e["levels"]), L.shape[-1]))
+                    b_new = np.einsum("cdqr,cdlr->cdlq", L, u)
+                    eta = eta + np.einsum("cdnq,nq->cdn", b_new[:, :, e["codes_original"], :],
+                                          e["Z_original"])
         if groups == "existing":
             b = self._need_b()
             eta = eta + np.einsum("cdnq,nq->cdn", b[:, :, codes, :], Zn)
@@ -378,8 +399,11 @@ def glmm(
     min_rows_per_thread: int = 2000,
     interweave: bool = True,
     marginal_move: bool = True,
+    random_blocks: list[dict[str, Any]] | None = None,
 ) -> GlmmFit:
-    """Fit a GLMM with one grouping factor by Metropolis-within-Gibbs.
+    """Fit a GLMM by Metropolis-within-Gibbs: one grouping factor (``Z``, ``group``), plus any
+    number of further random-effect blocks (``random_blocks``: crossed or nested factors,
+    uncorrelated terms, observation-level effects).
 
     Parameters
     ----------
@@ -425,6 +449,15 @@ def glmm(
         when acceptance is far from its target or the marginal move switched itself off (too
         short a warm-up). Not for an interrupted fit; ``fit.attrs["marginal_status"]`` records,
         per chain, whether the marginal move ran ("on") and if not why.
+    random_blocks : further blocks b_{k,j} ~ N(0, Sigma_k), each a dict with ``name`` (unique;
+        it names the variables ``b_<name>``, ``Sigma_<name>``, ``sd_<name>__<term>``,
+        ``cor_<name>__<a>__<b>``), ``Z`` (n, q_k; DataFrame columns or ``terms`` name the
+        terms), ``group`` (labels, length n) or ``codes`` (int, length n) with ``levels``, and
+        ``prior`` (as ``random_prior``; default as for ``Z``). Each block's levels are updated
+        in parallel by Laplace-proposal Metropolis-Hastings over a per-row linear predictor
+        (never a dense rows x levels design), followed by Sigma_k | b_k, a translation move
+        against each fixed effect whose column equals one of the block's (keeps crossed
+        designs mixing as levels grow) and a non-centred scale move of the block's SDs.
     """
     fam = resolve_family(family, link)
     Xa, x_names = as_design(X)
@@ -516,10 +549,14 @@ def glmm(
               "marginal_move": bool(marginal_move),
               "min_rows_per_thread": check_count("min_rows_per_thread", min_rows_per_thread, 1)}
 
+    extra = _extra_blocks(random_blocks, n, grouping)
+    extra_core = [{k: e[k] for k in ("codes", "z", "level_start", "level_rows", "cov_prior")}
+                  for e in extra]
+
     def run_one(chain: int, inner_threads: int, callback: Any) -> dict:
         return _core.run_glmm_chain(
             Xs, Zs, ys, ts, offs, gs, fam.code, centred, m0, V0, cov_spec, a0, b0,
-            dict(config, threads=inner_threads), seed_used, chain, callback)
+            dict(config, threads=inner_threads), seed_used, chain, callback, extra_core)
 
     # chains run concurrently when there are threads for it (each with its share)
     results = run_chains(run_one, chains, n_threads, progress, warmup + draws * thin)
@@ -546,6 +583,30 @@ def glmm(
     if keep_group_effects:
         posterior["b"] = stack_chains(kept, "b").reshape(n_chains, -1, m, q)
         dims["b"] = ["group", "term"]
+    coords: dict[str, list[Any]] = {"coef": x_names, "term": z_names, "term_": z_names,
+                                    "group": grouping.levels}
+    for k, e in enumerate(extra):
+        name, terms, qk = e["name"], e["terms"], len(e["terms"])
+        sig = np.stack([np.asarray(r["extra_sigma"][k]) for r in kept]).reshape(n_chains, -1, qk, qk)
+        tdim = f"{name}__term"
+        posterior[f"Sigma_{name}"] = sig
+        dims[f"Sigma_{name}"] = [tdim, tdim + "_"]
+        coords[tdim] = list(terms)
+        coords[tdim + "_"] = list(terms)
+        for a, t in enumerate(terms):
+            key = f"sd_{name}__{t}"
+            posterior[key] = np.sqrt(sig[..., a, a])
+            summary_vars.append(key)
+        for a in range(qk):
+            for c in range(a + 1, qk):
+                key = f"cor_{name}__{terms[a]}__{terms[c]}"
+                posterior[key] = sig[..., a, c] / np.sqrt(sig[..., a, a] * sig[..., c, c])
+                summary_vars.append(key)
+        if keep_group_effects:
+            posterior[f"b_{name}"] = np.stack([np.asarray(r["extra_b"][k]) for r in kept]).reshape(
+                n_chains, -1, len(e["levels"]), qk)
+            dims[f"b_{name}"] = [name, tdim]
+            coords[name] = list(e["levels"])
     sample_stats = {"log_lik_kernel": stack_chains(kept, "log_lik"),
                     "group_acceptance_rate": stack_chains(kept, "group_accept_mean"),
                     "fixed_accepted": stack_chains(kept, "fixed_accepted").astype(bool)}
@@ -577,6 +638,9 @@ def glmm(
         "z_is_intercept": bool(q == 1 and np.all(Za == 1.0)),
         "n_obs": n,
         "n_groups": m,
+        "extra_blocks": [e["name"] for e in extra],
+        "extra_level_acceptance": [[float(v) for v in r["extra_level_acceptance"]] for r in kept],
+        "extra_scale_acceptance": [[float(v) for v in r["extra_scale_acceptance"]] for r in kept],
     }
     if kernel == 1 and pf:  # the random-walk block step's frozen scale c (unused by Laplace)
         attrs["fixed_scale"] = [float(r["fixed_scale"]) for r in kept]
@@ -585,7 +649,7 @@ def glmm(
     fit = GlmmFit(
         posterior,
         dims=dims,
-        coords={"coef": x_names, "term": z_names, "term_": z_names, "group": grouping.levels},
+        coords=coords,
         sample_stats=sample_stats,
         summary_vars=summary_vars,
         attrs=attrs,
@@ -595,12 +659,65 @@ def glmm(
         data={"X": Xs, "Z": Zs, "y": ys, "trials": ts, "offset": offs, "group_start": gs,
               "grouping": grouping, "threads": n_threads, "X_original": Xa, "Z_original": Za,
               "offset_original": off, "trials_original": ta, "y_original": ya,
-              "codes": grouping.codes},
+              "codes": grouping.codes, "extra": extra},
         family=fam,
     )
     if check:
         fit._run_checks()
     return fit
+
+
+def _extra_blocks(blocks: Any, n: int, grouping: Any) -> list[dict[str, Any]]:
+    """The further random-effect blocks laid out for the core: rows in the primary block's
+    order, each block's level codes, term matrix and CSR index of its levels' rows."""
+    if blocks is None:
+        return []
+    if not isinstance(blocks, (list, tuple)):
+        raise TypeError("random_blocks must be a list of dicts")
+    out: list[dict[str, Any]] = []
+    names: set[str] = set()
+    for k, blk in enumerate(blocks):
+        if not isinstance(blk, dict):
+            raise TypeError(f"random_blocks[{k}] must be a dict, got {type(blk).__name__}")
+        name = str(blk.get("name", f"block{k + 1}"))
+        if name in names:
+            raise ValueError(f"random_blocks: the name {name!r} is used twice")
+        names.add(name)
+        if "Z" not in blk:
+            raise ValueError(f"random_blocks[{k}] ({name!r}) needs Z (rows x terms)")
+        Zk, znames = as_design(blk["Z"], f"Z of block {name!r}")
+        if Zk.shape[0] != n:
+            raise ValueError(f"Z of block {name!r} has {Zk.shape[0]} rows, the data {n}")
+        terms = list(blk.get("terms") or (znames if isinstance(blk["Z"], (pd.DataFrame, pd.Series))
+                                          else [f"z{j}" for j in range(Zk.shape[1])]))
+        if len(terms) != Zk.shape[1]:
+            raise ValueError(f"block {name!r}: {len(terms)} term names for {Zk.shape[1]} columns")
+        if Zk.shape[1] > 12:
+            raise ValueError(f"block {name!r} has {Zk.shape[1]} terms; at most 12 are supported")
+        check_full_rank(Zk, terms, f"Z of block {name!r}")
+        if "codes" in blk:
+            codes = np.asarray(blk["codes"])
+            levels = list(blk["levels"]) if "levels" in blk else list(range(int(codes.max()) + 1))
+            if codes.shape != (n,) or not np.issubdtype(codes.dtype, np.integer):
+                raise ValueError(f"codes of block {name!r} must be {n} integers")
+            if codes.min() < 0 or codes.max() >= len(levels):
+                raise ValueError(f"codes of block {name!r} must lie in [0, {len(levels)})")
+            codes = codes.astype(np.int64, copy=False)
+        else:
+            enc = encode_groups(blk.get("group"), n, f"group of block {name!r}")
+            codes, levels = enc.codes, enc.levels
+        m_k = len(levels)
+        codes_sorted = np.ascontiguousarray(codes[grouping.order])
+        counts = np.bincount(codes_sorted, minlength=m_k)
+        start = np.zeros(m_k + 1, dtype=np.int64)
+        np.cumsum(counts, out=start[1:])
+        rows = np.argsort(codes_sorted, kind="stable").astype(np.int64)
+        cov_spec = _covariance_prior(blk.get("prior"), Zk.shape[1], Zk, terms)
+        out.append({"name": name, "terms": terms, "levels": levels, "codes_original": codes,
+                    "Z_original": Zk, "codes": codes_sorted,
+                    "z": np.ascontiguousarray(Zk[grouping.order]), "level_start": start,
+                    "level_rows": rows, "cov_prior": cov_spec})
+    return out
 
 
 def _check_acceptance(fit: GlmmFit, kernel: int, target: float, pf: int) -> None:

@@ -16,6 +16,7 @@
 #include "bglmm/glm.hpp"
 #include "bglmm/grouped.hpp"
 #include "bglmm/likelihood_block.hpp"
+#include "bglmm/random_blocks.hpp"
 #include "bglmm/steps/covariance_prior.hpp"
 #include "bglmm/types.hpp"
 
@@ -68,6 +69,7 @@ struct GlmmData {
   Index intercept_term = -1;        // a random term whose Z column is all ones, or -1
   RowMatrix xbar_free;              // m x p_free: group means of x_free (if intercept_term)
   Matrix xbar_cross;                // p_free x p_free: sum_j xbar_j xbar_j'
+  std::vector<ExtraBlock> extra;    // further random-effect blocks (random_blocks.hpp)
 
   Index p() const { return obs.p(); }
   Index q() const { return obs.q(); }
@@ -85,6 +87,7 @@ struct GlmmPriors {
   Vector beta_mean;                   // m0 (p)
   Matrix beta_cov;                    // V0 (p x p)
   steps::CovariancePrior cov;         // on Sigma (steps/covariance_prior.hpp)
+  std::vector<steps::CovariancePrior> extra_cov;  // on each extra block's Sigma_k
   double phi_shape = 0.0;             // gaussian: sigma^2 ~ IG(a0, b0)
   double phi_scale = 0.0;
   // derived (prepare_priors)
@@ -161,6 +164,9 @@ struct GlmmState {
   RowMatrix eta_work;   // m x q: workspace of the interweaving step
   Matrix fixed_chol;    // random-walk kernel, p_free x p_free: Cholesky factor of V_F
 
+  std::vector<ExtraBlockState> extra;  // the extra blocks' effects and covariances
+  Vector eta_rows;      // N: the full linear predictor (workspace of the extra blocks' steps)
+
   void set_sigma(const Matrix& s);  // Sigma, its Cholesky factor and inverse (throws if not SPD)
   // Transactional form for the moves: factor first (false if not SPD, state untouched), then
   // commit_sigma cannot fail.
@@ -179,6 +185,7 @@ struct GlmmStepInfo {
   double fixed_accept_prob = 0.0;
   bool interweave_accepted = false;
   bool marginal_accepted = false;
+  std::vector<ExtraStepInfo> extra;          // one per extra block
 };
 
 }  // namespace bglmm

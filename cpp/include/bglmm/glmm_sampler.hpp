@@ -51,6 +51,11 @@ struct GlmmChainResult {
   std::int64_t marginal_warmup_draws = 0;  // warm-up draws its proposal was fitted from
   Index marginal_dim = 0;                  // dimension of the (beta_C, L) vector it moves
   Matrix fixed_proposal_cov;       // random-walk kernel: c V_F (else empty)
+  std::vector<RowMatrix> extra_sigma;  // per extra block: kept x q_k*q_k (row-major Sigma_k)
+  std::vector<RowMatrix> extra_b;      // per extra block: kept x m_k*q_k (empty if not kept)
+  Vector extra_level_acceptance;       // per extra block: mean MH acceptance probability of
+                                       // its level steps over the sampling phase
+  Vector extra_scale_acceptance;       // per extra block: acceptance rate of its scale move
   double warmup_seconds = 0.0;
   double sampling_seconds = 0.0;
   std::int64_t sampling_sweeps = 0;
@@ -59,19 +64,24 @@ struct GlmmChainResult {
   bool interrupted = false;
 };
 
-GlmmChainResult run_glmm_chain(const GlmmData& data, const GlmmPriors& priors,
+// `data` is the chain's own (its offset is re-pointed at the chain's effective offset when
+// there are extra blocks).
+GlmmChainResult run_glmm_chain(GlmmData data, const GlmmPriors& priors,
                                const GlmmConfig& config, rng::ChainKey key,
                                const RunControl& control);
 
 // Geweke (2004) successive-conditional simulator: from a draw of the prior, alternate one
 // sweep (no adaptation) and a fresh y ~ p(y | theta). Rows: iterations; columns: beta (p),
-// Sigma (q*q), b_0 (q, group 0), phi. The data's y only fixes the layout.
+// Sigma (q*q), b_0 (q, group 0), phi, then per extra block Sigma_k (q_k*q_k) and b_{k,0} (q_k). The data's y only fixes the layout.
 RowMatrix run_glmm_geweke(const GlmmData& data, const GlmmPriors& priors,
                           const GlmmConfig& config, std::int64_t iterations, rng::ChainKey key);
 
-// Pointwise log-likelihood (draws x N) at beta (S x p) and b (S x m*q, non-centred), phi (S).
+// Pointwise log-likelihood (draws x N) at beta (S x p) and b (S x m*q, non-centred), phi (S),
+// and each extra block's effects extra_b[k] (S x m_k*q_k).
 RowMatrix glmm_pointwise_log_lik(const GroupedData& obs, const RowMatrix& beta,
-                                 const RowMatrix& b, const Vector& phi, int threads);
+                                 const RowMatrix& b, const Vector& phi, int threads,
+                                 const std::vector<ExtraBlock>& extra = {},
+                                 const std::vector<RowMatrix>& extra_b = {});
 
 // Seconds per pass of the plain log-likelihood kernel over all observations at (beta, b),
 // the yardstick of a sweep's cost; the fastest of `reps` passes.

@@ -1,0 +1,56 @@
+// bglmm/random_blocks.hpp — the random-effect blocks beyond the one the rows are sorted by:
+// further grouping factors (crossed, nested, observation-level) and further blocks on the
+// same factor (uncorrelated terms). Block k adds z_ik' b_{k, c_k(i)} to eta_i, with
+// b_{k,j} ~ N_{q_k}(0, Sigma_k) independently over its levels j.
+//
+// Layout (never dense in rows x levels): the level code of every row, the block's own term
+// matrix (rows x q_k), and a CSR index of each level's rows (level_start, level_rows) into the
+// rows in the primary block's order. Given everything else a block's levels are independent,
+// and two levels never share a row, so their updates run in parallel and each writes only its
+// own rows of the cached linear predictor.
+#pragma once
+#include <utility>
+#include <vector>
+
+#include "bglmm/error.hpp"
+#include "bglmm/steps/covariance_prior.hpp"
+#include "bglmm/types.hpp"
+
+namespace bglmm {
+
+struct ExtraBlock {
+  Eigen::Map<const IndexVector> codes;        // N: level of each row
+  Eigen::Map<const RowMatrix> z;              // N x q: the block's term matrix
+  Eigen::Map<const IndexVector> level_start;  // m + 1
+  Eigen::Map<const IndexVector> level_rows;   // N: level j's rows at [start[j], start[j+1])
+  // (term t, X column c) with Z_k column t identical to X column c: the translation move
+  // (steps/extra_blocks.hpp) shifts b_k[., t] against beta_c, which leaves eta unchanged.
+  std::vector<std::pair<Index, Index>> shifts;
+
+  Index q() const { return z.cols(); }
+  Index m() const { return level_start.size() - 1; }
+  Index rows() const { return codes.size(); }
+  Index begin(Index j) const { return static_cast<Index>(level_start[j]); }
+  Index end(Index j) const { return static_cast<Index>(level_start[j + 1]); }
+};
+
+// Checks the layout (sizes, codes in range, level_rows a permutation that lists each level's
+// rows) and finds the translation pairs against the fixed-effects design x (N x p).
+ExtraBlock make_extra_block(ConstIndexVectorRef codes, ConstRowMatrixRef z,
+                            ConstIndexVectorRef level_start, ConstIndexVectorRef level_rows,
+                            const Eigen::Map<const RowMatrix>& x, Index block);
+
+// One block's part of a chain's state.
+struct ExtraBlockState {
+  RowMatrix b;                  // m x q
+  Matrix sigma, chol, prec;     // Sigma_k, its lower Cholesky factor and inverse
+  double log_scale_step = 0.0;  // the scale move's random-walk step (adapted in warm-up)
+};
+
+// What a block's steps report in one sweep (steps/extra_blocks.hpp).
+struct ExtraStepInfo {
+  double level_accept_mean = 0.0;  // mean over levels of min(1, MH ratio)
+  bool scale_accepted = false;     // the non-centred scale move moved
+};
+
+}  // namespace bglmm

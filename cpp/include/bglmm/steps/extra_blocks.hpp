@@ -1,0 +1,327 @@
+// bglmm/steps/extra_blocks.hpp — the steps of the random-effect blocks beyond the primary one
+// (random_blocks.hpp). They work on a per-row cache of the full linear predictor, eta_rows,
+// and keep the chain's effective offset (the user's offset plus every extra block's part,
+// which is all the primary block's steps see of them) in step with it.
+//
+// Per block k, one sweep does:
+//  1. b_{k,j} | .  for every level j in parallel: Metropolis-Hastings with the Laplace/IWLS
+//     proposal N(m, H^-1) of group_mh.hpp (exact Gibbs for the gaussian family), over the
+//     level's rows through the CSR index;
+//  2. Sigma_k | b_k  (covariance_conditional_step: conjugate, scale step or slice sampling);
+//  3. a translation move for each pair (term t, X column c) with identical columns:
+//     b_k[., t] + delta, beta_c - delta (and, if beta_c is centred in the primary block, its
+//     centred effects - delta w_j). The likelihood does not change, so delta has a Gaussian
+//     full conditional from the priors alone, drawn exactly (a group move, Liu & Sabatti 2000).
+//     This is what keeps crossed designs mixing: without it the intercept and each factor's
+//     mean level trade places by a random walk whose steps shrink as levels are added
+//     (Papaspiliopoulos, Roberts & Zanella 2020).
+//  4. a scale move in the non-centred parameterisation: with u_j = L^-1 b_j held fixed, the
+//     log-SDs take a joint random-walk step (correlations fixed), b_j -> D b_j, Sigma -> D Sigma D;
+//     the acceptance ratio is the likelihood ratio times the prior ratio in (log-SD, CPC)
+//     coordinates. The centred Gibbs step of Sigma_k is slow when levels carry little data
+//     (an observation-level effect); this move is fast exactly then.
+// Random numbers: Rng(key, iteration, level, extra_stream(block, purpose)), so draws do not
+// depend on the thread count; sums over rows use fixed chunks added in order.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "bglmm/glmm_model.hpp"
+#include "bglmm/likelihood_block.hpp"
+#include "bglmm/linalg/small_cholesky.hpp"
+#include "bglmm/parallel.hpp"
+#include "bglmm/random_blocks.hpp"
+#include "bglmm/rng/distributions.hpp"
+#include "bglmm/rng/philox.hpp"
+#include "bglmm/steps/covariance.hpp"
+#include "bglmm/steps/covariance_prior.hpp"
+#include "bglmm/steps/group_mh.hpp"
+
+namespace bglmm::steps {
+
+enum class ExtraPurpose : std::uint64_t { Level = 0, Covariance = 1, Shift = 2, Scale = 3 };
+
+inline rng::Stream extra_stream(Index block, ExtraPurpose purpose) {
+  return static_cast<rng::Stream>(1000 + 8 * static_cast<std::uint64_t>(block) +
+                                  static_cast<std::uint64_t>(purpose));
+}
+
+constexpr std::int64_t kRowChunk = 4096;  // rows per chunk of the ordered sums
+
+// eta_rows[i] = offset[i] + x_free[i] beta_free + z[i] gamma_{g(i)} for every row (the offset
+// being the chain's effective one, which holds the extra blocks' parts).
+inline void full_linear_predictor(const GlmmData& d, const GlmmState& s, Vector& eta_rows,
+                                  int threads) {
+  const Index m = d.m(), q = d.q(), pf = d.p_free();
+  eta_rows.resize(d.obs.rows());
+  Vector beta_free(pf);
+  for (Index k = 0; k < pf; ++k) beta_free[k] = s.beta[d.free_cols[k]];
+  (void)threads;
+#ifdef BGLMM_HAVE_OPENMP
+#pragma omp parallel for schedule(dynamic, group_chunk(m, threads)) num_threads(threads)
+#endif
+  for (Index g = 0; g < m; ++g) {
+    const Index begin = d.obs.begin(g), end = begin + d.obs.size(g);
+    for (Index i = begin; i < end; ++i) {
+      double e = d.obs.offset[i];
+      for (Index k = 0; k < pf; ++k) e += d.x_free(i, k) * beta_free[k];
+      for (Index k = 0; k < q; ++k) e += d.obs.z(i, k) * s.gamma(g, k);
+      eta_rows[i] = e;
+    }
+  }
+}
+
+// Level j's data part at b_j + delta (eta_rows holds eta at b_j): log-likelihood kernel and,
+// with kDerivs, score Z'u and information Z'WZ.
+template <typename G, bool kDerivs, typename V, typename M>
+double level_pass(const GlmmData& d, const ExtraBlock& blk, Index j, const Vector& eta_rows,
+                  const V& delta, double phi, V& grad, M& info) {
+  const Index q = delta.size();
+  if constexpr (kDerivs) {
+    grad.setZero(q);
+    info.setZero(q, q);
+  }
+  double ll = 0.0;
+  for (Index r = blk.begin(j); r < blk.end(j); ++r) {
+    const Index i = static_cast<Index>(blk.level_rows[r]);
+    const double* zi = blk.z.data() + i * q;
+    double eta = eta_rows[i];
+    for (Index k = 0; k < q; ++k) eta += zi[k] * delta[k];
+    if constexpr (kDerivs) {
+      double u, w;
+      ll += LikTerms<G>::all(d.obs.y[i], d.obs.trials[i], eta, phi, u, w);
+      for (Index k = 0; k < q; ++k) {
+        grad[k] += u * zi[k];
+        const double wz = w * zi[k];
+        for (Index l = 0; l <= k; ++l) info(k, l) += wz * zi[l];
+      }
+    } else {
+      ll += LikTerms<G>::kernel(d.obs.y[i], d.obs.trials[i], eta, phi);
+    }
+  }
+  if constexpr (kDerivs)
+    for (Index k = 0; k < q; ++k)
+      for (Index l = 0; l < k; ++l) info(l, k) = info(k, l);
+  return ll;
+}
+
+// Adds z_i' delta to eta_rows and offset for the rows of level j.
+template <typename V>
+void shift_level_rows(const ExtraBlock& blk, Index j, const V& delta, Vector& eta_rows,
+                      Vector& offset) {
+  const Index q = delta.size();
+  for (Index r = blk.begin(j); r < blk.end(j); ++r) {
+    const Index i = static_cast<Index>(blk.level_rows[r]);
+    const double* zi = blk.z.data() + i * q;
+    double change = 0.0;
+    for (Index k = 0; k < q; ++k) change += zi[k] * delta[k];
+    eta_rows[i] += change;
+    offset[i] += change;
+  }
+}
+
+struct ExtraStepArgs {
+  rng::ChainKey key;
+  std::uint64_t iteration = 0;
+  int threads = 1;
+  bool adapt = false;  // warm-up: adapt the scale move's step
+  double gain = 0.0;
+  bool drop_correction = false;  // TESTING ONLY (as GlmmConfig)
+};
+
+// 1. every level's b_{k,j} by Laplace-proposal MH.
+template <typename G, int Q>
+void extra_level_step_q(const GlmmData& d, const ExtraBlock& blk, ExtraBlockState& st,
+                        double phi, Index block, Vector& eta_rows, Vector& offset,
+                        const ExtraStepArgs& a, ExtraStepInfo& out) {
+  using V = typename QTypes<Q>::Vec;
+  using M = typename QTypes<Q>::Mat;
+  const Index m = blk.m(), q = fixed_or(Q, blk.q());
+  const M prec = st.prec;
+  std::vector<double> prob(static_cast<std::size_t>(m), 0.0);
+  ExceptionVault vault;
+#ifdef BGLMM_HAVE_OPENMP
+#pragma omp parallel for schedule(dynamic, group_chunk(m, a.threads)) num_threads(a.threads)
+#endif
+  for (Index j = 0; j < m; ++j) {
+    vault.run([&] {
+      rng::Rng rng(a.key, a.iteration, static_cast<std::uint64_t>(j),
+                   extra_stream(block, ExtraPurpose::Level));
+      const V x = st.b.row(j).transpose();
+      const V zero = V::Zero(q);
+      V grad(q), grad_new(q), mean_fwd(q), mean_rev(q), z(q);
+      M info(q, q), info_new(q, q);
+      for (Index k = 0; k < q; ++k) z[k] = rng.std_normal();
+      const double ll = level_pass<G, true>(d, blk, j, eta_rows, zero, phi, grad, info);
+      linalg::SmallCholesky<M> llt_fwd(q), llt_rev(q);
+      if (!std::isfinite(ll) || !laplace_moments(x, grad, info, zero, prec, mean_fwd, llt_fwd))
+        return;
+      V proposal = llt_fwd.upper_solve(z);
+      proposal += mean_fwd;
+      const V delta = proposal - x;
+      const double ll_new =
+          level_pass<G, true>(d, blk, j, eta_rows, delta, phi, grad_new, info_new);
+      if (!std::isfinite(ll_new) || !grad_new.allFinite() || !info_new.allFinite() ||
+          !laplace_moments(proposal, grad_new, info_new, zero, prec, mean_rev, llt_rev))
+        return;
+      double log_ratio =
+          ll_new + gaussian_quad(proposal, zero, prec) - ll - gaussian_quad(x, zero, prec);
+      if (!a.drop_correction)
+        log_ratio += laplace_log_density(x, mean_rev, llt_rev) -
+                     laplace_log_density(proposal, mean_fwd, llt_fwd);
+      const double pr = std::isnan(log_ratio) ? 0.0 : std::min(1.0, std::exp(log_ratio));
+      prob[static_cast<std::size_t>(j)] = pr;
+      if (rng.uniform() < pr) {
+        st.b.row(j) = proposal.transpose();
+        shift_level_rows(blk, j, delta, eta_rows, offset);  // level j's rows only
+      }
+    });
+  }
+  vault.rethrow();
+  double total = 0.0;
+  for (double v : prob) total += v;
+  out.level_accept_mean = m > 0 ? total / static_cast<double>(m) : 1.0;
+}
+
+template <typename G>
+void extra_level_step(const GlmmData& d, const ExtraBlock& blk, ExtraBlockState& st, double phi,
+                      Index block, Vector& eta_rows, Vector& offset, const ExtraStepArgs& a,
+                      ExtraStepInfo& out) {
+  with_q(blk.q(), [&](auto qc) {
+    extra_level_step_q<G, decltype(qc)::value>(d, blk, st, phi, block, eta_rows, offset, a, out);
+  });
+}
+
+inline bool set_extra_sigma(ExtraBlockState& st, const Matrix& sigma) {
+  GlmmState::SigmaFactors f;
+  if (!GlmmState::factor_sigma(sigma, f)) return false;
+  st.sigma = std::move(f.sigma);
+  st.chol = std::move(f.chol);
+  st.prec = std::move(f.prec);
+  return true;
+}
+
+// 2. Sigma_k | b_k.
+inline void extra_covariance_step(const steps::CovariancePrior& prior, ExtraBlockState& st,
+                                  rng::Rng& rng) {
+  const Matrix scatter = scatter_matrix(st.b, Vector::Zero(st.b.cols()));
+  const Matrix next = covariance_conditional_step(prior, scatter, st.b.rows(), st.sigma, rng);
+  if (!set_extra_sigma(st, next))
+    throw NumericalError("random-effect covariance of an extra block is not positive definite");
+}
+
+// 3. The translation moves of block k (see the header comment). eta is unchanged; the
+// effective offset takes + delta z_k[., t].
+inline void extra_translation_step(const GlmmData& d, const GlmmPriors& pr, const ExtraBlock& blk,
+                                   ExtraBlockState& st, GlmmState& s, Vector& offset,
+                                   rng::Rng& rng) {
+  const Index m = blk.m(), q = blk.q();
+  for (const auto& [t, c] : blk.shifts) {
+    // log p(delta) = const + B delta - A delta^2 / 2
+    double lin = 0.0;
+    for (Index j = 0; j < m; ++j)
+      for (Index l = 0; l < q; ++l) lin -= st.prec(t, l) * st.b(j, l);
+    const Vector r = s.beta - pr.beta_mean;
+    lin += pr.beta_prec.row(c).dot(r);
+    const double a = pr.beta_prec(c, c) + static_cast<double>(m) * st.prec(t, t);
+    const double delta = lin / a + rng.std_normal() / std::sqrt(a);
+    if (!std::isfinite(delta)) continue;
+    st.b.col(t).array() += delta;
+    s.beta[c] -= delta;
+    for (std::size_t k = 0; k < d.centred_cols.size(); ++k)
+      if (d.centred_cols[k] == c)
+        s.gamma.col(d.centred_term[k]) -= delta * d.centred_value.col(static_cast<Index>(k));
+    for (Index i = 0; i < blk.rows(); ++i) offset[i] += delta * blk.z(i, t);
+  }
+}
+
+// 4. The non-centred scale move of block k.
+template <typename G>
+void extra_scale_step(const GlmmData& d, const steps::CovariancePrior& prior,
+                      const ExtraBlock& blk, ExtraBlockState& st, double phi, Vector& eta_rows,
+                      Vector& offset, rng::Rng& rng, const ExtraStepArgs& a, ExtraStepInfo& out) {
+  const Index q = blk.q();
+  Vector x;
+  if (!unconstrained_from_sigma(st.sigma, x)) return;
+  const double step = std::exp(st.log_scale_step);
+  Vector eps(q), factor(q);
+  for (Index k = 0; k < q; ++k) {
+    eps[k] = step * rng.std_normal();
+    factor[k] = std::expm1(eps[k]);  // b_t' - b_t = (e^eps - 1) b_t
+  }
+  Vector x_new = x;
+  x_new.head(q) += eps;
+  const double prior_ratio = covariance_log_prior_unconstrained(prior, x_new, q) -
+                             covariance_log_prior_unconstrained(prior, x, q);
+  auto change = [&](Index i) {
+    const Index j = static_cast<Index>(blk.codes[i]);
+    double c = 0.0;
+    for (Index k = 0; k < q; ++k) c += blk.z(i, k) * factor[k] * st.b(j, k);
+    return c;
+  };
+  double log_ratio = -std::numeric_limits<double>::infinity();
+  if (std::isfinite(prior_ratio)) {
+    const double lik_ratio = chunked_sum(blk.rows(), kRowChunk, a.threads,
+                                         [&](std::int64_t begin, std::int64_t end) {
+      double total = 0.0;
+      for (Index i = begin; i < end; ++i) {
+        const double e = eta_rows[i];
+        total += LikTerms<G>::kernel(d.obs.y[i], d.obs.trials[i], e + change(i), phi) -
+                 LikTerms<G>::kernel(d.obs.y[i], d.obs.trials[i], e, phi);
+      }
+      return total;
+    });
+    log_ratio = lik_ratio + prior_ratio;
+  }
+  const double prob = std::isnan(log_ratio) ? 0.0 : std::min(1.0, std::exp(log_ratio));
+  out.scale_accepted = false;
+  if (rng.uniform() < prob) {
+    Matrix chol;
+    if (chol_from_unconstrained(x_new, q, chol) && set_extra_sigma(st, chol * chol.transpose())) {
+      for (Index i = 0; i < blk.rows(); ++i) {
+        const double c = change(i);
+        eta_rows[i] += c;
+        offset[i] += c;
+      }
+      for (Index k = 0; k < q; ++k) st.b.col(k) *= 1.0 + factor[k];
+      out.scale_accepted = true;
+    }
+  }
+  if (a.adapt) {
+    const double target = q == 1 ? 0.44 : 0.3;
+    st.log_scale_step = std::clamp(st.log_scale_step + a.gain * (prob - target), -12.0, 3.0);
+  }
+}
+
+// The whole phase: every extra block in order. Leaves the primary block's caches stale.
+template <typename G>
+void extra_blocks_sweep(const GlmmData& d, const GlmmPriors& pr, GlmmState& s, Vector& offset,
+                        const ExtraStepArgs& a, std::vector<ExtraStepInfo>& info) {
+  const Index n_blocks = static_cast<Index>(d.extra.size());
+  if (n_blocks == 0) return;
+  info.resize(static_cast<std::size_t>(n_blocks));
+  full_linear_predictor(d, s, s.eta_rows, a.threads);
+  for (Index k = 0; k < n_blocks; ++k) {
+    const ExtraBlock& blk = d.extra[static_cast<std::size_t>(k)];
+    ExtraBlockState& st = s.extra[static_cast<std::size_t>(k)];
+    const steps::CovariancePrior& prior = pr.extra_cov[static_cast<std::size_t>(k)];
+    ExtraStepInfo& out = info[static_cast<std::size_t>(k)];
+    extra_level_step<G>(d, blk, st, s.phi, k, s.eta_rows, offset, a, out);
+    {
+      rng::Rng rng(a.key, a.iteration, 0, extra_stream(k, ExtraPurpose::Covariance));
+      extra_covariance_step(prior, st, rng);
+    }
+    {
+      rng::Rng rng(a.key, a.iteration, 0, extra_stream(k, ExtraPurpose::Shift));
+      extra_translation_step(d, pr, blk, st, s, offset, rng);
+    }
+    {
+      rng::Rng rng(a.key, a.iteration, 0, extra_stream(k, ExtraPurpose::Scale));
+      extra_scale_step<G>(d, prior, blk, st, s.phi, s.eta_rows, offset, rng, a, out);
+    }
+  }
+  s.cache_valid = false;
+}
+
+}  // namespace bglmm::steps
