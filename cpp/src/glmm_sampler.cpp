@@ -60,7 +60,7 @@ GlmmData make_glmm_data(const GroupedData& obs,
   if (q > kMaxRandomTerms)
     throw std::invalid_argument(concat("glmm: at most ", kMaxRandomTerms,
                                        " random-effect terms per group are supported, got ", q));
-  GlmmData d{obs, {}, {}, RowMatrix(), Matrix(), {}, Matrix(), Matrix(), -1, RowMatrix(), Matrix()};
+  GlmmData d{obs, {}, {}, RowMatrix(), Matrix(), {}, Matrix(), Matrix(), -1, RowMatrix(), Matrix(), {}};
   std::vector<bool> used(static_cast<std::size_t>(p), false);
   const Index pc = static_cast<Index>(centred.size());
   d.centred_value.setZero(m, pc);
@@ -575,13 +575,13 @@ GlmmChainResult chain(GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg,
           out.b.row(stored) = Eigen::Map<const Eigen::RowVectorXd>(dev.data(), m * q);
         }
         if (gaussian) out.phi[stored] = s.phi;
-        for (std::size_t k = 0; k < n_extra; ++k) {
-          const ExtraBlockState& st = s.extra[k];
+        for (std::size_t e = 0; e < n_extra; ++e) {
+          const ExtraBlockState& st = s.extra[e];
           const Index qk = st.sigma.rows();
           for (Index a1 = 0; a1 < qk; ++a1)
-            for (Index a2 = 0; a2 < qk; ++a2) out.extra_sigma[k](stored, a1 * qk + a2) = st.sigma(a1, a2);
+            for (Index a2 = 0; a2 < qk; ++a2) out.extra_sigma[e](stored, a1 * qk + a2) = st.sigma(a1, a2);
           if (cfg.keep_group_effects)
-            out.extra_b[k].row(stored) = Eigen::Map<const Eigen::RowVectorXd>(st.b.data(), st.b.size());
+            out.extra_b[e].row(stored) = Eigen::Map<const Eigen::RowVectorXd>(st.b.data(), st.b.size());
         }
         if (!s.cache_valid) steps::refresh_group_cache<G, kLaplace>(d, s, threads);
         out.log_lik[stored] = s.ll.sum();

@@ -114,15 +114,33 @@ def default_priors(spec: ModelSpec) -> dict[str, Any]:
     out: dict[str, Any] = {"beta": P.Normal(mean=m, sd=prior_sd)}
     if spec.family.name == "gaussian" and spec.se is None:
         out["sigma"] = P.InverseGamma(0.5, 0.5 * _residual_variance(spec))
-    for block in spec.random:
-        zconst, _, zsd = _column_scales(block.Z)
-        sz = np.where(zconst, s, s / zsd)
+    if len(spec.random) == 1:
+        block = spec.random[0]
+        sd = _default_sd_priors(block, s)
         if block.q == 1:
-            out["sd"] = P.HalfStudentT(3.0, float(2.5 * sz[0]))
+            out["sd"] = sd[0]
         else:
-            out["sd"] = {t: P.HalfStudentT(3.0, float(2.5 * v)) for t, v in zip(block.terms, sz)}
+            out["sd"] = dict(zip(block.terms, sd))
             out["cor"] = P.LKJ()
+    else:
+        for key, block in zip(_block_keys(spec), spec.random):
+            sd = _default_sd_priors(block, s)
+            out[key] = sd[0] if block.q == 1 else P.LKJ(sd=sd)
     return out
+
+
+def _default_sd_priors(block: Any, s: float) -> list[Any]:
+    """Half-Student-t(3, 2.5 s_z) per term: s_z = s / sd(z) for a slope, s for a constant."""
+    zconst, _, zsd = _column_scales(block.Z)
+    sz = np.where(zconst, s, s / zsd)
+    return [P.HalfStudentT(3.0, float(2.5 * v)) for v in sz]
+
+
+def _block_keys(spec: ModelSpec) -> list[str]:
+    """The name of each random-effect block in ``priors`` and ``fit.priors``: its factor, or
+    (several blocks on one factor) its label ``(0 + x | g)``."""
+    factors = [b.factor for b in spec.random]
+    return [b.factor if factors.count(b.factor) == 1 else b.label for b in spec.random]
 
 
 def _covariance_prior(used: dict[str, Any], block: Any) -> Any:
@@ -153,6 +171,8 @@ def _resolve_priors(spec: ModelSpec, given: Any) -> dict[str, Any]:
         given = {"beta": given}
     if not isinstance(given, dict):
         raise TypeError("priors must be a dict such as {'beta': bglmm.priors.Normal(0, 5)}")
+    if len(spec.random) > 1:
+        return _resolve_block_priors(spec, used, given)
     factor = spec.random[0].factor if spec.random else None
     block = spec.random[0] if spec.random else None
     for key, value in given.items():
@@ -205,6 +225,88 @@ def _resolve_priors(spec: ModelSpec, given: Any) -> dict[str, Any]:
         if k in ("sd", "cor"):
             P.covariance_prior_spec(_covariance_prior(used, block), block.q, f"priors[{key!r}]",
                                     terms=block.terms)  # validates now
+    return used
+
+
+def _check_common_prior(spec: ModelSpec, key: str, value: Any) -> None:
+    if key == "beta":
+        if not isinstance(value, P.Normal):
+            raise TypeError(f"priors['beta'] must be a bglmm.priors.Normal, got {type(value).__name__}")
+        value.to_arrays(spec.X.shape[1], "priors['beta']")
+    elif key == "sigma":
+        if spec.family.name != "gaussian":
+            raise ValueError(f"priors['sigma'] applies to the gaussian family only, not {spec.family.name!r}")
+        if spec.se is not None:
+            raise ValueError("priors['sigma'] does not apply with known standard errors (se=)")
+
+
+def _block_prior_with(current: Any, value: Any, block: Any, key: str, default_sd: list[Any]) -> Any:
+    """A block's covariance prior after `value` (an InverseWishart, an LKJ with or without SD
+    priors, one SD prior for every term, or a dict {term: SD prior}) is applied over `current`
+    (``default_sd``: the block's default SD priors, where `current` has none)."""
+    if isinstance(value, P.InverseWishart):
+        value.to_arrays(block.q, f"priors[{key!r}]")
+        return value
+    if isinstance(current, P.LKJ):
+        eta, base = current.eta, list(current.sd) if current.sd is not None else default_sd
+    elif isinstance(current, P.InverseWishart) or current is None:
+        eta, base = P.DEFAULT_LKJ_ETA, default_sd
+    else:  # one term: its SD prior
+        eta, base = P.DEFAULT_LKJ_ETA, [current]
+    if isinstance(value, P.LKJ):
+        if block.q == 1:
+            raise ValueError(f"priors[{key!r}]: the random effects {block.label} have one term, "
+                             "no correlations")
+        eta = value.eta
+        value = value.sd
+    merged = P.sd_priors_per_term(value, block.q, block.terms, base, f"priors[{key!r}]")
+    return merged[0] if block.q == 1 else P.LKJ(eta=eta, sd=merged)
+
+
+def _resolve_block_priors(spec: ModelSpec, used: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """Several random-effect blocks: ``"sd"`` (one prior, or a dict keyed by term) and
+    ``"cor"`` (LKJ) apply to every block; a factor's name (or a block's key, see
+    :func:`_block_keys`) to that factor's blocks."""
+    keys = _block_keys(spec)
+    by_factor: dict[str, list[int]] = {}
+    for i, b in enumerate(spec.random):
+        by_factor.setdefault(b.factor, []).append(i)
+    for key, value in given.items():
+        if key in ("beta", "sigma"):
+            _check_common_prior(spec, key, value)
+            used[key] = value
+            continue
+        if key in keys or key in by_factor:
+            targets = [keys.index(key)] if key in keys else by_factor[key]
+        elif key in ("sd", "cor"):
+            targets = list(range(len(spec.random)))
+            if key == "cor":
+                if not isinstance(value, P.LKJ):
+                    raise TypeError(f"priors['cor'] must be a bglmm.priors.LKJ, got {type(value).__name__}")
+                targets = [i for i in targets if spec.random[i].q > 1]
+                if not targets:
+                    raise ValueError("priors['cor']: no random-effect block has several terms")
+        elif key == "Sigma":
+            raise ValueError("with several random-effect blocks, give an InverseWishart under the "
+                             f"factor's name, e.g. priors={{{keys[0]!r}: InverseWishart(...)}}")
+        else:
+            raise ValueError(f"unknown prior key {key!r}; use beta, sigma, sd, cor or a grouping "
+                             f"factor: {', '.join(dict.fromkeys(keys))}")
+        for i in targets:
+            block = spec.random[i]
+            v = value
+            if key == "sd" and isinstance(value, dict):
+                # {term: prior}: only the terms this block has
+                v = {t: p for t, p in value.items() if t in block.terms}
+                unknown = [t for t in value if not any(t in b.terms for b in spec.random)]
+                if unknown:
+                    raise ValueError(f"priors['sd'] names term(s) {unknown} that no random-effect "
+                                     "block has")
+                if not v:
+                    continue
+            used[keys[i]] = _block_prior_with(used[keys[i]], v, block, key,
+                                              _default_sd_priors(block, _scale_of_response(spec)))
+            P.covariance_prior_spec(used[keys[i]], block.q, f"priors[{key!r}]", terms=block.terms)
     return used
 
 
@@ -273,12 +375,6 @@ def fit(
 
     env = Environment.capture(1)
     spec = build_spec(formula, data, family, link, trials=trials, offset=offset, se=se, env=env)
-    if len(spec.random) > 1:
-        labels = ", ".join(b.label for b in spec.random)
-        raise ValueError(
-            f"the formula has {len(spec.random)} random-effect terms on different grouping factors "
-            f"({labels}); bglmm's samplers support one grouping factor for now"
-        )
     used = _resolve_priors(spec, priors)
     mcmc = dict(chains=chains, draws=draws, warmup=warmup, thin=thin, seed=seed, threads=threads,
                 progress=progress)
@@ -317,6 +413,8 @@ def _run(spec: ModelSpec, used: dict[str, Any], mcmc: dict[str, Any], options: d
         inner = glm(X, spec.y, fam, trials=spec.trials if fam.name == "binomial" else None,
                     offset=spec.offset, prior=beta, sigma_prior=sigma_prior, **mcmc, **options)
         return inner, "glm"
+    if len(spec.random) > 1:
+        return _run_blocks(spec, used, mcmc, options), "glmm"
     block = spec.random[0]
     Z = pd.DataFrame(block.Z, columns=block.terms)
     cov_prior = _covariance_prior(used, block)
@@ -334,6 +432,41 @@ def _run(spec: ModelSpec, used: dict[str, Any], mcmc: dict[str, Any], options: d
                  trials=spec.trials if fam.name == "binomial" else None, offset=spec.offset,
                  prior=used["beta"], random_prior=cov_prior, **mcmc, **options)
     return inner, "glmm"
+
+
+def _primary_block(spec: ModelSpec) -> int:
+    """The block the rows are sorted by, which gets the GLMM sampler's centring, interweaving
+    and marginal moves: the most terms, then the fewest levels (most data per level)."""
+    return min(range(len(spec.random)),
+               key=lambda i: (-spec.random[i].q, len(spec.random[i].levels), i))
+
+
+def _run_blocks(spec: ModelSpec, used: dict[str, Any], mcmc: dict[str, Any],
+                options: dict[str, Any]):
+    """Several random-effect blocks: the GLMM core for every family (gaussian: its level steps
+    are exact Gibbs draws), one block primary, the others as random_blocks."""
+    from .glmm import glmm
+
+    if spec.se is not None:
+        raise ValueError("known standard errors (se) support one random intercept, (1 | group)")
+    fam = spec.family
+    keys = _block_keys(spec)
+    primary = _primary_block(spec)
+    X = pd.DataFrame(spec.X, columns=spec.fixed_names)
+    main = spec.random[primary]
+    extra = [{"name": f"blk{i}", "Z": b.Z, "terms": list(b.terms), "codes": b.codes,
+              "levels": list(b.levels), "prior": used[keys[i]]}
+             for i, b in enumerate(spec.random) if i != primary]
+    kwargs = dict(options)
+    if fam.name == "gaussian":
+        kwargs["sigma_prior"] = used["sigma"]
+    # the primary's integer codes as its group labels: levels 0..m-1 in the blocks' order
+    inner = glmm(spec.y, X, pd.DataFrame(main.Z, columns=main.terms), main.codes, family=fam,
+                 trials=spec.trials if fam.name == "binomial" else None, offset=spec.offset,
+                 prior=used["beta"], random_prior=used[keys[primary]], random_blocks=extra,
+                 **mcmc, **kwargs)
+    inner.attrs["primary_block"] = primary
+    return inner
 
 
 def _run_known_se(spec: ModelSpec, used, mcmc, options):
@@ -371,6 +504,71 @@ def _standardise_hierarchical_normal(inner: Fit) -> tuple[dict, dict, dict, list
 
 # ---------------------------------------------------------------------------------------------
 # the fit object
+
+
+def _factor_blocks(spec: ModelSpec) -> dict[str, list[int]]:
+    """Each grouping factor (in order of appearance) and the indices of its blocks."""
+    out: dict[str, list[int]] = {}
+    for i, b in enumerate(spec.random):
+        out.setdefault(b.factor, []).append(i)
+    return out
+
+
+def _name_by_factor(inner: Fit, posterior: dict, dims: dict, coords: dict, summary_vars: list[str],
+                    spec: ModelSpec, primary: int):
+    """The random effects named by their grouping factor f (brms's convention):
+    ``sd_<f>__<term>``, ``cor_<f>__<a>__<b>`` (within a correlated block), ``b_<f>`` (dims
+    ``<f>``, ``<f>__term``) and ``Sigma_<f>`` (block-diagonal over the factor's blocks). The
+    sampler's own names (its primary block's ``b``/``Sigma``, the others' ``*_blk<i>``) go."""
+    def draws(i: int, what: str):
+        name = what if i == primary else f"{what}_blk{i}"
+        return posterior.get(name)
+
+    keep = {k: v for k, v in posterior.items() if k in ("beta", "sigma", "icc", "theta")}
+    new_dims = {k: v for k, v in dims.items() if k in keep}
+    new_coords = {k: v for k, v in coords.items() if k in ("coef",)}
+    if "theta" in keep:
+        new_coords["group"] = coords["group"]
+    sds: list[str] = []
+    cors: list[str] = []
+    for f, idx in _factor_blocks(spec).items():
+        terms = [t for i in idx for t in spec.random[i].terms]
+        if len(set(terms)) < len(terms):
+            raise ValueError(f"the random-effect blocks on {f!r} repeat a term ({terms}); "
+                             "give each term once per grouping factor")
+        sig = [draws(i, "Sigma") for i in idx]
+        q = len(terms)
+        shape = sig[0].shape[:2]
+        Sigma = np.zeros(shape + (q, q))
+        at = 0
+        for i, s_i in zip(idx, sig):
+            qi = spec.random[i].q
+            Sigma[..., at:at + qi, at:at + qi] = s_i
+            block_terms = spec.random[i].terms
+            for a in range(qi):
+                for c in range(a + 1, qi):
+                    key = f"cor_{f}__{block_terms[a]}__{block_terms[c]}"
+                    keep[key] = s_i[..., a, c] / np.sqrt(s_i[..., a, a] * s_i[..., c, c])
+                    cors.append(key)
+            at += qi
+        for a, t in enumerate(terms):
+            key = f"sd_{f}__{t}"
+            keep[key] = np.sqrt(Sigma[..., a, a])
+            sds.append(key)
+        tdim = f"{f}__term"
+        keep[f"Sigma_{f}"] = Sigma
+        new_dims[f"Sigma_{f}"] = [tdim, tdim + "_"]
+        new_coords[tdim] = terms
+        new_coords[tdim + "_"] = terms
+        bs = [draws(i, "b") for i in idx]
+        if all(b is not None for b in bs):
+            keep[f"b_{f}"] = np.concatenate(bs, axis=-1) if len(bs) > 1 else bs[0]
+            new_dims[f"b_{f}"] = [f, tdim]
+            # one block: the sampler's own level order; several: the codes the blocks share
+            new_coords[f] = (list(coords["group"]) if len(spec.random) == 1
+                             else list(spec.random[idx[0]].levels))
+    tail = [k for k in ("sigma", "icc") if k in summary_vars]
+    return keep, new_dims, new_coords, ["beta"] + sds + cors + tail
 
 
 def _quantile_table(draws: np.ndarray, index: Any, prob: float = 0.95) -> pd.DataFrame:
@@ -426,6 +624,10 @@ class FormulaFit(Fit):
             hidden = {"b", "Sigma", "theta"}
             summary_vars = [k for k in inner.summary_vars
                             if k not in hidden and "group" not in dims.get(k, [])]
+        if spec.random:
+            posterior, dims, coords, summary_vars = _name_by_factor(
+                inner, posterior, dims, coords, summary_vars, spec,
+                int(inner.attrs.get("primary_block", 0)))
         # the observation coordinate: the data's row labels when unique, else positions
         coords["obs"] = np.asarray(data.index) if data.index.is_unique else np.arange(len(data))
         columns = sorted(set(spec._columns) | _lhs_columns(spec, data) | {
@@ -522,8 +724,10 @@ class FormulaFit(Fit):
     def __str__(self) -> str:
         groups = ""
         if self.spec is not None and self.spec.random:
-            b = self.spec.random[0]
-            groups = f"; random effects {b.label}, {b.groups.nunique()} groups"
+            parts = [f"{b.label}" for b in self.spec.random]
+            levels = [f"{len(self.coords[f])} {f}" for f in self._factors() if f in self.coords]
+            groups = f"; random effects {' + '.join(parts)}" + (
+                f" ({', '.join(levels)} levels)" if levels else "")
         head = (f"bglmm fit: {self.formula}\n"
                 f"family {self.family}{groups}\n"
                 f"sampler: {self.sampler}; {self.n_chains} chains x {self.n_draws} draws; "
@@ -535,53 +739,74 @@ class FormulaFit(Fit):
         x = self.posterior[name]
         return x.reshape((-1,) + x.shape[2:])
 
-    def ranef(self, prob: float = 0.95) -> pd.DataFrame:
-        """Posterior of each group's random effects b_j (deviations from the fixed effects),
-        index (level, term)."""
-        if "b" not in self.posterior:
-            raise ValueError("this model has no random effects")
-        b = self._flat("b")  # (S, G, q)
-        levels = list(self.coords["group"])
-        terms = list(self.coords["term"])
-        idx = pd.MultiIndex.from_product([levels, terms], names=[self._factor_name(), "term"])
-        return _quantile_table(b.reshape(b.shape[0], -1), idx, prob)
+    def _factors(self) -> list[str]:
+        """The grouping factors, in the formula's order (from the ``Sigma_<factor>`` variables)."""
+        return [k[len("Sigma_"):] for k in self.posterior if k.startswith("Sigma_")]
 
-    def coef(self, prob: float = 0.95) -> pd.DataFrame:
-        """Posterior of the group-level coefficients (fixed effect + the group's deviation, as
-        lme4's ``coef``), index (level, coefficient)."""
-        if "b" not in self.posterior:
+    def _one_factor(self, factor: str | None, what: str) -> list[str]:
+        factors = self._factors()
+        if not factors:
             raise ValueError("this model has no random effects; see summary()")
-        beta = self._flat("beta")
-        b = self._flat("b")
-        names = list(self.coords["coef"])
-        terms = list(self.coords["term"])
-        levels = list(self.coords["group"])
-        cols = names + [t for t in terms if t not in names]
-        out = np.zeros((beta.shape[0], len(levels), len(cols)))
-        for k, c in enumerate(cols):
-            if c in names:
-                out[:, :, k] += beta[:, [names.index(c)]]
-            if c in terms:
-                out[:, :, k] += b[:, :, terms.index(c)]
-        idx = pd.MultiIndex.from_product([levels, cols], names=[self._factor_name(), "coef"])
-        return _quantile_table(out.reshape(out.shape[0], -1), idx, prob)
+        if factor is None:
+            return factors
+        if factor not in factors:
+            raise ValueError(f"{what}: unknown grouping factor {factor!r}; the model has {factors}")
+        return [factor]
 
-    def _factor_name(self) -> str:
-        if self.spec is not None and self.spec.random:
-            return self.spec.random[0].factor
-        return "group"
+    def ranef(self, prob: float = 0.95, factor: str | None = None):
+        """Posterior of each level's random effects b_j (deviations from the fixed effects),
+        index (level, term): a DataFrame for one grouping factor (``factor``, or the model's
+        only one), else a dict {factor: DataFrame} (as lme4's ``ranef``)."""
+        out = {}
+        for f in self._one_factor(factor, "ranef"):
+            if f"b_{f}" not in self.posterior:
+                raise ValueError("the group effects were not kept (keep_group_effects=False)")
+            b = self._flat(f"b_{f}")  # (S, G, q)
+            idx = pd.MultiIndex.from_product([list(self.coords[f]), list(self.coords[f"{f}__term"])],
+                                             names=[f, "term"])
+            out[f] = _quantile_table(b.reshape(b.shape[0], -1), idx, prob)
+        return next(iter(out.values())) if len(out) == 1 else out
+
+    def coef(self, prob: float = 0.95, factor: str | None = None):
+        """Posterior of the level-wise coefficients (fixed effect + the level's deviation, as
+        lme4's ``coef``), index (level, coefficient); one DataFrame per grouping factor (a dict
+        when there are several and ``factor`` is not given)."""
+        beta = self._flat("beta")
+        names = list(self.coords["coef"])
+        out = {}
+        for f in self._one_factor(factor, "coef"):
+            if f"b_{f}" not in self.posterior:
+                raise ValueError("the group effects were not kept (keep_group_effects=False)")
+            b = self._flat(f"b_{f}")
+            terms = list(self.coords[f"{f}__term"])
+            levels = list(self.coords[f])
+            cols = names + [t for t in terms if t not in names]
+            vals = np.zeros((beta.shape[0], len(levels), len(cols)))
+            for k, c in enumerate(cols):
+                if c in names:
+                    vals[:, :, k] += beta[:, [names.index(c)]]
+                if c in terms:
+                    vals[:, :, k] += b[:, :, terms.index(c)]
+            idx = pd.MultiIndex.from_product([levels, cols], names=[f, "coef"])
+            out[f] = _quantile_table(vals.reshape(vals.shape[0], -1), idx, prob)
+        return next(iter(out.values())) if len(out) == 1 else out
 
     # ---- prediction -----------------------------------------------------------------------
     def predict(self, newdata: pd.DataFrame | None = None, *, groups: str = "existing",
                 kind: str = "mean", draws: int | None = None, trials: Any = None,
-                offset: Any = None, se: Any = None, seed: int | None = None) -> np.ndarray:
+                offset: Any = None, se: Any = None, seed: int | None = None,
+                allow_new_levels: bool = False) -> np.ndarray:
         """Posterior (predictive) draws for the rows of ``newdata`` (default: the data).
 
         Returns an array (samples, rows): all chains' draws, or ``draws`` of them evenly spaced.
 
-        groups : ``"existing"`` — use each row's fitted group effect (unknown levels are an
-            error); ``"new"`` — draw fresh effects b ~ N(0, Sigma) for each distinct level in
-            newdata (a new group of the population); ``"none"`` — fixed effects only.
+        groups : ``"existing"`` — use each row's fitted effects, per grouping factor (unknown
+            levels are an error unless ``allow_new_levels``); ``"new"`` — draw fresh effects
+            b ~ N(0, Sigma_f) for each distinct level of every factor in newdata (new groups of
+            the population); ``"none"`` — fixed effects only.
+        allow_new_levels : with ``groups="existing"``, levels not in the fitted data get fresh
+            effects from their factor's population (brms's ``allow_new_levels``), per factor;
+            known levels keep their posterior.
         kind : ``"link"`` (the linear predictor), ``"mean"`` (inverse link: mean, rate or
             probability) or ``"response"`` (a draw of y; binomial needs ``trials``, a column
             name or array, unless the fitted trials column is in newdata).
@@ -613,25 +838,13 @@ class FormulaFit(Fit):
             sel = np.unique(np.linspace(0, total - 1, min(int(draws), total)).round().astype(int))
         eta = beta[sel] @ X.T + off
         if blocks and groups != "none":
-            Z, labels = blocks[0]
-            b = self._flat("b")[sel]  # (S, G, q)
-            levels = pd.Index(self.coords["group"])
-            if groups == "existing":
-                codes = _match_levels(levels, labels)
-                unknown = pd.unique(pd.Series(labels)[codes < 0])
-                if unknown.size:
-                    raise ValueError(
-                        f"newdata has level(s) {list(unknown[:5])} of {self._factor_name()!r} that "
-                        "are not in the fitted data; use groups='new' to draw effects for new groups"
-                    )
-                eta = eta + np.einsum("snq,nq->sn", b[:, codes, :], Z)
-            else:
-                new_codes, new_levels = pd.factorize(pd.Series(labels))
-                cov = self._covariance_draws()[sel]  # (S, q, q)
-                L = np.linalg.cholesky(cov + 1e-300 * np.eye(cov.shape[-1]))
-                u = rng.standard_normal((len(sel), len(new_levels), cov.shape[-1]))
-                b_new = np.einsum("sqr,slr->slq", L, u)
-                eta = eta + np.einsum("snq,nq->sn", b_new[:, new_codes, :], Z)
+            by_factor: dict[str, list[int]] = {}
+            for i, blk in enumerate(spec.random):
+                by_factor.setdefault(blk.factor, []).append(i)
+            for f, idx in by_factor.items():
+                Z = np.column_stack([blocks[i][0] for i in idx]) if len(idx) > 1 else blocks[idx[0]][0]
+                labels = blocks[idx[0]][1]
+                eta = eta + self._factor_part(f, Z, labels, sel, groups, allow_new_levels, rng)
         if kind == "link":
             return eta
         mu = inverse_link(self.family.link, eta)
@@ -654,6 +867,41 @@ class FormulaFit(Fit):
             n = self._row_values(trials, spec._trials_column, newdata, "trials")
         return rng.binomial(n.astype(np.int64), np.clip(mu, 0.0, 1.0)).astype(float)
 
+    def _factor_part(self, f: str, Z: np.ndarray, labels: Any, sel: np.ndarray, groups: str,
+                     allow_new_levels: bool, rng: np.random.Generator) -> np.ndarray:
+        """Draws (S, rows) of z_i' b_{f, level(i)} for one grouping factor."""
+        levels = pd.Index(self.coords[f])
+        if groups == "existing":
+            codes = _match_levels(levels, labels)
+            unknown = codes < 0
+            if unknown.any() and not allow_new_levels:
+                bad = pd.unique(pd.Series(labels)[unknown])
+                raise ValueError(
+                    f"newdata has level(s) {list(bad[:5])} of {f!r} that are not in the fitted "
+                    "data; use groups='new' to draw effects for new groups, or "
+                    "allow_new_levels=True to draw them for the unseen levels only")
+            if f"b_{f}" not in self.posterior:
+                raise ValueError("the group effects were not kept (keep_group_effects=False)")
+            b = self._flat(f"b_{f}")[sel]  # (S, G, q)
+            part = np.einsum("snq,nq->sn", b[:, np.where(unknown, 0, codes), :], Z)
+            if not unknown.any():
+                return part
+            new_codes, new_levels = pd.factorize(pd.Series(labels)[unknown])
+            fresh = self._new_effects(f, sel, len(new_levels), rng)
+            part[:, unknown] = np.einsum("snq,nq->sn", fresh[:, new_codes, :], Z[unknown])
+            return part
+        new_codes, new_levels = pd.factorize(pd.Series(labels))
+        fresh = self._new_effects(f, sel, len(new_levels), rng)
+        return np.einsum("snq,nq->sn", fresh[:, new_codes, :], Z)
+
+    def _new_effects(self, f: str, sel: np.ndarray, n_levels: int,
+                     rng: np.random.Generator) -> np.ndarray:
+        """Effects (S, n_levels, q) of new levels of factor f, b ~ N(0, Sigma_f) per draw."""
+        cov = self._flat(f"Sigma_{f}")[sel]
+        L = np.linalg.cholesky(cov + 1e-300 * np.eye(cov.shape[-1]))
+        u = rng.standard_normal((len(sel), n_levels, cov.shape[-1]))
+        return np.einsum("sqr,slr->slq", L, u)
+
     @staticmethod
     def _row_values(value: Any, column: str | None, newdata: pd.DataFrame, what: str) -> np.ndarray:
         from .formula import _column_or_array
@@ -663,15 +911,6 @@ class FormulaFit(Fit):
         if value is None:
             raise ValueError(f"{what}= (a column name or array) is needed to predict responses for newdata")
         return _column_or_array(value, newdata.reset_index(drop=True), what)
-
-    def _covariance_draws(self) -> np.ndarray:
-        if "Sigma" in self.posterior:
-            return self._flat("Sigma")
-        for name in self.posterior:
-            if name.startswith("sd_") or name == "tau":
-                s = self._flat(name)
-                return (s**2)[:, None, None]
-        raise ValueError("the fit has no random-effect covariance draws")
 
     # ---- plots and files ------------------------------------------------------------------
     def plot_trace(self, var_names: list[str] | None = None, **kwargs: Any):

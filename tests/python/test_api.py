@@ -55,8 +55,8 @@ def test_lmm_formula_equals_array_api(rats_fit):
     cov_prior = LKJ(eta=p["cor"].eta, sd=[p["sd"][t] for t in ("Intercept", "center(day)")])
     a = lmm(df.weight, X, X, df.rat, prior=p["beta"], cov_prior=cov_prior,
             sigma_prior=p["sigma"], seed=11, **SMALL)
-    for name in ("beta", "b", "Sigma", "sigma"):
-        np.testing.assert_array_equal(rats_fit.posterior[name], a.posterior[name])
+    for name, inner in (("beta", "beta"), ("b_rat", "b"), ("Sigma_rat", "Sigma"), ("sigma", "sigma")):
+        np.testing.assert_array_equal(rats_fit.posterior[name], a.posterior[inner])
     assert rats_fit.kind == "lmm" and "Gibbs" in rats_fit.sampler
 
 
@@ -67,8 +67,8 @@ def test_glmm_formula_equals_array_api(cbpp_fit):
     p = cbpp_fit.priors
     a = glmm(df.incidence, X, None, df.herd, family="binomial", trials=df["size"],
              prior=p["beta"], random_prior=p["sd"], seed=12, **SMALL)
-    for name in ("beta", "b", "Sigma"):
-        np.testing.assert_array_equal(cbpp_fit.posterior[name], a.posterior[name])
+    for name, inner in (("beta", "beta"), ("b_herd", "b"), ("Sigma_herd", "Sigma")):
+        np.testing.assert_array_equal(cbpp_fit.posterior[name], a.posterior[inner])
     assert cbpp_fit.kind == "glmm" and "Metropolis-within-Gibbs" in cbpp_fit.sampler
     # the trials of cbind(incidence, size - incidence) are the herd sizes
     np.testing.assert_array_equal(cbpp_fit.spec.trials, df["size"])
@@ -87,11 +87,11 @@ def test_known_se_equals_hierarchical_normal(sampler):
     assert f.sampler == a.sampler
     assert f.sampler.startswith("exact" if sampler is None else "blocked Gibbs")
     np.testing.assert_array_equal(f.posterior["beta"][..., 0], a.posterior["mu"])
-    np.testing.assert_array_equal(f.posterior["sd_Intercept"], a.posterior["tau"])
-    np.testing.assert_allclose(f.posterior["b"][..., 0] + a.posterior["mu"][..., None],
+    np.testing.assert_array_equal(f.posterior["sd_school__Intercept"], a.posterior["tau"])
+    np.testing.assert_allclose(f.posterior["b_school"][..., 0] + a.posterior["mu"][..., None],
                                a.posterior["theta"], rtol=0, atol=1e-12)
     assert f.kind == "hierarchical_normal"
-    assert list(f.summary().index) == ["beta[Intercept]", "sd_Intercept"]
+    assert list(f.summary().index) == ["beta[Intercept]", "sd_school__Intercept"]
     # theta_j's predictive mean is the school's effect
     np.testing.assert_allclose(f.predict(kind="link").mean(axis=0),
                                a.posterior["theta"].mean(axis=(0, 1)), atol=1e-9)
@@ -102,13 +102,13 @@ def test_known_se_equals_hierarchical_normal(sampler):
 
 def test_summary_rows_and_columns(rats_fit):
     table = rats_fit.summary()
-    assert list(table.index) == ["beta[Intercept]", "beta[center(day)]", "sd_Intercept",
-                                 "sd_center(day)", "corr_Intercept__center(day)", "sigma"]
+    assert list(table.index) == ["beta[Intercept]", "beta[center(day)]", "sd_rat__Intercept",
+                                 "sd_rat__center(day)", "cor_rat__Intercept__center(day)", "sigma"]
     for col in ("mean", "sd", "2.5%", "50%", "97.5%", "mcse_mean", "ess_bulk", "ess_tail", "r_hat"):
         assert col in table.columns
     assert table.attrs["sampler"] == rats_fit.sampler
     text = str(rats_fit)
-    assert "sampler: blocked Gibbs" in text and "(1 + center(day) | rat), 30 groups" in text
+    assert "sampler: blocked Gibbs" in text and "(1 + center(day) | rat) (30 rat levels)" in text
 
 
 def test_inference_data_coords_dims_and_log_likelihood(rats_fit):
@@ -116,15 +116,16 @@ def test_inference_data_coords_dims_and_log_likelihood(rats_fit):
     idata = rats_fit.to_inference_data()
     post = idata.posterior
     assert list(post["beta"].coords["coef"].values) == ["Intercept", "center(day)"]
-    assert post["b"].dims == ("chain", "draw", "group", "term")
-    assert list(post["b"].coords["group"].values) == list(range(1, 31))
-    assert list(post["b"].coords["term"].values) == ["Intercept", "center(day)"]
+    assert post["b_rat"].dims == ("chain", "draw", "rat", "rat__term")
+    assert list(post["b_rat"].coords["rat"].values) == list(range(1, 31))
+    assert list(post["b_rat"].coords["rat__term"].values) == ["Intercept", "center(day)"]
+    assert post["Sigma_rat"].dims == ("chain", "draw", "rat__term", "rat__term_")
     ll = idata.log_likelihood["y"]
     assert ll.dims == ("chain", "draw", "obs") and ll.shape == (2, 250, 150)
     assert list(ll.coords["obs"].values) == list(df.index)
     # gaussian log-likelihood of draw (1, 7) from its parameters, by scipy
     beta = post["beta"].values[1, 7]
-    b = post["b"].values[1, 7]
+    b = post["b_rat"].values[1, 7]
     sigma = float(post["sigma"].values[1, 7])
     x = df.day - df.day.mean()
     mean = beta[0] + beta[1] * x + b[df.rat - 1, 0] + b[df.rat - 1, 1] * x
@@ -146,7 +147,7 @@ def test_ranef_and_coef(rats_fit):
     ranef = rats_fit.ranef()
     assert ranef.index.names == ["rat", "term"] and len(ranef) == 60
     assert list(ranef.columns) == ["mean", "sd", "2.5%", "50%", "97.5%"]
-    b = rats_fit.posterior["b"]
+    b = rats_fit.posterior["b_rat"]
     np.testing.assert_allclose(ranef.loc[(5, "center(day)"), "mean"], b[..., 4, 1].mean())
     coef = rats_fit.coef()
     beta = rats_fit.posterior["beta"]
@@ -165,7 +166,7 @@ def test_predict_existing_groups(rats_fit):
     assert eta.shape == (500, 150)
     np.testing.assert_array_equal(rats_fit.predict(df, kind="link"), eta)
     beta = rats_fit.posterior["beta"].reshape(500, 2)
-    b = rats_fit.posterior["b"].reshape(500, 30, 2)
+    b = rats_fit.posterior["b_rat"].reshape(500, 30, 2)
     x = (df.day - df.day.mean()).to_numpy()
     g = df.rat.to_numpy() - 1
     manual = beta[:, [0]] + beta[:, [1]] * x + b[:, g, 0] + b[:, g, 1] * x
@@ -185,7 +186,7 @@ def test_predict_new_groups(rats_fit):
     eta = rats_fit.predict(new, groups="new", kind="link", seed=4)
     fixed = rats_fit.predict(new, groups="none", kind="link")
     u = eta - fixed  # the new rats' effects z' b_new, b_new ~ N(0, Sigma) per draw
-    Sigma = rats_fit.posterior["Sigma"].reshape(-1, 2, 2)
+    Sigma = rats_fit.posterior["Sigma_rat"].reshape(-1, 2, 2)
     x = new.day.to_numpy() - df.day.mean()
     z = np.column_stack([np.ones(3), x])
     v = np.einsum("nq,sqr,nr->sn", z, Sigma, z)  # Var(z'b_new | Sigma)
@@ -250,7 +251,7 @@ def test_user_priors_are_used_and_recorded():
     assert f.priors == {"beta": priors["beta"], "sd": priors["operator"], "sigma": priors["sigma"]}
     a = lmm(df.bright, np.ones((20, 1)), None, df.operator, prior=priors["beta"],
             cov_prior=priors["operator"], sigma_prior=priors["sigma"], seed=2, **SMALL)
-    np.testing.assert_array_equal(f.posterior["sd_Intercept"], a.posterior["sd_Intercept"])
+    np.testing.assert_array_equal(f.posterior["sd_operator__Intercept"], a.posterior["sd_Intercept"])
 
 
 def test_covariance_priors_by_key():

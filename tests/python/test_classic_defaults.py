@@ -56,7 +56,7 @@ def _data(source) -> pd.DataFrame:
 def reported(summary: pd.DataFrame) -> pd.DataFrame:
     """The rows the bar applies to: fixed effects, SDs, correlations and sigma."""
     keep = [r for r in summary.index
-            if r.startswith(("beta[", "sd_", "corr_")) or r in ("sigma", "tau", "mu")]
+            if r.startswith(("beta[", "sd_", "cor_")) or r in ("sigma", "tau", "mu")]
     return summary.loc[keep]
 
 
@@ -98,6 +98,7 @@ def test_sleepstudy_agrees_with_lme4():
     diagonal scale) gave 17.0, 4.9 and a correlation of 0.89."""
     fit, _ = fit_case("sleepstudy")
     med = fit.summary()["50%"]
-    for row, reml in [("sd_Intercept", 24.74), ("sd_Days", 5.92), ("sigma", 25.59)]:
+    for row, reml in [("sd_Subject__Intercept", 24.74), ("sd_Subject__Days", 5.92),
+                      ("sigma", 25.59)]:
         assert abs(med[row] / reml - 1) < 0.15, (row, med[row])
-    assert abs(med["corr_Intercept__Days"] - 0.066) < 0.15
+    assert abs(med["cor_Subject__Intercept__Days"] - 0.066) < 0.15

@@ -22,7 +22,7 @@ def test_fit_csv_prints_summary_and_saves(tmp_path, capsys):
     text = capsys.readouterr().out
     assert rc == 0
     assert "sampler: Laplace/IWLS-proposal Metropolis-within-Gibbs" in text
-    assert "beta[C(period)[4]]" in text and "sd_Intercept" in text and "r_hat" in text
+    assert "beta[C(period)[4]]" in text and "sd_herd__Intercept" in text and "r_hat" in text
     back = bglmm.load(out)
     assert back.n_chains == 2 and back.n_draws == 100 and back.seed == 4
 
@@ -42,8 +42,8 @@ def test_demo_fits_a_hierarchical_model(capsys):
     rc = main(["demo", "--chains", "2", "--draws", "100", "--warmup", "100", "--quiet"])
     text = capsys.readouterr().out
     assert rc == 0
-    assert "random effects (1 + center(day) | rat), 30 groups" in text
-    assert "sd_center(day)" in text and "sigma" in text
+    assert "random effects (1 + center(day) | rat) (30 rat levels)" in text
+    assert "sd_rat__center(day)" in text and "sigma" in text
 
 
 def test_python_dash_m(tmp_path):
@@ -82,4 +82,4 @@ def test_readme_quick_start_runs(tmp_path):
     plt.close("all")
     fit = namespace["fit"]
     assert fit.kind == "glmm" and fit.n_draws == 100
-    assert "sd_poly(location, 4)[3]" in fit.summary().index
+    assert "sd_mouse__poly(location, 4)[3]" in fit.summary().index
