@@ -387,7 +387,7 @@ void sweep(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg, GlmmS
   // 0. the extra blocks (their parts are the primary block's offset)
   if (!d.extra.empty()) {
     steps::ExtraStepArgs ea{key, a.iteration, a.threads, a.warmup, a.gain,
-                            cfg.drop_proposal_correction};
+                            cfg.drop_proposal_correction, cfg.translation};
     steps::extra_blocks_sweep<G>(d, pr, s, *a.offset, ea, info.extra);
   }
   if (!s.cache_valid) steps::refresh_group_cache<G, kLaplace>(d, s, a.threads);

@@ -400,6 +400,7 @@ def glmm(
     interweave: bool = True,
     marginal_move: bool = True,
     random_blocks: list[dict[str, Any]] | None = None,
+    translation: bool = True,
 ) -> GlmmFit:
     """Fit a GLMM by Metropolis-within-Gibbs: one grouping factor (``Z``, ``group``), plus any
     number of further random-effect blocks (``random_blocks``: crossed or nested factors,
@@ -458,6 +459,7 @@ def glmm(
         (never a dense rows x levels design), followed by Sigma_k | b_k, a translation move
         against each fixed effect whose column equals one of the block's (keeps crossed
         designs mixing as levels grow) and a non-centred scale move of the block's SDs.
+    translation : run those translation moves (False only to measure what they bring).
     """
     fam = resolve_family(family, link)
     Xa, x_names = as_design(X)
@@ -546,7 +548,7 @@ def glmm(
               "kernel": kernel, "rw_scale": rw_scale, "rw_target": float(target_acceptance),
               "fixed_target": 0.44 if p - len(centred) == 1 else 0.3,
               "keep_group_effects": bool(keep_group_effects), "interweave": bool(interweave),
-              "marginal_move": bool(marginal_move),
+              "marginal_move": bool(marginal_move), "translation": bool(translation),
               "min_rows_per_thread": check_count("min_rows_per_thread", min_rows_per_thread, 1)}
 
     extra = _extra_blocks(random_blocks, n, grouping)

@@ -135,6 +135,7 @@ struct GlmmConfig {
   bool marginal_move = true;      // Laplace kernel: after warm-up, the independence move of
                                   // (beta_C, L) along the groups' approximate posteriors
                                   // (steps/marginal_move.hpp)
+  bool translation = true;        // extra blocks: the translation moves (steps/extra_blocks.hpp)
   bool drop_proposal_correction = false;  // TESTING ONLY: a deliberately wrong Laplace kernel
   double phi_init = 0.0;          // gaussian: initial sigma^2 (<= 0: var(y))
 };

@@ -73,7 +73,8 @@ inline void full_linear_predictor(const GlmmData& d, const GlmmState& s, Vector&
 }
 
 // Level j's data part at b_j + delta (eta_rows holds eta at b_j): log-likelihood kernel and,
-// with kDerivs, score Z'u and information Z'WZ.
+// with kDerivs, score Z'u and information Z'WZ. The level's rows are gathered kLikBlock at a
+// time into contiguous arrays for the vectorised family kernels (likelihood_block.hpp).
 template <typename G, bool kDerivs, typename V, typename M>
 double level_pass(const GlmmData& d, const ExtraBlock& blk, Index j, const Vector& eta_rows,
                   const V& delta, double phi, V& grad, M& info) {
@@ -83,21 +84,42 @@ double level_pass(const GlmmData& d, const ExtraBlock& blk, Index j, const Vecto
     info.setZero(q, q);
   }
   double ll = 0.0;
-  for (Index r = blk.begin(j); r < blk.end(j); ++r) {
-    const Index i = static_cast<Index>(blk.level_rows[r]);
-    const double* zi = blk.z.data() + i * q;
-    double eta = eta_rows[i];
-    for (Index k = 0; k < q; ++k) eta += zi[k] * delta[k];
-    if constexpr (kDerivs) {
-      double u, w;
-      ll += LikTerms<G>::all(d.obs.y[i], d.obs.trials[i], eta, phi, u, w);
+  BlockArray eta, yb, nb, u, w;
+  Eigen::Matrix<double, kLikBlock, Eigen::Dynamic, 0, kLikBlock, kMaxRandomTerms> zb(kLikBlock, q);
+  const Index end = blk.end(j);
+  for (Index start = blk.begin(j); start < end; start += kLikBlock) {
+    const Index len = std::min(kLikBlock, end - start);
+    const Index padded = padded_length(len);
+    eta.resize(padded);
+    yb.resize(padded);
+    nb.resize(padded);
+    for (Index r = 0; r < len; ++r) {
+      const Index i = static_cast<Index>(blk.level_rows[start + r]);
+      const double* zi = blk.z.data() + i * q;
+      double e = eta_rows[i];
       for (Index k = 0; k < q; ++k) {
-        grad[k] += u * zi[k];
-        const double wz = w * zi[k];
-        for (Index l = 0; l <= k; ++l) info(k, l) += wz * zi[l];
+        zb(r, k) = zi[k];
+        e += zi[k] * delta[k];
+      }
+      eta[r] = e;
+      yb[r] = d.obs.y[i];
+      nb[r] = d.obs.trials[i];
+    }
+    for (Index r = len; r < padded; ++r) eta[r] = yb[r] = nb[r] = 0.0;  // finite, never summed
+    if constexpr (kDerivs) {
+      ll += LikBlock<G>::all(yb, nb, eta, phi, u, w, len);
+      for (Index k = 0; k < q; ++k) {
+        double gk = 0.0;
+        for (Index r = 0; r < len; ++r) gk += u[r] * zb(r, k);
+        grad[k] += gk;
+        for (Index l = 0; l <= k; ++l) {
+          double hkl = 0.0;
+          for (Index r = 0; r < len; ++r) hkl += w[r] * zb(r, k) * zb(r, l);
+          info(k, l) += hkl;
+        }
       }
     } else {
-      ll += LikTerms<G>::kernel(d.obs.y[i], d.obs.trials[i], eta, phi);
+      ll += LikBlock<G>::kernel(yb, nb, eta, phi, len);
     }
   }
   if constexpr (kDerivs)
@@ -128,6 +150,7 @@ struct ExtraStepArgs {
   bool adapt = false;  // warm-up: adapt the scale move's step
   double gain = 0.0;
   bool drop_correction = false;  // TESTING ONLY (as GlmmConfig)
+  bool translation = true;       // run the translation moves
 };
 
 // 1. every level's b_{k,j} by Laplace-proposal MH.
@@ -264,11 +287,25 @@ void extra_scale_step(const GlmmData& d, const steps::CovariancePrior& prior,
   if (std::isfinite(prior_ratio)) {
     const double lik_ratio = chunked_sum(blk.rows(), kRowChunk, a.threads,
                                          [&](std::int64_t begin, std::int64_t end) {
+      // rows are contiguous here: blocks of kLikBlock through the vectorised kernels
       double total = 0.0;
-      for (Index i = begin; i < end; ++i) {
-        const double e = eta_rows[i];
-        total += LikTerms<G>::kernel(d.obs.y[i], d.obs.trials[i], e + change(i), phi) -
-                 LikTerms<G>::kernel(d.obs.y[i], d.obs.trials[i], e, phi);
+      BlockArray e0, e1, yb, nb;
+      for (Index start = begin; start < end; start += kLikBlock) {
+        const Index len = std::min<Index>(kLikBlock, end - start);
+        const Index padded = padded_length(len);
+        e0.resize(padded);
+        e1.resize(padded);
+        yb.resize(padded);
+        nb.resize(padded);
+        for (Index r = 0; r < len; ++r) {
+          const Index i = start + r;
+          e0[r] = eta_rows[i];
+          e1[r] = eta_rows[i] + change(i);
+          yb[r] = d.obs.y[i];
+          nb[r] = d.obs.trials[i];
+        }
+        for (Index r = len; r < padded; ++r) e0[r] = e1[r] = yb[r] = nb[r] = 0.0;
+        total += LikBlock<G>::kernel(yb, nb, e1, phi, len) - LikBlock<G>::kernel(yb, nb, e0, phi, len);
       }
       return total;
     });
@@ -312,7 +349,7 @@ void extra_blocks_sweep(const GlmmData& d, const GlmmPriors& pr, GlmmState& s, V
       rng::Rng rng(a.key, a.iteration, 0, extra_stream(k, ExtraPurpose::Covariance));
       extra_covariance_step(prior, st, rng);
     }
-    {
+    if (a.translation) {
       rng::Rng rng(a.key, a.iteration, 0, extra_stream(k, ExtraPurpose::Shift));
       extra_translation_step(d, pr, blk, st, s, offset, rng);
     }
