@@ -12,8 +12,12 @@ what formulae leaves to the caller:
 * the response forms: ``y``, ``cbind(successes, failures)``, ``successes / trials``,
   ``successes | trials(n)`` and ``y | se(s)`` (brms), plus the ``trials=``, ``se=`` and
   ``offset=`` arguments (a column name or an array);
-* which random-effect terms belong to the same parenthesised block ``(1 + x | g)``: a block is one
+* the random-effect blocks: a parenthesised term ``(1 + x | g)`` is one block with one
   correlated covariance matrix (formulae splits it into one term per column);
+  ``(1 + x | a/b)`` gives one block per factor (``a`` and the interaction ``a:b``), and
+  ``(1 + x || g)`` one uncorrelated block per term, as lme4. The grouping factors are encoded
+  here as integer codes (formulae's group-specific terms would build a dense rows x levels
+  indicator matrix, so they are never evaluated): the cost is linear in the rows;
 * validation with messages that name the culprit: unknown columns (with a suggestion), a missing
   response, a random term on a column that does not exist, a response that does not fit the
   family, missing values in a column the model uses.
@@ -22,6 +26,7 @@ what formulae leaves to the caller:
 from __future__ import annotations
 
 import difflib
+from copy import deepcopy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,25 +67,44 @@ _NAMESPACE = {
 
 @dataclass
 class RandomBlock:
-    """One parenthesised random-effect term ``(expr | factor)``: b_j ~ N_q(0, Sigma)."""
+    """One random-effect block ``(expr | factor)``: b_j ~ N_q(0, Sigma) for each level j.
+
+    A parenthesised term gives one block per grouping factor (``(1 + x | a/b)`` gives a block on
+    ``a`` and one on ``a:b``), or with ``||`` one block per term. Blocks on the same factor share
+    the same ``codes`` array, ``levels`` list and ``groups`` Series (the same objects).
+    """
 
     factor: str  # name of the grouping factor ("g", or "g1:g2" for an interaction)
     terms: list[str]  # names of the q columns of Z (e.g. ["Intercept", "day"])
-    Z: np.ndarray  # (n, q) in data row order
-    groups: pd.Series  # level label of each row (n,)
+    Z: np.ndarray  # (n, q) float64, C-contiguous, in data row order
+    groups: pd.Series  # level label of each row (n,): the column itself, or "a:b" strings
+    codes: np.ndarray  # (n,) int64 level index of each row: levels[codes[i]] == groups[i]
+    levels: list[Any]  # label of each code, sorted when sortable (as pd.factorize(sort=True))
+    correlated: bool = True  # False for a block that came from (... || factor)
     _matrix: Any = field(repr=False, default=None)  # formulae CommonEffectsMatrix (new data)
     _factor_vars: list[str] = field(repr=False, default_factory=list)
+    _expr_names: list[str] = field(repr=False, default_factory=list)  # formula terms ("1", "x")
 
     @property
     def q(self) -> int:
         return self.Z.shape[1]
 
     @property
+    def n_levels(self) -> int:
+        return len(self.levels)
+
+    @property
     def label(self) -> str:
-        inner = " + ".join("1" if t == "Intercept" else t for t in self.terms)
-        if "Intercept" not in self.terms:
-            inner = "0 + " + inner
-        return f"({inner} | {self.factor})"
+        """The block as a formula term: ``(1 + x | g)``, ``(0 + x | g)``."""
+        names = self._expr_names or ["1" if t == "Intercept" else t for t in self.terms]
+        return _block_label(names, self.factor)
+
+
+def _block_label(expr_names: list[str], factor: str) -> str:
+    inner = " + ".join(expr_names)
+    if "1" not in expr_names:
+        inner = "0 + " + inner
+    return f"({inner} | {factor})"
 
 
 @dataclass
@@ -132,13 +156,15 @@ class ModelSpec:
             raise ValueError(f"cannot build the fixed-effects design for newdata: {err}") from err
         X = np.ascontiguousarray(X.reshape(len(newdata), -1))
         blocks = []
+        labels: dict[str, pd.Series] = {}  # one encoding per factor, shared by its blocks
         for block in self.random:
             try:
                 Z = np.asarray(block._matrix.evaluate_new_data(newdata).design_matrix, dtype=float)
             except Exception as err:
                 raise ValueError(f"cannot build the design of {block.label} for newdata: {err}") from err
-            blocks.append((np.ascontiguousarray(Z.reshape(len(newdata), -1)),
-                           _factor_labels(newdata, block._factor_vars)))
+            if block.factor not in labels:
+                labels[block.factor] = _factor_labels(newdata, block._factor_vars, block.factor)
+            blocks.append((np.ascontiguousarray(Z.reshape(len(newdata), -1)), labels[block.factor]))
         off = np.zeros(len(newdata))
         for term in self._offset_terms:
             off += np.asarray(term.eval_new_data(newdata), dtype=float).reshape(-1)
@@ -188,68 +214,150 @@ def _column_or_array(value: Any, data: pd.DataFrame, what: str) -> np.ndarray:
     return arr
 
 
-def _factor_labels(data: pd.DataFrame, variables: list[str]) -> pd.Series:
+def _factor_labels(data: pd.DataFrame, variables: list[str], name: str) -> pd.Series:
+    """The level label of each row: the column itself, or "a_label:b_label" for an interaction."""
     if len(variables) == 1:
         return data[variables[0]].reset_index(drop=True)
-    parts = [data[v].astype(str).reset_index(drop=True) for v in variables]
-    out = parts[0]
-    for p in parts[1:]:
-        out = out + ":" + p
-    return out
+    return _encode_factor(data, variables, name)[2]
+
+
+def _encode_factor(
+    data: pd.DataFrame, variables: list[str], name: str
+) -> tuple[np.ndarray, list[Any], pd.Series]:
+    """(codes, levels, labels) of a grouping factor, in time and memory linear in the rows.
+
+    ``codes`` (int64, one per row) index ``levels``; ``labels`` is the label of each row. For one
+    variable the levels are its values (sorted when sortable, as ``pd.factorize(sort=True)``);
+    for an interaction ``a:b`` they are the strings "a_label:b_label" of the combinations that
+    occur, sorted. The rows are never visited by Python code: each variable is factorized, the
+    integer codes are combined (and re-compressed after each variable, so they stay below
+    rows x levels), and label strings are built for the unique combinations only.
+    """
+    if len(variables) == 1:
+        column = data[variables[0]].reset_index(drop=True)
+        codes, uniques = pd.factorize(column, sort=True)
+        return codes.astype(np.int64, copy=False), uniques.tolist(), column
+    combined: np.ndarray | None = None
+    parts: list[np.ndarray] = []  # for each unique combination: the code of each variable
+    values: list[list[Any]] = []  # the levels of each variable
+    for v in variables:
+        c, u = pd.factorize(data[v], sort=True)
+        c = c.astype(np.int64, copy=False)
+        values.append(u.tolist())
+        k = len(u)
+        if combined is None:
+            combined, parts = c, [np.arange(k, dtype=np.int64)]
+            continue
+        combined, uniq = pd.factorize(combined * k + c, sort=True)
+        uniq = np.asarray(uniq, dtype=np.int64)
+        parts = [p[uniq // k] for p in parts] + [uniq % k]
+    assert combined is not None
+    text = np.asarray([str(x) for x in values[0]], dtype=object)[parts[0]]
+    for vals, part in zip(values[1:], parts[1:]):
+        text = text + ":" + np.asarray([str(x) for x in vals], dtype=object)[part]
+    # distinct combinations may print alike (1 and "1"): they are one level, as their labels say
+    relabel, levels = pd.factorize(text, sort=True)
+    codes = relabel.astype(np.int64, copy=False)[combined]
+    labels = pd.Series(np.asarray(levels, dtype=object)[codes], name=name)
+    return codes, levels.tolist(), labels
+
+
+def _scanner_class():
+    from formulae.scanner import Scanner
+
+    class BlockScanner(Scanner):
+        """formulae's scanner, which also reads lme4's ``||`` as one PIPE token (lexeme "||")."""
+
+        def scan_token(self):
+            if self.peek() == "|" and self.peek_next() == "|":
+                self.advance()
+                self.advance()
+                self.add_token("PIPE")
+                return
+            super().scan_token()
+
+    return BlockScanner
 
 
 def _parse(formula: str):
     from formulae.parser import ParseError, Parser
-    from formulae.scanner import Scanner, ScanError
+    from formulae.scanner import ScanError
 
     if not isinstance(formula, str):
         raise TypeError(f"formula must be a string such as 'y ~ x + (1 | g)', got {type(formula).__name__}")
     if "~" not in formula:
         raise FormulaError(f"formula {formula!r} has no response: write it as 'response ~ predictors'")
-    if "||" in formula:
-        raise FormulaError(
-            "the '||' (uncorrelated random effects) syntax is not supported: bglmm estimates one "
-            "full covariance matrix per grouping factor; write (1 + x | g)"
-        )
     try:
-        return Parser(Scanner(formula).scan()).parse()
+        parser = Parser(_scanner_class()(formula).scan())
+        ast = parser.parse()
     except (ParseError, ScanError) as err:
         raise FormulaError(f"cannot parse formula {formula!r}: {err}") from None
+    if not parser.at_end():  # formulae stops at the first token it cannot use and drops the rest
+        rest = parser.peek()
+        hint = (": write random terms in parentheses, as in y ~ x + (1 | g)"
+                if rest.kind == "PIPE" else "")
+        raise FormulaError(f"cannot parse formula {formula!r}: unexpected {rest.lexeme!r}{hint}")
+    return ast
+
+
+def _is_double_pipe(node) -> bool:
+    from formulae import expr as E
+
+    return isinstance(node, E.Binary) and node.operator.kind == "PIPE" and node.operator.lexeme == "||"
 
 
 def _resolver_class():
     from formulae import expr as E
-    from formulae.resolver import Resolver
+    from formulae.resolver import Resolver, ResolverError
     from formulae.terms import Model
 
     class BlockResolver(Resolver):
-        """formulae's resolver, which also tags each random term with its parenthesised block."""
+        """formulae's resolver, which also records the parenthesised random-effect terms.
+
+        ``blocks`` lists, in formula order, the group-specific terms of each ``( ... | ... )``
+        and whether it was written with ``||``. Terms subtracted with ``-`` are not recorded.
+        """
 
         def __init__(self, expression):
             super().__init__(expression)
-            self.n_blocks = 0
+            self.blocks: list[tuple[list[Any], bool]] = []
+            self._subtracted = 0
 
         def visitGroupingExpr(self, expr):  # noqa: N802 (formulae's visitor protocol)
             inner = expr.expression
             if isinstance(inner, E.Binary) and inner.operator.kind == "PIPE":
-                res = inner.accept(self)
-                terms = res.group_terms if isinstance(res, Model) else [res]
-                for t in terms:
-                    t._bglmm_block = self.n_blocks
-                self.n_blocks += 1
+                res = inner.left.accept(self) | inner.right.accept(self)
+                if not self._subtracted:
+                    terms = res.group_terms if isinstance(res, Model) else [res]
+                    self.blocks.append((list(terms), _is_double_pipe(inner)))
                 return res
             return inner.accept(self)
+
+        def visitBinaryExpr(self, expr):  # noqa: N802
+            if _is_double_pipe(expr):
+                raise ResolverError("'||' must be inside parentheses, as in (1 + x || g)")
+            if expr.operator.kind == "MINUS":
+                left = expr.left.accept(self)
+                self._subtracted += 1
+                try:
+                    right = expr.right.accept(self)
+                finally:
+                    self._subtracted -= 1
+                return left - right
+            return super().visitBinaryExpr(expr)
 
     return BlockResolver
 
 
-def _resolve(node) -> Any:
+def _resolve(node, with_blocks: bool = False) -> Any:
     from formulae.resolver import ResolverError
 
     try:
-        return _resolver_class()(node).resolve()
+        resolver = _resolver_class()(node)
+        out = resolver.resolve()
     except (ResolverError, ValueError, TypeError) as err:
         raise FormulaError(f"cannot interpret the formula: {err}") from None
+    return (out, resolver.blocks) if with_blocks else out
 
 
 def _eval_single(node, data: pd.DataFrame, env, what: str) -> np.ndarray:
@@ -289,6 +397,81 @@ def _call_name(node) -> str | None:
     if isinstance(node, E.Call) and isinstance(node.callee, E.Variable):
         return str(node.callee.name.lexeme)
     return None
+
+
+@dataclass
+class _Unit:
+    """The group-specific terms of one block, before evaluation."""
+
+    factor: str
+    factor_vars: list[str]
+    terms: list[Any]  # formulae GroupSpecificTerm, the intercept first
+    correlated: bool
+
+    @property
+    def expr_names(self) -> list[str]:
+        return [_expr_name(t.expr) for t in self.terms]
+
+    @property
+    def label(self) -> str:
+        return _block_label(self.expr_names, self.factor)
+
+
+def _expr_name(expr) -> str:
+    from formulae.terms import Intercept
+
+    return "1" if isinstance(expr, Intercept) else str(expr.name)
+
+
+def _random_units(model, records: list[tuple[list[Any], bool]]) -> list[_Unit]:
+    """Split the parenthesised random terms into blocks, in formula order.
+
+    ``(1 + x | g)`` is one correlated block; ``(1 + x | a/b)`` (formulae resolves it to terms on
+    the factors ``a`` and ``a:b``) one block per factor; ``(1 + x || g)`` one block per term (a
+    categorical term, with all its columns, is one block: lme4's rule). A block repeated as a
+    whole is dropped (as formulae drops a repeated term); a term in two different blocks is an
+    error, since its effects would be counted twice.
+    """
+    from formulae.terms import Intercept
+
+    # formulae's terms compare with == but some cannot be hashed (calls with literal arguments):
+    # lists, not sets (a formula has a handful of random terms)
+    kept = model.group_terms
+    units: list[_Unit] = []
+
+    def add(terms: list[Any], correlated: bool) -> None:
+        terms = sorted(terms, key=lambda t: not isinstance(t.expr, Intercept))  # intercept first
+        unit = _Unit(factor=str(terms[0].factor.name),
+                     factor_vars=[str(c.name) for c in terms[0].factor.components],
+                     terms=terms, correlated=correlated)
+        for other in units:
+            if len(other.terms) == len(terms) and all(t in other.terms for t in terms):
+                return  # the same block again
+            for t in terms:
+                if t in other.terms:
+                    raise FormulaError(
+                        f"the random term {_block_label([_expr_name(t.expr)], unit.factor)} is in "
+                        f"two blocks, {other.label} and {unit.label}; write it in one of them"
+                    )
+        units.append(unit)
+
+    covered: list[Any] = []
+    for terms, double_pipe in records:
+        by_factor: dict[str, list[Any]] = {}
+        for t in terms:
+            if t in kept and t not in by_factor.get(t.factor.name, []):
+                by_factor.setdefault(t.factor.name, []).append(t)
+        for ts in by_factor.values():
+            if double_pipe:
+                for t in ts:
+                    add([t], False)
+            else:
+                add(ts, True)
+            covered.extend(ts)
+    for t in kept:  # not in parentheses (formulae's grammar leaves no such case; kept as a guard)
+        if t not in covered:
+            add([t], True)
+    return units
 
 
 # ---------------------------------------------------------------------------------------------
@@ -337,9 +520,10 @@ def build_spec(
     response_text = formula.split("~", 1)[0].strip()
 
     # ---- names used: every one must be a column (or a name in the caller's scope) ----------
-    model = _resolve(rhs)
+    model, records = _resolve(rhs, with_blocks=True)
     if not isinstance(model, Model):
         model = Model(model)
+    units = _random_units(model, records)
     lhs_vars = _lhs_variables(lhs)
     used = sorted(({v for v in model.var_names if v} | lhs_vars))
     namespace = env.namespace
@@ -349,12 +533,17 @@ def build_spec(
                 f"the response {response_text!r} uses {name!r}, which is not a column of data"
                 f"{_suggest(name, columns)}; columns are {columns}"
             )
-    for t in model.group_terms:
-        for v in (c.name for c in t.factor.components):
+    for unit in units:
+        for v in unit.factor_vars:
             if v not in columns:
                 raise ValueError(
-                    f"random term ({t.expr.name if t.expr.name != 'Intercept' else '1'} | "
-                    f"{t.factor.name}): grouping factor {v!r} is not a column of data"
+                    f"random term {unit.label}: grouping factor {v!r} is not a column of data"
+                    f"{_suggest(v, columns)}; columns are {columns}"
+                )
+        for v in sorted(v for t in unit.terms for v in t.expr.var_names if v):
+            if v not in columns and v not in namespace:
+                raise ValueError(
+                    f"random term {unit.label} uses {v!r}, which is not a column of data"
                     f"{_suggest(v, columns)}; columns are {columns}"
                 )
     for name in used:
@@ -414,13 +603,15 @@ def build_spec(
             msg = msg[2:]
         raise ValueError(f"response {response_text!r} does not fit family {fam}: {msg}") from None
 
-    # ---- fixed effects -------------------------------------------------------------------
+    # ---- fixed effects: only the common terms (formulae's group-specific terms would build a
+    # dense rows x levels indicator matrix; the factors are encoded below instead) -------------
+    fixed_model = Model(*model.common_terms)
     try:
-        model.eval(data, env)
+        fixed_model.eval(data, env)
     except Exception as err:
         raise FormulaError(f"cannot evaluate formula {formula!r}: {err}") from None
-    offset_terms = [t for t in model.common_terms if getattr(t, "kind", None) == "offset"]
-    fixed_terms = [t for t in model.common_terms if getattr(t, "kind", None) != "offset"]
+    offset_terms = [t for t in fixed_model.common_terms if getattr(t, "kind", None) == "offset"]
+    fixed_terms = [t for t in fixed_model.common_terms if getattr(t, "kind", None) != "offset"]
     if not fixed_terms:
         raise FormulaError(
             f"formula {formula!r} has no fixed effects; bglmm needs at least an intercept (~ 1 + ...)"
@@ -441,42 +632,34 @@ def build_spec(
         off += _column_or_array(offset, data, "offset")
     has_offset = bool(offset_terms) or offset is not None
 
-    # ---- random effects: one block per (parenthesised term, factor) ------------------------
-    blocks: dict[tuple[int, str], list[Any]] = {}
-    for t in model.group_terms:
-        key = (getattr(t, "_bglmm_block", -1), t.factor.name)
-        blocks.setdefault(key, []).append(t)
+    # ---- random effects: the small (n, q) term matrix of each block, and its factor's codes --
     random: list[RandomBlock] = []
-    seen_factors: dict[str, str] = {}
-    for (_, factor_name), terms in blocks.items():
-        factor_vars = [c.name for c in terms[0].factor.components]
-        for v in factor_vars:
-            if v not in columns:
-                raise ValueError(
-                    f"random term (... | {factor_name}): grouping factor {v!r} is not a column of "
-                    f"data{_suggest(v, columns)}"
-                )
-        zmodel = Model(*[t.expr for t in terms])
+    encodings: dict[str, tuple[np.ndarray, list[Any], pd.Series]] = {}  # one per factor
+    for unit in units:
+        # a copy of the expression terms: a term shared by several blocks (a/b, ||) is evaluated
+        # in each block's own context (its encoding depends on the block's other terms)
+        zmodel = Model(*[deepcopy(t.expr) for t in unit.terms])
         try:
             zmodel.eval(data, env)
+            zmat = CommonEffectsMatrix(zmodel.common_terms)
+            zmat.evaluate(data, env)
         except Exception as err:
-            raise FormulaError(f"cannot evaluate the random term on {factor_name!r}: {err}") from None
-        zmat = CommonEffectsMatrix(zmodel.common_terms)
-        zmat.evaluate(data, env)
+            raise FormulaError(f"cannot evaluate the random term {unit.label}: {err}") from None
         Z = np.ascontiguousarray(np.asarray(zmat.design_matrix, dtype=float).reshape(n, -1))
         names = [str(lab) for t in zmodel.common_terms for lab in t.labels]
-        block = RandomBlock(factor=factor_name, terms=names, Z=Z,
-                            groups=_factor_labels(data, factor_vars), _matrix=zmat,
-                            _factor_vars=factor_vars)
-        if factor_name in seen_factors:
-            raise ValueError(
-                f"{seen_factors[factor_name]} and {block.label} are two random-effect blocks on the "
-                f"same factor {factor_name!r}; bglmm estimates one correlated block per grouping "
-                f"factor: write them as one term, e.g. (1 + x | {factor_name})"
-            )
-        seen_factors[factor_name] = block.label
-        check_full_rank(Z, names, f"the random-effects design of {block.label}")
-        random.append(block)
+        if not np.all(np.isfinite(Z)):
+            j = int(np.where(~np.isfinite(Z).all(axis=0))[0][0])
+            raise ValueError(f"column {names[j]!r} of the random term {unit.label} has missing or "
+                             "infinite values")
+        check_full_rank(Z, names, f"the random-effects design of {unit.label}")
+        if unit.factor not in encodings:
+            encodings[unit.factor] = _encode_factor(data, unit.factor_vars, unit.factor)
+        codes, levels, labels = encodings[unit.factor]
+        random.append(RandomBlock(
+            factor=unit.factor, terms=names, Z=Z, groups=labels, codes=codes, levels=levels,
+            correlated=unit.correlated, _matrix=zmat, _factor_vars=list(unit.factor_vars),
+            _expr_names=list(unit.expr_names),
+        ))
 
     spec = ModelSpec(
         formula=formula, family=fam, response=response_text, y=np.ascontiguousarray(y),
@@ -537,7 +720,7 @@ def _response(lhs, data: pd.DataFrame, env, fam: Family, text: str):
     # brms: y | trials(n), y | se(s)
     if isinstance(lhs, E.Binary) and lhs.operator.kind == "PIPE":
         kind = _call_name(lhs.right)
-        if kind not in ("trials", "se") or len(lhs.right.args) != 1:
+        if _is_double_pipe(lhs) or kind not in ("trials", "se") or len(lhs.right.args) != 1:
             raise FormulaError(
                 f"unsupported response {text!r}: after '|' bglmm understands trials(n) and se(s)"
             )

@@ -151,6 +151,200 @@ def test_nested_factor_gives_two_blocks(df):
     assert [b.factor for b in s.random] == ["g", "g:h"]
 
 
+# ---- random-effect blocks: codes, levels, several blocks -----------------------------------------
+
+
+def assert_encoding(block, n):
+    """The invariants of a block's factor encoding."""
+    assert block.codes.dtype == np.int64 and block.codes.shape == (n,)
+    assert block.Z.dtype == np.float64 and block.Z.shape == (n, block.q)
+    assert block.Z.flags.c_contiguous
+    codes, levels = pd.factorize(block.groups, sort=True)
+    np.testing.assert_array_equal(block.codes, codes)
+    assert block.levels == levels.tolist()
+    assert block.n_levels == len(block.levels)
+    assert [block.levels[c] for c in block.codes] == block.groups.tolist()
+
+
+def test_codes_and_levels_of_one_factor(df):
+    s = build_spec("y ~ x + (1 + x | g)", df)
+    (b,) = s.random
+    assert b.correlated and b.levels == [f"g{k}" for k in range(6)]
+    np.testing.assert_array_equal(b.codes, np.repeat(np.arange(6), 4))
+    assert_encoding(b, len(df))
+    # numeric labels are sorted as numbers, and keep their type
+    h = build_spec("y ~ x + (1 | h)", df.assign(h=np.tile([10, 9], 12))).random[0]
+    assert h.levels == [9, 10] and h.groups.tolist() == np.tile([10, 9], 12).tolist()
+    assert_encoding(h, len(df))
+
+
+def test_crossed_factors_give_one_block_each(df):
+    s = build_spec("y ~ x + (1 | g) + (1 + x | a)", df)
+    assert [(b.factor, b.terms) for b in s.random] == [("g", ["Intercept"]), ("a", ["Intercept", "x"])]
+    assert [b.label for b in s.random] == ["(1 | g)", "(1 + x | a)"]
+    assert all(b.correlated for b in s.random)
+    assert s.random[1].levels == ["hi", "lo", "mid"]
+    np.testing.assert_array_equal(s.random[1].codes, pd.factorize(df.a, sort=True)[0])
+    for b in s.random:
+        assert_encoding(b, len(df))
+
+
+def test_partially_crossed_factors():
+    # schools x teachers: most teachers in one school, two teach in two
+    d = pd.DataFrame({"school": list("AAAABBBBCC"), "teacher": ["t1", "t1", "t2", "t5", "t3", "t3",
+                                                                 "t5", "t2", "t4", "t4"],
+                      "y": np.arange(10.0)})
+    s = build_spec("y ~ 1 + (1 | school) + (1 | teacher)", d)
+    assert [b.factor for b in s.random] == ["school", "teacher"]
+    assert [b.n_levels for b in s.random] == [3, 5]
+    for b in s.random:
+        assert_encoding(b, len(d))
+
+
+def test_nested_labels_repeating_across_parents_are_distinct_levels():
+    # class labels 1, 2 repeat in each school: class 1 of school A is not class 1 of school B
+    d = pd.DataFrame({"school": np.repeat(["A", "B", "C"], 4), "cls": np.tile([1, 1, 2, 2], 3),
+                      "y": np.arange(12.0), "x": np.linspace(0, 1, 12)})
+    s = build_spec("y ~ x + (1 | school/cls)", d)
+    a, ab = s.random
+    assert (a.factor, ab.factor) == ("school", "school:cls")
+    assert a.levels == ["A", "B", "C"]
+    assert ab.levels == ["A:1", "A:2", "B:1", "B:2", "C:1", "C:2"]
+    np.testing.assert_array_equal(ab.codes, np.repeat(np.arange(6), 2))
+    assert ab.groups.tolist()[:4] == ["A:1", "A:1", "A:2", "A:2"]
+    for b in s.random:
+        assert_encoding(b, len(d))
+    # the same blocks as written out, and the same as (1 | cls:school) up to the names
+    t = build_spec("y ~ x + (1 | school) + (1 | school:cls)", d)
+    assert [b.label for b in t.random] == [b.label for b in s.random] == ["(1 | school)",
+                                                                          "(1 | school:cls)"]
+    np.testing.assert_array_equal(t.random[1].codes, ab.codes)
+    # slopes: one correlated block per factor
+    u = build_spec("y ~ x + (1 + x | school/cls)", d)
+    assert [(b.factor, b.terms) for b in u.random] == [("school", ["Intercept", "x"]),
+                                                       ("school:cls", ["Intercept", "x"])]
+    # the nested factor's labels in new data
+    new = pd.DataFrame({"school": ["B", "C"], "cls": [2, 1], "x": [0.0, 1.0]})
+    (_, la), (_, lab) = s.new_design(new)["blocks"]
+    assert la.tolist() == ["B", "C"] and lab.tolist() == ["B:2", "C:1"]
+
+
+def test_three_way_interaction_factor():
+    rng = np.random.default_rng(1)
+    n = 300
+    d = pd.DataFrame({"p": rng.integers(0, 4, n), "q": rng.choice(["u", "v", "w"], n),
+                      "r": rng.integers(0, 5, n).astype(float), "y": rng.normal(size=n)})
+    (b,) = build_spec("y ~ 1 + (1 | p:q:r)", d).random
+    expected = d.p.astype(str) + ":" + d.q + ":" + d.r.astype(str)
+    assert b.groups.tolist() == expected.tolist()
+    assert b.n_levels == expected.nunique()
+    assert_encoding(b, n)
+
+
+def test_double_bar_gives_one_uncorrelated_block_per_term(df):
+    s = build_spec("y ~ x + (1 + x || g)", df)
+    assert [(b.factor, b.terms, b.correlated) for b in s.random] == [
+        ("g", ["Intercept"], False), ("g", ["x"], False)]
+    assert [b.label for b in s.random] == ["(1 | g)", "(0 + x | g)"]
+    np.testing.assert_array_equal(s.random[0].Z, np.ones((len(df), 1)))
+    np.testing.assert_array_equal(s.random[1].Z, df[["x"]].to_numpy())
+    # one factor, one encoding: the blocks share the arrays
+    assert s.random[0].codes is s.random[1].codes and s.random[0].levels is s.random[1].levels
+    assert s.random[0].groups is s.random[1].groups
+    # (x || g) includes the intercept, as (x | g)
+    assert [b.terms for b in build_spec("y ~ x + (x || g)", df).random] == [["Intercept"], ["x"]]
+    # no intercept: one block for x, one for z
+    assert [b.label for b in build_spec("y ~ x + (0 + x + z || g)", df).random] == [
+        "(0 + x | g)", "(0 + z | g)"]
+
+
+def test_double_bar_keeps_a_categorical_term_as_one_block(df):
+    # lme4: (1 + a || g) = (1 | g) + (0 + a | g), and (0 + a | g) codes every level of a
+    s = build_spec("y ~ x + (1 + a || g)", df)
+    assert [b.terms for b in s.random] == [["Intercept"], ["a[hi]", "a[lo]", "a[mid]"]]
+    assert [b.label for b in s.random] == ["(1 | g)", "(0 + a | g)"]
+    np.testing.assert_array_equal(s.random[1].Z, pd.get_dummies(df.a).to_numpy(float))
+    # while in one correlated block a is coded against the intercept
+    (c,) = build_spec("y ~ x + (1 + a | g)", df).random
+    assert c.terms == ["Intercept", "a[lo]", "a[mid]"] and c.label == "(1 + a | g)"
+
+
+def test_double_bar_with_nested_factor(df):
+    s = build_spec("y ~ x + (1 + x || g/h)", df)
+    assert [(b.factor, b.terms) for b in s.random] == [
+        ("g", ["Intercept"]), ("g", ["x"]), ("g:h", ["Intercept"]), ("g:h", ["x"])]
+    assert not any(b.correlated for b in s.random)
+    assert s.random[0].codes is s.random[1].codes and s.random[2].codes is s.random[3].codes
+    assert s.random[2].n_levels == 12
+
+
+def test_several_blocks_on_one_factor(df):
+    s = build_spec("y ~ x + (1 | g) + (0 + x | g)", df)
+    assert [b.label for b in s.random] == ["(1 | g)", "(0 + x | g)"]
+    assert all(b.correlated for b in s.random)
+    assert s.random[0].codes is s.random[1].codes
+    # a block repeated as a whole is one block (as formulae merges x + x)
+    assert len(build_spec("y ~ x + (1 | g) + (1 | g)", df).random) == 1
+    assert [b.label for b in build_spec("y ~ x + (1 | g) + (1 + x || g)", df).random] == [
+        "(1 | g)", "(0 + x | g)"]
+    # (1 + x | g) stays one correlated block
+    (b,) = build_spec("y ~ x + (1 + x | g)", df).random
+    assert b.correlated and b.q == 2
+
+
+def test_observation_level_and_single_level_factors(df):
+    d = df.assign(obs=np.arange(len(df)), one="all")
+    s = build_spec("count ~ x + (1 | obs)", d, "poisson")
+    (b,) = s.random
+    assert b.n_levels == len(d)
+    np.testing.assert_array_equal(b.codes, np.arange(len(d)))
+    (c,) = build_spec("y ~ x + (1 | one)", d).random  # the sampler warns; not an error here
+    assert c.levels == ["all"] and not c.codes.any()
+
+
+def test_new_design_of_every_block(df):
+    s = build_spec("y ~ x + (1 + center(x) | g) + (0 + z || a) + (1 | g:h)", df)
+    assert [b.label for b in s.random] == ["(1 + center(x) | g)", "(0 + z | a)", "(1 | g:h)"]
+    new = pd.DataFrame({"x": [0.0, 5.0], "z": [1.0, -2.0], "g": ["g1", "g9"], "a": ["lo", "hi"],
+                        "h": [2, 1]})
+    blocks = s.new_design(new)["blocks"]
+    assert len(blocks) == 3
+    (z0, l0), (z1, l1), (z2, l2) = blocks
+    # center() keeps the mean of the fitting data
+    np.testing.assert_allclose(z0, np.column_stack([np.ones(2), new.x - df.x.mean()]))
+    np.testing.assert_allclose(z1, new[["z"]].to_numpy())
+    assert isinstance(l0, pd.Series) and l0.tolist() == ["g1", "g9"]
+    assert l1.tolist() == ["lo", "hi"] and l2.tolist() == ["g1:2", "g9:1"]
+    # and the fitting data through new_design gives the fitted Z and labels back
+    for (z, lab), b in zip(s.new_design(df)["blocks"], s.random):
+        np.testing.assert_allclose(z, b.Z)
+        assert lab.tolist() == b.groups.tolist()
+
+
+def test_large_factor_builds_without_a_rows_by_levels_matrix():
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    levels, n = 200_000, 400_000
+    d = pd.DataFrame({"g": rng.permutation(np.repeat(np.arange(levels), n // levels)),
+                      "x": rng.normal(size=n)})
+    d["y"] = (rng.random(n) < 0.5).astype(float)
+    tracemalloc.start()
+    try:
+        s = build_spec("y ~ x + (1 | g)", d, "bernoulli")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # a dense rows x levels indicator would take 8 * n * levels = 640 GB (even as int8 80 GB).
+    # A linear design keeps a few dozen float64 values per row: X (2), Z (1), y, trials,
+    # offset, codes, factorize's hash table and temporaries; 512 bytes per row (205 MB) is
+    # generous for that and ~3000 x below one byte per (row, level) cell.
+    assert peak < 512 * n, f"peak {peak / 1e6:.0f} MB"
+    (b,) = s.random
+    assert b.n_levels == levels
+    np.testing.assert_array_equal(b.codes, d.g.to_numpy())
+
+
 # ---- responses ---------------------------------------------------------------------------------
 
 
@@ -207,14 +401,22 @@ def test_bernoulli_gets_unit_trials(df):
         ("count ~ x", "binomial", r"family 'binomial' needs the number of trials"),
         ("y ~ x", "poisson", r"response 'y' does not fit family poisson\(log\)"),
         ("count ~ x", "bernoulli", r"response 'count' does not fit family bernoulli"),
-        ("y ~ x + (1 | g) + (0 + x | g)", "gaussian", r"same factor 'g'.*\(1 \+ x \| g\)"),
-        ("y ~ x + (1 + x || g)", "gaussian", r"'\|\|'"),
+        ("y ~ x + (1 + xx | g)", "gaussian", r"random term \(1 \+ xx \| g\) uses 'xx'.*did you mean 'x'"),
+        ("y ~ x + (1 | g) + (1 + x | g)", "gaussian", r"\(1 \| g\) is in two blocks"),
+        ("y ~ x + (1 + x | g) + (1 + z | g)", "gaussian",
+         r"\(1 \| g\) is in two blocks, \(1 \+ x \| g\) and \(1 \+ z \| g\)"),
+        ("y ~ x + (1 | g/gg)", "gaussian", r"grouping factor 'gg' is not a column"),
+        ("y || trials(size) ~ x", "gaussian", r"unsupported response"),
+        ("y ~ x + (1 | g || h)", "gaussian", r"cannot interpret"),
         ("y ~ 0 + (1 | g)", "gaussian", r"no fixed effects"),
         ("y ~ x + x", "gaussian", None),  # formulae merges duplicates: not an error
         ("y ~ x +", "gaussian", r"cannot parse"),
         ("~ x", "gaussian", r"no response"),
         ("y + x", "gaussian", r"no response"),
         ("y ~ x + (1 | g", "gaussian", r"cannot parse"),
+        ("y ~ x | g", "gaussian", r"unexpected '\|'.*in parentheses"),
+        ("y ~ x || g", "gaussian", r"unexpected '\|\|'.*in parentheses"),
+        ("y ~ x + (1 | g))", "gaussian", r"unexpected '\)'"),
     ],
 )
 def test_bad_formulas(df, formula, family, match):
@@ -223,6 +425,21 @@ def test_bad_formulas(df, formula, family, match):
         return
     with pytest.raises(ValueError, match=match):
         build_spec(formula, df, family)
+
+
+def test_bad_grouping_factors(df):
+    d = df.copy()
+    d.loc[[1, 3], "h"] = np.nan
+    with pytest.raises(ValueError, match=r"column 'h' of data has 2 missing value"):
+        build_spec("y ~ x + (1 | g/h)", d)
+    with pytest.raises(ValueError, match=r"column 'h' of data has 2 missing value"):
+        build_spec("y ~ x + (1 + x || h)", d)
+    with pytest.raises(ValueError, match=r"random term \(1 \| gg\): grouping factor 'gg'"):
+        build_spec("y ~ x + (1 + x || gg)", df)
+    with pytest.raises(ValueError, match=r"random term \(1 \+ zz \| g\) uses 'zz'"):
+        build_spec("y ~ x + (1 + zz | g) + (1 | h)", df)
+    with pytest.raises(ValueError, match=r"random term \(1 \+ center\(zz\) \| a\) uses 'zz'"):
+        build_spec("y ~ x + (1 | g) + (1 + center(zz) | a)", df)
 
 
 def test_missing_values_are_counted_and_named(df):
