@@ -11,6 +11,13 @@ and the scripts under ``validation/``.
   {0, ..., L} with a chi-square test and directed z-scores of the rank mean and variance.
   ``glm_sbc_case``, ``hierarchical_normal_sbc_case``, ``lmm_sbc_case`` and ``glmm_sbc_case``
   build the cases of each sampler; ``sbc_cases()`` lists them all.
+* An exact reference for the variance components of a gaussian LMM with several
+  intercept-only random factors, crossed or nested (``lmm_variance_posterior``): beta and the
+  random effects integrate out in closed form through the Woodbury identity
+  (``lmm_log_marginal_likelihood``; the restricted likelihood ``lmm_reml_log_likelihood`` and
+  its maximiser ``lmm_reml_estimates`` share the code), the SDs and sigma by quadrature on an
+  adaptive tensor grid over their logs; ``scale_prior_logpdf``, ``lmm_default_priors`` and
+  ``lmm_reference_priors`` turn bglmm's prior objects into the densities it takes.
 * Joint-distribution tests (Geweke 2004, "Getting it right"): ``geweke_test`` compares the
   marginal-conditional simulator (parameters from the prior, data from the model) with the
   successive-conditional simulator (alternate a posterior update and a fresh data draw) on the
@@ -18,7 +25,8 @@ and the scripts under ``validation/``.
   (autocorrelated) successive-conditional chain; ``glm_geweke`` and
   ``hierarchical_normal_geweke`` set it up for those samplers.
 
-Only NumPy is needed to simulate; the tests themselves use SciPy (``rank_uniformity``).
+Only NumPy is needed to simulate; the tests themselves use SciPy (``rank_uniformity``, and the
+LMM reference for its optimisation, special functions and splines).
 """
 
 from __future__ import annotations
@@ -61,6 +69,15 @@ __all__ = [
     "hierarchical_normal_geweke",
     "batch_means_se",
     "mcse_mean",
+    "REFERENCE_PROBS",
+    "VariancePosterior",
+    "lmm_log_marginal_likelihood",
+    "lmm_reml_log_likelihood",
+    "lmm_reml_estimates",
+    "lmm_variance_posterior",
+    "scale_prior_logpdf",
+    "lmm_default_priors",
+    "lmm_reference_priors",
 ]
 
 
@@ -1143,3 +1160,552 @@ def hierarchical_normal_geweke(sampler: str = "gibbs", *, tau_prior: str = "half
 
     return geweke_test(prior_draw, data_draw, posterior_step, functionals, marginal=marginal,
                        successive=successive, seed=seed)
+
+
+# ---------------------------------------------------------------------------------------------
+# Exact reference: the variance components of a gaussian LMM with intercept-only random factors
+# ---------------------------------------------------------------------------------------------
+#
+# y = X beta + sum_k Z_k b_k + e, b_k ~ N(0, s_k^2 I_{m_k}) (Z_k the 0/1 indicator of factor k's
+# levels), e ~ N(0, sigma^2 I), beta ~ N(m0, V0). Given theta = (s_1..s_K, sigma), beta and every
+# b_k integrate out: y ~ N(X m0, Sigma), Sigma = sigma^2 I + W G W' with W = [Z_1 .. Z_K X] and
+# G = blockdiag(s_1^2 I, .., s_K^2 I, V0). With P = G^-1 and C = W'W + sigma^2 P (d x d,
+# d = sum m_k + p) the Woodbury identity and the matrix determinant lemma give, for r = y - X m0,
+#
+#   log|Sigma|      = (n - d) log sigma^2 + log|G| + log|C|
+#   r' Sigma^-1 r   = (r'r - (W'r)' C^-1 (W'r)) / sigma^2,
+#
+# so nothing n x n is ever formed. With a flat prior on beta (P's beta block zero, V0 -> inf) the
+# same C is Henderson's mixed-model matrix, log|C| - (d - n) log sigma^2 + log|D| =
+# log|V| + log|X' V^-1 X| (V = sigma^2 I + Z D Z'), and the quadratic form is the GLS residual
+# r' V^-1 r minimised over beta: together the restricted (REML) likelihood.
+# Any one factor's block of W'W is diagonal (its level counts); the factor with the most levels
+# is eliminated in closed form, leaving a dense Schur complement over the other factors' levels
+# and beta (Penicillin: 6 + 1, Pastes: 10 + 1), Cholesky-factored for each grid point.
+
+
+def _factor_layout(factor_codes: Any, n: int) -> tuple[list[str], list[np.ndarray], list[int]]:
+    """Names, integer codes 0..m_k-1 and level counts of the random factors. ``factor_codes``:
+    a dict {name: labels} or a sequence of label arrays (named factor0, factor1, ...)."""
+    if isinstance(factor_codes, dict):
+        names = [str(k) for k in factor_codes]
+        columns = list(factor_codes.values())
+    else:
+        columns = list(factor_codes)
+        names = [f"factor{k}" for k in range(len(columns))]
+    if not columns:
+        raise ValueError("give at least one random factor")
+    codes, sizes = [], []
+    for name, labels in zip(names, columns):
+        labels = np.asarray(labels)
+        if labels.shape != (n,):
+            raise ValueError(f"factor {name!r} has {labels.size} labels for {n} observations")
+        _, code = np.unique(labels, return_inverse=True)
+        codes.append(code.astype(np.int64).ravel())
+        sizes.append(int(code.max()) + 1)
+    return names, codes, sizes
+
+
+class _VarianceComponents:
+    """The Woodbury pieces of one data set, with the levels of the factor that has the most of
+    them (its block of W'W is diagonal, the counts) eliminated in closed form: what is left is
+    a dense system over the other factors' levels and beta, R = [other Z_k, X].
+
+    Holds the counts, Z_0'R, R'R, Z_0'r, R'r and r'r, and the prior precision of beta (zero for
+    the flat prior of the restricted likelihood)."""
+
+    def __init__(self, y: Any, X: Any, factor_codes: Any, beta_mean: Any = None,
+                 beta_cov: Any = None) -> None:
+        y = np.asarray(y, dtype=float).ravel()
+        n = y.size
+        X = np.asarray(X, dtype=float).reshape(n, -1)
+        if not (np.all(np.isfinite(y)) and np.all(np.isfinite(X))):
+            raise ValueError("y and X must be finite")
+        self.names, codes, sizes = _factor_layout(factor_codes, n)
+        self.n, self.p, self.K = n, X.shape[1], len(codes)
+        self.sizes = np.asarray(sizes, dtype=np.int64)
+        self.d = int(self.sizes.sum()) + self.p
+        self.flat = beta_cov is None
+        if self.flat:
+            # beta is flat: shifting y by any X b changes nothing, so work with the least-squares
+            # residual (less cancellation in r'r - (W'r)' C^-1 W'r)
+            coef, *_ = np.linalg.lstsq(X, y, rcond=None)
+            r = y - X @ coef
+            prec_beta = np.zeros((self.p, self.p))
+            self.logdet_v0 = 0.0
+        else:
+            m0 = np.broadcast_to(np.asarray(beta_mean, dtype=float).ravel(), (self.p,))
+            V0 = np.atleast_2d(np.asarray(beta_cov, dtype=float))
+            if V0.shape == (1, 1) and self.p > 1:
+                V0 = np.eye(self.p) * V0[0, 0]
+            if V0.shape != (self.p, self.p):
+                raise ValueError(f"beta_cov has shape {V0.shape}, expected ({self.p}, {self.p})")
+            L0 = np.linalg.cholesky(V0)
+            L0inv = np.linalg.inv(L0)
+            prec_beta = L0inv.T @ L0inv
+            self.logdet_v0 = 2.0 * float(np.sum(np.log(np.diag(L0))))
+            r = y - X @ m0
+        # the eliminated factor: the one with the most levels
+        self.first = int(np.argmax(self.sizes))
+        rest = [k for k in range(self.K) if k != self.first]
+        c0, m0_levels = codes[self.first], sizes[self.first]
+        self.counts = np.bincount(c0, minlength=m0_levels).astype(float)
+        self.u0 = np.bincount(c0, weights=r, minlength=m0_levels)
+        # R = [Z_k for k in rest, X]: columns laid out factor by factor, then X
+        offsets = np.concatenate([[0], np.cumsum([sizes[k] for k in rest])]).astype(int)
+        self.q = int(offsets[-1]) + self.p
+        self.rest_factor = np.repeat(np.asarray(rest, dtype=np.int64),
+                                     [sizes[k] for k in rest]).astype(np.int64)
+        self.n_rest_levels = int(offsets[-1])
+        Z0R = np.zeros((m0_levels, self.q))
+        RR = np.zeros((self.q, self.q))
+        uR = np.zeros(self.q)
+        for i, k in enumerate(rest):
+            ck, mk, ok = codes[k], sizes[k], offsets[i]
+            Z0R[:, ok:ok + mk] = np.bincount(c0 * mk + ck, minlength=m0_levels * mk
+                                             ).reshape(m0_levels, mk)
+            for j in range(i, len(rest)):
+                l = rest[j]
+                cl, ml, ol = codes[l], sizes[l], offsets[j]
+                block = np.bincount(ck * ml + cl, minlength=mk * ml).reshape(mk, ml).astype(float)
+                RR[ok:ok + mk, ol:ol + ml] = block
+                RR[ol:ol + ml, ok:ok + mk] = block.T
+            ZtX = np.zeros((mk, self.p))
+            np.add.at(ZtX, ck, X)
+            RR[ok:ok + mk, self.n_rest_levels:] = ZtX
+            RR[self.n_rest_levels:, ok:ok + mk] = ZtX.T
+            uR[ok:ok + mk] = np.bincount(ck, weights=r, minlength=mk)
+        Z0X = np.zeros((m0_levels, self.p))
+        np.add.at(Z0X, c0, X)
+        Z0R[:, self.n_rest_levels:] = Z0X
+        RR[self.n_rest_levels:, self.n_rest_levels:] = X.T @ X
+        uR[self.n_rest_levels:] = X.T @ r
+        self.Z0R, self.RR, self.uR, self.rtr = Z0R, RR, uR, float(r @ r)
+        self.prec_beta = prec_beta
+
+    def _pieces(self, log_sd: np.ndarray, log_sigma: np.ndarray) -> np.ndarray:
+        """log|Sigma| - log|V0| (or log|V| + log|X'V^-1 X| when beta is flat) plus the quadratic
+        form, for a batch: log_sd (B, K), log_sigma (B,).
+
+        With C = W'W + sigma^2 P = [[A, Z_0'R], [R'Z_0, R'R + sigma^2 P_R]], A = diag(counts +
+        sigma^2 / s_0^2): log|C| = log|A| + log|S| and (W'r)' C^-1 W'r = u_0' A^-1 u_0 + w' S^-1 w
+        with S = R'R + sigma^2 P_R - R'Z_0 A^-1 Z_0'R and w = R'r - R'Z_0 A^-1 u_0."""
+        B = log_sigma.size
+        s2 = np.exp(2.0 * log_sigma)
+        a = self.counts[None, :] + s2[:, None] * np.exp(-2.0 * log_sd[:, self.first])[:, None]
+        ainv = 1.0 / a
+        scaled = self.Z0R[None, :, :] * ainv[:, :, None]  # A^-1 Z_0'R
+        S = np.broadcast_to(self.RR, (B, self.q, self.q)) - np.einsum(
+            "jr,bjs->brs", self.Z0R, scaled, optimize=True)
+        lev = np.arange(self.n_rest_levels)
+        S[:, lev, lev] += s2[:, None] * np.exp(-2.0 * log_sd[:, self.rest_factor])
+        if not self.flat:
+            k = self.n_rest_levels
+            S[:, k:, k:] += s2[:, None, None] * self.prec_beta
+        w = self.uR[None, :] - np.einsum("bjr,j->br", scaled, self.u0)
+        L = np.linalg.cholesky(S)
+        logdet_c = (np.sum(np.log(a), axis=1)
+                    + 2.0 * np.sum(np.log(np.diagonal(L, axis1=1, axis2=2)), axis=1))
+        v = np.linalg.solve(L, w[:, :, None])[..., 0]
+        fitted = np.sum(self.u0[None, :] ** 2 * ainv, axis=1) + np.sum(v * v, axis=1)
+        quad = (self.rtr - fitted) / s2
+        logdet = ((self.n - self.d) * np.log(s2) + 2.0 * log_sd @ self.sizes.astype(float)
+                  + logdet_c)
+        return logdet + quad
+
+    def evaluate(self, log_sd: Any, log_sigma: Any) -> np.ndarray:
+        """The log marginal likelihood (proper beta prior) or the restricted log likelihood
+        (flat), at log SDs (..., K) and log sigma (...)."""
+        log_sd = np.asarray(log_sd, dtype=float)
+        log_sigma = np.asarray(log_sigma, dtype=float)
+        shape = log_sigma.shape
+        if log_sd.shape != shape + (self.K,):
+            raise ValueError(f"log_sd has shape {log_sd.shape}, expected {shape + (self.K,)}")
+        ls = log_sd.reshape(-1, self.K)
+        lg = log_sigma.ravel()
+        out = np.empty(lg.size)
+        per_point = self.counts.size * self.q + self.q * self.q
+        batch = max(1, int(2e6 // per_point))
+        for start in range(0, lg.size, batch):
+            sl = slice(start, start + batch)
+            out[sl] = self._pieces(ls[sl], lg[sl])
+        if self.flat:
+            const = (self.n - self.p) * np.log(2.0 * np.pi)
+        else:
+            const = self.n * np.log(2.0 * np.pi) + self.logdet_v0
+        return (-0.5 * (const + out)).reshape(shape)
+
+
+def lmm_log_marginal_likelihood(y: Any, X: Any, factor_codes: Any, beta_mean: Any, beta_cov: Any,
+                                sd: Any, sigma: Any) -> np.ndarray:
+    """log p(y | s_1..s_K, sigma) of the gaussian LMM with intercept-only random factors, beta
+    ~ N(beta_mean, beta_cov) and every b_k integrated out: the log density of
+    N(X m0, X V0 X' + sum_k s_k^2 Z_k Z_k' + sigma^2 I) at y, computed through the
+    (sum m_k + p)-dimensional Woodbury system. ``sd`` has shape (..., K), ``sigma`` (...)."""
+    vc = _VarianceComponents(y, X, factor_codes, beta_mean, beta_cov)
+    return vc.evaluate(np.log(np.asarray(sd, dtype=float)), np.log(np.asarray(sigma, dtype=float)))
+
+
+def lmm_reml_log_likelihood(y: Any, X: Any, factor_codes: Any, sd: Any, sigma: Any) -> np.ndarray:
+    """The restricted (REML) log likelihood of the same model, -1/2 [log|V| + log|X'V^-1 X| +
+    r'V^-1 r + (n - p) log 2 pi] with V = sigma^2 I + sum_k s_k^2 Z_k Z_k' and r the GLS residual
+    — lme4's REML criterion times -1/2; the limit V0 -> infinity of the marginal likelihood plus
+    1/2 log|V0| + p/2 log 2 pi."""
+    vc = _VarianceComponents(y, X, factor_codes)
+    return vc.evaluate(np.log(np.asarray(sd, dtype=float)), np.log(np.asarray(sigma, dtype=float)))
+
+
+def _maximise(f: Callable[[np.ndarray], float], start: np.ndarray) -> np.ndarray:
+    """Maximiser of a smooth function of a few unconstrained variables: Nelder-Mead to get
+    close, then BFGS to polish."""
+    from scipy import optimize
+
+    neg = lambda t: -float(f(t))  # noqa: E731
+    res = optimize.minimize(neg, start, method="Nelder-Mead",
+                            options={"xatol": 1e-6, "fatol": 1e-10, "maxiter": 20000,
+                                     "maxfev": 40000})
+    res2 = optimize.minimize(neg, res.x, method="BFGS", options={"gtol": 1e-8})
+    best = res2.x if res2.fun <= res.fun else res.x
+    if not np.all(np.isfinite(best)):
+        raise RuntimeError("the optimisation of the variance components failed")
+    return best
+
+
+def lmm_reml_estimates(y: Any, X: Any, factor_codes: Any) -> dict[str, float]:
+    """REML estimates of the SD of each random factor and of sigma (the maximiser of
+    :func:`lmm_reml_log_likelihood`, over log SDs): what lme4's ``lmer(..., REML = TRUE)``
+    reports as the standard deviations of the variance components."""
+    vc = _VarianceComponents(y, X, factor_codes)
+    start = np.full(vc.K + 1, 0.5 * np.log(vc.rtr / max(vc.n - vc.p, 1) / (vc.K + 1)))
+    t = _maximise(lambda t: vc.evaluate(t[:-1], t[-1]), start)
+    out = {name: float(np.exp(t[k])) for k, name in enumerate(vc.names)}
+    out["sigma"] = float(np.exp(t[-1]))
+    return out
+
+
+def scale_prior_logpdf(prior: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """The log density of a standard deviation s under a bglmm prior object, as a function of s:
+    HalfStudentT(df, scale) (and HalfCauchy), HalfNormal(scale), UniformSD(upper) (the flat
+    prior is 0 on (0, upper)), and InverseGamma(shape, scale) on the variance s^2, whose density
+    for s carries the Jacobian d s^2 / d s = 2 s."""
+    from scipy import special
+
+    from .priors import HalfNormal, HalfStudentT, InverseGamma, UniformSD
+
+    if isinstance(prior, HalfStudentT):
+        nu, a = float(prior.df), float(prior.scale)
+        c = (np.log(2.0) + special.gammaln((nu + 1) / 2) - special.gammaln(nu / 2)
+             - 0.5 * np.log(nu * np.pi) - np.log(a))
+
+        def half_t(s: Any) -> np.ndarray:
+            s = np.asarray(s, dtype=float)
+            return c - (nu + 1) / 2 * np.log1p((s / a) ** 2 / nu)
+        return half_t
+    if isinstance(prior, HalfNormal):
+        a = float(prior.scale)
+
+        def half_normal(s: Any) -> np.ndarray:
+            s = np.asarray(s, dtype=float)
+            return 0.5 * np.log(2.0 / np.pi) - np.log(a) - 0.5 * (s / a) ** 2
+        return half_normal
+    if isinstance(prior, UniformSD):
+        upper = float(prior.upper)
+        c = 0.0 if np.isinf(upper) else -np.log(upper)
+
+        def uniform(s: Any) -> np.ndarray:
+            s = np.asarray(s, dtype=float)
+            return np.where(s < upper, c, -np.inf)
+        return uniform
+    if isinstance(prior, InverseGamma):
+        a, b = float(prior.shape), float(prior.scale)
+        c = a * np.log(b) - special.gammaln(a) + np.log(2.0)
+
+        def inverse_gamma_on_variance(s: Any) -> np.ndarray:
+            s = np.asarray(s, dtype=float)
+            v = s * s
+            return c - (a + 1) * np.log(v) - b / v + np.log(s)
+        return inverse_gamma_on_variance
+    raise TypeError("the prior of a standard deviation must be HalfStudentT, HalfCauchy, "
+                    f"HalfNormal, UniformSD or InverseGamma (on the variance), got "
+                    f"{type(prior).__name__}")
+
+
+def lmm_default_priors(y: Any, X: Any) -> dict[str, Any]:
+    """bglmm's documented default priors (see :func:`bglmm.api.default_priors`) of a gaussian
+    LMM whose random terms are all intercept-only, built from y and X alone: with s = sd(y),
+    a slope on x_j gets N(0, (2.5 s / sd(x_j))^2) and the intercept N(mean(y), (10 s)^2 (1 +
+    sum_j (mean(x_j) / sd(x_j))^2)); sigma^2 ~ Inverse-Gamma(1/2, s2 / 2) with s2 the residual
+    variance of the least-squares fit of y on X; every random intercept's SD ~ Half-Student-t(3,
+    2.5 s). Returns {"beta": Normal, "sigma": InverseGamma, "sd": HalfStudentT}, the keys of
+    ``default_priors``."""
+    from .priors import HalfStudentT, InverseGamma, Normal
+
+    y = np.asarray(y, dtype=float).ravel()
+    X = np.asarray(X, dtype=float).reshape(y.size, -1)
+    n, p = X.shape
+    s = float(np.std(y, ddof=1)) if n > 1 else 0.0
+    s = s if s > 0 else 1.0
+    mean, sd = X.mean(axis=0), X.std(axis=0)
+    const = sd <= 1e-12 * np.maximum(1.0, np.abs(mean))
+    sd = np.where(const, 1.0, sd)
+    centre = np.where(const, 0.0, mean / sd)
+    v_int = (10 * s) ** 2 * (1.0 + float(np.sum(centre**2)))
+    prior_sd = np.where(const, np.sqrt(v_int), 2.5 * s / sd)
+    m = np.where(const, float(np.mean(y)), 0.0)
+    coef, *_ = np.linalg.lstsq(X, y, rcond=None)
+    resid = y - X @ coef
+    s2 = float(resid @ resid) / (n - p) if n > p else 0.0
+    if not s2 > 0:
+        s2 = float(np.var(y)) if n > 1 else 1.0
+    s2 = s2 if s2 > 0 else 1.0
+    return {"beta": Normal(mean=m, sd=prior_sd), "sigma": InverseGamma(0.5, 0.5 * s2),
+            "sd": HalfStudentT(3.0, 2.5 * s)}
+
+
+def lmm_reference_priors(priors: dict[str, Any], factors: Sequence[str], p: int
+                         ) -> dict[str, Any]:
+    """The prior arguments of :func:`lmm_variance_posterior` from bglmm prior objects — the
+    dict of :func:`bglmm.api.default_priors`, ``fit.priors`` or :func:`lmm_default_priors`:
+    ``"beta"`` a Normal, ``"sigma"`` an InverseGamma on sigma^2 (or any prior on an SD), and
+    for each factor the prior of its SD under the factor's own name (a prior, or a dict
+    {"Intercept": prior}) or else under ``"sd"`` (one prior for every factor, a list with one
+    per factor, or a dict {factor: prior})."""
+    factors = [str(f) for f in factors]
+    sd = priors.get("sd")
+    per = []
+    for k, f in enumerate(factors):
+        if f in priors:
+            pr = priors[f]
+        elif isinstance(sd, dict):
+            pr = sd[f]
+        elif isinstance(sd, (list, tuple)):
+            if len(sd) != len(factors):
+                raise ValueError(f"{len(sd)} SD priors for {len(factors)} factors")
+            pr = sd[k]
+        elif sd is not None:
+            pr = sd
+        else:
+            raise ValueError(f"no SD prior for factor {f!r}")
+        if isinstance(pr, dict):
+            pr = pr["Intercept"]
+        per.append(pr)
+    mean, cov = priors["beta"].to_arrays(p, "beta prior")
+    return {"beta_mean": mean, "beta_cov": cov,
+            "sd_prior_logpdf": [scale_prior_logpdf(pr) for pr in per],
+            "sigma_prior_logpdf": scale_prior_logpdf(priors["sigma"])}
+
+
+REFERENCE_PROBS = (0.025, 0.25, 0.5, 0.75, 0.975)
+
+
+@dataclass
+class VariancePosterior:
+    """Posterior marginals of the SDs of the random factors and of sigma, from quadrature on a
+    tensor grid over (log s_1, .., log s_K, log sigma).
+
+    ``quantiles[name]`` holds the quantiles at ``probs`` (on the SD scale), ``mean[name]`` the
+    posterior mean of the SD; ``axes`` are the grid's log-SD nodes and ``log_density`` the
+    unnormalised log posterior on them (with the Jacobians of the log scale). ``mode`` is the
+    posterior mode in the log coordinates and ``curvature_sd`` the SDs of the normal
+    approximation there. ``integration_error[name]`` is |this result - the result on the grid
+    with twice the spacing| at each prob (``mean_error`` for the means): an estimate, generous
+    since the error falls fast with the spacing, of the quadrature error of the coarser grid."""
+
+    names: list[str]
+    probs: tuple[float, ...]
+    quantiles: dict[str, np.ndarray]
+    mean: dict[str, float]
+    mode: np.ndarray
+    curvature_sd: np.ndarray
+    axes: list[np.ndarray]
+    log_density: np.ndarray
+    integration_error: dict[str, np.ndarray] = field(default_factory=dict)
+    mean_error: dict[str, float] = field(default_factory=dict)
+
+    def quantile(self, name: str, prob: float) -> float:
+        """The quantile of one SD (or sigma) at one of ``probs``."""
+        j = int(np.argmin(np.abs(np.asarray(self.probs) - prob)))
+        if abs(self.probs[j] - prob) > 1e-12:
+            raise ValueError(f"prob {prob} is not one of {self.probs}")
+        return float(self.quantiles[name][j])
+
+    def sample(self, size: int | tuple[int, ...], seed: Any = None) -> dict[str, np.ndarray]:
+        """Independent draws from the gridded posterior (grid cells with probability
+        proportional to their mass, then uniform within the cell): {name: SDs of shape
+        ``size``}, e.g. ``size=(chains, draws)`` to stand in for a sampler's output."""
+        rng = _rng(seed)
+        shape = (size,) if isinstance(size, (int, np.integer)) else tuple(size)
+        count = int(np.prod(shape))
+        w = np.exp(self.log_density - self.log_density.max()).ravel()
+        cells = rng.choice(w.size, size=count, p=w / w.sum())
+        idx = np.unravel_index(cells, self.log_density.shape)
+        out = {}
+        for j, name in enumerate(self.names):
+            step = self.axes[j][1] - self.axes[j][0]
+            t = self.axes[j][idx[j]] + step * (rng.random(count) - 0.5)
+            out[name] = np.exp(t).reshape(shape)
+        return out
+
+    def table(self) -> Any:
+        """A pandas DataFrame: one row per SD, the quantiles, the mean and the largest
+        quantile change on halving the grid spacing."""
+        import pandas as pd
+
+        rows = {}
+        for name in self.names:
+            row = {f"q{100 * p:g}": v for p, v in zip(self.probs, self.quantiles[name])}
+            row["mean"] = self.mean[name]
+            if name in self.integration_error:
+                row["grid_error"] = float(np.max(self.integration_error[name]))
+            rows[name] = row
+        return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def _marginal_summaries(axis: np.ndarray, log_marginal: np.ndarray, probs: Sequence[float],
+                        refine: int = 32) -> tuple[np.ndarray, float]:
+    """Quantiles (of exp(t)) and E[exp(t)] from a log marginal density of t known on a regular
+    grid: a cubic spline through the log density, then a fine trapezoid rule."""
+    from scipy.interpolate import CubicSpline
+
+    spline = CubicSpline(axis, log_marginal - log_marginal.max())
+    fine = np.linspace(axis[0], axis[-1], (axis.size - 1) * refine + 1)
+    dens = np.exp(spline(fine))
+    h = fine[1] - fine[0]
+    cdf = np.concatenate([[0.0], np.cumsum(0.5 * h * (dens[1:] + dens[:-1]))])
+    total = cdf[-1]
+    q = np.interp(np.asarray(probs) * total, cdf, fine)
+    ed = np.exp(fine) * dens
+    mean = float(np.sum(0.5 * h * (ed[1:] + ed[:-1])) / total)
+    return np.exp(q), mean
+
+
+def lmm_variance_posterior(y: Any, X: Any, factor_codes: Any, beta_mean: Any, beta_cov: Any,
+                           sd_prior_logpdf: Any, sigma_prior_logpdf: Callable[[Any], Any], *,
+                           grid: Any = 32, width: float = 6.0, edge_mass: float = 1e-7,
+                           refine: bool = True, probs: Sequence[float] = REFERENCE_PROBS
+                           ) -> VariancePosterior:
+    """Exact posterior marginals of the variance components of the gaussian LMM
+    y = X beta + sum_k Z_k b_k + e with intercept-only random factors (crossed or nested),
+    b_k ~ N(0, s_k^2 I), e ~ N(0, sigma^2 I), beta ~ N(beta_mean, beta_cov), priors
+    ``sd_prior_logpdf`` on each SD s_k (one callable of the SD, or one per factor) and
+    ``sigma_prior_logpdf`` on sigma (callables of the SD; :func:`scale_prior_logpdf` builds them
+    from bglmm's prior objects, :func:`lmm_reference_priors` from a whole prior dict).
+
+    beta and the b_k integrate out in closed form (:func:`lmm_log_marginal_likelihood`); the
+    remaining K + 1 dimensions are integrated on a tensor grid over the log SDs, with the
+    Jacobian s of each log. The grid is laid out adaptively: the posterior mode is found by
+    optimisation and the curvature there gives a normal approximation; each axis spans
+    mode +- ``width`` approximate posterior SDs with ``grid`` nodes, and is extended (same
+    spacing) while the posterior mass of its first or last node is above ``edge_mass``
+    (skewed, heavy-tailed marginals of log SDs are common with few levels). ``grid`` may
+    instead be a list of K + 1 increasing, evenly spaced arrays of log-SD nodes. Marginal
+    densities are the sums over the other axes; quantiles and means come from a cubic spline
+    through each log marginal and a fine trapezoid rule. With ``refine`` the whole computation
+    is repeated on the grid with half the spacing (same range), that finer result is returned,
+    and the differences to the coarser one are in ``integration_error`` and ``mean_error``.
+    """
+    from scipy.special import logsumexp
+
+    vc = _VarianceComponents(y, X, factor_codes, beta_mean, beta_cov)
+    K = vc.K
+    sd_lp = list(sd_prior_logpdf) if isinstance(sd_prior_logpdf, (list, tuple)) else \
+        [sd_prior_logpdf] * K
+    if len(sd_lp) != K:
+        raise ValueError(f"{len(sd_lp)} SD priors for {K} random factors")
+
+    def log_post(t: np.ndarray) -> np.ndarray:
+        t = np.asarray(t, dtype=float)
+        ls, lg = t[..., :K], t[..., K]
+        out = vc.evaluate(ls, lg)
+        for k in range(K):
+            out = out + np.asarray(sd_lp[k](np.exp(ls[..., k])), dtype=float) + ls[..., k]
+        out = out + np.asarray(sigma_prior_logpdf(np.exp(lg)), dtype=float) + lg
+        return np.where(np.isnan(out), -np.inf, out)
+
+    start = np.full(K + 1, 0.5 * np.log(vc.rtr / max(vc.n - vc.p, 1) / (K + 1)))
+    mode = _maximise(lambda t: float(log_post(t)), start)
+    # curvature at the mode by central differences -> SDs of the normal approximation
+    h = 1e-3
+    D = K + 1
+    H = np.empty((D, D))
+    E = np.eye(D) * h
+    for i in range(D):
+        for j in range(i, D):
+            fpp = log_post(mode + E[i] + E[j])
+            fpm = log_post(mode + E[i] - E[j])
+            fmp = log_post(mode - E[i] + E[j])
+            fmm = log_post(mode - E[i] - E[j])
+            H[i, j] = H[j, i] = -(fpp - fpm - fmp + fmm) / (4 * h * h)
+    try:
+        np.linalg.cholesky(H)
+        curv_sd = np.sqrt(np.diag(np.linalg.inv(H)))
+    except np.linalg.LinAlgError:
+        curv_sd = 1.0 / np.sqrt(np.maximum(np.diag(H), 1e-2))
+
+    if isinstance(grid, (int, np.integer)):
+        points = int(grid)
+        if points < 5:
+            raise ValueError("grid needs at least 5 points per axis")
+        axes = [mode[j] + curv_sd[j] * np.linspace(-width, width, points) for j in range(D)]
+        lp = log_post(np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1))
+        # grow an axis (same spacing, a slab of new nodes at a time) while the posterior mass
+        # of its first or last node exceeds edge_mass: skewed, heavy-tailed marginals of log
+        # SDs are common with few levels (e.g. density ~ s near s = 0)
+        extra = max(2, points // 8)
+        for _ in range(400):
+            total = logsumexp(lp)
+            grown = False
+            for j in range(D):
+                others = tuple(i for i in range(D) if i != j)
+                node_mass = logsumexp(lp, axis=others) - total
+                for side in (0, -1):
+                    if node_mass[side] <= np.log(edge_mass):
+                        continue
+                    step = axes[j][1] - axes[j][0]
+                    new_nodes = (axes[j][0] - step * np.arange(extra, 0, -1) if side == 0
+                                 else axes[j][-1] + step * np.arange(1, extra + 1))
+                    slab = list(axes)
+                    slab[j] = new_nodes
+                    lp_slab = log_post(np.stack(np.meshgrid(*slab, indexing="ij"), axis=-1))
+                    parts = (lp_slab, lp) if side == 0 else (lp, lp_slab)
+                    lp = np.concatenate(parts, axis=j)
+                    axes[j] = np.concatenate((new_nodes, axes[j]) if side == 0
+                                             else (axes[j], new_nodes))
+                    grown = True
+                    break
+                if grown:
+                    break
+            if not grown:
+                break
+        else:
+            raise RuntimeError("the posterior did not fit in the grid after 400 extensions")
+    else:
+        axes = [np.asarray(a, dtype=float) for a in grid]
+        if len(axes) != D:
+            raise ValueError(f"grid has {len(axes)} axes, expected {D}")
+        lp = log_post(np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1))
+
+    names = vc.names + ["sigma"]
+
+    def summarise(axes: list[np.ndarray], lp: np.ndarray
+                  ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+        qs, means = {}, {}
+        for j, name in enumerate(names):
+            others = tuple(i for i in range(D) if i != j)
+            lm = logsumexp(lp, axis=others)
+            qs[name], means[name] = _marginal_summaries(axes[j], lm, probs)
+        return qs, means
+
+    qs, means = summarise(axes, lp)
+    errors: dict[str, np.ndarray] = {}
+    mean_errors: dict[str, float] = {}
+    if refine:
+        fine_axes = [np.linspace(a[0], a[-1], 2 * a.size - 1) for a in axes]
+        fine_lp = log_post(np.stack(np.meshgrid(*fine_axes, indexing="ij"), axis=-1))
+        fq, fm = summarise(fine_axes, fine_lp)
+        errors = {nm: np.abs(fq[nm] - qs[nm]) for nm in names}
+        mean_errors = {nm: abs(fm[nm] - means[nm]) for nm in names}
+        axes, lp, qs, means = fine_axes, fine_lp, fq, fm
+    return VariancePosterior(names=names, probs=tuple(float(p) for p in probs), quantiles=qs,
+                             mean=means, mode=mode, curvature_sd=curv_sd, axes=axes,
+                             log_density=lp, integration_error=errors, mean_error=mean_errors)

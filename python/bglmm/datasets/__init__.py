@@ -3,6 +3,12 @@
 ``load(name)`` returns a fresh DataFrame; ``names()`` lists what ships. Values are as in the
 sources (no rescaling); layouts changed from wide to long where noted.
 
+Columns are read as the CSV gives them, except where a code stands for a factor: in
+``insteval`` the student ``s``, lecturer ``d``, department ``dept`` and ``service`` (0/1) are
+unordered categoricals and ``studage`` and ``lectage`` ordered ones (as lme4's factors), their
+categories the integer codes of the source — so ``y ~ service + (1 | d)`` treats them as groups
+rather than numbers.
+
 ===============  =====  ==========================================================================
 name             rows   what, and where it comes from
 ===============  =====  ==========================================================================
@@ -38,6 +44,20 @@ radon            919    Minnesota household ``log_radon`` by ``county`` (85), ``
                         ``log_uranium``; Gelman & Hill (2007) ch. 12-13.
 eight_schools    8      SAT coaching effects ``y`` with standard errors ``sigma``; Rubin (1981);
                         Gelman et al., BDA3 §5.5.
+penicillin       144    penicillin assay: inhibition-zone ``diameter`` by ``plate`` (24, a-x) and
+                        ``sample`` (6, A-F), every sample on every plate (crossed); Davies &
+                        Goldsmith (1972); R package lme4 (Penicillin).
+pastes           60     paste ``strength`` by ``batch`` (10, A-J) and ``cask`` (a-c within batch;
+                        ``sample`` = batch:cask), two analyses per cask (nested); Davies &
+                        Goldsmith (1972); R package lme4 (Pastes).
+verbagg          7584   verbal aggression: ``resp`` (no/perhaps/yes; ``r2`` = N/Y) of 316
+                        persons (``id``) to 24 ``item``s, with ``Anger``, ``Gender``, ``btype``,
+                        ``situ``, ``mode`` (crossed); De Boeck & Wilson (2004); R package lme4
+                        (VerbAgg).
+insteval         73421  lecture ratings ``y`` (1-5) by student ``s`` (2,972) and lecturer ``d``
+                        (1,128) in ``dept`` (14), ``service``, ``studage``, ``lectage``;
+                        ETH Zurich; R package lme4 (InstEval). The codes are read as
+                        categoricals (see above).
 ===============  =====  ==========================================================================
 """
 
@@ -48,6 +68,12 @@ from importlib import resources
 import pandas as pd
 
 _PACKAGE = "bglmm.datasets"
+
+# Columns that code a factor with integers: (column, ordered) per data set.
+_CATEGORICAL: dict[str, list[tuple[str, bool]]] = {
+    "insteval": [("s", False), ("d", False), ("studage", True), ("lectage", True),
+                 ("service", False), ("dept", False)],
+}
 
 
 def names() -> list[str]:
@@ -64,7 +90,11 @@ def load(name: str) -> pd.DataFrame:
     if name not in available:
         raise ValueError(f"unknown data set {name!r}; available: {', '.join(available)}")
     with resources.files(_PACKAGE).joinpath("data", f"{name}.csv").open("r", encoding="utf-8") as f:
-        return pd.read_csv(f)
+        df = pd.read_csv(f)
+    for column, ordered in _CATEGORICAL.get(name, []):
+        codes = df[column]
+        df[column] = pd.Categorical(codes, categories=sorted(codes.unique()), ordered=ordered)
+    return df
 
 
 __all__ = ["load", "names"]
