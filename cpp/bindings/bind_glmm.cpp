@@ -23,6 +23,8 @@ struct ExtraArrays {
   IntArray codes, level_start, level_rows;
   RealArray z;
   py::object cov_prior;
+  Index parent = -2;                // nested in: -1 the primary block, k >= 0 extra block k
+  std::vector<Index> parent_level;  // the parent level of each level
 };
 
 std::vector<ExtraArrays> extra_arrays(const py::list& extra) {
@@ -37,13 +39,19 @@ std::vector<ExtraArrays> extra_arrays(const py::list& extra) {
     if (!a.codes || !a.level_start || !a.level_rows || !a.z)
       throw std::invalid_argument("extra random-effect block: arrays of the wrong type");
     if (a.z.ndim() != 2) throw std::invalid_argument("extra random-effect block: z must be 2-D");
+    if (d.contains("parent")) {
+      a.parent = d["parent"].cast<Index>();
+      a.parent_level = d["parent_level"].cast<std::vector<Index>>();
+    }
     out.push_back(std::move(a));
   }
   return out;
 }
 
+// The extra blocks over the sorted rows of `obs` (x and, for nesting in the primary block,
+// its z and group offsets).
 std::vector<ExtraBlock> extra_blocks(const std::vector<ExtraArrays>& arrays,
-                                     const Eigen::Map<const RowMatrix>& x) {
+                                     const GroupedData& obs) {
   std::vector<ExtraBlock> out;
   Index k = 0;
   for (const ExtraArrays& a : arrays) {
@@ -52,7 +60,22 @@ std::vector<ExtraBlock> extra_blocks(const std::vector<ExtraArrays>& arrays,
         IMap(a.codes.data(), a.codes.size()),
         Eigen::Map<const RowMatrix>(a.z.data(), a.z.shape(0), a.z.shape(1)),
         IMap(a.level_start.data(), a.level_start.size()),
-        IMap(a.level_rows.data(), a.level_rows.size()), x, ++k));
+        IMap(a.level_rows.data(), a.level_rows.size()), obs.x, ++k));
+  }
+  for (std::size_t e = 0; e < arrays.size(); ++e) {
+    const ExtraArrays& a = arrays[e];
+    if (a.parent == -2) continue;
+    if (a.parent == -1) {
+      IndexVector codes(obs.rows());
+      for (Index g = 0; g < obs.n_groups(); ++g) codes.segment(obs.begin(g), obs.size(g)).setConstant(g);
+      set_parent(out[e], -1, a.parent_level, obs.n_groups(), obs.z, codes);
+    } else {
+      if (a.parent < 0 || a.parent >= static_cast<Index>(out.size()) ||
+          a.parent == static_cast<Index>(e))
+        throw std::invalid_argument("extra random-effect block: parent is not another block");
+      const ExtraBlock& par = out[static_cast<std::size_t>(a.parent)];
+      set_parent(out[e], a.parent, a.parent_level, par.m(), par.z, IndexVector(par.codes));
+    }
   }
   return out;
 }
@@ -159,7 +182,7 @@ void bind_glmm(py::module_& m) {
         GlmmData data =
             make_glmm_data(grouped(x, z, y, trials, offset, group_start, family_link), centred);
         const std::vector<ExtraArrays> arrays = extra_arrays(extra);
-        data.extra = extra_blocks(arrays, data.obs.x);
+        data.extra = extra_blocks(arrays, data.obs);
         const GlmmPriors pr =
             priors(data, beta_mean, beta_cov, cov_prior, phi_shape, phi_scale, arrays);
         const GlmmConfig cfg = config_from(config);
@@ -188,7 +211,7 @@ void bind_glmm(py::module_& m) {
         GlmmData data =
             make_glmm_data(grouped(x, z, y, trials, offset, group_start, family_link), centred);
         const std::vector<ExtraArrays> arrays = extra_arrays(extra);
-        data.extra = extra_blocks(arrays, data.obs.x);
+        data.extra = extra_blocks(arrays, data.obs);
         const GlmmPriors pr =
             priors(data, beta_mean, beta_cov, cov_prior, phi_shape, phi_scale, arrays);
         const GlmmConfig cfg = config_from(config);
@@ -209,7 +232,7 @@ void bind_glmm(py::module_& m) {
          const py::list& extra, const std::vector<RowMatrix>& extra_b) {
         const GroupedData obs = grouped(x, z, y, trials, offset, group_start, family_link);
         const std::vector<ExtraArrays> arrays = extra_arrays(extra);
-        const std::vector<ExtraBlock> blocks = extra_blocks(arrays, obs.x);
+        const std::vector<ExtraBlock> blocks = extra_blocks(arrays, obs);
         py::gil_scoped_release nogil;
         return glmm_pointwise_log_lik(obs, beta, b, phi, threads, blocks, extra_b);
       },

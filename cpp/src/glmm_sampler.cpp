@@ -168,6 +168,45 @@ ExtraBlock make_extra_block(ConstIndexVectorRef codes, ConstRowMatrixRef z,
   return blk;
 }
 
+void set_parent(ExtraBlock& blk, Index parent, const std::vector<Index>& parent_level,
+                Index parent_levels, const Eigen::Map<const RowMatrix>& parent_z,
+                const IndexVector& parent_codes) {
+  const Index m = blk.m();
+  check_size_match("nested block", "parent levels", static_cast<Index>(parent_level.size()),
+                   "levels", m);
+  check_size_match("nested block", "rows of the parent's Z", parent_z.rows(), "rows", blk.rows());
+  blk.parent = parent;
+  blk.parent_level = parent_level;
+  blk.child_start.assign(static_cast<std::size_t>(parent_levels + 1), 0);
+  for (Index j = 0; j < m; ++j) {
+    const Index p = parent_level[static_cast<std::size_t>(j)];
+    if (p < 0 || p >= parent_levels)
+      throw std::invalid_argument(concat("nested block: parent level ", p, " out of range"));
+    ++blk.child_start[static_cast<std::size_t>(p + 1)];
+  }
+  for (Index p = 0; p < parent_levels; ++p)
+    blk.child_start[static_cast<std::size_t>(p + 1)] += blk.child_start[static_cast<std::size_t>(p)];
+  blk.children.assign(static_cast<std::size_t>(m), 0);
+  std::vector<Index> fill(blk.child_start.begin(), blk.child_start.end() - 1);
+  for (Index j = 0; j < m; ++j)
+    blk.children[static_cast<std::size_t>(fill[static_cast<std::size_t>(parent_level[static_cast<std::size_t>(j)])]++)] = j;
+  check_size_match("nested block", "parent codes", parent_codes.size(), "rows", blk.rows());
+  for (Index i = 0; i < blk.rows(); ++i)
+    if (parent_level[static_cast<std::size_t>(blk.codes[i])] != parent_codes[i])
+      throw std::invalid_argument(concat("nested block: row ", i, " lies in parent level ",
+                                         parent_codes[i], ", not in its level's parent"));
+  blk.nest_pairs.clear();
+  std::vector<bool> taken(static_cast<std::size_t>(parent_z.cols()), false);
+  for (Index t = 0; t < blk.q(); ++t)
+    for (Index c = 0; c < parent_z.cols(); ++c)
+      if (!taken[static_cast<std::size_t>(c)] &&
+          (parent_z.col(c) - blk.z.col(t)).cwiseAbs().maxCoeff() == 0.0) {
+        blk.nest_pairs.emplace_back(t, c);
+        taken[static_cast<std::size_t>(c)] = true;
+        break;
+      }
+}
+
 void prepare_priors(const GlmmData& d, GlmmPriors& pr) {
   const char* fn = "glmm priors";
   const Index p = d.p(), q = d.q();
@@ -354,6 +393,7 @@ void init_extra_blocks(const GlmmData& d, const GlmmPriors& pr, GlmmState& s, Ve
     const Index q = blk.q();
     st.b.setZero(blk.m(), q);
     st.log_scale_step = std::log(0.5);
+    st.log_nest_step = std::log(0.5);
     const Matrix sigma = from_prior ? steps::covariance_prior_rng(pr.extra_cov[k], q, rng)
                                     : steps::covariance_prior_centre(pr.extra_cov[k], q);
     if (!steps::set_extra_sigma(st, sigma))

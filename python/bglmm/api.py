@@ -441,6 +441,24 @@ def _primary_block(spec: ModelSpec) -> int:
                key=lambda i: (-spec.random[i].q, len(spec.random[i].levels), i))
 
 
+def _nesting(spec: ModelSpec) -> list[int | None]:
+    """For each block, the block of another factor whose levels contain its levels (class
+    within school; an observation-level factor within any), the finest such; else None."""
+    out: list[int | None] = []
+    for i, b in enumerate(spec.random):
+        best = None
+        for j, a in enumerate(spec.random):
+            if a.factor == b.factor or len(a.levels) >= len(b.levels):
+                continue
+            parent = np.full(len(b.levels), -1, dtype=np.int64)
+            parent[b.codes] = a.codes
+            if np.array_equal(parent[b.codes], a.codes) and (
+                    best is None or len(a.levels) > len(spec.random[best].levels)):
+                best = j
+        out.append(best)
+    return out
+
+
 def _run_blocks(spec: ModelSpec, used: dict[str, Any], mcmc: dict[str, Any],
                 options: dict[str, Any]):
     """Several random-effect blocks: the GLMM core for every family (gaussian: its level steps
@@ -454,8 +472,11 @@ def _run_blocks(spec: ModelSpec, used: dict[str, Any], mcmc: dict[str, Any],
     primary = _primary_block(spec)
     X = pd.DataFrame(spec.X, columns=spec.fixed_names)
     main = spec.random[primary]
+    parents = _nesting(spec)
     extra = [{"name": f"blk{i}", "Z": b.Z, "terms": list(b.terms), "codes": b.codes,
-              "levels": list(b.levels), "prior": used[keys[i]]}
+              "levels": list(b.levels), "prior": used[keys[i]],
+              "parent": None if parents[i] is None else
+              ("primary" if parents[i] == primary else f"blk{parents[i]}")}
              for i, b in enumerate(spec.random) if i != primary]
     kwargs = dict(options)
     if fam.name == "gaussian":

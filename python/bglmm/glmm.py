@@ -454,7 +454,10 @@ def glmm(
         it names the variables ``b_<name>``, ``Sigma_<name>``, ``sd_<name>__<term>``,
         ``cor_<name>__<a>__<b>``), ``Z`` (n, q_k; DataFrame columns or ``terms`` name the
         terms), ``group`` (labels, length n) or ``codes`` (int, length n) with ``levels``, and
-        ``prior`` (as ``random_prior``; default as for ``Z``). Each block's levels are updated
+        ``prior`` (as ``random_prior``; default as for ``Z``), and optionally ``parent``
+        (``"primary"`` or another block's name) when the block's levels are nested in that
+        block's (class within school): a nested translation move then shifts each parent
+        level's effect against its children's. Each block's levels are updated
         in parallel by Laplace-proposal Metropolis-Hastings over a per-row linear predictor
         (never a dense rows x levels design), followed by Sigma_k | b_k, a translation move
         against each fixed effect whose column equals one of the block's (keeps crossed
@@ -552,7 +555,8 @@ def glmm(
               "min_rows_per_thread": check_count("min_rows_per_thread", min_rows_per_thread, 1)}
 
     extra = _extra_blocks(random_blocks, n, grouping)
-    extra_core = [{k: e[k] for k in ("codes", "z", "level_start", "level_rows", "cov_prior")}
+    extra_core = [{k: e[k] for k in ("codes", "z", "level_start", "level_rows", "cov_prior",
+                                     "parent", "parent_level") if k in e}
                   for e in extra]
 
     def run_one(chain: int, inner_threads: int, callback: Any) -> dict:
@@ -718,8 +722,32 @@ def _extra_blocks(blocks: Any, n: int, grouping: Any) -> list[dict[str, Any]]:
         out.append({"name": name, "terms": terms, "levels": levels, "codes_original": codes,
                     "Z_original": Zk, "codes": codes_sorted,
                     "z": np.ascontiguousarray(Zk[grouping.order]), "level_start": start,
-                    "level_rows": rows, "cov_prior": cov_spec})
+                    "level_rows": rows, "cov_prior": cov_spec, "nested_in": blk.get("parent")})
+    index = {e["name"]: k for k, e in enumerate(out)}
+    for e in out:
+        parent = e.pop("nested_in")
+        if parent is None:
+            continue
+        if parent == "primary":
+            pcodes, pidx = grouping.codes, -1
+        elif parent in index and parent != e["name"]:
+            pcodes, pidx = out[index[parent]]["codes_original"], index[parent]
+        else:
+            raise ValueError(f"block {e['name']!r}: parent {parent!r} is not 'primary' or "
+                             "another block's name")
+        e["parent"], e["parent_level"] = pidx, _parent_levels(e["codes_original"], pcodes,
+                                                               len(e["levels"]), e["name"])
     return out
+
+
+def _parent_levels(codes: np.ndarray, parent_codes: np.ndarray, m: int, name: str) -> np.ndarray:
+    """The parent level of each level of a nested factor (each level within one parent level)."""
+    parent = np.full(m, -1, dtype=np.int64)
+    parent[codes] = parent_codes
+    if np.any(parent[codes] != parent_codes):
+        raise ValueError(f"block {name!r} is not nested in its parent: a level spans several "
+                         "parent levels")
+    return parent
 
 
 def _check_acceptance(fit: GlmmFit, kernel: int, target: float, pf: int) -> None:

@@ -26,6 +26,15 @@ struct ExtraBlock {
   // (term t, X column c) with Z_k column t identical to X column c: the translation move
   // (steps/extra_blocks.hpp) shifts b_k[., t] against beta_c, which leaves eta unchanged.
   std::vector<std::pair<Index, Index>> shifts;
+  // Nesting (set_parent): every level of this block lies within one level of a parent block
+  // (-1: the primary block; k >= 0: extra block k), as class within school. The nested
+  // translation move shifts a parent level's effect against all its children's, term pairs
+  // (child term, parent term) with identical columns; children of parent level p are
+  // children[child_start[p] .. child_start[p+1]).
+  Index parent = -2;  // -2: none
+  std::vector<Index> parent_level;  // m: the parent level of each level
+  std::vector<Index> child_start, children;
+  std::vector<std::pair<Index, Index>> nest_pairs;
 
   Index q() const { return z.cols(); }
   Index m() const { return level_start.size() - 1; }
@@ -40,17 +49,27 @@ ExtraBlock make_extra_block(ConstIndexVectorRef codes, ConstRowMatrixRef z,
                             ConstIndexVectorRef level_start, ConstIndexVectorRef level_rows,
                             const Eigen::Map<const RowMatrix>& x, Index block);
 
+// Declares block `blk` nested in `parent` (-1 primary, else an extra block index), its levels'
+// parents in parent_level (length m, each in [0, parent levels)); finds the term pairs with
+// identical columns (parent_z: the parent's N x q_p term matrix, rows in the same order).
+// Throws unless every row's parent level (parent_codes, N) is its level's parent.
+void set_parent(ExtraBlock& blk, Index parent, const std::vector<Index>& parent_level,
+                Index parent_levels, const Eigen::Map<const RowMatrix>& parent_z,
+                const IndexVector& parent_codes);
+
 // One block's part of a chain's state.
 struct ExtraBlockState {
   RowMatrix b;                  // m x q
   Matrix sigma, chol, prec;     // Sigma_k, its lower Cholesky factor and inverse
   double log_scale_step = 0.0;  // the scale move's random-walk step (adapted in warm-up)
+  double log_nest_step = 0.0;   // the nested scale move's step (adapted in warm-up)
 };
 
 // What a block's steps report in one sweep (steps/extra_blocks.hpp).
 struct ExtraStepInfo {
   double level_accept_mean = 0.0;  // mean over levels of min(1, MH ratio)
   bool scale_accepted = false;     // the non-centred scale move moved
+  double nest_accept = 0.0;        // the nested scale move: fraction of its proposals accepted
 };
 
 }  // namespace bglmm

@@ -40,7 +40,9 @@
 
 namespace bglmm::steps {
 
-enum class ExtraPurpose : std::uint64_t { Level = 0, Covariance = 1, Shift = 2, Scale = 3 };
+enum class ExtraPurpose : std::uint64_t {
+  Level = 0, Covariance = 1, Shift = 2, Scale = 3, Nested = 4, NestedScale = 5
+};
 
 inline rng::Stream extra_stream(Index block, ExtraPurpose purpose) {
   return static_cast<rng::Stream>(1000 + 8 * static_cast<std::uint64_t>(block) +
@@ -259,6 +261,135 @@ inline void extra_translation_step(const GlmmData& d, const GlmmPriors& pr, cons
   }
 }
 
+// 3b. The nested translation move of a block whose levels sit within a parent block's: for
+// each parent level p and pair (child term t, parent term u) with identical columns, the
+// parent's x_p[u] + delta_p and each child's b_c[t] - delta_p leave eta unchanged, so delta_p
+// has a Gaussian full conditional from the two blocks' priors (drawn exactly, each parent level
+// with its own random numbers). Without it a small parent SD mixes as slowly as the Gibbs
+// sampler of a nested model does (Pastes: batch SD, bulk ESS 33 of 4,000).
+inline void nested_translation_step(const GlmmData& d, ExtraBlock const& blk, Index block,
+                                    ExtraBlockState& st, GlmmState& s, Vector& offset,
+                                    const ExtraStepArgs& a) {
+  if (blk.parent < -1 || blk.nest_pairs.empty()) return;
+  const bool primary = blk.parent == -1;
+  ExtraBlockState* par = primary ? nullptr : &s.extra[static_cast<std::size_t>(blk.parent)];
+  const Matrix& pp = primary ? s.sigma_prec : par->prec;
+  const Index n_parent = static_cast<Index>(blk.child_start.size()) - 1;
+  const Index q = blk.q();
+  for (const auto& [t, u] : blk.nest_pairs) {
+    Vector delta = Vector::Zero(n_parent);
+    for (Index p = 0; p < n_parent; ++p) {
+      rng::Rng rng(a.key, a.iteration, static_cast<std::uint64_t>(p),
+                   extra_stream(block, ExtraPurpose::Nested));
+      // parent's deviation from its prior mean
+      Vector dev = primary ? Vector(s.gamma.row(p).transpose()) : Vector(par->b.row(p).transpose());
+      if (primary) {
+        Vector mu(d.q());
+        group_centre(d, s.beta, p, mu);
+        dev -= mu;
+      }
+      double prec = pp(u, u), lin = -pp.row(u).dot(dev);
+      for (Index c = blk.child_start[static_cast<std::size_t>(p)];
+           c < blk.child_start[static_cast<std::size_t>(p + 1)]; ++c) {
+        const Index j = blk.children[static_cast<std::size_t>(c)];
+        prec += st.prec(t, t);
+        for (Index l = 0; l < q; ++l) lin += st.prec(t, l) * st.b(j, l);
+      }
+      const double dp = lin / prec + rng.std_normal() / std::sqrt(prec);
+      if (!std::isfinite(dp)) continue;
+      delta[p] = dp;
+      if (primary) s.gamma(p, u) += dp; else par->b(p, u) += dp;
+      for (Index c = blk.child_start[static_cast<std::size_t>(p)];
+           c < blk.child_start[static_cast<std::size_t>(p + 1)]; ++c)
+        st.b(blk.children[static_cast<std::size_t>(c)], t) -= dp;
+    }
+    // the effective offset holds the extra blocks' parts: the child's moved by -delta, an extra
+    // parent's by +delta (identical columns: they cancel)
+    if (primary)
+      for (Index i = 0; i < blk.rows(); ++i)
+        offset[i] -= delta[blk.parent_level[static_cast<std::size_t>(blk.codes[i])]] * blk.z(i, t);
+  }
+}
+
+// 3c. The nested scale move: the parent's SD of term u scales by e^eps with the parent's
+// standardised effects fixed (dev_p[u] -> e^eps dev_p[u]) while each child absorbs the change
+// (b_c[t] -= the parent's change), so eta, and the likelihood, do not change. In coordinates
+// (log s, the parent's u, the children's b) the map is a translation, so the ratio is the
+// parent's prior on Sigma in (log-SD, CPC) coordinates times the children's N(0, Sigma_k)
+// densities: O(levels), no pass over the data, several proposals per sweep. It moves a parent SD
+// that the data inform only through its children (Pastes' batch SD).
+inline void nested_scale_step(const GlmmData& d, const GlmmPriors& pr, const ExtraBlock& blk,
+                              Index block, ExtraBlockState& st, GlmmState& s, Vector& offset,
+                              const ExtraStepArgs& a, ExtraStepInfo& out) {
+  out.nest_accept = 0.0;
+  if (blk.parent < -1 || blk.nest_pairs.empty()) return;
+  const bool primary = blk.parent == -1;
+  ExtraBlockState* par = primary ? nullptr : &s.extra[static_cast<std::size_t>(blk.parent)];
+  const steps::CovariancePrior& pprior =
+      primary ? pr.cov : pr.extra_cov[static_cast<std::size_t>(blk.parent)];
+  const Index n_parent = static_cast<Index>(blk.child_start.size()) - 1;
+  const Index qp = primary ? d.q() : par->b.cols();
+  // the parent's deviations from their prior means (m_p x q_p)
+  RowMatrix dev = primary ? group_deviations(d, s.beta, s.gamma) : par->b;
+  Vector shift_total = Vector::Zero(n_parent);  // per parent level, summed over accepted moves
+  constexpr int kProposals = 4;
+  rng::Rng rng(a.key, a.iteration, 0, extra_stream(block, ExtraPurpose::NestedScale));
+  int accepted = 0, proposed = 0;
+  for (const auto& [t, u] : blk.nest_pairs) {
+    for (int r = 0; r < kProposals; ++r) {
+      const Matrix& psig = primary ? s.sigma : par->sigma;
+      Vector x;
+      if (!unconstrained_from_sigma(psig, x)) break;
+      const double eps = std::exp(st.log_nest_step) * rng.std_normal();
+      Vector x_new = x;
+      x_new[u] += eps;
+      double log_ratio = covariance_log_prior_unconstrained(pprior, x_new, qp) -
+                         covariance_log_prior_unconstrained(pprior, x, qp);
+      const double factor = std::expm1(eps);
+      // children: b_c[t] -> b_c[t] - factor dev_p[u]; log N changes by
+      // -(1/2)[(b - h e_t)' P (b - h e_t) - b' P b] = h (P b)_t - h^2 P_tt / 2
+      if (std::isfinite(log_ratio)) {
+        for (Index p = 0; p < n_parent; ++p) {
+          const double h = factor * dev(p, u);
+          for (Index c = blk.child_start[static_cast<std::size_t>(p)];
+               c < blk.child_start[static_cast<std::size_t>(p + 1)]; ++c) {
+            const Index j = blk.children[static_cast<std::size_t>(c)];
+            log_ratio += h * st.prec.row(t).dot(st.b.row(j)) - 0.5 * h * h * st.prec(t, t);
+          }
+        }
+      }
+      ++proposed;
+      const double prob = std::isnan(log_ratio) ? 0.0 : std::min(1.0, std::exp(log_ratio));
+      if (rng.uniform() < prob) {
+        Matrix chol;
+        GlmmState::SigmaFactors f;
+        if (chol_from_unconstrained(x_new, qp, chol) &&
+            GlmmState::factor_sigma(chol * chol.transpose(), f)) {
+          if (primary) s.commit_sigma(std::move(f));
+          else { par->sigma = std::move(f.sigma); par->chol = std::move(f.chol); par->prec = std::move(f.prec); }
+          for (Index p = 0; p < n_parent; ++p) {
+            const double h = factor * dev(p, u);
+            dev(p, u) += h;
+            if (primary) s.gamma(p, u) += h; else par->b(p, u) += h;
+            shift_total[p] += h;
+            for (Index c = blk.child_start[static_cast<std::size_t>(p)];
+                 c < blk.child_start[static_cast<std::size_t>(p + 1)]; ++c)
+              st.b(blk.children[static_cast<std::size_t>(c)], t) -= h;
+          }
+          ++accepted;
+        }
+      }
+      if (a.adapt)
+        st.log_nest_step = std::clamp(st.log_nest_step + a.gain * (prob - 0.44), -12.0, 3.0);
+    }
+    if (primary)  // the children's parts in the effective offset moved by -shift
+      for (Index i = 0; i < blk.rows(); ++i)
+        offset[i] -= shift_total[blk.parent_level[static_cast<std::size_t>(blk.codes[i])]] * blk.z(i, t);
+    shift_total.setZero();
+  }
+  out.nest_accept = proposed > 0 ? static_cast<double>(accepted) / proposed : 0.0;
+}
+
 // 4. The non-centred scale move of block k.
 template <typename G>
 void extra_scale_step(const GlmmData& d, const steps::CovariancePrior& prior,
@@ -353,6 +484,8 @@ void extra_blocks_sweep(const GlmmData& d, const GlmmPriors& pr, GlmmState& s, V
       rng::Rng rng(a.key, a.iteration, 0, extra_stream(k, ExtraPurpose::Shift));
       extra_translation_step(d, pr, blk, st, s, offset, rng);
     }
+    nested_translation_step(d, blk, k, st, s, offset, a);
+    nested_scale_step(d, pr, blk, k, st, s, offset, a, out);
     {
       rng::Rng rng(a.key, a.iteration, 0, extra_stream(k, ExtraPurpose::Scale));
       extra_scale_step<G>(d, prior, blk, st, s.phi, s.eta_rows, offset, rng, a, out);
