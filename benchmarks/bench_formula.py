@@ -6,7 +6,8 @@ for missing values, evaluates the terms with formulae, checks the response and t
 each design. Each configuration runs in a fresh subprocess, so that its peak memory is its own;
 memory is reported as the peak traced by tracemalloc (numpy and pandas buffers included) in a
 second run, and as the growth of the peak resident set over the data already in memory. Times
-are of a second call: the first call of build_spec in a process imports formulae (about 1 s).
+are the best of --repeat calls after a warm-up call (the first call of build_spec in a process
+imports formulae, about 1 s).
 
     python benchmarks/bench_formula.py                       # the table
     python benchmarks/bench_formula.py --labels int          # integer group labels
@@ -71,7 +72,7 @@ def floor(d: pd.DataFrame, formula: str) -> tuple:
     return tuple(out)
 
 
-def run_one(groups: int, per: int, formula: str, labels: str, what: str) -> dict:
+def run_one(groups: int, per: int, formula: str, labels: str, what: str, repeat: int) -> dict:
     from bglmm.formula import build_spec
 
     d = simulate(groups, per, labels)
@@ -85,30 +86,34 @@ def run_one(groups: int, per: int, formula: str, labels: str, what: str) -> dict
     step(d.head(100))  # warm-up: imports (formulae imports scipy.interpolate: ~1 s) and caches
     warmup = time.perf_counter() - start
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    start = time.perf_counter()
-    out = step()
-    wall = time.perf_counter() - start
+    walls = []
+    for _ in range(repeat):  # the best of `repeat` calls: less noise on a shared machine
+        start = time.perf_counter()
+        out = step()
+        walls.append(time.perf_counter() - start)
+        del out
+    wall = min(walls)
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    del out
     tracemalloc.start()
     step()
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    return {"wall_s": wall, "warmup_s": warmup, "traced_peak_mb": peak / 1e6, "rss_growth_mb": rss1 - rss0,
-            "data_mb": d.memory_usage(deep=True).sum() / 1e6}
+    return {"wall_s": wall, "warmup_s": warmup, "traced_peak_mb": peak / 1e6,
+            "rss_growth_mb": rss1 - rss0, "data_mb": d.memory_usage(deep=True).sum() / 1e6}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--labels", choices=["str", "int"], default="str")
+    parser.add_argument("--repeat", type=int, default=3, help="timed calls (the best is shown)")
     parser.add_argument("--one", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         groups, per, formula, what = args.one
-        print(json.dumps(run_one(int(groups), int(per), formula, args.labels, what)))
+        print(json.dumps(run_one(int(groups), int(per), formula, args.labels, what, args.repeat)))
         return
     print(f"build_spec(formula, data, 'bernoulli'), {args.labels} group labels; floor = factorize + arrays;"
-          " times after a warm-up call on 100 rows (the first call imports formulae)")
+          f" best of {args.repeat} calls after a warm-up call on 100 rows (the first imports formulae)")
     header = (f"{'formula':<28}{'groups':>8}{'rows':>10}{'data MB':>9}{'floor s':>9}{'spec s':>8}"
               f"{'ratio':>7}{'floor MB':>9}{'spec MB':>8}{'RSS+ MB':>8}")
     print(header)
@@ -116,8 +121,8 @@ def main() -> None:
     for groups, per, formula in CONFIGS:
         res = {}
         for what in ("floor", "spec"):
-            cmd = [sys.executable, __file__, "--labels", args.labels, "--one", str(groups),
-                   str(per), formula, what]
+            cmd = [sys.executable, __file__, "--labels", args.labels, "--repeat", str(args.repeat),
+                   "--one", str(groups), str(per), formula, what]
             res[what] = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
         f, s = res["floor"], res["spec"]
         print(f"{formula:<28}{groups:>8,}{groups * per:>10,}{s['data_mb']:>9.0f}{f['wall_s']:>9.2f}"
