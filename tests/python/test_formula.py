@@ -139,11 +139,13 @@ def test_interaction_factor(df):
     assert s.random[0].groups.iloc[0] == f"{df.g[0]}:{df.h[0]}"
 
 
-def test_several_factors_are_parsed_and_refused_by_fit(df):
+def test_several_factors_are_parsed_and_fitted(df):
     s = build_spec("y ~ x + (1 | g) + (1 | h)", df)
     assert [b.factor for b in s.random] == ["g", "h"]
-    with pytest.raises(ValueError, match="one grouping factor"):
-        bglmm.fit("y ~ x + (1 | g) + (1 | h)", df, chains=1, draws=5, warmup=5, progress=False)
+    fit = bglmm.fit("y ~ x + (1 | g) + (1 | h)", df, chains=1, draws=5, warmup=5,
+                    progress=False, check=False)
+    assert {"sd_g__Intercept", "sd_h__Intercept"} <= set(fit.posterior)
+    assert fit.posterior["b_g"].shape[2:] == (len(s.random[0].levels), 1)
 
 
 def test_nested_factor_gives_two_blocks(df):

@@ -60,13 +60,6 @@ MODELS = {
     "pastes": "strength ~ 1 + (1 | batch/cask)",
 }
 
-# bglmm.fit refuses several grouping factors with exactly this message until the samplers
-# support them; the fit tests skip on it and on nothing else.
-SEVERAL_FACTORS = re.compile(
-    r"^the formula has \d+ random-effect terms on different grouping factors \(.*\); "
-    r"bglmm's samplers support one grouping factor for now$")
-
-
 def model_data(name: str) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """y, X (the intercept) and the random factors {name as bglmm names it: labels}."""
     if name == "penicillin":
@@ -322,18 +315,9 @@ def test_check_accepts_exact_draws_and_rejects_wrong_priors(name):
 # ---------------------------------------------------------------------------------------------
 # 5. bglmm.fit against the reference
 # ---------------------------------------------------------------------------------------------
-def fit_or_skip(formula: str, data):
-    try:
-        return bglmm.fit(formula, data, seed=1)
-    except ValueError as err:
-        if SEVERAL_FACTORS.match(str(err)):
-            pytest.skip("needs several grouping factors")
-        raise
-
-
 @pytest.mark.parametrize("name", ["penicillin", "pastes"])
 def test_fit_matches_reference(name):
-    fit = fit_or_skip(MODELS[name], bglmm.datasets.load(name))
+    fit = bglmm.fit(MODELS[name], bglmm.datasets.load(name), seed=1, progress=False)
     ref = default_reference(name)
     draws = {key: np.asarray(fit.posterior[variable(key)], dtype=float) for key in ref.names}
     for key, x in draws.items():
