@@ -259,7 +259,7 @@ def test_eight_schools_at_fit_defaults_is_converged_and_exact(schools):
     assert [str(w.message) for w in caught] == []
     assert fit.sampler.startswith("exact") and (fit.n_chains, fit.n_draws) == (4, 1000)
     table = fit.summary()
-    for row in ("beta[Intercept]", "sd_Intercept"):
+    for row in ("beta[Intercept]", "sd_school__Intercept"):
         assert table.loc[row, "r_hat"] <= 1.01, table
         assert table.loc[row, "ess_bulk"] >= 400, table
 
@@ -280,7 +280,7 @@ def test_eight_schools_at_fit_defaults_is_converged_and_exact(schools):
         return integrate.quad(density, 0, t, limit=200)[0] / total
 
     az = import_arviz()
-    tau = fit.posterior["sd_Intercept"]
+    tau = fit.posterior["sd_school__Intercept"]
     for prob in (0.5, 0.9):
         exact_q = optimize.brentq(lambda t: cdf(t) - prob, 1e-6, 500.0)
         sample_q = float(np.quantile(tau, prob))
