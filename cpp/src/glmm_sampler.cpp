@@ -161,10 +161,28 @@ ExtraBlock make_extra_block(ConstIndexVectorRef codes, ConstRowMatrixRef z,
   for (Index t = 0; t < z.cols(); ++t)
     for (Index c = 0; c < x.cols(); ++c)
       if (!taken[static_cast<std::size_t>(c)] && (x.col(c) - blk.z.col(t)).cwiseAbs().maxCoeff() == 0.0) {
-        blk.shifts.emplace_back(t, c);
+        blk.shifts.push_back({t, c, Vector::Ones(m)});
         taken[static_cast<std::size_t>(c)] = true;
         break;
       }
+  // level-constant covariates against a random intercept
+  Index intercept = -1;
+  for (Index t = 0; t < z.cols() && intercept < 0; ++t)
+    if ((blk.z.col(t).array() == 1.0).all()) intercept = t;
+  if (intercept >= 0) {
+    for (Index c = 0; c < x.cols(); ++c) {
+      if (taken[static_cast<std::size_t>(c)]) continue;
+      Vector w(m);
+      bool constant = true;
+      for (Index j = 0; j < m && constant; ++j) {
+        if (blk.begin(j) == blk.end(j)) { w[j] = 0.0; continue; }
+        w[j] = x(static_cast<Index>(level_rows[blk.begin(j)]), c);
+        for (Index r = blk.begin(j) + 1; r < blk.end(j) && constant; ++r)
+          constant = x(static_cast<Index>(level_rows[r]), c) == w[j];
+      }
+      if (constant && w.cwiseAbs().maxCoeff() > 0.0) blk.shifts.push_back({intercept, c, std::move(w)});
+    }
+  }
   return blk;
 }
 

@@ -23,9 +23,15 @@ struct ExtraBlock {
   Eigen::Map<const RowMatrix> z;              // N x q: the block's term matrix
   Eigen::Map<const IndexVector> level_start;  // m + 1
   Eigen::Map<const IndexVector> level_rows;   // N: level j's rows at [start[j], start[j+1])
-  // (term t, X column c) with Z_k column t identical to X column c: the translation move
-  // (steps/extra_blocks.hpp) shifts b_k[., t] against beta_c, which leaves eta unchanged.
-  std::vector<std::pair<Index, Index>> shifts;
+  // Translation pairs (steps/extra_blocks.hpp): X column c equals w_j z_k[., t] on the rows of
+  // every level j — the same column (w = 1), or a level-constant covariate against the random
+  // intercept (w_j its value on level j). Shifting b_k[j, t] by delta w_j and beta_c by -delta
+  // leaves eta unchanged.
+  struct Shift {
+    Index term, col;
+    Vector w;  // m: the weights w_j
+  };
+  std::vector<Shift> shifts;
   // Nesting (set_parent): every level of this block lies within one level of a parent block
   // (-1: the primary block; k >= 0: extra block k), as class within school. The nested
   // translation move shifts a parent level's effect against all its children's, term pairs

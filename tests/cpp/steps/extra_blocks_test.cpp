@@ -111,8 +111,8 @@ TEST_CASE("make_extra_block checks the layout and finds the translation pairs") 
   const ExtraBlock& blk = d.extra[0];
   CHECK(blk.m() == 3 && blk.q() == 2);
   CHECK(blk.shifts.size() == 2);
-  CHECK(blk.shifts[0].first == 0 && blk.shifts[0].second == 0);
-  CHECK(blk.shifts[1].first == 1 && blk.shifts[1].second == 1);
+  CHECK(blk.shifts[0].term == 0 && blk.shifts[0].col == 0);
+  CHECK(blk.shifts[1].term == 1 && blk.shifts[1].col == 1);
   IndexVector bad_rows = f.level_rows;
   std::swap(bad_rows[0], bad_rows[4]);  // row 1 listed under level 0
   CHECK_THROWS(make_extra_block(f.codes, f.zk, f.level_start, bad_rows, d.obs.x, 1));
