@@ -87,6 +87,7 @@ def _blocks_geweke_z(family_code, q_extra, *, primary_centred=True, lkj=False,
         (2, 1, False, False),  # logistic, crossed random intercept, free intercept
         (2, 2, True, False),   # logistic, crossed (1 + x) with inverse-Wishart
         (0, 1, True, False),   # gaussian (exact level steps) + residual variance
+        (0, 2, False, True),   # gaussian, two terms under LKJ: the exact non-centred scale step
     ],
 )
 def test_geweke_extra_block(family_code, q_extra, primary_centred, lkj):

@@ -69,6 +69,9 @@ struct ExtraBlockState {
   Matrix sigma, chol, prec;     // Sigma_k, its lower Cholesky factor and inverse
   double log_scale_step = 0.0;  // the scale move's random-walk step (adapted in warm-up)
   double log_nest_step = 0.0;   // the nested scale move's step (adapted in warm-up)
+  // gaussian family: each level's score Z_j'(y - eta)/phi and information Z_j'Z_j/phi at the
+  // current effects, kept by the level step (the scale move's likelihood is exact from them)
+  RowMatrix level_grad, level_info;
 };
 
 // What a block's steps report in one sweep (steps/extra_blocks.hpp).

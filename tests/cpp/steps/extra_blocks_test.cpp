@@ -207,7 +207,7 @@ TEST_CASE("the translation move leaves the linear predictor unchanged") {
     const Vector before = brute_eta(f, d, s);
     const Vector beta0 = s.beta;
     rng::Rng rng(rng::ChainKey{1, 0}, 1, 0, rng::Stream::Test);
-    steps::extra_translation_step(d, pr, d.extra[0], s.extra[0], s, offset, rng);
+    steps::extra_translation_step(d, pr, d.extra[0], s.extra[0], s, rng);
     CHECK((brute_eta(f, d, s) - before).cwiseAbs().maxCoeff() < 1e-12);
     CHECK((s.beta - beta0).cwiseAbs().minCoeff() > 0.0);  // both coefficients moved
   }

@@ -26,6 +26,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 
 #include "bglmm/glmm_model.hpp"
 #include "bglmm/likelihood_block.hpp"
@@ -130,10 +131,9 @@ double level_pass(const GlmmData& d, const ExtraBlock& blk, Index j, const Vecto
   return ll;
 }
 
-// Adds z_i' delta to eta_rows and offset for the rows of level j.
+// Adds z_i' delta to eta_rows for the rows of level j.
 template <typename V>
-void shift_level_rows(const ExtraBlock& blk, Index j, const V& delta, Vector& eta_rows,
-                      Vector& offset) {
+void shift_level_rows(const ExtraBlock& blk, Index j, const V& delta, Vector& eta_rows) {
   const Index q = delta.size();
   for (Index r = blk.begin(j); r < blk.end(j); ++r) {
     const Index i = static_cast<Index>(blk.level_rows[r]);
@@ -141,7 +141,6 @@ void shift_level_rows(const ExtraBlock& blk, Index j, const V& delta, Vector& et
     double change = 0.0;
     for (Index k = 0; k < q; ++k) change += zi[k] * delta[k];
     eta_rows[i] += change;
-    offset[i] += change;
   }
 }
 
@@ -158,13 +157,18 @@ struct ExtraStepArgs {
 // 1. every level's b_{k,j} by Laplace-proposal MH.
 template <typename G, int Q>
 void extra_level_step_q(const GlmmData& d, const ExtraBlock& blk, ExtraBlockState& st,
-                        double phi, Index block, Vector& eta_rows, Vector& offset,
+                        double phi, Index block, Vector& eta_rows,
                         const ExtraStepArgs& a, ExtraStepInfo& out) {
   using V = typename QTypes<Q>::Vec;
   using M = typename QTypes<Q>::Mat;
   const Index m = blk.m(), q = fixed_or(Q, blk.q());
+  constexpr bool kGaussian = std::is_same_v<G, GaussianIdentity>;
   const M prec = st.prec;
   std::vector<double> prob(static_cast<std::size_t>(m), 0.0);
+  if constexpr (kGaussian) {
+    st.level_grad.resize(m, q);
+    st.level_info.resize(m, q * q);
+  }
   ExceptionVault vault;
 #ifdef BGLMM_HAVE_OPENMP
 #pragma omp parallel for schedule(dynamic, group_chunk(m, a.threads)) num_threads(a.threads)
@@ -185,6 +189,19 @@ void extra_level_step_q(const GlmmData& d, const ExtraBlock& blk, ExtraBlockStat
       V proposal = llt_fwd.upper_solve(z);
       proposal += mean_fwd;
       const V delta = proposal - x;
+      if constexpr (kGaussian) {
+        // the Laplace proposal is the exact conditional: a Gibbs draw, accepted; the score moves
+        // linearly (the information does not depend on eta)
+        const V g_new = grad - info * delta;
+        for (Index k = 0; k < q; ++k) {
+          st.level_grad(j, k) = g_new[k];
+          for (Index l = 0; l < q; ++l) st.level_info(j, k * q + l) = info(k, l);
+        }
+        prob[static_cast<std::size_t>(j)] = 1.0;
+        st.b.row(j) = proposal.transpose();
+        shift_level_rows(blk, j, delta, eta_rows);
+        return;
+      }
       const double ll_new =
           level_pass<G, true>(d, blk, j, eta_rows, delta, phi, grad_new, info_new);
       if (!std::isfinite(ll_new) || !grad_new.allFinite() || !info_new.allFinite() ||
@@ -199,7 +216,7 @@ void extra_level_step_q(const GlmmData& d, const ExtraBlock& blk, ExtraBlockStat
       prob[static_cast<std::size_t>(j)] = pr;
       if (rng.uniform() < pr) {
         st.b.row(j) = proposal.transpose();
-        shift_level_rows(blk, j, delta, eta_rows, offset);  // level j's rows only
+        shift_level_rows(blk, j, delta, eta_rows);  // level j's rows only
       }
     });
   }
@@ -211,10 +228,10 @@ void extra_level_step_q(const GlmmData& d, const ExtraBlock& blk, ExtraBlockStat
 
 template <typename G>
 void extra_level_step(const GlmmData& d, const ExtraBlock& blk, ExtraBlockState& st, double phi,
-                      Index block, Vector& eta_rows, Vector& offset, const ExtraStepArgs& a,
+                      Index block, Vector& eta_rows, const ExtraStepArgs& a,
                       ExtraStepInfo& out) {
   with_q(blk.q(), [&](auto qc) {
-    extra_level_step_q<G, decltype(qc)::value>(d, blk, st, phi, block, eta_rows, offset, a, out);
+    extra_level_step_q<G, decltype(qc)::value>(d, blk, st, phi, block, eta_rows, a, out);
   });
 }
 
@@ -242,8 +259,7 @@ inline void extra_covariance_step(const steps::CovariancePrior& prior, ExtraBloc
 // single pairs trade places slowly when their columns are correlated (an uncentred level
 // covariate against the intercept: VerbAgg's Anger).
 inline void extra_translation_step(const GlmmData& d, const GlmmPriors& pr, const ExtraBlock& blk,
-                                   ExtraBlockState& st, GlmmState& s, Vector& offset,
-                                   rng::Rng& rng) {
+                                   ExtraBlockState& st, GlmmState& s, rng::Rng& rng) {
   const Index n_shift = static_cast<Index>(blk.shifts.size());
   if (n_shift == 0) return;
   const Index m = blk.m();
@@ -267,7 +283,6 @@ inline void extra_translation_step(const GlmmData& d, const GlmmPriors& pr, cons
   for (Index u = 0; u < n_shift; ++u) z[u] = rng.std_normal();
   const Vector delta = llt.solve(lin) + Matrix(llt.matrixU()).triangularView<Eigen::Upper>().solve(z);
   if (!delta.allFinite()) return;
-  Vector row_shift = Vector::Zero(blk.rows());
   for (Index u = 0; u < n_shift; ++u) {
     const ExtraBlock::Shift& sh = blk.shifts[static_cast<std::size_t>(u)];
     const double du = delta[u];
@@ -276,11 +291,8 @@ inline void extra_translation_step(const GlmmData& d, const GlmmPriors& pr, cons
     for (std::size_t k = 0; k < d.centred_cols.size(); ++k)
       if (d.centred_cols[k] == sh.col)
         s.gamma.col(d.centred_term[k]) -= du * d.centred_value.col(static_cast<Index>(k));
-    for (Index i = 0; i < blk.rows(); ++i)
-      row_shift[i] += du * sh.w[static_cast<Index>(blk.codes[i])] * blk.z(i, sh.term);
   }
   (void)m;
-  offset += row_shift;
 }
 
 // 3b. The nested translation move of a block whose levels sit within a parent block's: for
@@ -290,8 +302,7 @@ inline void extra_translation_step(const GlmmData& d, const GlmmPriors& pr, cons
 // with its own random numbers). Without it a small parent SD mixes as slowly as the Gibbs
 // sampler of a nested model does (Pastes: batch SD, bulk ESS 33 of 4,000).
 inline void nested_translation_step(const GlmmData& d, ExtraBlock const& blk, Index block,
-                                    ExtraBlockState& st, GlmmState& s, Vector& offset,
-                                    const ExtraStepArgs& a) {
+                                    ExtraBlockState& st, GlmmState& s, const ExtraStepArgs& a) {
   if (blk.parent < -1 || blk.nest_pairs.empty()) return;
   const bool primary = blk.parent == -1;
   ExtraBlockState* par = primary ? nullptr : &s.extra[static_cast<std::size_t>(blk.parent)];
@@ -325,11 +336,6 @@ inline void nested_translation_step(const GlmmData& d, ExtraBlock const& blk, In
            c < blk.child_start[static_cast<std::size_t>(p + 1)]; ++c)
         st.b(blk.children[static_cast<std::size_t>(c)], t) -= dp;
     }
-    // the effective offset holds the extra blocks' parts: the child's moved by -delta, an extra
-    // parent's by +delta (identical columns: they cancel)
-    if (primary)
-      for (Index i = 0; i < blk.rows(); ++i)
-        offset[i] -= delta[blk.parent_level[static_cast<std::size_t>(blk.codes[i])]] * blk.z(i, t);
   }
 }
 
@@ -341,7 +347,7 @@ inline void nested_translation_step(const GlmmData& d, ExtraBlock const& blk, In
 // densities: O(levels), no pass over the data, several proposals per sweep. It moves a parent SD
 // that the data inform only through its children (Pastes' batch SD).
 inline void nested_scale_step(const GlmmData& d, const GlmmPriors& pr, const ExtraBlock& blk,
-                              Index block, ExtraBlockState& st, GlmmState& s, Vector& offset,
+                              Index block, ExtraBlockState& st, GlmmState& s,
                               const ExtraStepArgs& a, ExtraStepInfo& out) {
   out.nest_accept = 0.0;
   if (blk.parent < -1 || blk.nest_pairs.empty()) return;
@@ -404,19 +410,73 @@ inline void nested_scale_step(const GlmmData& d, const GlmmPriors& pr, const Ext
       if (a.adapt)
         st.log_nest_step = std::clamp(st.log_nest_step + a.gain * (prob - 0.44), -12.0, 3.0);
     }
-    if (primary)  // the children's parts in the effective offset moved by -shift
-      for (Index i = 0; i < blk.rows(); ++i)
-        offset[i] -= shift_total[blk.parent_level[static_cast<std::size_t>(blk.codes[i])]] * blk.z(i, t);
     shift_total.setZero();
   }
   out.nest_accept = proposed > 0 ? static_cast<double>(accepted) / proposed : 0.0;
 }
 
 // 4. The non-centred scale move of block k.
+// Gaussian family: in the non-centred coordinates (log s_t, u = L^-1 b) the likelihood of a
+// term's scale factor f (b[., t] -> f b[., t]) is exactly quadratic, (f - 1) G_t -
+// (f - 1)^2 H_t / 2 with G_t = sum_j b_jt g_jt and H_t = sum_j b_jt^2 H_j[t, t] from the level
+// step's scores and information, so log s_t | u, the CPCs and the rest is slice-sampled exactly
+// at O(1) per evaluation: the non-centred half of an interweaving (ASIS) pair, the centred half
+// being Sigma_k | b_k.
+inline void gaussian_scale_step(const steps::CovariancePrior& prior, const ExtraBlock& blk,
+                                ExtraBlockState& st, Vector& eta_rows, rng::Rng& rng,
+                                ExtraStepInfo& out) {
+  const Index q = blk.q(), m = blk.m();
+  Vector x;
+  if (!unconstrained_from_sigma(st.sigma, x)) return;
+  Vector factor = Vector::Ones(q);
+  const RowMatrix b0 = st.b;
+  for (Index t = 0; t < q; ++t) {
+    double g = 0.0, h = 0.0;
+    for (Index j = 0; j < m; ++j) {
+      g += st.b(j, t) * st.level_grad(j, t);
+      h += st.b(j, t) * st.b(j, t) * st.level_info(j, t * q + t);
+    }
+    const double base = covariance_log_prior_unconstrained(prior, x, q);
+    if (!std::isfinite(base)) return;
+    Vector y = x;
+    auto log_f = [&](double lam) {
+      y[t] = x[t] + lam;
+      const double lp = covariance_log_prior_unconstrained(prior, y, q);
+      const double e = std::expm1(lam);
+      return std::isfinite(lp) ? e * g - 0.5 * e * e * h + lp - base
+                               : -std::numeric_limits<double>::infinity();
+    };
+    const double lam = slice_step(log_f, 0.0, 1.0, rng);
+    const double f = std::exp(lam);
+    // the scores move with the effects: g_j -= H_j (b_j' - b_j)
+    for (Index j = 0; j < m; ++j) {
+      const double change = (f - 1.0) * st.b(j, t);
+      for (Index k = 0; k < q; ++k) st.level_grad(j, k) -= st.level_info(j, k * q + t) * change;
+    }
+    st.b.col(t) *= f;
+    x[t] += lam;
+    factor[t] *= f;
+  }
+  Matrix chol;
+  if (!chol_from_unconstrained(x, q, chol) || !set_extra_sigma(st, chol * chol.transpose())) {
+    st.b = b0;  // keep the state consistent (never expected: x stays finite)
+    return;
+  }
+  for (Index i = 0; i < blk.rows(); ++i) {
+    const Index j = static_cast<Index>(blk.codes[i]);
+    double c = 0.0;
+    for (Index t = 0; t < q; ++t) c += blk.z(i, t) * (factor[t] - 1.0) * b0(j, t);
+    eta_rows[i] += c;
+  }
+  out.scale_accepted = true;
+}
+
+// The likelihood ratio: one pass over the rows, or (gaussian) exact from the level step's
+// scores and information, sum_j h_j'g_j - h_j'H_j h_j / 2 with h_j the change of b_j.
 template <typename G>
 void extra_scale_step(const GlmmData& d, const steps::CovariancePrior& prior,
                       const ExtraBlock& blk, ExtraBlockState& st, double phi, Vector& eta_rows,
-                      Vector& offset, rng::Rng& rng, const ExtraStepArgs& a, ExtraStepInfo& out) {
+                      rng::Rng& rng, const ExtraStepArgs& a, ExtraStepInfo& out) {
   const Index q = blk.q();
   Vector x;
   if (!unconstrained_from_sigma(st.sigma, x)) return;
@@ -437,7 +497,19 @@ void extra_scale_step(const GlmmData& d, const steps::CovariancePrior& prior,
     return c;
   };
   double log_ratio = -std::numeric_limits<double>::infinity();
-  if (std::isfinite(prior_ratio)) {
+  if (std::isfinite(prior_ratio) && std::is_same_v<G, GaussianIdentity> &&
+      st.level_grad.rows() == blk.m()) {
+    double lik_ratio = 0.0;
+    Vector h(q);
+    for (Index j = 0; j < blk.m(); ++j) {
+      for (Index k = 0; k < q; ++k) h[k] = factor[k] * st.b(j, k);
+      for (Index k = 0; k < q; ++k) {
+        lik_ratio += h[k] * st.level_grad(j, k);
+        for (Index l = 0; l < q; ++l) lik_ratio -= 0.5 * h[k] * st.level_info(j, k * q + l) * h[l];
+      }
+    }
+    log_ratio = lik_ratio + prior_ratio;
+  } else if (std::isfinite(prior_ratio)) {
     const double lik_ratio = chunked_sum(blk.rows(), kRowChunk, a.threads,
                                          [&](std::int64_t begin, std::int64_t end) {
       // rows are contiguous here: blocks of kLikBlock through the vectorised kernels
@@ -469,11 +541,14 @@ void extra_scale_step(const GlmmData& d, const steps::CovariancePrior& prior,
   if (rng.uniform() < prob) {
     Matrix chol;
     if (chol_from_unconstrained(x_new, q, chol) && set_extra_sigma(st, chol * chol.transpose())) {
-      for (Index i = 0; i < blk.rows(); ++i) {
-        const double c = change(i);
-        eta_rows[i] += c;
-        offset[i] += c;
-      }
+      for (Index i = 0; i < blk.rows(); ++i) eta_rows[i] += change(i);
+      if (st.level_grad.rows() == blk.m())  // gaussian: the scores move with the effects
+        for (Index j = 0; j < blk.m(); ++j)
+          for (Index k = 0; k < q; ++k) {
+            double hk = 0.0;
+            for (Index l = 0; l < q; ++l) hk += st.level_info(j, k * q + l) * factor[l] * st.b(j, l);
+            st.level_grad(j, k) -= hk;
+          }
       for (Index k = 0; k < q; ++k) st.b.col(k) *= 1.0 + factor[k];
       out.scale_accepted = true;
     }
@@ -492,25 +567,56 @@ void extra_blocks_sweep(const GlmmData& d, const GlmmPriors& pr, GlmmState& s, V
   if (n_blocks == 0) return;
   info.resize(static_cast<std::size_t>(n_blocks));
   full_linear_predictor(d, s, s.eta_rows, a.threads);
+  // the effects at the start: the effective offset takes every block's change in one pass at
+  // the end (the moves in between read eta_rows, never the offset)
+  std::vector<RowMatrix> before;
+  for (const ExtraBlockState& st : s.extra) before.push_back(st.b);
   for (Index k = 0; k < n_blocks; ++k) {
     const ExtraBlock& blk = d.extra[static_cast<std::size_t>(k)];
     ExtraBlockState& st = s.extra[static_cast<std::size_t>(k)];
     const steps::CovariancePrior& prior = pr.extra_cov[static_cast<std::size_t>(k)];
     ExtraStepInfo& out = info[static_cast<std::size_t>(k)];
-    extra_level_step<G>(d, blk, st, s.phi, k, s.eta_rows, offset, a, out);
+    extra_level_step<G>(d, blk, st, s.phi, k, s.eta_rows, a, out);
     {
       rng::Rng rng(a.key, a.iteration, 0, extra_stream(k, ExtraPurpose::Covariance));
       extra_covariance_step(prior, st, rng);
     }
     if (a.translation) {
       rng::Rng rng(a.key, a.iteration, 0, extra_stream(k, ExtraPurpose::Shift));
-      extra_translation_step(d, pr, blk, st, s, offset, rng);
+      extra_translation_step(d, pr, blk, st, s, rng);
     }
-    nested_translation_step(d, blk, k, st, s, offset, a);
-    nested_scale_step(d, pr, blk, k, st, s, offset, a, out);
+    nested_translation_step(d, blk, k, st, s, a);
+    nested_scale_step(d, pr, blk, k, st, s, a, out);
     {
       rng::Rng rng(a.key, a.iteration, 0, extra_stream(k, ExtraPurpose::Scale));
-      extra_scale_step<G>(d, prior, blk, st, s.phi, s.eta_rows, offset, rng, a, out);
+      if (std::is_same_v<G, GaussianIdentity> && st.level_grad.rows() == blk.m())
+        gaussian_scale_step(prior, blk, st, s.eta_rows, rng, out);
+      else
+        extra_scale_step<G>(d, prior, blk, st, s.phi, s.eta_rows, rng, a, out);
+    }
+  }
+  std::vector<RowMatrix> change(static_cast<std::size_t>(n_blocks));
+  for (Index k = 0; k < n_blocks; ++k)
+    change[static_cast<std::size_t>(k)] = s.extra[static_cast<std::size_t>(k)].b - before[static_cast<std::size_t>(k)];
+  const Index n = d.obs.rows();
+  const Index n_chunks = (n + kRowChunk - 1) / kRowChunk;
+  (void)n_chunks;
+#ifdef BGLMM_HAVE_OPENMP
+#pragma omp parallel for schedule(static) num_threads(a.threads)
+#endif
+  for (Index c = 0; c < n_chunks; ++c) {
+    const Index end = std::min<Index>(n, (c + 1) * kRowChunk);
+    for (Index k = 0; k < n_blocks; ++k) {
+      const ExtraBlock& blk = d.extra[static_cast<std::size_t>(k)];
+      const RowMatrix& dk = change[static_cast<std::size_t>(k)];
+      const Index q = blk.q();
+      for (Index i = c * kRowChunk; i < end; ++i) {
+        const double* zi = blk.z.data() + i * q;
+        const double* di = dk.data() + blk.codes[i] * q;
+        double v = 0.0;
+        for (Index t = 0; t < q; ++t) v += zi[t] * di[t];
+        offset[i] += v;
+      }
     }
   }
   s.cache_valid = false;
