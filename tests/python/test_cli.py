@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import bglmm
@@ -83,3 +84,25 @@ def test_readme_quick_start_runs(tmp_path):
     fit = namespace["fit"]
     assert fit.kind == "glmm" and fit.n_draws == 100
     assert "sd_mouse__poly(location, 4)[3]" in fit.summary().index
+
+
+def test_readme_several_factors_example_runs():
+    """The README's several-factors example, word for word (default chains: it is fast), and
+    its stated medians."""
+    import re
+    from pathlib import Path
+
+    readme = Path(__file__).resolve().parents[2] / "README.md"
+    blocks = re.findall(r"```python\n(.*?)```", readme.read_text(encoding="utf-8"), re.S)
+    code = next(b for b in blocks if "penicillin" in b)
+    namespace: dict = {}
+    exec(compile(code, str(readme), "exec"), namespace)  # noqa: S102 (our own README)
+    pred = namespace["fit"].predict(namespace["new"], allow_new_levels=True)
+    assert pred.shape == (4000, 2) and np.isfinite(pred).all()
+    pen = bglmm.fit("diameter ~ 1 + (1 | plate) + (1 | sample)",
+                    bglmm.datasets.load("penicillin"), seed=1, progress=False)
+    med = pen.summary()["50%"]
+    # the README's numbers, to two digits
+    assert round(med["sd_plate__Intercept"], 2) == 0.87
+    assert round(med["sigma"], 2) == 0.58
+    assert abs(med["sd_sample__Intercept"] - 2.25) < 0.1
