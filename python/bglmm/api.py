@@ -342,8 +342,10 @@ def fit(
         (treatment coding; ``C(x)`` makes a numeric column categorical), interactions
         ``a:b`` and ``a * b``, ``poly(x, d)`` (orthonormal, as R), ``center(x)``, ``scale(x)``,
         ``I(...)``, numpy functions (``np.log(x)``), ``offset(...)``, ``0 +`` or ``- 1`` to drop
-        the intercept. Random part: one term ``(1 | g)`` or ``(1 + x | g)`` (correlated
-        intercept and slopes), ``g1:g2`` for an interaction factor. Response: a column or an
+        the intercept. Random part: any number of blocks ``(1 | g)``, ``(1 + x | g)``
+        (correlated intercept and slopes), ``(1 + x || g)`` (uncorrelated), crossed factors
+        ``(1 | a) + (1 | b)``, nested ``(1 | a/b)`` (= ``(1 | a) + (1 | a:b)``), interaction
+        factors ``g1:g2``, observation-level ``(1 | obs)``. Response: a column or an
         expression; binomial ``cbind(successes, failures)``, ``successes / trials`` or
         ``successes | trials(n)``; gaussian with known standard errors ``y | se(s)``.
     data : pandas DataFrame with the columns the formula uses (no missing values in them).
@@ -355,7 +357,8 @@ def fit(
         (:class:`~bglmm.priors.InverseGamma` on sigma^2), ``"sd"`` (one random-effect column:
         ``HalfStudentT``, ``HalfNormal``, ``UniformSD`` or ``InverseGamma`` on the variance) or
         ``"Sigma"`` (:class:`~bglmm.priors.InverseWishart`); the grouping factor's name is
-        accepted for ``sd``/``Sigma``. Missing keys get :func:`default_priors`. For a gaussian
+        accepted for ``sd``/``Sigma``. With several blocks, ``"sd"`` and ``"cor"`` apply to
+        every block and a factor's name to that factor's blocks. Missing keys get :func:`default_priors`. For a gaussian
         model without random effects the exact conjugate sampler puts the ``beta`` prior
         conditionally on sigma, scaled to equal the given prior at sigma^2 = the least-squares
         residual variance (recorded as ``fit.priors["beta (conjugate, per unit sigma)"]``).
