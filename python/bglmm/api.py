@@ -16,6 +16,8 @@ gaussian, ``se=``, ``(1 | g)``     :func:`bglmm.hierarchical_normal` — known s
                                    ``sampler="gibbs"``
 poisson / binomial / bernoulli,    :func:`bglmm.glmm` — Metropolis-within-Gibbs
 ``(... | g)``
+several random-effect blocks       :func:`bglmm.glmm` with ``random_blocks`` (every family;
+(crossed, nested, ``||``)          gaussian level steps are exact Gibbs draws)
 =================================  ===============================================================
 
 Default priors are weakly informative and scaled by the data (documented in :func:`fit`); the
