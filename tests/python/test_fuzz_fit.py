@@ -32,7 +32,8 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from hypothesis import HealthCheck, given, settings
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import bglmm
@@ -40,7 +41,7 @@ import bglmm
 ACCEPTABLE = (ValueError, TypeError, bglmm.NumericalError)
 DRAWS = 5
 
-CI_SETTINGS = settings(max_examples=150, deadline=None, derandomize=True, database=None,
+CI_SETTINGS = settings(max_examples=2000, deadline=None, derandomize=True, database=None,
                        suppress_health_check=list(HealthCheck))
 
 FAMILIES = ["gaussian", "poisson", "binomial", "bernoulli"]
@@ -179,10 +180,40 @@ def prop_fit(call):
         v = np.asarray(v)
         assert v.shape[:2] == (1, DRAWS), (name, v.shape)
         assert np.all(np.isfinite(v)), f"{name} has non-finite draws"
-    assert set(fit.dims) >= {"beta"}
+    # every factor (f1, or f1:f2 for a nested / interaction term) has one level per distinct
+    # combination of its columns' values in the data
+    for blk in fit.spec.random:
+        distinct = len(frame[blk._factor_vars].drop_duplicates())
+        assert fit.posterior[f"b_{blk.factor}"].shape[2] == distinct, (blk.factor, distinct)
 
 
 test_fuzz_fit = CI_SETTINGS(given(fit_calls())(prop_fit))
+
+def test_fuzz_property_detects_a_broken_fit(monkeypatch):
+    # negative control: the same strategy and property must catch a fit that raises an
+    # unexpected exception type on nested formulas, and one that returns NaN draws
+    real = bglmm.fit
+
+    def raises_on_nested(formula, *args, **kwargs):
+        if "/" in formula:
+            raise KeyError("boom")
+        return real(formula, *args, **kwargs)
+
+    def nan_draws(*args, **kwargs):
+        f = real(*args, **kwargs)
+        f.posterior["beta"][...] = np.nan
+        return f
+
+    # (no shrinking: the first falsifying example is enough here)
+    quick = settings(max_examples=300, deadline=None, derandomize=True, database=None,
+                     suppress_health_check=list(HealthCheck),
+                     phases=[Phase.explicit, Phase.reuse, Phase.generate])
+    for broken, error in [(raises_on_nested, KeyError), (nan_draws, AssertionError)]:
+        monkeypatch.setattr(bglmm, "fit", broken)
+        with pytest.raises(error):
+            quick(given(fit_calls())(prop_fit))()
+    monkeypatch.setattr(bglmm, "fit", real)
+
 
 # (strategy, property) for validation/fuzz.py's long runs
 TARGETS = {"fit": (fit_calls(), prop_fit)}
