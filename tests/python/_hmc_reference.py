@@ -33,7 +33,6 @@ class PoissonCrossedModel:
     beta_sd: np.ndarray      # (p,)
     sd_scale: np.ndarray     # (K,) HalfNormal scales
     offset: np.ndarray | None = None
-    centred: tuple[bool, ...] | None = None  # per factor: b_k itself (True) or z_k = b_k / sd_k
 
     def __post_init__(self) -> None:
         self.y = np.asarray(self.y, float)
@@ -49,41 +48,36 @@ class PoissonCrossedModel:
         self.ZsT = self.Zs.T.tocsr()
         self.factor_of = np.repeat(np.arange(self.K), self.m)  # factor of each z entry
         self.dim = self.p + self.K + sum(self.m)
-        cen = (False,) * self.K if self.centred is None else tuple(self.centred)
-        self.cen = np.asarray(cen, bool)[self.factor_of]  # per effect entry
-        self.m_arr = np.asarray(self.m, float)
 
     def split(self, theta: np.ndarray):
         p, K = self.p, self.K
         return theta[:, :p], theta[:, p:p + K], theta[:, p + K:]
 
+    def factor_sums(self, a: np.ndarray) -> np.ndarray:
+        """(C, M) -> (C, K): sums over each factor's entries."""
+        return np.stack([a[:, self.factor_of == k].sum(axis=1) for k in range(self.K)], axis=1)
+
+    def log_prior_sd(self, u: np.ndarray) -> np.ndarray:
+        """log HalfNormal(sd_k | scale_k) + log |d sd / d u| (u = log sd), summed over k."""
+        return (-0.5 * (np.exp(u) / self.sd_scale) ** 2 + u).sum(axis=1)
+
     def logp_grad(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Log density (up to a constant) and gradient for each row (chain) of theta (C, dim)."""
-        beta, u, v = self.split(theta)
+        beta, u, z = self.split(theta)
         sd = np.exp(u)
         sd_e = sd[:, self.factor_of]                            # (C, M)
-        cen = self.cen
-        w = np.where(cen, v, v * sd_e)                          # (C, M): the effects b
-        z = np.where(cen, v / sd_e, v)                          # their standardised values
+        w = z * sd_e                                            # (C, M): the effects b
         eta = self.off + beta @ self.X.T + (self.Zs @ w.T).T    # (C, n)
         mu = np.exp(np.minimum(eta, 700.0))
         r = self.y - mu
         zb = (beta - self.beta_mean) / self.beta_sd
-        scale = self.sd_scale
-        # centred entries add -log sd_k per level (the density of b_k = sd_k z_k)
-        n_cen = np.array([np.sum(cen[self.factor_of == k]) for k in range(self.K)], float)
         lp = (self.y * eta - mu).sum(axis=1) - 0.5 * (zb**2).sum(axis=1) \
-            - 0.5 * (z**2).sum(axis=1) - (u * n_cen).sum(axis=1) \
-            - 0.5 * ((sd / scale) ** 2).sum(axis=1) + u.sum(axis=1)
+            - 0.5 * (z**2).sum(axis=1) + self.log_prior_sd(u)
         g_beta = r @ self.X - zb / self.beta_sd
         g_w = (self.ZsT @ r.T).T                                # (C, M): d loglik / d b
-        g_v = np.where(cen, g_w - z / sd_e, g_w * sd_e - z)
-        # d/du: non-centred entries through b = sd z (g_w * b); centred ones through the prior
-        # term -z^2/2 (z^2) and -log sd (-1 per level)
-        per = np.where(cen, z**2, g_w * w)
-        g_u = np.stack([per[:, self.factor_of == k].sum(axis=1) for k in range(self.K)], axis=1) \
-            - n_cen - (sd / scale) ** 2 + 1.0
-        return lp, np.concatenate([g_beta, g_u, g_v], axis=1)
+        g_z = g_w * sd_e - z
+        g_u = self.factor_sums(g_w * w) - (sd / self.sd_scale) ** 2 + 1.0
+        return lp, np.concatenate([g_beta, g_u, g_z], axis=1)
 
 
 def hmc(model: PoissonCrossedModel, *, chains: int = 4, warmup: int = 1500, draws: int = 2000,

@@ -58,7 +58,7 @@ Z = 4.0
 GLMER_SD = {"INDEX": 0.542, "BROOD": 0.750, "LOCATION": 0.529}
 
 FIT_MCMC = dict(chains=4, draws=2500, warmup=1000, seed=20250611, threads=1, progress=False)
-HMC_SETTINGS = dict(chains=4, warmup=500, draws=1000, steps=(16, 48), seed=3)
+HMC_SETTINGS = dict(chains=8, warmup=800, draws=1000, steps=(16, 48), seed=3)
 
 
 def data() -> pd.DataFrame:

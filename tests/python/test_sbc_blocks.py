@@ -26,11 +26,23 @@ with, so the ranks stay uniform for a correct sampler (as in testing.glmm_defaul
 
 Thresholds as test_sbc.py: chi-square p < 5e-5 or |z| > 4.0 flags a parameter. Ranked: beta
 (intercept and slope), the two SDs, sigma (gaussian) and the effects of the first two levels of
-each factor: 10-11 scalars x 3 statistics per case, 6 cases, ~190 tests at a per-test level of
-~6e-5: a correct sampler fails this file with probability ~1%.
+each factor: 8-9 scalars x 3 statistics per case, 6 passing cases, ~150 tests at a per-test
+level of ~6e-5: a correct sampler fails this file with probability ~1%. R = 250 replications
+(each fit ~40 ms: ~10 s per case).
 
-Negative control (``test_sbc_blocks_detects_wrong_sd_prior``): the simulator draws the SDs from
-the prior with its scale x3 while the fit keeps the defaults; the same rank test must flag it.
+Results (seeds fixed): gaussian and bernoulli, crossed and nested, are calibrated at the
+defaults. Poisson at the exact defaults is NOT: the slope's ranks are U-shaped (z_var ~ 6-7 at
+R = 150, chi-square p ~ 1e-9), because of a bug in the GLMM core's Newton step of the free fixed
+effects (``NEWTON_BUG`` below; minimal reproduction in test_glmm_newton_stuck.py). Those two
+cases are marked xfail (strict: they fail the suite once the bug is fixed, so the mark goes).
+The poisson cases are also run with the default prior family at the moderate fixed scales of
+test_sbc.py's GLMM default-prior cases (beta ~ N((0.3, -0.2), diag(1, 0.7)^2), SDs
+Half-Student-t(3, 0.8)): they pass, though 3 of the 250 data sets of each still hit the bug (a
+slope that never moves; the ranks' variance z-scores of the crossed case sit at +2 to +3).
+
+Negative controls (``test_sbc_blocks_detects_wrong_sd_prior``, crossed bernoulli and nested
+gaussian): the simulator draws the SDs from the prior with its scale x3 while the fit keeps the
+defaults; the same rank test must flag an SD (R = 150: z_mean 7.6-10).
 """
 
 from __future__ import annotations
@@ -209,7 +221,8 @@ def test_sbc_two_blocks(kind, family):
 @pytest.mark.parametrize("kind", ["crossed", "nested"])
 def test_sbc_two_blocks_poisson_moderate_priors(kind):
     # Poisson with the default prior family at the moderate fixed scales of test_sbc.py's GLMM
-    # default-prior cases: the K = 2 moves away from the data sets that trigger NEWTON_BUG.
+    # default-prior cases: far fewer data sets trigger NEWTON_BUG (3 of 250 per design: the
+    # slope never moves, in data sets with counts up to 231-70,000), few enough to pass.
     failures, rows, secs = run_case(blocks_sbc_case(kind, "poisson", moderate=True))
     print(f"\n{kind}-poisson-moderate: {R} replications in {secs:.0f} s; {_summary(rows)}")
     assert not failures, f"{kind}-poisson-moderate is not calibrated:\n" + "\n".join(failures)
