@@ -138,7 +138,8 @@ def test_nested_labels_repeating_across_parents_are_within_parent():
     assert list(f.coords["a:b"]) == sorted(f"{x}:{y}" for x, y in pairs.itertuples(index=False))
     assert f.posterior["b_a"].shape == (1, 20, 4, 1)
     # the crossed reading (1 | a) + (1 | b) would have 3 levels of b
-    assert bglmm.fit("y ~ 1 + (1 | a) + (1 | b)", d, "poisson", **FAST).posterior["b_b"].shape[2] == 3
+    crossed = bglmm.fit("y ~ 1 + (1 | a) + (1 | b)", d, "poisson", **FAST)
+    assert crossed.posterior["b_b"].shape[2] == 3
 
 
 # ---- missing values in a factor ---------------------------------------------------------------
