@@ -392,7 +392,40 @@ def fit(
     return out
 
 
+def _single_level_factors(spec: ModelSpec) -> None:
+    """A grouping factor with a single level: the gaussian one-factor samplers (the linear mixed
+    model, the hierarchical normal model) need at least 2 levels, an error naming the factor;
+    otherwise the model is proper (the SD is informed by its prior alone): one warning naming
+    each such factor (the samplers' own, unnamed "group has a single level" warning is
+    silenced by :func:`_run`)."""
+    from .results import user_stacklevel
+    from .warnings import BglmmWarning
+
+    seen: list[str] = []
+    for b in spec.random:
+        if len(b.levels) != 1 or b.factor in seen:
+            continue
+        seen.append(b.factor)
+        if spec.family.name == "gaussian" and len(spec.random) == 1:
+            raise ValueError(
+                f"the grouping factor {b.factor!r} of the random term {b.label} has a single "
+                f"level ({b.levels[0]!r}); a gaussian model with one grouping factor needs at "
+                "least 2 levels: drop the term, or add a second grouping factor")
+        warnings.warn(f"the grouping factor {b.factor!r} of the random term {b.label} has a "
+                      f"single level ({b.levels[0]!r}): its SD is informed by its prior alone",
+                      BglmmWarning, stacklevel=user_stacklevel())
+
+
 def _run(spec: ModelSpec, used: dict[str, Any], mcmc: dict[str, Any], options: dict[str, Any]):
+    _single_level_factors(spec)
+    with warnings.catch_warnings():
+        # named by _single_level_factors instead
+        warnings.filterwarnings("ignore", message="group has a single level")
+        return _run_model(spec, used, mcmc, options)
+
+
+def _run_model(spec: ModelSpec, used: dict[str, Any], mcmc: dict[str, Any],
+               options: dict[str, Any]):
     fam = spec.family
     X = pd.DataFrame(spec.X, columns=spec.fixed_names)
     if not spec.random:
