@@ -385,7 +385,12 @@ void initialise(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg, 
         s.set_sigma((pr.cov.iw.scale + total) /
                     (pr.cov.iw.df + static_cast<double>(d.m()) + static_cast<double>(q) + 1.0));
       if (d.p_centred() > 0) steps::centred_mean_step(d, pr, s, rng, true);
-      double change = 0.0;
+      // the free coefficients to their conditional mode given these effects (the GLM start
+      // ignores the groups and may sit far out in a narrow conditional)
+      const Vector beta_before = s.beta;
+      steps::joint_free_mode<G>(d, pr, s, threads);
+      double change = (s.beta - beta_before).cwiseAbs().maxCoeff() /
+                      (1.0 + beta_before.cwiseAbs().maxCoeff());
       for (Index k = 0; k < q; ++k)
         for (Index l = 0; l < q; ++l)
           change = std::max(change, std::fabs(s.sigma(k, l) - previous(k, l)) /
@@ -422,6 +427,44 @@ void init_extra_blocks(const GlmmData& d, const GlmmPriors& pr, GlmmState& s, Ve
     for (Index i = 0; i < blk.rows(); ++i)
       offset[i] += blk.z.row(i).dot(st.b.row(static_cast<Index>(blk.codes[i])));
   }
+}
+
+// Starting values with extra blocks: rounds of (each extra block's level modes and Sigma_k from
+// them; the primary block's and free coefficients' joint mode) until beta settles. Block by
+// block, a strongly coupled pair moves slowly, but a round costs a few passes over the data,
+// against thousands of sweeps for the chain to crawl the same way.
+template <typename G>
+void extra_block_modes(const GlmmData& d, const GlmmPriors& pr, GlmmState& s, Vector& offset,
+                       int threads, rng::Rng& rng) {
+  if (d.extra.empty()) return;
+  for (int round = 0; round < 40; ++round) {
+    const Vector beta_before = s.beta;
+    steps::full_linear_predictor(d, s, s.eta_rows, threads);
+    for (std::size_t k = 0; k < d.extra.size(); ++k) {
+      const ExtraBlock& blk = d.extra[k];
+      ExtraBlockState& st = s.extra[k];
+      const RowMatrix before = st.b;
+      steps::extra_level_modes<G>(d, blk, st, s.phi, s.eta_rows, threads);
+      for (Index i = 0; i < blk.rows(); ++i) {
+        const Index j = static_cast<Index>(blk.codes[i]);
+        offset[i] += blk.z.row(i).dot(st.b.row(j) - before.row(j));
+      }
+      const Matrix centre = steps::covariance_prior_centre(pr.extra_cov[k], blk.q());
+      const Matrix scatter = steps::scatter_matrix(st.b, Vector::Zero(blk.q()));
+      steps::set_extra_sigma(st, (centre + scatter) / (static_cast<double>(blk.m()) + 1.0));
+    }
+    s.cache_valid = false;
+    if (d.p_free() > 0) {
+      steps::joint_free_mode<G>(d, pr, s, threads);
+    } else {
+      group_modes<G>(d, s, threads, true, nullptr);
+    }
+    if (d.p_centred() > 0) steps::centred_mean_step(d, pr, s, rng, true);
+    const double change = (s.beta - beta_before).cwiseAbs().maxCoeff() /
+                          (1.0 + beta_before.cwiseAbs().maxCoeff());
+    if (round >= 1 && change < 1e-4) break;
+  }
+  s.cache_valid = false;
 }
 
 // With extra blocks the chain owns an effective offset (the user's plus their parts), which
@@ -535,6 +578,11 @@ GlmmChainResult chain(GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg,
   GlmmState s;
   initialise<G>(d, pr, cfg, s, key, threads, false);
   init_extra_blocks(d, pr, s, offset, key, false);
+  {
+    rng::Rng rng(key, 0, 2, rng::Stream::Init);
+    extra_block_modes<G>(d, pr, s, offset, threads, rng);
+    steps::jitter_free_fixed<G>(d, pr, s, threads, rng);
+  }
   steps::refresh_group_cache<G, kLaplace>(d, s, threads);
   // The random walk's proposal covariance (the Laplace kernel's Newton proposal needs none).
   if constexpr (!kLaplace) steps::set_fixed_proposal<G>(d, pr, s, threads);

@@ -1,21 +1,14 @@
-"""KNOWN BUG, minimal reproduction (marked xfail, strict: it starts failing the suite once the
-bug is fixed, so that the mark is removed).
+"""Regression test: the Newton-proposal step of the free fixed effects from a far start.
 
 The GLMM core's Newton-proposal Metropolis-Hastings step of the free fixed effects
-(cpp/include/bglmm/steps/fixed_effects.hpp, ``free_fixed_newton_step``; the default
-``sampler="laplace"``) can accept nothing, ever, when the chain starts far from the posterior
-in a data set with large counts. The start of beta is the GLM posterior mode that ignores the
-groups (glmm_sampler.cpp ``initialise``); the Laplace-EM rounds then fit the groups' modes and
-Sigma to that beta but never move the free coefficients, so with a random intercept of SD ~2
-and counts in the thousands the slope starts hundreds of posterior SDs away. From there one
-Newton step overshoots (a log-link likelihood is far from quadratic over that distance) and the
-reverse-proposal density in the MH ratio is astronomically small: every proposal is rejected,
-and the reported posterior of the slope is a point mass at its start.
-
-Found by the K = 2 SBC at bglmm.fit's default priors (test_sbc_blocks.py: the poisson cases'
-slope ranks pile up at 0 and 39), but it needs no second block: one random intercept, 8 groups
-of 12 rows. ``sampler="random_walk"`` reaches the posterior on the same data (slope ~ -4.02,
-the truth -4). ``check=True`` does warn (the block step "accepted nothing").
+(``free_fixed_newton_step`` in steps/fixed_effects.hpp) accepted nothing, ever, when the chain
+started far from the posterior in a data set with large counts: the start of beta was the GLM
+mode that ignores the groups, the Laplace-EM rounds fitted the groups to it but never moved the
+free coefficients, and with a random intercept of SD ~2 and counts in the thousands the slope
+started hundreds of posterior SDs away, where every proposal's reverse density is negligible.
+The start is now the joint conditional mode of (beta_F, gamma) (``joint_free_mode``: Newton on
+the block-arrow Hessian), jittered by one conditional SD. Found by the K = 2 SBC at bglmm.fit's
+default priors (test_sbc_blocks.py); one random intercept, 8 groups of 12 rows reproduce it.
 """
 
 from __future__ import annotations
@@ -53,8 +46,6 @@ def test_random_walk_reaches_the_posterior():
     assert abs(slope.mean() + 4.0) < 0.15, slope.mean(axis=1)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Newton fixed-effect step never accepts from a far "
-                   "start (fixed_acceptance = 0, slope stuck at the GLM mode ~ -1.7)")
 def test_laplace_fixed_step_moves_from_a_far_start():
     f = fit("laplace")
     slope = f.posterior["beta"][..., 1]

@@ -30,15 +30,12 @@ each factor: 8-9 scalars x 3 statistics per case, 6 passing cases, ~150 tests at
 level of ~6e-5: a correct sampler fails this file with probability ~1%. R = 250 replications
 (each fit ~40 ms: ~10 s per case).
 
-Results (seeds fixed): gaussian and bernoulli, crossed and nested, are calibrated at the
-defaults. Poisson at the exact defaults is NOT: the slope's ranks are U-shaped (z_var ~ 6-7 at
-R = 150, chi-square p ~ 1e-9), because of a bug in the GLMM core's Newton step of the free fixed
-effects (``NEWTON_BUG`` below; minimal reproduction in test_glmm_newton_stuck.py). Those two
-cases are marked xfail (strict: they fail the suite once the bug is fixed, so the mark goes).
-The poisson cases are also run with the default prior family at the moderate fixed scales of
-test_sbc.py's GLMM default-prior cases (beta ~ N((0.3, -0.2), diag(1, 0.7)^2), SDs
-Half-Student-t(3, 0.8)): they pass, though 3 of the 250 data sets of each still hit the bug (a
-slope that never moves; the ranks' variance z-scores of the crossed case sit at +2 to +3).
+Results (seeds fixed): gaussian, bernoulli and poisson, crossed and nested, are calibrated at
+the defaults. The poisson cases first failed (slope ranks U-shaped, z_var ~ 6-7, chi-square
+p ~ 1e-9): the free fixed effects' Newton step could start hundreds of posterior SDs from the
+posterior and never accept (fixed in the chains' start, regression test in
+test_glmm_newton_stuck.py). The poisson cases also run with the default prior family at the
+moderate fixed scales of test_sbc.py's GLMM default-prior cases.
 
 Negative controls (``test_sbc_blocks_detects_wrong_sd_prior``, crossed bernoulli and nested
 gaussian): the simulator draws the SDs from the prior with its scale x3 while the fit keeps the
@@ -62,7 +59,6 @@ from bglmm.formula import build_spec
 
 L = 39            # posterior draws per replication: 40 possible ranks, 20 bins of 2
 R = 250           # replications per case
-R_BUG = 150       # replications of the cases that fail by a known bug (xfail)
 R_CONTROL = 150   # replications of the negative controls
 SEED = 20250611
 CHI2_ALPHA = 5e-5
@@ -178,14 +174,7 @@ def blocks_sbc_case(kind: str, family: str, *, sd_scale_factor: float = 1.0,
     return testing.SbcCase(name, simulate, fit, {"kind": kind, "family": family})
 
 
-NEWTON_BUG = (
-    "BUG (GLMM core, steps/fixed_effects.hpp free_fixed_newton_step): at the default priors "
-    "(intercept N(0, 10^2), slope N(0, 2.5^2)) some poisson data sets have counts in the "
-    "thousands; the chain starts the slope at the GLM mode that ignores the groups, hundreds of "
-    "posterior SDs from the posterior, and the Newton-proposal MH step of the free fixed effects "
-    "then accepts nothing, ever (fixed_acceptance = 0 after 2,000 warm-up iterations): the slope "
-    "stays at its start and its ranks pile up at 0 and 39 (z_var ~ 8). Minimal reproduction: "
-    "test_glmm_newton_stuck.py")
+
 CASES = [(kind, family) for kind in ("crossed", "nested")
          for family in ("gaussian", "poisson", "bernoulli")]
 
@@ -203,16 +192,12 @@ def _summary(rows: list[dict]) -> str:
 
 
 def _params(kind, family):
-    marks = []
-    if family == "poisson":
-        marks = [pytest.mark.xfail(reason=NEWTON_BUG, strict=True)]
-    return pytest.param(kind, family, id=f"{kind}-{family}", marks=marks)
+    return pytest.param(kind, family, id=f"{kind}-{family}")
 
 
 @pytest.mark.parametrize("kind, family", [_params(k, f) for k, f in CASES])
 def test_sbc_two_blocks(kind, family):
-    # (the poisson cases fail by the bug above; R_BUG replications show it: z_var ~ 7)
-    reps = R_BUG if family == "poisson" else R
+    reps = R
     failures, rows, secs = run_case(blocks_sbc_case(kind, family), reps)
     print(f"\n{kind}-{family}: {reps} replications in {secs:.0f} s; {_summary(rows)}")
     assert not failures, f"{kind}-{family} is not calibrated:\n" + "\n".join(failures)
@@ -221,8 +206,7 @@ def test_sbc_two_blocks(kind, family):
 @pytest.mark.parametrize("kind", ["crossed", "nested"])
 def test_sbc_two_blocks_poisson_moderate_priors(kind):
     # Poisson with the default prior family at the moderate fixed scales of test_sbc.py's GLMM
-    # default-prior cases: far fewer data sets trigger NEWTON_BUG (3 of 250 per design: the
-    # slope never moves, in data sets with counts up to 231-70,000), few enough to pass.
+    # default-prior cases (smaller counts than the exact defaults give)
     failures, rows, secs = run_case(blocks_sbc_case(kind, "poisson", moderate=True))
     print(f"\n{kind}-poisson-moderate: {R} replications in {secs:.0f} s; {_summary(rows)}")
     assert not failures, f"{kind}-poisson-moderate is not calibrated:\n" + "\n".join(failures)

@@ -559,6 +559,51 @@ void extra_scale_step(const GlmmData& d, const steps::CovariancePrior& prior,
   }
 }
 
+// Starting values of an extra block: every level's effects to its conditional mode given the
+// rest (damped Newton on its rows), eta_rows kept in step; the offset is not touched (the
+// caller applies the change).
+template <typename G>
+void extra_level_modes(const GlmmData& d, const ExtraBlock& blk, ExtraBlockState& st, double phi,
+                       Vector& eta_rows, int threads) {
+  const Index m = blk.m(), q = blk.q();
+  const QMat prec = st.prec;
+  ExceptionVault vault;
+  (void)threads;
+#ifdef BGLMM_HAVE_OPENMP
+#pragma omp parallel for schedule(dynamic, group_chunk(m, threads)) num_threads(threads)
+#endif
+  for (Index j = 0; j < m; ++j) {
+    vault.run([&] {
+      QVec x = st.b.row(j).transpose(), zero = QVec::Zero(q), grad(q), mean(q), g2(q);
+      QMat info(q, q), i2(q, q);
+      linalg::SmallCholesky<QMat> llt(q);
+      QVec shift = QVec::Zero(q);  // total change of b_j (eta_rows still at the start)
+      for (int it = 0; it < 30; ++it) {
+        const double ll = level_pass<G, true>(d, blk, j, eta_rows, shift, phi, grad, info);
+        if (!std::isfinite(ll) || !laplace_moments(x, grad, info, zero, prec, mean, llt)) break;
+        const double cur = ll + gaussian_quad(x, zero, prec);
+        double f = 1.0;
+        bool moved = false;
+        for (int half = 0; half < 30 && !moved; ++half, f *= 0.5) {
+          const QVec cand = x + f * (mean - x);
+          const QVec sh = shift + (cand - x);
+          const double lc = level_pass<G, false>(d, blk, j, eta_rows, sh, phi, g2, i2);
+          if (std::isfinite(lc) && lc + gaussian_quad(cand, zero, prec) >= cur) {
+            moved = (cand - x).norm() > 1e-10;
+            shift = sh;
+            x = cand;
+            break;
+          }
+        }
+        if (!moved) break;
+      }
+      st.b.row(j) = x.transpose();
+      shift_level_rows(blk, j, shift, eta_rows);
+    });
+  }
+  vault.rethrow();
+}
+
 // The whole phase: every extra block in order. Leaves the primary block's caches stale.
 template <typename G>
 void extra_blocks_sweep(const GlmmData& d, const GlmmPriors& pr, GlmmState& s, Vector& offset,
