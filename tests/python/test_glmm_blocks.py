@@ -107,3 +107,20 @@ def test_geweke_extra_block_detects_a_prior_mismatch():
     # negative control: the sampler uses twice the prior scale of the extra block's Sigma
     z = _blocks_geweke_z(1, 1, sampler_scale=2.0)
     assert max(abs(z["Sk00"]), abs(z["bk0^2"])) > 8, {k: round(v, 1) for k, v in z.items()}
+
+
+def test_two_factor_fit_is_bitwise_identical_across_thread_counts():
+    rng = np.random.default_rng(3)
+    n = 600
+    df = {"a": rng.integers(0, 30, n), "b": rng.integers(0, 12, n), "x": rng.normal(size=n)}
+    eta = 0.2 + 0.5 * df["x"] + rng.normal(0, 0.8, 30)[df["a"]] + rng.normal(0, 0.4, 12)[df["b"]]
+    df["y"] = rng.poisson(np.exp(eta)).astype(float)
+    import pandas as pd
+
+    frame = pd.DataFrame(df)
+    fits = [bglmm.fit("y ~ x + (1 | a) + (1 + x | b)", frame, family="poisson", seed=4, chains=1,
+                      draws=30, warmup=40, threads=t, progress=False, check=False,
+                      min_rows_per_thread=1) for t in (1, 2, 3)]
+    for f in fits[1:]:
+        for name in ("beta", "b_a", "b_b", "Sigma_a", "Sigma_b"):
+            assert np.array_equal(fits[0].posterior[name], f.posterior[name]), name
