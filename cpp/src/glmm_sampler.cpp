@@ -15,6 +15,7 @@
 #include "bglmm/linalg/cholesky.hpp"
 #include "bglmm/linalg/mvn.hpp"
 #include "bglmm/linalg/wishart.hpp"
+#include "bglmm/linear_predictor.hpp"
 #include "bglmm/parallel.hpp"
 #include "bglmm/rng/distributions.hpp"
 #include "bglmm/steps/covariance.hpp"
@@ -268,8 +269,7 @@ template <typename G>
 void group_modes(const GlmmData& d, GlmmState& s, int threads, bool warm_start,
                  RowMatrix* cov_out) {
   const Index m = d.m(), q = d.q();
-  Vector beta_free(d.p_free());
-  for (Index k = 0; k < d.p_free(); ++k) beta_free[k] = s.beta[d.free_cols[k]];
+  const Vector beta_free = free_coefficients(d, s.beta);
   const QMat prec = s.sigma_prec;
   ExceptionVault vault;
 #ifdef BGLMM_HAVE_OPENMP
@@ -744,12 +744,11 @@ double poisson_rng(double mean, rng::Rng& rng) {
 
 template <typename G>
 void simulate_y(const GlmmData& d, const GlmmState& s, Vector& y, rng::Rng& rng) {
-  const Index q = d.q(), pf = d.p_free();
+  const Index q = d.q();
+  const Vector beta_free = free_coefficients(d, s.beta);
   for (Index g = 0; g < d.m(); ++g) {
     for (Index i = d.obs.begin(g); i < d.obs.begin(g) + d.obs.size(g); ++i) {
-      double eta = d.obs.offset[i];
-      for (Index k = 0; k < pf; ++k) eta += d.x_free(i, k) * s.beta[d.free_cols[k]];
-      for (Index k = 0; k < q; ++k) eta += d.obs.z(i, k) * s.gamma(g, k);
+      const double eta = row_eta(d, i, beta_free.data(), s.gamma.data() + g * q);
       if constexpr (std::is_same_v<G, GaussianIdentity>) {
         y[i] = eta + std::sqrt(s.phi) * rng.std_normal();
       } else if constexpr (std::is_same_v<G, PoissonLog>) {
@@ -785,9 +784,7 @@ RowMatrix geweke(const GlmmData& data, const GlmmPriors& pr, const GlmmConfig& c
   if (!kLaplace && d.p_free() > 0) {
     // random walk: a fixed block proposal from the prior curvature (no adaptation in a
     // Geweke run)
-    Matrix prec(d.p_free(), d.p_free());
-    for (Index a = 0; a < d.p_free(); ++a)
-      for (Index b = 0; b < d.p_free(); ++b) prec(a, b) = pr.beta_prec(d.free_cols[a], d.free_cols[b]);
+    const Matrix prec = steps::free_prior_precision(d, pr);
     s.fixed_chol = linalg::inverse_cholesky(linalg::cholesky_lower(prec, "prior precision"), "V");
     s.log_fixed_scale = std::log(0.5);
   }

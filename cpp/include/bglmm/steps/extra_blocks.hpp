@@ -30,6 +30,7 @@
 
 #include "bglmm/glmm_model.hpp"
 #include "bglmm/likelihood_block.hpp"
+#include "bglmm/linear_predictor.hpp"
 #include "bglmm/linalg/small_cholesky.hpp"
 #include "bglmm/parallel.hpp"
 #include "bglmm/random_blocks.hpp"
@@ -56,10 +57,9 @@ constexpr std::int64_t kRowChunk = 4096;  // rows per chunk of the ordered sums
 // being the chain's effective one, which holds the extra blocks' parts).
 inline void full_linear_predictor(const GlmmData& d, const GlmmState& s, Vector& eta_rows,
                                   int threads) {
-  const Index m = d.m(), q = d.q(), pf = d.p_free();
+  const Index m = d.m(), q = d.q();
   eta_rows.resize(d.obs.rows());
-  Vector beta_free(pf);
-  for (Index k = 0; k < pf; ++k) beta_free[k] = s.beta[d.free_cols[k]];
+  const Vector beta_free = free_coefficients(d, s.beta);
   (void)threads;
 #ifdef BGLMM_HAVE_OPENMP
 #pragma omp parallel for schedule(dynamic, group_chunk(m, threads)) num_threads(threads)
@@ -67,10 +67,7 @@ inline void full_linear_predictor(const GlmmData& d, const GlmmState& s, Vector&
   for (Index g = 0; g < m; ++g) {
     const Index begin = d.obs.begin(g), end = begin + d.obs.size(g);
     for (Index i = begin; i < end; ++i) {
-      double e = d.obs.offset[i];
-      for (Index k = 0; k < pf; ++k) e += d.x_free(i, k) * beta_free[k];
-      for (Index k = 0; k < q; ++k) e += d.obs.z(i, k) * s.gamma(g, k);
-      eta_rows[i] = e;
+      eta_rows[i] = row_eta(d, i, beta_free.data(), s.gamma.data() + g * q);
     }
   }
 }

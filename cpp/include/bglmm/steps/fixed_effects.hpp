@@ -27,11 +27,23 @@
 #include "bglmm/glmm_model.hpp"
 #include "bglmm/linalg/cholesky.hpp"
 #include "bglmm/linalg/mvn.hpp"
+#include "bglmm/linear_predictor.hpp"
 #include "bglmm/parallel.hpp"
 #include "bglmm/rng/philox.hpp"
 #include "bglmm/steps/group_mh.hpp"
 
 namespace bglmm::steps {
+
+// Q0_FF: the block of the prior precision of beta that belongs to the free coefficients.
+inline Matrix free_prior_precision(const GlmmData& d, const GlmmPriors& pr) {
+  const Index pf = d.p_free();
+  Matrix out(pf, pf);
+  for (Index a = 0; a < pf; ++a)
+    for (Index b = 0; b < pf; ++b)
+      out(a, b) = pr.beta_prec(d.free_cols[static_cast<std::size_t>(a)],
+                               d.free_cols[static_cast<std::size_t>(b)]);
+  return out;
+}
 
 inline double beta_log_prior(const GlmmPriors& p, const Vector& beta) {
   const Vector r = beta - p.beta_mean;
@@ -83,6 +95,7 @@ template <typename G>
 Matrix free_fixed_curvature(const GlmmData& d, const GlmmPriors& pr, const GlmmState& s,
                             int threads) {
   const Index pf = d.p_free(), q = d.q(), m = d.m();
+  const Vector beta_free = free_coefficients(d, s.beta);
   constexpr Index kGroupsPerChunk = 256;
   const Index n_chunks = (m + kGroupsPerChunk - 1) / kGroupsPerChunk;
   std::vector<Matrix> parts(static_cast<std::size_t>(n_chunks), Matrix::Zero(pf, pf));
@@ -98,9 +111,7 @@ Matrix free_fixed_curvature(const GlmmData& d, const GlmmPriors& pr, const GlmmS
       for (Index g = c * kGroupsPerChunk; g < g_end; ++g) {
         const Index begin = d.obs.begin(g), end = begin + d.obs.size(g);
         for (Index i = begin; i < end; ++i) {
-          double eta = d.obs.offset[i];
-          for (Index k = 0; k < pf; ++k) eta += d.x_free(i, k) * s.beta[d.free_cols[k]];
-          for (Index k = 0; k < q; ++k) eta += d.obs.z(i, k) * s.gamma(g, k);
+          const double eta = row_eta(d, i, beta_free.data(), s.gamma.data() + g * q);
           const double w = G::weight(d.obs.trials[i], eta, s.phi);
           h.selfadjointView<Eigen::Lower>().rankUpdate(d.x_free.row(i).transpose(), w);
         }
@@ -111,10 +122,7 @@ Matrix free_fixed_curvature(const GlmmData& d, const GlmmPriors& pr, const GlmmS
   Matrix total = Matrix::Zero(pf, pf);
   for (const Matrix& h : parts) total += h;
   total = total.selfadjointView<Eigen::Lower>();
-  for (Index a = 0; a < pf; ++a)
-    for (Index b = 0; b < pf; ++b)
-      total(a, b) += pr.beta_prec(d.free_cols[a], d.free_cols[b]);
-  return total;
+  return total + free_prior_precision(d, pr);
 }
 
 // Random-walk kernel: sets the block proposal's Cholesky factor from the current curvature
@@ -149,8 +157,7 @@ void free_fixed_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& s,
   rng::Rng rng(a.key, a.iteration, 0, rng::Stream::Beta);
   Vector z(pf);
   linalg::fill_std_normal(z, rng);
-  Vector beta_free(pf);
-  for (Index k = 0; k < pf; ++k) beta_free[k] = s.beta[d.free_cols[k]];
+  const Vector beta_free = free_coefficients(d, s.beta);
   const Vector step = s.fixed_chol.triangularView<Eigen::Lower>() * z;
   const Vector proposal_free = beta_free + std::exp(0.5 * s.log_fixed_scale) * step;
   ExceptionVault vault;
@@ -177,7 +184,7 @@ void free_fixed_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& s,
     ll_prop += s.ll_new[g];
   }
   Vector beta_prop = s.beta;
-  for (Index k = 0; k < pf; ++k) beta_prop[d.free_cols[k]] = proposal_free[k];
+  set_free_coefficients(d, proposal_free, beta_prop);
   const double log_ratio = std::isfinite(ll_prop)
                                ? ll_prop + beta_log_prior(pr, beta_prop) - ll_cur -
                                      beta_log_prior(pr, s.beta)
@@ -250,9 +257,7 @@ double free_block_pass(const GlmmData& d, const GlmmState& s, const Vector& beta
         const Index begin = d.obs.begin(g), end = begin + d.obs.size(g);
         for (Index i = begin; i < end; ++i) {
           const double* zi = d.obs.z.data() + i * q;
-          double eta = d.obs.offset[i];
-          for (Index k = 0; k < pf; ++k) eta += d.x_free(i, k) * beta_free[k];
-          for (Index k = 0; k < q; ++k) eta += zi[k] * gamma[k];
+          const double eta = row_eta(d, i, beta_free.data(), gamma.data());
           double u, w;
           total += LikTerms<G>::all(d.obs.y[i], d.obs.trials[i], eta, s.phi, u, w);
           for (Index k = 0; k < pf; ++k) xc[k] = k0 >= 0 ? d.x_free(i, k) - xbar[k] : d.x_free(i, k);
@@ -300,12 +305,9 @@ inline double free_block_prior(const GlmmData& d, const GlmmPriors& pr, const Gl
   const Index pf = d.p_free(), q = d.q(), m = d.m(), k0 = d.intercept_term;
   const Vector dev = beta_full - pr.beta_mean;
   double lp = -0.5 * dev.dot(pr.beta_prec * dev);
-  for (Index a = 0; a < pf; ++a) {
-    const Index ca = d.free_cols[static_cast<std::size_t>(a)];
-    grad_f[a] -= pr.beta_prec.row(ca).dot(dev);
-    for (Index b = 0; b < pf; ++b)
-      info_f(a, b) += pr.beta_prec(ca, d.free_cols[static_cast<std::size_t>(b)]);
-  }
+  for (Index a = 0; a < pf; ++a)
+    grad_f[a] -= pr.beta_prec.row(d.free_cols[static_cast<std::size_t>(a)]).dot(dev);
+  info_f += free_prior_precision(d, pr);
   if (k0 < 0) return lp;
   // sum_j log N(gamma_j(beta_F) | mu_j, Sigma) and its derivatives (in group order)
   QVec mu(q), r(q);
@@ -373,9 +375,7 @@ void joint_free_mode(const GlmmData& d, const GlmmPriors& pr, GlmmState& s, int 
           hzx.row(g).setZero(); hxx.row(g).setZero();
         }
         for (Index i = d.obs.begin(g); i < d.obs.begin(g) + d.obs.size(g); ++i) {
-          double eta = d.obs.offset[i];
-          for (Index k = 0; k < pf; ++k) eta += d.x_free(i, k) * bf[k];
-          for (Index k = 0; k < q; ++k) eta += d.obs.z(i, k) * gam(g, k);
+          const double eta = row_eta(d, i, bf.data(), gam.data() + g * q);
           if (!derivs) {
             ll += LikTerms<G>::kernel(d.obs.y[i], d.obs.trials[i], eta, s.phi);
             continue;
@@ -403,23 +403,19 @@ void joint_free_mode(const GlmmData& d, const GlmmPriors& pr, GlmmState& s, int 
       total += llg[g] - 0.5 * r.dot(prec * r);
     }
     Vector beta = s.beta;
-    for (Index k = 0; k < pf; ++k) beta[d.free_cols[k]] = bf[k];
+    set_free_coefficients(d, bf, beta);
     const Vector dev = beta - pr.beta_mean;
     return total - 0.5 * dev.dot(pr.beta_prec * dev);
   };
-  Vector bf(pf);
-  for (Index k = 0; k < pf; ++k) bf[k] = s.beta[d.free_cols[k]];
+  Vector bf = free_coefficients(d, s.beta);
   for (int it = 0; it < 100; ++it) {
     const double cur = pass(bf, s.gamma, true);
     if (!std::isfinite(cur)) break;
     Vector beta = s.beta;
     const Vector dev = beta - pr.beta_mean;
-    Matrix schur(pf, pf);
+    Matrix schur = free_prior_precision(d, pr);
     Vector rhs(pf);
-    for (Index a = 0; a < pf; ++a) {
-      rhs[a] = -pr.beta_prec.row(d.free_cols[a]).dot(dev);
-      for (Index b = 0; b < pf; ++b) schur(a, b) = pr.beta_prec(d.free_cols[a], d.free_cols[b]);
-    }
+    for (Index a = 0; a < pf; ++a) rhs[a] = -pr.beta_prec.row(d.free_cols[a]).dot(dev);
     std::vector<Eigen::LLT<Matrix>> fac(static_cast<std::size_t>(m));
     RowMatrix gzp(m, q);
     bool ok = true;
@@ -461,7 +457,7 @@ void joint_free_mode(const GlmmData& d, const GlmmPriors& pr, GlmmState& s, int 
         break;
       }
     }
-    for (Index k = 0; k < pf; ++k) s.beta[d.free_cols[k]] = bf[k];
+    set_free_coefficients(d, bf, s.beta);
     if (!moved || f * dbf.norm() < 1e-8 * (1.0 + bf.norm())) break;
   }
   s.cache_valid = false;
@@ -475,9 +471,9 @@ void jitter_free_fixed(const GlmmData& d, const GlmmPriors& pr, GlmmState& s, in
                        rng::Rng& rng) {
   const Index pf = d.p_free();
   if (pf == 0) return;
-  Vector beta_free(pf), g, mean;
+  const Vector beta_free = free_coefficients(d, s.beta);
+  Vector g, mean;
   Matrix h, chol;
-  for (Index k = 0; k < pf; ++k) beta_free[k] = s.beta[d.free_cols[k]];
   const Vector zero = Vector::Zero(pf);
   free_block_pass<G, false>(d, s, beta_free, zero, threads, s.ll_new, s.grad_new, s.info_new, g, h);
   free_block_prior(d, pr, s, s.beta, zero, g, h);
@@ -486,7 +482,7 @@ void jitter_free_fixed(const GlmmData& d, const GlmmPriors& pr, GlmmState& s, in
   linalg::fill_std_normal(z, rng);
   chol.transpose().triangularView<Eigen::Upper>().solveInPlace(z);
   if (!z.allFinite()) return;
-  for (Index k = 0; k < pf; ++k) s.beta[d.free_cols[k]] += z[k];
+  set_free_coefficients(d, beta_free + z, s.beta);
   if (d.intercept_term >= 0) s.gamma.col(d.intercept_term) -= d.xbar_free * z;
   s.cache_valid = false;
 }
@@ -500,8 +496,7 @@ void free_fixed_newton_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& 
   info.fixed_accepted = false;
   info.fixed_accept_prob = 0.0;
   if (pf == 0) return;
-  Vector beta_free(pf);
-  for (Index k = 0; k < pf; ++k) beta_free[k] = s.beta[d.free_cols[k]];
+  const Vector beta_free = free_coefficients(d, s.beta);
   Vector g_cur, g_new, mean_fwd, mean_rev;
   Matrix h_cur, h_new, l_fwd, l_rev;
   const Vector zero = Vector::Zero(pf);
@@ -517,7 +512,7 @@ void free_fixed_newton_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& 
   const Vector proposal = mean_fwd + z;
   const Vector delta = proposal - beta_free;
   Vector beta_prop = s.beta;
-  for (Index k = 0; k < pf; ++k) beta_prop[d.free_cols[k]] = proposal[k];
+  set_free_coefficients(d, proposal, beta_prop);
   const double ll_prop = free_block_pass<G, true>(d, s, proposal, delta, a.threads, s.ll_new,
                                                   s.grad_new, s.info_new, g_new, h_new);
   if (!std::isfinite(ll_prop) || !g_new.allFinite() || !h_new.allFinite()) return;

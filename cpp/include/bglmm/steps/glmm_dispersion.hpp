@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "bglmm/glmm_model.hpp"
+#include "bglmm/linear_predictor.hpp"
 #include "bglmm/parallel.hpp"
 #include "bglmm/rng/distributions.hpp"
 #include "bglmm/steps/group_mh.hpp"
@@ -12,10 +13,9 @@
 namespace bglmm::steps {
 
 inline double residual_sum_of_squares(const GlmmData& d, const GlmmState& s, int threads) {
-  const Index m = d.m(), q = d.q(), pf = d.p_free();
+  const Index m = d.m(), q = d.q();
   std::vector<double> part(static_cast<std::size_t>(m));
-  Vector beta_free(pf);
-  for (Index k = 0; k < pf; ++k) beta_free[k] = s.beta[d.free_cols[k]];
+  const Vector beta_free = free_coefficients(d, s.beta);
   ExceptionVault vault;
   (void)threads;
 #ifdef BGLMM_HAVE_OPENMP
@@ -26,10 +26,7 @@ inline double residual_sum_of_squares(const GlmmData& d, const GlmmState& s, int
       double total = 0.0;
       const Index begin = d.obs.begin(g), end = begin + d.obs.size(g);
       for (Index i = begin; i < end; ++i) {
-        double eta = d.obs.offset[i];
-        for (Index k = 0; k < pf; ++k) eta += d.x_free(i, k) * beta_free[k];
-        for (Index k = 0; k < q; ++k) eta += d.obs.z(i, k) * s.gamma(g, k);
-        const double r = d.obs.y[i] - eta;
+        const double r = d.obs.y[i] - row_eta(d, i, beta_free.data(), s.gamma.data() + g * q);
         total += r * r;
       }
       part[static_cast<std::size_t>(g)] = total;

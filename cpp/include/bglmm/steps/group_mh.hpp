@@ -14,6 +14,7 @@
 
 #include "bglmm/glmm_model.hpp"
 #include "bglmm/linalg/small_cholesky.hpp"
+#include "bglmm/linear_predictor.hpp"
 #include "bglmm/parallel.hpp"
 #include "bglmm/rng/philox.hpp"
 
@@ -31,11 +32,10 @@ inline int group_chunk(Index m, int threads) {
 template <typename G, bool kDerivs, typename V, typename M>
 double group_data_pass(const GlmmData& d, Index g, const double* beta_free, const double* gamma,
                        double phi, V& grad, M& info) {
-  const Index q = fixed_or(V::RowsAtCompileTime, d.q()), pf = d.p_free();
+  const Index q = fixed_or(V::RowsAtCompileTime, d.q());
   const Index begin = d.obs.begin(g), end = begin + d.obs.size(g);
   const Index n_rows = d.obs.rows();
   const double* zc = d.z_cols.data();   // column k of Z at zc + k * n_rows
-  const double* xc = d.x_free.data();
   if constexpr (kDerivs) {
     grad.setZero(q);
     info.setZero(q, q);
@@ -48,30 +48,16 @@ double group_data_pass(const GlmmData& d, Index g, const double* beta_free, cons
     eta.resize(padded);
     yb.resize(padded);
     nb.resize(padded);
-    double* e = eta.data();
-    const double* off = d.obs.offset.data() + start;
     const double* yy = d.obs.y.data() + start;
     const double* nn = d.obs.trials.data() + start;
     // padding: y = n = eta = 0 (finite terms, never summed)
-    for (Index i = len; i < padded; ++i) e[i] = yb[i] = nb[i] = 0.0;
+    for (Index i = len; i < padded; ++i) eta[i] = yb[i] = nb[i] = 0.0;
 #pragma omp simd
     for (Index i = 0; i < len; ++i) {
-      e[i] = off[i];
       yb[i] = yy[i];
       nb[i] = nn[i];
     }
-    for (Index k = 0; k < pf; ++k) {
-      const double* xk = xc + k * n_rows + start;
-      const double bk = beta_free[k];
-#pragma omp simd
-      for (Index i = 0; i < len; ++i) e[i] += xk[i] * bk;
-    }
-    for (Index k = 0; k < q; ++k) {
-      const double* zk = zc + k * n_rows + start;
-      const double gk = gamma[k];
-#pragma omp simd
-      for (Index i = 0; i < len; ++i) e[i] += zk[i] * gk;
-    }
+    block_eta(d, start, len, q, beta_free, gamma, eta.data());
     if constexpr (kDerivs) {
       ll += LikBlock<G>::all(yb, nb, eta, phi, u, w, len);
       const double* uu = u.data();
@@ -116,8 +102,7 @@ void store_cache(Index g, double ll, const V& grad, const M& info, Vector& ll_ou
 template <typename G, bool kDerivs>
 void refresh_group_cache(const GlmmData& d, GlmmState& s, int threads) {
   const Index m = d.m(), q = d.q();
-  Vector beta_free(d.p_free());
-  for (Index k = 0; k < d.p_free(); ++k) beta_free[k] = s.beta[d.free_cols[k]];
+  const Vector beta_free = free_coefficients(d, s.beta);
   ExceptionVault vault;
   (void)threads;
 #ifdef BGLMM_HAVE_OPENMP
@@ -184,8 +169,7 @@ void group_mh_step_q(const GlmmData& d, GlmmState& s, const GroupStepArgs& a,
   using V = typename QTypes<Q>::Vec;
   using M = typename QTypes<Q>::Mat;
   const Index m = d.m(), q = fixed_or(Q, d.q());
-  Vector beta_free(d.p_free());
-  for (Index k = 0; k < d.p_free(); ++k) beta_free[k] = s.beta[d.free_cols[k]];
+  const Vector beta_free = free_coefficients(d, s.beta);
   const M prec = s.sigma_prec;
   const M sigma_chol = s.sigma_chol;
   const double phi = s.phi;

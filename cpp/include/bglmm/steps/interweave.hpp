@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "bglmm/glmm_model.hpp"
+#include "bglmm/linear_predictor.hpp"
 #include "bglmm/linalg/cholesky.hpp"
 #include "bglmm/linalg/mvn.hpp"
 #include "bglmm/parallel.hpp"
@@ -430,8 +431,7 @@ double interweave_block(const GlmmData& d, const GlmmPriors& pr, GlmmState& s,
   Matrix chol_new;
   unpack_psi(d, lay, proposal, beta_new, chol_new);
   if (!chol_new.allFinite() || !(chol_new.diagonal().minCoeff() > 0.0)) return 0.0;
-  Vector beta_free(d.p_free());
-  for (Index k = 0; k < d.p_free(); ++k) beta_free[k] = s.beta[d.free_cols[k]];
+  const Vector beta_free = free_coefficients(d, s.beta);
   with_q(q, [&](auto qc) {
     using V = typename QTypes<decltype(qc)::value>::Vec;
     using M = typename QTypes<decltype(qc)::value>::Mat;

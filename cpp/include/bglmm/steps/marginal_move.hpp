@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "bglmm/glmm_model.hpp"
+#include "bglmm/linear_predictor.hpp"
 #include "bglmm/linalg/cholesky.hpp"
 #include "bglmm/parallel.hpp"
 #include "bglmm/rng/distributions.hpp"
@@ -145,8 +146,7 @@ double marginal_move_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& s,
   Eigen::LLT<Matrix> sigma_llt(sigma_new);
   if (sigma_llt.info() != Eigen::Success) return 0.0;
   const Matrix prec_new = sigma_llt.solve(Matrix::Identity(q, q));
-  Vector beta_free(d.p_free());
-  for (Index k = 0; k < d.p_free(); ++k) beta_free[k] = s.beta[d.free_cols[k]];
+  const Vector beta_free = free_coefficients(d, s.beta);
   // per group: [log N(gamma | mu, Sigma) - log|P|/2] at current and proposal (data part of
   // the proposal in the caches *_new)
   // per group: the change of [log N(gamma | mu, Sigma) - log|P|/2], NaN if an approximation
