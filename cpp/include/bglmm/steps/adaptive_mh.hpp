@@ -19,6 +19,7 @@
 #include "bglmm/rng/distributions.hpp"
 #include "bglmm/rng/philox.hpp"
 #include "bglmm/types.hpp"
+#include "bglmm/steps/accept.hpp"
 
 namespace bglmm::steps {
 
@@ -133,9 +134,8 @@ void adaptive_mh(AdaptiveProposal& pr, Vector& x, double& target_cur, const Adap
       target_p = evaluate(xp);
       if (std::isfinite(target_p)) log_ratio = target_p - target_cur + log_q_ratio;
     }
-    const double prob = std::isnan(log_ratio) ? 0.0 : std::min(1.0, std::exp(log_ratio));
     rng::Rng accept_rng(a.key, a.iteration, slot + 1, rng::Stream::Hyper);
-    const bool accept = std::log(accept_rng.uniform()) < log_ratio;
+    const auto [accept, prob] = mh_accept(log_ratio, accept_rng);
     if (after_warmup) {
       ++pr.tries;
       pr.accepts += accept ? 1 : 0;

@@ -39,6 +39,7 @@
 #include "bglmm/steps/covariance.hpp"
 #include "bglmm/steps/covariance_prior.hpp"
 #include "bglmm/steps/group_mh.hpp"
+#include "bglmm/steps/accept.hpp"
 
 namespace bglmm::steps {
 
@@ -209,9 +210,9 @@ void extra_level_step_q(const GlmmData& d, const ExtraBlock& blk, ExtraBlockStat
       if (!a.drop_correction)
         log_ratio += laplace_log_density(x, mean_rev, llt_rev) -
                      laplace_log_density(proposal, mean_fwd, llt_fwd);
-      const double pr = std::isnan(log_ratio) ? 0.0 : std::min(1.0, std::exp(log_ratio));
-      prob[static_cast<std::size_t>(j)] = pr;
-      if (rng.uniform() < pr) {
+      const MhDecision decision = mh_accept(log_ratio, rng);
+      prob[static_cast<std::size_t>(j)] = decision.prob;
+      if (decision.accepted) {
         st.b.row(j) = proposal.transpose();
         shift_level_rows(blk, j, delta, eta_rows);  // level j's rows only
       }
@@ -384,8 +385,8 @@ inline void nested_scale_step(const GlmmData& d, const GlmmPriors& pr, const Ext
         }
       }
       ++proposed;
-      const double prob = std::isnan(log_ratio) ? 0.0 : std::min(1.0, std::exp(log_ratio));
-      if (rng.uniform() < prob) {
+      const MhDecision decision = mh_accept(log_ratio, rng);
+      if (decision.accepted) {
         Matrix chol;
         GlmmState::SigmaFactors f;
         if (chol_from_unconstrained(x_new, qp, chol) &&
@@ -405,7 +406,7 @@ inline void nested_scale_step(const GlmmData& d, const GlmmPriors& pr, const Ext
         }
       }
       if (a.adapt)
-        st.log_nest_step = std::clamp(st.log_nest_step + a.gain * (prob - 0.44), -12.0, 3.0);
+        st.log_nest_step = std::clamp(st.log_nest_step + a.gain * (decision.prob - 0.44), -12.0, 3.0);
     }
     shift_total.setZero();
   }
@@ -533,9 +534,9 @@ void extra_scale_step(const GlmmData& d, const steps::CovariancePrior& prior,
     });
     log_ratio = lik_ratio + prior_ratio;
   }
-  const double prob = std::isnan(log_ratio) ? 0.0 : std::min(1.0, std::exp(log_ratio));
   out.scale_accepted = false;
-  if (rng.uniform() < prob) {
+  const MhDecision decision = mh_accept(log_ratio, rng);
+  if (decision.accepted) {
     Matrix chol;
     if (chol_from_unconstrained(x_new, q, chol) && set_extra_sigma(st, chol * chol.transpose())) {
       for (Index i = 0; i < blk.rows(); ++i) eta_rows[i] += change(i);
@@ -552,7 +553,7 @@ void extra_scale_step(const GlmmData& d, const steps::CovariancePrior& prior,
   }
   if (a.adapt) {
     const double target = q == 1 ? 0.44 : 0.3;
-    st.log_scale_step = std::clamp(st.log_scale_step + a.gain * (prob - target), -12.0, 3.0);
+    st.log_scale_step = std::clamp(st.log_scale_step + a.gain * (decision.prob - target), -12.0, 3.0);
   }
 }
 

@@ -31,6 +31,7 @@
 #include "bglmm/parallel.hpp"
 #include "bglmm/rng/philox.hpp"
 #include "bglmm/steps/group_mh.hpp"
+#include "bglmm/steps/accept.hpp"
 
 namespace bglmm::steps {
 
@@ -190,9 +191,9 @@ void free_fixed_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& s,
                                      beta_log_prior(pr, s.beta)
                                : -std::numeric_limits<double>::infinity();
   rng::Rng accept_rng(a.key, a.iteration, 0, rng::Stream::BetaAccept);
-  const double prob = std::isnan(log_ratio) ? 0.0 : std::min(1.0, std::exp(log_ratio));
-  info.fixed_accept_prob = prob;
-  if (std::log(accept_rng.uniform()) < log_ratio) {
+  const MhDecision decision = mh_accept(log_ratio, accept_rng);
+  info.fixed_accept_prob = decision.prob;
+  if (decision.accepted) {
     s.beta = beta_prop;
     s.ll.swap(s.ll_new);
     if constexpr (kDerivs) {
@@ -202,7 +203,7 @@ void free_fixed_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& s,
     info.fixed_accepted = true;
   }
   if (a.adapt) {
-    s.log_fixed_scale += a.gain * (prob - a.target);
+    s.log_fixed_scale += a.gain * (decision.prob - a.target);
     s.log_fixed_scale = std::clamp(s.log_fixed_scale, -30.0, 10.0);
   }
 }
@@ -523,8 +524,9 @@ void free_fixed_newton_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& 
                            newton_log_density(beta_free, mean_rev, l_rev) -
                            newton_log_density(proposal, mean_fwd, l_fwd);
   rng::Rng accept_rng(a.key, a.iteration, 0, rng::Stream::BetaAccept);
-  info.fixed_accept_prob = std::isnan(log_ratio) ? 0.0 : std::min(1.0, std::exp(log_ratio));
-  if (std::log(accept_rng.uniform()) < log_ratio) {
+  const MhDecision decision = mh_accept(log_ratio, accept_rng);
+  info.fixed_accept_prob = decision.prob;
+  if (decision.accepted) {
     s.beta = beta_prop;
     if (d.intercept_term >= 0) s.gamma.col(d.intercept_term) -= d.xbar_free * delta;
     s.ll.swap(s.ll_new);

@@ -17,6 +17,7 @@
 #include "bglmm/linear_predictor.hpp"
 #include "bglmm/parallel.hpp"
 #include "bglmm/rng/philox.hpp"
+#include "bglmm/steps/accept.hpp"
 
 namespace bglmm::steps {
 
@@ -225,10 +226,9 @@ void group_mh_step_q(const GlmmData& d, GlmmState& s, const GroupStepArgs& a,
                                                 s.ll[g] - gaussian_quad(x, mu, prec)
                                           : -std::numeric_limits<double>::infinity();
       }
-      const double u = rng.uniform();
-      const double prob = std::isnan(log_ratio) ? 0.0 : std::min(1.0, std::exp(log_ratio));
+      const auto [accepted, prob] = mh_accept(log_ratio, rng);
       info.group_accept_prob[static_cast<std::size_t>(g)] = prob;
-      if (u < prob) {  // = log u < log ratio; prob is NaN-safe
+      if (accepted) {
         s.gamma.row(g) = proposal.transpose();
         if constexpr (kLaplace) {
           store_cache(g, ll_new, grad_new, info_new, s.ll, s.grad, s.info);

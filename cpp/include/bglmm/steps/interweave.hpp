@@ -42,6 +42,7 @@
 #include "bglmm/rng/philox.hpp"
 #include "bglmm/steps/group_mh.hpp"
 #include "bglmm/steps/covariance_prior.hpp"
+#include "bglmm/steps/accept.hpp"
 
 namespace bglmm::steps {
 
@@ -479,9 +480,9 @@ double interweave_block(const GlmmData& d, const GlmmPriors& pr, GlmmState& s,
       sigma_new(perm[static_cast<std::size_t>(k)], perm[static_cast<std::size_t>(l)]) = sigma_perm(k, l);
   GlmmState::SigmaFactors factors;
   if (!GlmmState::factor_sigma(sigma_new, factors)) return 0.0;
-  const double prob = std::isnan(log_ratio) ? 0.0 : std::min(1.0, std::exp(log_ratio));
   rng::Rng accept_rng(a.key, a.iteration, stream_slot + 1, rng::Stream::Hyper);
-  if (std::log(accept_rng.uniform()) < log_ratio) {
+  const MhDecision decision = mh_accept(log_ratio, accept_rng);
+  if (decision.accepted) {
     const Matrix lower = chol_new.triangularView<Eigen::Lower>();
     const RowMatrix le = eta * lower.transpose();  // rows: (L eta_j)'
     for (Index k = 0; k < q; ++k) s.gamma.col(perm[static_cast<std::size_t>(k)]) = le.col(k);
@@ -497,7 +498,7 @@ double interweave_block(const GlmmData& d, const GlmmPriors& pr, GlmmState& s,
     chol = chol_new;
     accepted = true;
   }
-  return prob;
+  return decision.prob;
 }
 }  // namespace detail
 

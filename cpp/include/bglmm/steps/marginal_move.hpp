@@ -36,6 +36,7 @@
 #include "bglmm/rng/philox.hpp"
 #include "bglmm/steps/group_mh.hpp"
 #include "bglmm/steps/interweave.hpp"
+#include "bglmm/steps/accept.hpp"
 
 namespace bglmm::steps {
 
@@ -206,9 +207,9 @@ double marginal_move_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& s,
   if (!std::isfinite(log_ratio)) return 0.0;
   GlmmState::SigmaFactors factors;  // a Sigma that cannot be factored is a rejection
   if (!GlmmState::factor_sigma(sigma_new, factors)) return 0.0;
-  const double prob = std::min(1.0, std::exp(log_ratio));
   rng::Rng accept_rng(a.key, a.iteration, 3, rng::Stream::Hyper);
-  if (std::log(accept_rng.uniform()) < log_ratio) {
+  const MhDecision decision = mh_accept(log_ratio, accept_rng);
+  if (decision.accepted) {
     s.gamma = work;
     s.beta = beta_new;
     s.ll.swap(s.ll_new);
@@ -217,7 +218,7 @@ double marginal_move_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& s,
     s.commit_sigma(std::move(factors));
     accepted = true;
   }
-  return prob;
+  return decision.prob;
 }
 
 }  // namespace bglmm::steps
