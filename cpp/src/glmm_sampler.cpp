@@ -254,13 +254,9 @@ using Clock = std::chrono::steady_clock;
 void allocate_state(const GlmmData& d, GlmmState& s) {
   const Index m = d.m(), q = d.q();
   s.gamma.setZero(m, q);
-  s.ll.setZero(m);
-  s.grad.setZero(m, q);
-  s.info.setZero(m, q * q);
-  s.ll_new.setZero(m);
-  s.grad_new.setZero(m, q);
-  s.info_new.setZero(m, q * q);
-  s.log_rw_scale.setZero(m);
+  s.cache.resize(m, q);
+  s.proposal.resize(m, q);
+  s.adapt.log_rw_scale.setZero(m);
 }
 
 // Newton (IWLS) iterations with step halving to the mode of each group's full conditional,
@@ -398,10 +394,10 @@ void initialise(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg, 
       if (round >= 1 && change < 0.005) break;
     }
   }
-  s.log_rw_scale.setConstant(std::log(cfg.rw_scale));
-  s.log_fixed_scale =
+  s.adapt.log_rw_scale.setConstant(std::log(cfg.rw_scale));
+  s.adapt.log_fixed_scale =
       d.p_free() > 0 ? std::log(2.38 * 2.38 / static_cast<double>(d.p_free())) : 0.0;
-  s.cache_valid = false;
+  s.cache.valid = false;
 }
 
 // The extra blocks' starting state: effects at zero and Sigma_k at its prior's centre, or
@@ -439,12 +435,12 @@ void extra_block_modes(const GlmmData& d, const GlmmPriors& pr, GlmmState& s, Ve
   if (d.extra.empty()) return;
   for (int round = 0; round < 40; ++round) {
     const Vector beta_before = s.beta;
-    steps::full_linear_predictor(d, s, s.eta_rows, threads);
+    steps::full_linear_predictor(d, s, s.work.eta_rows, threads);
     for (std::size_t k = 0; k < d.extra.size(); ++k) {
       const ExtraBlock& blk = d.extra[k];
       ExtraBlockState& st = s.extra[k];
       const RowMatrix before = st.b;
-      steps::extra_level_modes<G>(d, blk, st, s.phi, s.eta_rows, threads);
+      steps::extra_level_modes<G>(d, blk, st, s.phi, s.work.eta_rows, threads);
       for (Index i = 0; i < blk.rows(); ++i) {
         const Index j = static_cast<Index>(blk.codes[i]);
         offset[i] += blk.z.row(i).dot(st.b.row(j) - before.row(j));
@@ -453,7 +449,7 @@ void extra_block_modes(const GlmmData& d, const GlmmPriors& pr, GlmmState& s, Ve
       const Matrix scatter = steps::scatter_matrix(st.b, Vector::Zero(blk.q()));
       steps::set_extra_sigma(st, (centre + scatter) / (static_cast<double>(blk.m()) + 1.0));
     }
-    s.cache_valid = false;
+    s.cache.valid = false;
     if (d.p_free() > 0) {
       steps::joint_free_mode<G>(d, pr, s, threads);
     } else {
@@ -464,7 +460,7 @@ void extra_block_modes(const GlmmData& d, const GlmmPriors& pr, GlmmState& s, Ve
                           (1.0 + beta_before.cwiseAbs().maxCoeff());
     if (round >= 1 && change < 1e-4) break;
   }
-  s.cache_valid = false;
+  s.cache.valid = false;
 }
 
 // With extra blocks the chain owns an effective offset (the user's plus their parts), which
@@ -491,7 +487,7 @@ void sweep(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg, GlmmS
                             cfg.drop_proposal_correction, cfg.translation};
     steps::extra_blocks_sweep<G>(d, pr, s, *a.offset, ea, info.extra);
   }
-  if (!s.cache_valid) steps::refresh_group_cache<G, kLaplace>(d, s, a.threads);
+  if (!s.cache.valid) steps::refresh_group_cache<G, kLaplace>(d, s, a.threads);
   // 1. groups
   steps::GroupStepArgs ga;
   ga.key = key;
@@ -540,7 +536,7 @@ void sweep(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg, GlmmS
       ia.threads = a.threads;
       ia.reversed = a.iteration % 2 == 0;
       ia.min_log_sd_curvature = steps::interweave_by_term(d) ? 0.0 : 1.0;
-      steps::interweave_step<G>(d, pr, s, ia, s.eta_work, info.interweave_accepted);
+      steps::interweave_step<G>(d, pr, s, ia, s.work.eta, info.interweave_accepted);
     }
   }
   info.marginal_accepted = false;
@@ -550,7 +546,7 @@ void sweep(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg, GlmmS
       ma.key = key;
       ma.iteration = a.iteration;
       ma.threads = a.threads;
-      steps::marginal_move_step<G>(d, pr, s, *a.marginal, ma, s.eta_work, info.marginal_accepted);
+      steps::marginal_move_step<G>(d, pr, s, *a.marginal, ma, s.work.eta, info.marginal_accepted);
     }
   }
   // 5. residual variance
@@ -629,7 +625,7 @@ GlmmChainResult chain(GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg,
     // half way through warm-up (the starting point may be far from the posterior).
     if constexpr (!kLaplace) {
       if (warmup && d.p_free() > 0 && t > 0 && (t == cfg.warmup / 4 || t == cfg.warmup / 2)) {
-        if (!s.cache_valid) steps::refresh_group_cache<G, kLaplace>(d, s, threads);
+        if (!s.cache.valid) steps::refresh_group_cache<G, kLaplace>(d, s, threads);
         steps::set_fixed_proposal<G>(d, pr, s, threads);
       }
     }
@@ -689,8 +685,8 @@ GlmmChainResult chain(GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg,
           if (cfg.keep_group_effects)
             out.extra_b[e].row(stored) = Eigen::Map<const Eigen::RowVectorXd>(st.b.data(), st.b.size());
         }
-        if (!s.cache_valid) steps::refresh_group_cache<G, kLaplace>(d, s, threads);
-        out.log_lik[stored] = s.ll.sum();
+        if (!s.cache.valid) steps::refresh_group_cache<G, kLaplace>(d, s, threads);
+        out.log_lik[stored] = s.cache.ll.sum();
         out.group_accept_mean[stored] = mean_prob / static_cast<double>(m);
         out.fixed_accepted[stored] = info.fixed_accepted ? 1.0 : 0.0;
         ++stored;
@@ -719,12 +715,12 @@ GlmmChainResult chain(GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg,
   out.interweave_acceptance =
       kLaplace && cfg.interweave ? static_cast<double>(interweave_samp) / ns : nan;
   out.marginal_acceptance = marginal.ready ? static_cast<double>(marginal_samp) / ns : nan;
-  out.rw_scale = s.log_rw_scale.array().exp();
+  out.rw_scale = s.adapt.log_rw_scale.array().exp();
   out.threads_used = threads;
   // the random walk's frozen scale and proposal covariance (the Newton step uses neither)
-  out.fixed_scale = kLaplace ? nan : std::exp(s.log_fixed_scale);
+  out.fixed_scale = kLaplace ? nan : std::exp(s.adapt.log_fixed_scale);
   if (!kLaplace && d.p_free() > 0)
-    out.fixed_proposal_cov = out.fixed_scale * s.fixed_chol * s.fixed_chol.transpose();
+    out.fixed_proposal_cov = out.fixed_scale * s.adapt.fixed_chol * s.adapt.fixed_chol.transpose();
   return out;
 }
 
@@ -780,13 +776,13 @@ RowMatrix geweke(const GlmmData& data, const GlmmPriors& pr, const GlmmConfig& c
     rng::Rng rng(key, 0, 1, rng::Stream::Test);
     simulate_y<G>(d, s, y, rng);
   }
-  s.cache_valid = false;
+  s.cache.valid = false;
   if (!kLaplace && d.p_free() > 0) {
     // random walk: a fixed block proposal from the prior curvature (no adaptation in a
     // Geweke run)
     const Matrix prec = steps::free_prior_precision(d, pr);
-    s.fixed_chol = linalg::inverse_cholesky(linalg::cholesky_lower(prec, "prior precision"), "V");
-    s.log_fixed_scale = std::log(0.5);
+    s.adapt.fixed_chol = linalg::inverse_cholesky(linalg::cholesky_lower(prec, "prior precision"), "V");
+    s.adapt.log_fixed_scale = std::log(0.5);
   }
   // The marginal move is valid for any frozen approximation and proposal; give it fixed,
   // deliberately rough ones (no adaptation in a Geweke run).
@@ -814,7 +810,7 @@ RowMatrix geweke(const GlmmData& data, const GlmmPriors& pr, const GlmmConfig& c
     sweep<G, kLaplace>(d, pr, cfg, s, key, a, info);
     rng::Rng rng(key, static_cast<std::uint64_t>(t) + 1, 1, rng::Stream::Test);
     simulate_y<G>(d, s, y, rng);
-    s.cache_valid = false;
+    s.cache.valid = false;
     Vector mu(q);
     group_centre(d, s.beta, 0, mu);
     out.row(t).head(p) = s.beta.transpose();

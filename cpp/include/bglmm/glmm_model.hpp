@@ -140,34 +140,67 @@ struct GlmmConfig {
   double phi_init = 0.0;          // gaussian: initial sigma^2 (<= 0: var(y))
 };
 
-// Mutable state of one chain (the only thing steps write, besides StepInfo).
+// Per-group caches of the data part at (gamma_j, free beta): the log-likelihood kernel, the
+// score Z_j' u and the Fisher information Z_j' W Z_j (q*q, row-major).
+struct GroupCache {
+  Vector ll;
+  RowMatrix grad;
+  RowMatrix info;
+  bool valid = false;
+  void resize(Index m, Index q) {
+    ll.setZero(m);
+    grad.setZero(m, q);
+    info.setZero(m, q * q);
+    valid = false;
+  }
+  template <typename V, typename M>
+  void store(Index g, double value, const V& score, const M& information) {
+    const Index q = score.size();
+    ll[g] = value;
+    for (Index k = 0; k < q; ++k) {
+      grad(g, k) = score[k];
+      for (Index l = 0; l < q; ++l) info(g, k * q + l) = information(k, l);
+    }
+  }
+};
+
+// What warm-up tunes and sampling freezes.
+struct GlmmAdaptation {
+  Vector log_rw_scale;         // m: log c_j (random-walk kernel)
+  double log_fixed_scale = 0;  // random-walk kernel: log c of the free block's proposal
+  Matrix fixed_chol;           // random-walk kernel, p_free x p_free: Cholesky factor of V_F
+};
+
+// Scratch space reused across sweeps (no meaning between steps).
+struct GlmmWorkspace {
+  RowMatrix eta;   // m x q: the interweaving and marginal moves' non-centred effects
+  Vector eta_rows; // N: the full linear predictor (the extra blocks' steps)
+};
+
+// One chain: its Markov state (what the steps draw), the caches derived from it, the
+// adaptation and the workspace. Steps write only this (and StepInfo).
 struct GlmmState {
+  // -- the Markov state
   Vector beta;        // p
   RowMatrix gamma;    // m x q: b_j + mu (centred terms) / b_j (others)
   Matrix sigma;       // q x q
   Matrix sigma_prec;  // Sigma^{-1}
   Matrix sigma_chol;  // lower Cholesky factor of Sigma
   double phi = 1.0;   // gaussian residual variance, else 1
-
-  // Per-group caches of the data part at the current gamma_j and free beta:
-  // log-likelihood kernel, score Z_j' u and Fisher information Z_j' W Z_j (q*q, row-major).
-  Vector ll;
-  RowMatrix grad;
-  RowMatrix info;
-  bool cache_valid = false;
-  // The same at a proposed free beta (block step); swapped in on acceptance.
-  Vector ll_new;
-  RowMatrix grad_new;
-  RowMatrix info_new;
-
-  Vector log_rw_scale;  // m: log c_j (random-walk kernel)
-  double log_fixed_scale = 0.0;  // random-walk kernel: log c of the free block's proposal
-  RowMatrix eta_work;   // m x q: workspace of the interweaving step
-  Matrix fixed_chol;    // random-walk kernel, p_free x p_free: Cholesky factor of V_F
-
   std::vector<ExtraBlockState> extra;  // the extra blocks' effects and covariances
-  Vector eta_rows;      // N: the full linear predictor (workspace of the extra blocks' steps)
 
+  // -- derived from it: the group caches at the current state, and at a proposed move
+  GroupCache cache;
+  GroupCache proposal;
+  GlmmAdaptation adapt;
+  GlmmWorkspace work;
+
+  // A move that computed its caches in `proposal` and was accepted makes them current.
+  void commit_proposal() {
+    cache.ll.swap(proposal.ll);
+    cache.grad.swap(proposal.grad);
+    cache.info.swap(proposal.info);
+  }
   void set_sigma(const Matrix& s);  // Sigma, its Cholesky factor and inverse (throws if not SPD)
   // Transactional form for the moves: factor first (false if not SPD, state untouched), then
   // commit_sigma cannot fail.

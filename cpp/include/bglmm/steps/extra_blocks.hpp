@@ -609,7 +609,7 @@ void extra_blocks_sweep(const GlmmData& d, const GlmmPriors& pr, GlmmState& s, V
   const Index n_blocks = static_cast<Index>(d.extra.size());
   if (n_blocks == 0) return;
   info.resize(static_cast<std::size_t>(n_blocks));
-  full_linear_predictor(d, s, s.eta_rows, a.threads);
+  full_linear_predictor(d, s, s.work.eta_rows, a.threads);
   // the effects at the start: the effective offset takes every block's change in one pass at
   // the end (the moves in between read eta_rows, never the offset)
   std::vector<RowMatrix> before;
@@ -619,7 +619,7 @@ void extra_blocks_sweep(const GlmmData& d, const GlmmPriors& pr, GlmmState& s, V
     ExtraBlockState& st = s.extra[static_cast<std::size_t>(k)];
     const steps::CovariancePrior& prior = pr.extra_cov[static_cast<std::size_t>(k)];
     ExtraStepInfo& out = info[static_cast<std::size_t>(k)];
-    extra_level_step<G>(d, blk, st, s.phi, k, s.eta_rows, a, out);
+    extra_level_step<G>(d, blk, st, s.phi, k, s.work.eta_rows, a, out);
     {
       rng::Rng rng(a.key, a.iteration, 0, extra_stream(k, ExtraPurpose::Covariance));
       extra_covariance_step(prior, st, rng);
@@ -633,9 +633,9 @@ void extra_blocks_sweep(const GlmmData& d, const GlmmPriors& pr, GlmmState& s, V
     {
       rng::Rng rng(a.key, a.iteration, 0, extra_stream(k, ExtraPurpose::Scale));
       if (std::is_same_v<G, GaussianIdentity> && st.level_grad.rows() == blk.m())
-        gaussian_scale_step(prior, blk, st, s.eta_rows, rng, out);
+        gaussian_scale_step(prior, blk, st, s.work.eta_rows, rng, out);
       else
-        extra_scale_step<G>(d, prior, blk, st, s.phi, s.eta_rows, rng, a, out);
+        extra_scale_step<G>(d, prior, blk, st, s.phi, s.work.eta_rows, rng, a, out);
     }
   }
   std::vector<RowMatrix> change(static_cast<std::size_t>(n_blocks));
@@ -662,7 +662,7 @@ void extra_blocks_sweep(const GlmmData& d, const GlmmPriors& pr, GlmmState& s, V
       }
     }
   }
-  s.cache_valid = false;
+  s.cache.valid = false;
 }
 
 }  // namespace bglmm::steps

@@ -133,7 +133,7 @@ void set_fixed_proposal(const GlmmData& d, const GlmmPriors& pr, GlmmState& s, i
   if (d.p_free() == 0) return;
   const Matrix h = free_fixed_curvature<G>(d, pr, s, threads);
   const Matrix l = linalg::cholesky_lower(h, "fixed-effects curvature X_F'WX_F + V0^{-1}");
-  s.fixed_chol = linalg::inverse_cholesky(l, "fixed-effects proposal covariance");
+  s.adapt.fixed_chol = linalg::inverse_cholesky(l, "fixed-effects proposal covariance");
 }
 
 struct FixedStepArgs {
@@ -159,8 +159,8 @@ void free_fixed_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& s,
   Vector z(pf);
   linalg::fill_std_normal(z, rng);
   const Vector beta_free = free_coefficients(d, s.beta);
-  const Vector step = s.fixed_chol.triangularView<Eigen::Lower>() * z;
-  const Vector proposal_free = beta_free + std::exp(0.5 * s.log_fixed_scale) * step;
+  const Vector step = s.adapt.fixed_chol.triangularView<Eigen::Lower>() * z;
+  const Vector proposal_free = beta_free + std::exp(0.5 * s.adapt.log_fixed_scale) * step;
   ExceptionVault vault;
 #ifdef BGLMM_HAVE_OPENMP
 #pragma omp parallel for schedule(dynamic, group_chunk(m, a.threads)) num_threads(a.threads)
@@ -172,17 +172,17 @@ void free_fixed_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& s,
       const double ll = group_data_pass<G, kDerivs>(d, g, proposal_free.data(), gamma.data(),
                                                     s.phi, grad, inf);
       if constexpr (kDerivs) {
-        store_cache(g, ll, grad, inf, s.ll_new, s.grad_new, s.info_new);
+        s.proposal.store(g, ll, grad, inf);
       } else {
-        s.ll_new[g] = ll;
+        s.proposal.ll[g] = ll;
       }
     });
   }
   vault.rethrow();
   double ll_cur = 0.0, ll_prop = 0.0;
   for (Index g = 0; g < m; ++g) {
-    ll_cur += s.ll[g];
-    ll_prop += s.ll_new[g];
+    ll_cur += s.cache.ll[g];
+    ll_prop += s.proposal.ll[g];
   }
   Vector beta_prop = s.beta;
   set_free_coefficients(d, proposal_free, beta_prop);
@@ -195,16 +195,12 @@ void free_fixed_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& s,
   info.fixed_accept_prob = decision.prob;
   if (decision.accepted) {
     s.beta = beta_prop;
-    s.ll.swap(s.ll_new);
-    if constexpr (kDerivs) {
-      s.grad.swap(s.grad_new);
-      s.info.swap(s.info_new);
-    }
+    s.commit_proposal();
     info.fixed_accepted = true;
   }
   if (a.adapt) {
-    s.log_fixed_scale += a.gain * (decision.prob - a.target);
-    s.log_fixed_scale = std::clamp(s.log_fixed_scale, -30.0, 10.0);
+    s.adapt.log_fixed_scale += a.gain * (decision.prob - a.target);
+    s.adapt.log_fixed_scale = std::clamp(s.adapt.log_fixed_scale, -30.0, 10.0);
   }
 }
 
@@ -225,8 +221,8 @@ void free_fixed_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& s,
 // beta_F (of the within-group columns when shifting), summed over fixed chunks in order.
 template <typename G, bool kGammaDerivs>
 double free_block_pass(const GlmmData& d, const GlmmState& s, const Vector& beta_free,
-                       const Vector& delta, int threads, Vector& ll, RowMatrix& grad,
-                       RowMatrix& info, Vector& grad_f, Matrix& info_f) {
+                       const Vector& delta, int threads, GroupCache& out, Vector& grad_f,
+                       Matrix& info_f) {
   const Index pf = d.p_free(), q = d.q(), m = d.m();
   const Index k0 = d.intercept_term;
   constexpr Index kGroupsPerChunk = 64;
@@ -278,9 +274,9 @@ double free_block_pass(const GlmmData& d, const GlmmState& s, const Vector& beta
         if constexpr (kGammaDerivs) {
           for (Index k = 0; k < q; ++k)
             for (Index l = 0; l < k; ++l) iq(l, k) = iq(k, l);
-          store_cache(g, total, gq, iq, ll, grad, info);
+          out.store(g, total, gq, iq);
         } else {
-          ll[g] = total;
+          out.ll[g] = total;
         }
       }
     });
@@ -294,7 +290,7 @@ double free_block_pass(const GlmmData& d, const GlmmState& s, const Vector& beta
   }
   info_f = info_f.selfadjointView<Eigen::Lower>();
   double sum = 0.0;
-  for (Index g = 0; g < m; ++g) sum += ll[g];
+  for (Index g = 0; g < m; ++g) sum += out.ll[g];
   return sum;
 }
 
@@ -461,7 +457,7 @@ void joint_free_mode(const GlmmData& d, const GlmmPriors& pr, GlmmState& s, int 
     set_free_coefficients(d, bf, s.beta);
     if (!moved || f * dbf.norm() < 1e-8 * (1.0 + bf.norm())) break;
   }
-  s.cache_valid = false;
+  s.cache.valid = false;
 }
 
 // A draw from N(0, H^{-1}) added to the free coefficients, H their conditional information
@@ -476,7 +472,7 @@ void jitter_free_fixed(const GlmmData& d, const GlmmPriors& pr, GlmmState& s, in
   Vector g, mean;
   Matrix h, chol;
   const Vector zero = Vector::Zero(pf);
-  free_block_pass<G, false>(d, s, beta_free, zero, threads, s.ll_new, s.grad_new, s.info_new, g, h);
+  free_block_pass<G, false>(d, s, beta_free, zero, threads, s.proposal, g, h);
   free_block_prior(d, pr, s, s.beta, zero, g, h);
   if (!newton_moments(beta_free, g, h, mean, chol)) return;
   Vector z(pf);
@@ -485,7 +481,7 @@ void jitter_free_fixed(const GlmmData& d, const GlmmPriors& pr, GlmmState& s, in
   if (!z.allFinite()) return;
   set_free_coefficients(d, beta_free + z, s.beta);
   if (d.intercept_term >= 0) s.gamma.col(d.intercept_term) -= d.xbar_free * z;
-  s.cache_valid = false;
+  s.cache.valid = false;
 }
 
 // Newton-proposal MH update of the free coefficients (with the intercept shift when the model
@@ -502,8 +498,8 @@ void free_fixed_newton_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& 
   Matrix h_cur, h_new, l_fwd, l_rev;
   const Vector zero = Vector::Zero(pf);
   // current point: only the beta_F derivatives are needed (the caches hold the rest)
-  const double ll_cur = free_block_pass<G, false>(d, s, beta_free, zero, a.threads, s.ll_new,
-                                                  s.grad_new, s.info_new, g_cur, h_cur);
+  const double ll_cur = free_block_pass<G, false>(d, s, beta_free, zero, a.threads, s.proposal,
+                                                  g_cur, h_cur);
   const double lp_cur = free_block_prior(d, pr, s, s.beta, zero, g_cur, h_cur);
   if (!newton_moments(beta_free, g_cur, h_cur, mean_fwd, l_fwd)) return;
   rng::Rng rng(a.key, a.iteration, 0, rng::Stream::Beta);
@@ -514,8 +510,8 @@ void free_fixed_newton_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& 
   const Vector delta = proposal - beta_free;
   Vector beta_prop = s.beta;
   set_free_coefficients(d, proposal, beta_prop);
-  const double ll_prop = free_block_pass<G, true>(d, s, proposal, delta, a.threads, s.ll_new,
-                                                  s.grad_new, s.info_new, g_new, h_new);
+  const double ll_prop = free_block_pass<G, true>(d, s, proposal, delta, a.threads, s.proposal,
+                                                  g_new, h_new);
   if (!std::isfinite(ll_prop) || !g_new.allFinite() || !h_new.allFinite()) return;
   // the prior part at the proposal: gamma there is the shifted one, i.e. delta from current
   const double lp_prop = free_block_prior(d, pr, s, beta_prop, delta, g_new, h_new);
@@ -529,9 +525,7 @@ void free_fixed_newton_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& 
   if (decision.accepted) {
     s.beta = beta_prop;
     if (d.intercept_term >= 0) s.gamma.col(d.intercept_term) -= d.xbar_free * delta;
-    s.ll.swap(s.ll_new);
-    s.grad.swap(s.grad_new);
-    s.info.swap(s.info_new);
+    s.commit_proposal();
     info.fixed_accepted = true;
   }
 }

@@ -44,7 +44,7 @@ inline void dispersion_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& 
   const double ssr = residual_sum_of_squares(d, s, threads);
   s.phi = rng::inv_gamma_rng(pr.phi_shape + 0.5 * static_cast<double>(d.obs.rows()),
                              pr.phi_scale + 0.5 * ssr, rng);
-  s.cache_valid = false;
+  s.cache.valid = false;
 }
 
 }  // namespace bglmm::steps

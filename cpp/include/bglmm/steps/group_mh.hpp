@@ -88,17 +88,6 @@ double group_data_pass(const GlmmData& d, Index g, const double* beta_free, cons
   return ll;
 }
 
-template <typename V, typename M>
-void store_cache(Index g, double ll, const V& grad, const M& info, Vector& ll_out,
-                 RowMatrix& grad_out, RowMatrix& info_out) {
-  const Index q = grad.size();
-  ll_out[g] = ll;
-  for (Index k = 0; k < q; ++k) {
-    grad_out(g, k) = grad[k];
-    for (Index l = 0; l < q; ++l) info_out(g, k * q + l) = info(k, l);
-  }
-}
-
 // Recomputes every group's cache at the current state (after phi changed, or at the start).
 template <typename G, bool kDerivs>
 void refresh_group_cache(const GlmmData& d, GlmmState& s, int threads) {
@@ -116,14 +105,14 @@ void refresh_group_cache(const GlmmData& d, GlmmState& s, int threads) {
       const double ll =
           group_data_pass<G, kDerivs>(d, g, beta_free.data(), gamma.data(), s.phi, grad, info);
       if constexpr (kDerivs) {
-        store_cache(g, ll, grad, info, s.ll, s.grad, s.info);
+        s.cache.store(g, ll, grad, info);
       } else {
-        s.ll[g] = ll;
+        s.cache.ll[g] = ll;
       }
     });
   }
   vault.rethrow();
-  s.cache_valid = true;
+  s.cache.valid = true;
 }
 
 // -(x - mu)' P (x - mu) / 2
@@ -192,10 +181,10 @@ void group_mh_step_q(const GlmmData& d, GlmmState& s, const GroupStepArgs& a,
       double log_ratio;
       double ll_new;
       if constexpr (kLaplace) {
-        V grad_cur = s.grad.row(g).transpose();
+        V grad_cur = s.cache.grad.row(g).transpose();
         M info_cur(q, q);
         for (Index k = 0; k < q; ++k)
-          for (Index l = 0; l < q; ++l) info_cur(k, l) = s.info(g, k * q + l);
+          for (Index l = 0; l < q; ++l) info_cur(k, l) = s.cache.info(g, k * q + l);
         V mean_fwd(q), mean_rev(q);
         linalg::SmallCholesky<M> llt_fwd(q), llt_rev(q);
         if (!laplace_moments(x, grad_cur, info_cur, mu, prec, mean_fwd, llt_fwd)) {
@@ -211,19 +200,19 @@ void group_mh_step_q(const GlmmData& d, GlmmState& s, const GroupStepArgs& a,
             !laplace_moments(proposal, grad_new, info_new, mu, prec, mean_rev, llt_rev)) {
           return;  // rejected
         }
-        log_ratio = ll_new + gaussian_quad(proposal, mu, prec) - s.ll[g] -
+        log_ratio = ll_new + gaussian_quad(proposal, mu, prec) - s.cache.ll[g] -
                     gaussian_quad(x, mu, prec);
         if (!a.drop_correction)
           log_ratio += laplace_log_density(x, mean_rev, llt_rev) -
                        laplace_log_density(proposal, mean_fwd, llt_fwd);
       } else {
-        const double c = std::exp(0.5 * s.log_rw_scale[g]);
+        const double c = std::exp(0.5 * s.adapt.log_rw_scale[g]);
         proposal.noalias() = sigma_chol.template triangularView<Eigen::Lower>() * z;
         proposal = x + c * proposal;
         ll_new = group_data_pass<G, false>(d, g, beta_free.data(), proposal.data(), phi,
                                            grad_new, info_new);
         log_ratio = std::isfinite(ll_new) ? ll_new + gaussian_quad(proposal, mu, prec) -
-                                                s.ll[g] - gaussian_quad(x, mu, prec)
+                                                s.cache.ll[g] - gaussian_quad(x, mu, prec)
                                           : -std::numeric_limits<double>::infinity();
       }
       const auto [accepted, prob] = mh_accept(log_ratio, rng);
@@ -231,16 +220,16 @@ void group_mh_step_q(const GlmmData& d, GlmmState& s, const GroupStepArgs& a,
       if (accepted) {
         s.gamma.row(g) = proposal.transpose();
         if constexpr (kLaplace) {
-          store_cache(g, ll_new, grad_new, info_new, s.ll, s.grad, s.info);
+          s.cache.store(g, ll_new, grad_new, info_new);
         } else {
-          s.ll[g] = ll_new;
+          s.cache.ll[g] = ll_new;
         }
         info.group_accepted[static_cast<std::size_t>(g)] = 1;
       }
       if constexpr (!kLaplace) {
         if (a.adapt) {
-          s.log_rw_scale[g] += a.gain * (prob - a.rw_target);
-          s.log_rw_scale[g] = std::clamp(s.log_rw_scale[g], -30.0, 10.0);
+          s.adapt.log_rw_scale[g] += a.gain * (prob - a.rw_target);
+          s.adapt.log_rw_scale[g] = std::clamp(s.adapt.log_rw_scale[g], -30.0, 10.0);
         }
       }
     });

@@ -411,7 +411,7 @@ double interweave_block(const GlmmData& d, const GlmmPriors& pr, GlmmState& s,
   Vector g_data, g_prior = Vector::Zero(lay.dim), mean_fwd, mean_rev;
   Matrix f_data, h_prior = Matrix::Zero(lay.dim, lay.dim), l_fwd, l_rev;
   const double ll_cur =
-      non_centred_data_terms(d, lay, eta, chol, s.ll, s.grad, s.info, a.threads, g_data, f_data);
+      non_centred_data_terms(d, lay, eta, chol, s.cache.ll, s.cache.grad, s.cache.info, a.threads, g_data, f_data);
   const double lp_cur = non_centred_log_prior(d, pr, lay, s.beta, psi, g_prior, h_prior, &block);
   if (!std::isfinite(lp_cur) ||
       !non_centred_moments(lay, psi, g_data, f_data, g_prior, h_prior, block, mean_fwd, l_fwd,
@@ -452,15 +452,15 @@ double interweave_block(const GlmmData& d, const GlmmPriors& pr, GlmmState& s,
         for (Index k = 0; k < q; ++k) x[perm[static_cast<std::size_t>(k)]] += le[k];
         const double ll =
             group_data_pass<G, true>(d, g, beta_free.data(), x.data(), s.phi, grad, inf);
-        store_cache(g, ll, grad, inf, s.ll_new, s.grad_new, s.info_new);
+        s.proposal.store(g, ll, grad, inf);
       });
     }
     vault.rethrow();
   });
   Vector g_data_new, g_prior_new = Vector::Zero(lay.dim);
   Matrix f_data_new, h_prior_new = Matrix::Zero(lay.dim, lay.dim);
-  const double ll_new = non_centred_data_terms(d, lay, eta, chol_new, s.ll_new, s.grad_new,
-                                               s.info_new, a.threads, g_data_new, f_data_new);
+  const double ll_new = non_centred_data_terms(d, lay, eta, chol_new, s.proposal.ll, s.proposal.grad,
+                                               s.proposal.info, a.threads, g_data_new, f_data_new);
   const double lp_new =
       non_centred_log_prior(d, pr, lay, s.beta, proposal, g_prior_new, h_prior_new, &block);
   if (!std::isfinite(ll_new) || !std::isfinite(lp_new) || !g_data_new.allFinite() ||
@@ -490,9 +490,7 @@ double interweave_block(const GlmmData& d, const GlmmPriors& pr, GlmmState& s,
       s.gamma.col(d.centred_term[c]) +=
           beta_new[d.centred_cols[c]] * d.centred_value.col(static_cast<Index>(c));
     s.beta = beta_new;
-    s.ll.swap(s.ll_new);
-    s.grad.swap(s.grad_new);
-    s.info.swap(s.info_new);
+    s.commit_proposal();
     s.commit_sigma(std::move(factors));
     psi = proposal;
     chol = chol_new;

@@ -80,12 +80,12 @@ inline bool marginal_freeze(MarginalMove& mv, const GlmmState& s) {
   if (!mv.psi_chol.allFinite() || !(mv.psi_chol.diagonal().minCoeff() > 0.0)) return false;
   const Index m = s.gamma.rows(), q = s.gamma.cols();
   mv.ref_gamma = s.gamma;
-  mv.ref_info = s.info;
+  mv.ref_info = s.cache.info;
   mv.ref_shift.resize(m, q);
   for (Index g = 0; g < m; ++g) {
     for (Index k = 0; k < q; ++k) {
-      double v = s.grad(g, k);
-      for (Index l = 0; l < q; ++l) v += s.info(g, k * q + l) * s.gamma(g, l);
+      double v = s.cache.grad(g, k);
+      for (Index l = 0; l < q; ++l) v += s.cache.info(g, k * q + l) * s.gamma(g, l);
       mv.ref_shift(g, k) = v;
     }
   }
@@ -181,7 +181,7 @@ double marginal_move_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& s,
         work.row(g) = xn.transpose();
         const double ll =
             group_data_pass<G, true>(d, g, beta_free.data(), xn.data(), s.phi, grad, inf);
-        store_cache(g, ll, grad, inf, s.ll_new, s.grad_new, s.info_new);
+        s.proposal.store(g, ll, grad, inf);
       });
     }
     vault.rethrow();
@@ -190,7 +190,7 @@ double marginal_move_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& s,
   for (Index g = 0; g < m; ++g) {
     const double c = change[static_cast<std::size_t>(g)];
     if (std::isnan(c)) return 0.0;
-    total += (s.ll_new[g] - s.ll[g]) + c;
+    total += (s.proposal.ll[g] - s.cache.ll[g]) + c;
   }
   const double log_det_cur = 2.0 * s.sigma_chol.diagonal().array().log().sum();
   const double log_det_new = 2.0 * chol_new.diagonal().array().log().sum();
@@ -212,9 +212,7 @@ double marginal_move_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& s,
   if (decision.accepted) {
     s.gamma = work;
     s.beta = beta_new;
-    s.ll.swap(s.ll_new);
-    s.grad.swap(s.grad_new);
-    s.info.swap(s.info_new);
+    s.commit_proposal();
     s.commit_sigma(std::move(factors));
     accepted = true;
   }
