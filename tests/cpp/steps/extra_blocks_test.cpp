@@ -182,11 +182,11 @@ TEST_CASE("the extra blocks' moves keep the cached eta and the effective offset 
         });
         // the cache and the offset equal a fresh computation from the state
         const Vector want = brute_eta(f, d, s);
-        CHECK((s.eta_rows - want).cwiseAbs().maxCoeff() < 1e-10);
+        CHECK((s.work.eta_rows - want).cwiseAbs().maxCoeff() < 1e-10);
         Vector eff = f.offset;
         for (Index i = 0; i < 12; ++i) eff[i] += f.zk.row(i).dot(s.extra[0].b.row(f.codes[i]));
         CHECK((offset - eff).cwiseAbs().maxCoeff() < 1e-10);
-        CHECK(!s.cache_valid);
+        CHECK(!s.cache.valid);
       }
       (void)before;
       if (fl == FamilyLink::GaussianIdentity)  // exact Gibbs: every level accepted
