@@ -35,7 +35,7 @@
 #include "bglmm/rng/distributions.hpp"
 #include "bglmm/rng/philox.hpp"
 #include "bglmm/steps/group_mh.hpp"
-#include "bglmm/steps/interweave.hpp"
+#include "bglmm/steps/non_centred.hpp"
 #include "bglmm/steps/accept.hpp"
 
 namespace bglmm::steps {
