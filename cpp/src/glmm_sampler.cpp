@@ -563,15 +563,12 @@ int effective_threads(const GlmmData& d, const GlmmConfig& cfg) {
   return static_cast<int>(std::min<std::int64_t>(requested, useful));
 }
 
+// A chain's start: the state near the posterior mode (initialise, the extra blocks' modes, the
+// free coefficients jittered apart), its caches, and the random walk's proposal covariance
+// (the Laplace kernel's Newton proposal needs none).
 template <typename G, bool kLaplace>
-GlmmChainResult chain(GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg,
-                      rng::ChainKey key, const RunControl& control) {
-  const int threads = effective_threads(d, cfg);
-  const Index p = d.p(), q = d.q(), m = d.m();
-  const bool gaussian = d.obs.family_link == FamilyLink::GaussianIdentity;
-  Vector offset = d.obs.offset;
-  point_offset_at(d, offset);
-  GlmmState s;
+void start_chain(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg, GlmmState& s,
+                 Vector& offset, rng::ChainKey key, int threads) {
   initialise<G>(d, pr, cfg, s, key, threads, false);
   init_extra_blocks(d, pr, s, offset, key, false);
   {
@@ -580,42 +577,149 @@ GlmmChainResult chain(GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg,
     steps::jitter_free_fixed<G>(d, pr, s, threads, rng);
   }
   steps::refresh_group_cache<G, kLaplace>(d, s, threads);
-  // The random walk's proposal covariance (the Laplace kernel's Newton proposal needs none).
   if constexpr (!kLaplace) steps::set_fixed_proposal<G>(d, pr, s, threads);
+}
+
+// Freezes the marginal move when sampling starts: its proposal from the warm-up draws of psi,
+// the Gaussian approximations at each group's conditional posterior mode given their mean. A
+// refusal (too few warm-up draws, or a singular covariance) leaves the move off for the whole
+// sampling phase, and is reported so that it does not pass for a move that rejects.
+template <typename G>
+void freeze_marginal(const GlmmData& d, const GlmmState& s, const steps::NonCentredLayout& layout,
+                     steps::MarginalMove& marginal, int threads, GlmmChainResult& out) {
+  GlmmState ref = s;
+  Matrix ref_chol;
+  steps::unpack_psi(d, layout, marginal.sum / static_cast<double>(marginal.count), ref.beta,
+                    ref_chol);
+  ref.set_sigma(ref_chol * ref_chol.transpose());
+  group_modes<G>(d, ref, threads, true, nullptr);
+  steps::refresh_group_cache<G, true>(d, ref, threads);
+  out.marginal_status =
+      steps::marginal_freeze(marginal, ref) ? MarginalStatus::On : MarginalStatus::NotFitted;
+  out.marginal_warmup_draws = marginal.count;
+}
+
+// What a chain keeps: the draws, and the acceptance of each step over warm-up and sampling.
+class ChainRecord {
+ public:
+  ChainRecord(const GlmmData& d, const GlmmConfig& cfg, GlmmChainResult& out)
+      : d_(d), keep_b_(cfg.keep_group_effects), out_(out) {
+    const std::int64_t kept = cfg.draws;
+    const Index p = d.p(), q = d.q(), m = d.m(), n_extra = static_cast<Index>(d.extra.size());
+    out.beta.setZero(kept, p);
+    out.sigma.setZero(kept, q * q);
+    if (keep_b_) out.b.setZero(kept, m * q);
+    if (d.obs.family_link == FamilyLink::GaussianIdentity) out.phi.setZero(kept);
+    out.log_lik.setZero(kept);
+    out.group_accept_mean.setZero(kept);
+    out.fixed_accepted.setZero(kept);
+    for (const ExtraBlock& blk : d.extra) {
+      out.extra_sigma.emplace_back(RowMatrix::Zero(kept, blk.q() * blk.q()));
+      out.extra_b.emplace_back(keep_b_ ? RowMatrix::Zero(kept, blk.m() * blk.q()) : RowMatrix());
+    }
+    extra_level_ = Vector::Zero(n_extra);
+    extra_scale_ = Vector::Zero(n_extra);
+    group_warm_ = Vector::Zero(m);
+    group_samp_ = Vector::Zero(m);
+  }
+
+  // After each sweep.
+  void count(const GlmmStepInfo& info, bool warmup) {
+    const Index m = d_.m();
+    Vector& acc = warmup ? group_warm_ : group_samp_;
+    mean_prob_ = 0.0;
+    for (Index g = 0; g < m; ++g) {
+      acc[g] += info.group_accepted[static_cast<std::size_t>(g)];
+      mean_prob_ += info.group_accept_prob[static_cast<std::size_t>(g)];
+    }
+    mean_prob_ /= static_cast<double>(m);
+    fixed_last_ = info.fixed_accepted;
+    (warmup ? fixed_warm_ : fixed_samp_) += info.fixed_accepted ? 1 : 0;
+    if (warmup) return;
+    ++sampled_;
+    interweave_ += info.interweave_accepted ? 1 : 0;
+    marginal_ += info.marginal_accepted ? 1 : 0;
+    for (std::size_t k = 0; k < d_.extra.size(); ++k) {
+      extra_level_[static_cast<Index>(k)] += info.extra[k].level_accept_mean;
+      extra_scale_[static_cast<Index>(k)] += info.extra[k].scale_accepted ? 1.0 : 0.0;
+    }
+  }
+
+  // Stores the state as the next kept draw; the group caches must be valid.
+  void keep(const GlmmState& s) {
+    const Index q = d_.q(), m = d_.m(), r = stored_;
+    out_.beta.row(r) = s.beta.transpose();
+    out_.sigma.row(r) = Eigen::Map<const Eigen::RowVectorXd>(RowMatrix(s.sigma).data(), q * q);
+    if (keep_b_) {
+      const RowMatrix dev = group_deviations(d_, s.beta, s.gamma);
+      out_.b.row(r) = Eigen::Map<const Eigen::RowVectorXd>(dev.data(), m * q);
+    }
+    if (out_.phi.size() > 0) out_.phi[r] = s.phi;
+    for (std::size_t e = 0; e < s.extra.size(); ++e) {
+      const ExtraBlockState& st = s.extra[e];
+      const Index qk = st.sigma.rows();
+      out_.extra_sigma[e].row(r) =
+          Eigen::Map<const Eigen::RowVectorXd>(RowMatrix(st.sigma).data(), qk * qk);
+      if (keep_b_) out_.extra_b[e].row(r) = Eigen::Map<const Eigen::RowVectorXd>(st.b.data(), st.b.size());
+    }
+    out_.log_lik[r] = s.cache.ll.sum();
+    out_.group_accept_mean[r] = mean_prob_;
+    out_.fixed_accepted[r] = fixed_last_ ? 1.0 : 0.0;
+    ++stored_;
+  }
+
+  // The rates, once the loop has ended (after `warmup_sweeps` warm-up sweeps).
+  void finish(std::int64_t warmup_sweeps, bool interweave_ran, bool marginal_ran) {
+    const double nw = static_cast<double>(std::max<std::int64_t>(1, warmup_sweeps));
+    const double ns = static_cast<double>(std::max<std::int64_t>(1, sampled_));
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    out_.sampling_sweeps = sampled_;
+    out_.draws_done = stored_;
+    out_.extra_level_acceptance = extra_level_ / ns;
+    out_.extra_scale_acceptance = extra_scale_ / ns;
+    out_.group_warmup_acceptance = group_warm_ / nw;
+    out_.group_acceptance = group_samp_ / ns;
+    out_.fixed_warmup_acceptance = static_cast<double>(fixed_warm_) / nw;
+    out_.fixed_acceptance = static_cast<double>(fixed_samp_) / ns;
+    out_.interweave_acceptance = interweave_ran ? static_cast<double>(interweave_) / ns : nan;
+    out_.marginal_acceptance = marginal_ran ? static_cast<double>(marginal_) / ns : nan;
+  }
+
+ private:
+  const GlmmData& d_;
+  bool keep_b_;
+  GlmmChainResult& out_;
+  Vector group_warm_, group_samp_, extra_level_, extra_scale_;
+  std::int64_t fixed_warm_ = 0, fixed_samp_ = 0, interweave_ = 0, marginal_ = 0;
+  std::int64_t sampled_ = 0, stored_ = 0;
+  double mean_prob_ = 0.0;
+  bool fixed_last_ = false;
+};
+
+template <typename G, bool kLaplace>
+GlmmChainResult chain(GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg,
+                      rng::ChainKey key, const RunControl& control) {
+  const int threads = effective_threads(d, cfg);
+  Vector offset = d.obs.offset;
+  point_offset_at(d, offset);
+  GlmmState s;
+  start_chain<G, kLaplace>(d, pr, cfg, s, offset, key, threads);
 
   GlmmChainResult out;
-  const std::int64_t kept = cfg.draws;
-  out.beta.setZero(kept, p);
-  out.sigma.setZero(kept, q * q);
-  if (cfg.keep_group_effects) out.b.setZero(kept, m * q);
-  if (gaussian) out.phi.setZero(kept);
-  out.log_lik.setZero(kept);
-  out.group_accept_mean.setZero(kept);
-  out.fixed_accepted.setZero(kept);
-  const std::size_t n_extra = d.extra.size();
-  for (const ExtraBlock& blk : d.extra) {
-    out.extra_sigma.emplace_back(RowMatrix::Zero(kept, blk.q() * blk.q()));
-    out.extra_b.emplace_back(cfg.keep_group_effects ? RowMatrix::Zero(kept, blk.m() * blk.q())
-                                                    : RowMatrix());
-  }
-  Vector extra_level_samp = Vector::Zero(static_cast<Index>(n_extra));
-  Vector extra_scale_samp = Vector::Zero(static_cast<Index>(n_extra));
-  Vector acc_warm = Vector::Zero(m), acc_samp = Vector::Zero(m);
-  std::int64_t fixed_warm = 0, fixed_samp = 0, interweave_samp = 0, marginal_samp = 0;
+  ChainRecord record(d, cfg, out);
   // The marginal move learns its proposal from the last three quarters of warm-up and is frozen
   // when sampling starts.
   steps::MarginalMove marginal;
   const bool use_marginal = kLaplace && cfg.marginal_move;
   const steps::NonCentredLayout layout = steps::make_non_centred_layout(d, pr, false);
   out.marginal_dim = use_marginal ? layout.dim : 0;
-  out.marginal_status = !use_marginal         ? MarginalStatus::NotRequested
-                        : cfg.warmup == 0     ? MarginalStatus::NoWarmup
-                                              : MarginalStatus::NotReached;
+  out.marginal_status = !use_marginal     ? MarginalStatus::NotRequested
+                        : cfg.warmup == 0 ? MarginalStatus::NoWarmup
+                                          : MarginalStatus::NotReached;
 
   const std::int64_t total = cfg.warmup + cfg.draws * cfg.thin;
   Poller poller(control, total);
   GlmmStepInfo info;
-  std::int64_t stored = 0, sampled = 0;
   const auto t0 = Clock::now();
   auto t_sampling = t0;
   for (std::int64_t t = 0; t < total; ++t) {
@@ -629,68 +733,18 @@ GlmmChainResult chain(GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg,
         steps::set_fixed_proposal<G>(d, pr, s, threads);
       }
     }
-    if (use_marginal && t == cfg.warmup && cfg.warmup > 0 && marginal.count > 0) {
-      // Freeze the move: the proposal from the warm-up draws of psi; the Gaussian
-      // approximations at each group's conditional posterior mode given their mean.
-      GlmmState ref = s;
-      Matrix ref_chol;
-      steps::unpack_psi(d, layout, marginal.sum / static_cast<double>(marginal.count), ref.beta,
-                        ref_chol);
-      ref.set_sigma(ref_chol * ref_chol.transpose());
-      group_modes<G>(d, ref, threads, true, nullptr);
-      steps::refresh_group_cache<G, true>(d, ref, threads);
-      // A refusal (too few warm-up draws, or a singular covariance) leaves the move off for
-      // the whole sampling phase: reported, so that it does not pass for a move that rejects.
-      out.marginal_status = steps::marginal_freeze(marginal, ref) ? MarginalStatus::On
-                                                                  : MarginalStatus::NotFitted;
-      out.marginal_warmup_draws = marginal.count;
-    }
+    if (use_marginal && t == cfg.warmup && cfg.warmup > 0 && marginal.count > 0)
+      freeze_marginal<G>(d, s, layout, marginal, threads, out);
     SweepArgs a{static_cast<std::uint64_t>(t) + 1, warmup,
                 2.0 / std::pow(static_cast<double>(t) + 10.0, 0.6), threads,
                 use_marginal ? &marginal : nullptr, &offset};
     sweep<G, kLaplace>(d, pr, cfg, s, key, a, info);
     if (use_marginal && warmup && t >= cfg.warmup / 4)
       steps::marginal_accumulate(marginal, steps::pack_psi(d, layout, s.beta, s.sigma_chol));
-    Vector& acc = warmup ? acc_warm : acc_samp;
-    double mean_prob = 0.0;
-    for (Index g = 0; g < m; ++g) {
-      acc[g] += info.group_accepted[static_cast<std::size_t>(g)];
-      mean_prob += info.group_accept_prob[static_cast<std::size_t>(g)];
-    }
-    (warmup ? fixed_warm : fixed_samp) += info.fixed_accepted ? 1 : 0;
-    if (!warmup) interweave_samp += info.interweave_accepted ? 1 : 0;
-    if (!warmup) marginal_samp += info.marginal_accepted ? 1 : 0;
-    if (!warmup)
-      for (std::size_t k = 0; k < n_extra; ++k) {
-        extra_level_samp[static_cast<Index>(k)] += info.extra[k].level_accept_mean;
-        extra_scale_samp[static_cast<Index>(k)] += info.extra[k].scale_accepted ? 1.0 : 0.0;
-      }
-    if (!warmup) {
-      ++sampled;
-      const std::int64_t k = t - cfg.warmup;
-      if ((k + 1) % cfg.thin == 0) {
-        out.beta.row(stored) = s.beta.transpose();
-        for (Index a1 = 0; a1 < q; ++a1)
-          for (Index a2 = 0; a2 < q; ++a2) out.sigma(stored, a1 * q + a2) = s.sigma(a1, a2);
-        if (cfg.keep_group_effects) {
-          const RowMatrix dev = group_deviations(d, s.beta, s.gamma);
-          out.b.row(stored) = Eigen::Map<const Eigen::RowVectorXd>(dev.data(), m * q);
-        }
-        if (gaussian) out.phi[stored] = s.phi;
-        for (std::size_t e = 0; e < n_extra; ++e) {
-          const ExtraBlockState& st = s.extra[e];
-          const Index qk = st.sigma.rows();
-          for (Index a1 = 0; a1 < qk; ++a1)
-            for (Index a2 = 0; a2 < qk; ++a2) out.extra_sigma[e](stored, a1 * qk + a2) = st.sigma(a1, a2);
-          if (cfg.keep_group_effects)
-            out.extra_b[e].row(stored) = Eigen::Map<const Eigen::RowVectorXd>(st.b.data(), st.b.size());
-        }
-        if (!s.cache.valid) steps::refresh_group_cache<G, kLaplace>(d, s, threads);
-        out.log_lik[stored] = s.cache.ll.sum();
-        out.group_accept_mean[stored] = mean_prob / static_cast<double>(m);
-        out.fixed_accepted[stored] = info.fixed_accepted ? 1.0 : 0.0;
-        ++stored;
-      }
+    record.count(info, warmup);
+    if (!warmup && (t - cfg.warmup + 1) % cfg.thin == 0) {
+      if (!s.cache.valid) steps::refresh_group_cache<G, kLaplace>(d, s, threads);
+      record.keep(s);
     }
     if (poller.poll(t + 1)) {
       out.interrupted = t + 1 < total;
@@ -701,24 +755,12 @@ GlmmChainResult chain(GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg,
   if (cfg.warmup >= total) t_sampling = t1;
   out.warmup_seconds = std::chrono::duration<double>(t_sampling - t0).count();
   out.sampling_seconds = std::chrono::duration<double>(t1 - t_sampling).count();
-  out.sampling_sweeps = sampled;
-  out.draws_done = stored;
-  const double nw = static_cast<double>(std::max<std::int64_t>(1, std::min(cfg.warmup, total)));
-  const double ns = static_cast<double>(std::max<std::int64_t>(1, sampled));
-  out.extra_level_acceptance = extra_level_samp / ns;
-  out.extra_scale_acceptance = extra_scale_samp / ns;
-  out.group_warmup_acceptance = acc_warm / nw;
-  out.group_acceptance = acc_samp / ns;
-  out.fixed_warmup_acceptance = static_cast<double>(fixed_warm) / nw;
-  out.fixed_acceptance = static_cast<double>(fixed_samp) / ns;
-  const double nan = std::numeric_limits<double>::quiet_NaN();
-  out.interweave_acceptance =
-      kLaplace && cfg.interweave ? static_cast<double>(interweave_samp) / ns : nan;
-  out.marginal_acceptance = marginal.ready ? static_cast<double>(marginal_samp) / ns : nan;
+  record.finish(std::min(cfg.warmup, total), kLaplace && cfg.interweave, marginal.ready);
   out.rw_scale = s.adapt.log_rw_scale.array().exp();
   out.threads_used = threads;
   // the random walk's frozen scale and proposal covariance (the Newton step uses neither)
-  out.fixed_scale = kLaplace ? nan : std::exp(s.adapt.log_fixed_scale);
+  out.fixed_scale = kLaplace ? std::numeric_limits<double>::quiet_NaN()
+                             : std::exp(s.adapt.log_fixed_scale);
   if (!kLaplace && d.p_free() > 0)
     out.fixed_proposal_cov = out.fixed_scale * s.adapt.fixed_chol * s.adapt.fixed_chol.transpose();
   return out;
