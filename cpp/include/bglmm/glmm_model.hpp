@@ -164,6 +164,20 @@ struct GroupCache {
   }
 };
 
+// A log-likelihood with its gradient and information in some coordinates, summed over groups
+// (the parts of a chunked_reduce).
+struct DataTerms {
+  double ll = 0.0;
+  Vector grad;
+  Matrix info;
+  DataTerms& operator+=(const DataTerms& o) {
+    ll += o.ll;
+    grad += o.grad;
+    info += o.info;
+    return *this;
+  }
+};
+
 // What warm-up tunes and sampling freezes.
 struct GlmmAdaptation {
   Vector log_rw_scale;         // m: log c_j (random-walk kernel)

@@ -62,30 +62,43 @@ class ExceptionVault {
 };
 
 
-// Sum of f(begin, end) over fixed chunks of [0, n): the chunks are the same whatever the
-// thread count and their partial sums are added in order, so the result is bitwise
-// reproducible (no OpenMP reduction on doubles).
-template <typename ChunkSum>
-double chunked_sum(std::int64_t n, std::int64_t chunk, int threads, ChunkSum&& f) {
+// Reduction over fixed chunks of [0, n): chunk c's part starts as a copy of `zero` and is
+// filled by f(begin, end, part); the parts are then added to `zero` in chunk order. The chunks
+// are the same whatever the thread count, so the result is bitwise reproducible (no OpenMP
+// reduction on doubles). T: a double, an Eigen vector or matrix, or a struct with +=.
+template <typename T, typename ChunkFn>
+T chunked_reduce(std::int64_t n, std::int64_t chunk, int threads, const T& zero, ChunkFn&& f) {
   (void)threads;
+  T total = zero;
   const std::int64_t n_chunks = (n + chunk - 1) / chunk;
-  if (n_chunks <= 1) return n > 0 ? f(std::int64_t{0}, n) : 0.0;
-  std::vector<double> partial(static_cast<std::size_t>(n_chunks));
+  if (n_chunks <= 1) {
+    if (n > 0) f(std::int64_t{0}, n, total);
+    return total;
+  }
+  std::vector<T> parts(static_cast<std::size_t>(n_chunks), zero);
   ExceptionVault vault;
 #ifdef BGLMM_HAVE_OPENMP
-#pragma omp parallel for schedule(static) num_threads(threads)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
 #endif
   for (std::int64_t c = 0; c < n_chunks; ++c) {
     vault.run([&] {
       const std::int64_t begin = c * chunk;
       const std::int64_t end = begin + chunk < n ? begin + chunk : n;
-      partial[static_cast<std::size_t>(c)] = f(begin, end);
+      f(begin, end, parts[static_cast<std::size_t>(c)]);
     });
   }
   vault.rethrow();
-  double total = 0.0;
-  for (double v : partial) total += v;
+  for (const T& part : parts) total += part;
   return total;
+}
+
+// Sum of f(begin, end) over fixed chunks of [0, n), added in order (chunked_reduce).
+template <typename ChunkSum>
+double chunked_sum(std::int64_t n, std::int64_t chunk, int threads, ChunkSum&& f) {
+  return chunked_reduce(n, chunk, threads, 0.0,
+                        [&](std::int64_t begin, std::int64_t end, double& part) {
+                          part = f(begin, end);
+                        });
 }
 
 }  // namespace bglmm

@@ -97,31 +97,17 @@ Matrix free_fixed_curvature(const GlmmData& d, const GlmmPriors& pr, const GlmmS
                             int threads) {
   const Index pf = d.p_free(), q = d.q(), m = d.m();
   const Vector beta_free = free_coefficients(d, s.beta);
-  constexpr Index kGroupsPerChunk = 256;
-  const Index n_chunks = (m + kGroupsPerChunk - 1) / kGroupsPerChunk;
-  std::vector<Matrix> parts(static_cast<std::size_t>(n_chunks), Matrix::Zero(pf, pf));
-  ExceptionVault vault;
-  (void)threads;
-#ifdef BGLMM_HAVE_OPENMP
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-#endif
-  for (Index c = 0; c < n_chunks; ++c) {
-    vault.run([&] {
-      Matrix& h = parts[static_cast<std::size_t>(c)];
-      const Index g_end = std::min(m, (c + 1) * kGroupsPerChunk);
-      for (Index g = c * kGroupsPerChunk; g < g_end; ++g) {
-        const Index begin = d.obs.begin(g), end = begin + d.obs.size(g);
-        for (Index i = begin; i < end; ++i) {
-          const double eta = row_eta(d, i, beta_free.data(), s.gamma.data() + g * q);
-          const double w = G::weight(d.obs.trials[i], eta, s.phi);
-          h.selfadjointView<Eigen::Lower>().rankUpdate(d.x_free.row(i).transpose(), w);
-        }
+  Matrix total = chunked_reduce(m, 256, threads, Matrix(Matrix::Zero(pf, pf)),
+                                [&](Index g_begin, Index g_end, Matrix& h) {
+    for (Index g = g_begin; g < g_end; ++g) {
+      const Index begin = d.obs.begin(g), end = begin + d.obs.size(g);
+      for (Index i = begin; i < end; ++i) {
+        const double eta = row_eta(d, i, beta_free.data(), s.gamma.data() + g * q);
+        const double w = G::weight(d.obs.trials[i], eta, s.phi);
+        h.selfadjointView<Eigen::Lower>().rankUpdate(d.x_free.row(i).transpose(), w);
       }
-    });
-  }
-  vault.rethrow();
-  Matrix total = Matrix::Zero(pf, pf);
-  for (const Matrix& h : parts) total += h;
+    }
+  });
   total = total.selfadjointView<Eigen::Lower>();
   return total + free_prior_precision(d, pr);
 }
@@ -225,70 +211,52 @@ double free_block_pass(const GlmmData& d, const GlmmState& s, const Vector& beta
                        Matrix& info_f) {
   const Index pf = d.p_free(), q = d.q(), m = d.m();
   const Index k0 = d.intercept_term;
-  constexpr Index kGroupsPerChunk = 64;
-  const Index n_chunks = (m + kGroupsPerChunk - 1) / kGroupsPerChunk;
-  std::vector<Vector> gparts(static_cast<std::size_t>(n_chunks), Vector::Zero(pf));
-  std::vector<Matrix> hparts(static_cast<std::size_t>(n_chunks), Matrix::Zero(pf, pf));
-  ExceptionVault vault;
-  (void)threads;
-#ifdef BGLMM_HAVE_OPENMP
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-#endif
-  for (Index c = 0; c < n_chunks; ++c) {
-    vault.run([&] {
-      Vector& gf = gparts[static_cast<std::size_t>(c)];
-      Matrix& hf = hparts[static_cast<std::size_t>(c)];
-      Vector xc(pf);
-      const Index g_end = std::min(m, (c + 1) * kGroupsPerChunk);
-      for (Index g = c * kGroupsPerChunk; g < g_end; ++g) {
-        QVec gq(q), iq_dummy(q), gamma = s.gamma.row(g).transpose();
-        QMat iq(q, q);
-        const double* xbar = k0 >= 0 ? d.xbar_free.data() + g * pf : nullptr;
-        if (k0 >= 0)
-          for (Index k = 0; k < pf; ++k) gamma[k0] -= xbar[k] * delta[k];
-        if constexpr (kGammaDerivs) {
-          gq.setZero();
-          iq.setZero();
-        }
-        double total = 0.0;
-        const Index begin = d.obs.begin(g), end = begin + d.obs.size(g);
-        for (Index i = begin; i < end; ++i) {
-          const double* zi = d.obs.z.data() + i * q;
-          const double eta = row_eta(d, i, beta_free.data(), gamma.data());
-          double u, w;
-          total += LikTerms<G>::all(d.obs.y[i], d.obs.trials[i], eta, s.phi, u, w);
-          for (Index k = 0; k < pf; ++k) xc[k] = k0 >= 0 ? d.x_free(i, k) - xbar[k] : d.x_free(i, k);
-          for (Index k = 0; k < pf; ++k) {
-            gf[k] += u * xc[k];
-            const double wx = w * xc[k];
-            for (Index l = 0; l <= k; ++l) hf(k, l) += wx * xc[l];
-          }
-          if constexpr (kGammaDerivs) {
-            for (Index k = 0; k < q; ++k) {
-              gq[k] += u * zi[k];
-              const double wz = w * zi[k];
-              for (Index l = 0; l <= k; ++l) iq(k, l) += wz * zi[l];
-            }
-          }
+  const DataTerms zero{0.0, Vector::Zero(pf), Matrix::Zero(pf, pf)};
+  auto chunk = [&](Index g_begin, Index g_end, DataTerms& part) {
+    Vector xc(pf);
+    for (Index g = g_begin; g < g_end; ++g) {
+      QVec gq(q), gamma = s.gamma.row(g).transpose();
+      QMat iq(q, q);
+      const double* xbar = k0 >= 0 ? d.xbar_free.data() + g * pf : nullptr;
+      if (k0 >= 0)
+        for (Index k = 0; k < pf; ++k) gamma[k0] -= xbar[k] * delta[k];
+      if constexpr (kGammaDerivs) {
+        gq.setZero();
+        iq.setZero();
+      }
+      double total = 0.0;
+      const Index begin = d.obs.begin(g), end = begin + d.obs.size(g);
+      for (Index i = begin; i < end; ++i) {
+        const double* zi = d.obs.z.data() + i * q;
+        const double eta = row_eta(d, i, beta_free.data(), gamma.data());
+        double u, w;
+        total += LikTerms<G>::all(d.obs.y[i], d.obs.trials[i], eta, s.phi, u, w);
+        for (Index k = 0; k < pf; ++k) xc[k] = k0 >= 0 ? d.x_free(i, k) - xbar[k] : d.x_free(i, k);
+        for (Index k = 0; k < pf; ++k) {
+          part.grad[k] += u * xc[k];
+          const double wx = w * xc[k];
+          for (Index l = 0; l <= k; ++l) part.info(k, l) += wx * xc[l];
         }
         if constexpr (kGammaDerivs) {
-          for (Index k = 0; k < q; ++k)
-            for (Index l = 0; l < k; ++l) iq(l, k) = iq(k, l);
-          out.store(g, total, gq, iq);
-        } else {
-          out.ll[g] = total;
+          for (Index k = 0; k < q; ++k) {
+            gq[k] += u * zi[k];
+            const double wz = w * zi[k];
+            for (Index l = 0; l <= k; ++l) iq(k, l) += wz * zi[l];
+          }
         }
       }
-    });
-  }
-  vault.rethrow();
-  grad_f = Vector::Zero(pf);
-  info_f = Matrix::Zero(pf, pf);
-  for (Index c = 0; c < n_chunks; ++c) {
-    grad_f += gparts[static_cast<std::size_t>(c)];
-    info_f += hparts[static_cast<std::size_t>(c)];
-  }
-  info_f = info_f.selfadjointView<Eigen::Lower>();
+      if constexpr (kGammaDerivs) {
+        for (Index k = 0; k < q; ++k)
+          for (Index l = 0; l < k; ++l) iq(l, k) = iq(k, l);
+        out.store(g, total, gq, iq);
+      } else {
+        out.ll[g] = total;
+      }
+    }
+  };
+  const DataTerms sum_f = chunked_reduce(m, 64, threads, zero, chunk);
+  grad_f = sum_f.grad;
+  info_f = sum_f.info.selfadjointView<Eigen::Lower>();
   double sum = 0.0;
   for (Index g = 0; g < m; ++g) sum += out.ll[g];
   return sum;

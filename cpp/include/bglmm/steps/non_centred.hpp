@@ -99,56 +99,33 @@ inline double non_centred_data_terms(const GlmmData& d, const NonCentredLayout& 
                                      const RowMatrix& grad, const RowMatrix& info, int threads,
                                      Vector& g_out, Matrix& f_out) {
   const Index m = d.m(), q = d.q(), dim = lay.dim;
-  constexpr Index kGroupsPerChunk = 256;
-  const Index n_chunks = (m + kGroupsPerChunk - 1) / kGroupsPerChunk;
-  std::vector<Vector> gparts(static_cast<std::size_t>(n_chunks));
-  std::vector<Matrix> fparts(static_cast<std::size_t>(n_chunks));
-  std::vector<double> lparts(static_cast<std::size_t>(n_chunks), 0.0);
-  ExceptionVault vault;
-  (void)threads;
-#ifdef BGLMM_HAVE_OPENMP
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (n_chunks > 1)
-#endif
-  for (Index c = 0; c < n_chunks; ++c) {
-    vault.run([&] {
-      Vector gc = Vector::Zero(dim);
-      Matrix fc = Matrix::Zero(dim, dim);
-      Vector v(dim);
-      double lc = 0.0;
-      const Index g_end = std::min(m, (c + 1) * kGroupsPerChunk);
-      for (Index g = c * kGroupsPerChunk; g < g_end; ++g) {
-        lc += ll[g];
-        for (Index col = 0; col < dim; ++col) {
-          const Index kind = lay.kind[static_cast<std::size_t>(col)];
-          const Index ka = lay.a[static_cast<std::size_t>(col)];
-          if (kind == 0) v[col] = d.centred_value(g, ka);
-          else if (kind == 1) v[col] = eta(g, lay.b[static_cast<std::size_t>(col)]);
-          else v[col] = eta(g, ka) * chol(ka, ka);
-        }
-        const double* gr = grad.data() + g * q;
-        const double* in = info.data() + g * q * q;
-        for (Index c1 = 0; c1 < dim; ++c1) {
-          const Index r1 = lay.row[static_cast<std::size_t>(c1)];
-          gc[c1] += v[c1] * gr[r1];
-          const double v1 = v[c1];
-          for (Index c2 = 0; c2 <= c1; ++c2)
-            fc(c1, c2) += v1 * v[c2] * in[r1 * q + lay.row[static_cast<std::size_t>(c2)]];
-        }
+  const DataTerms zero{0.0, Vector::Zero(dim), Matrix::Zero(dim, dim)};
+  auto chunk = [&](Index begin, Index end, DataTerms& part) {
+    Vector v(dim);
+    for (Index g = begin; g < end; ++g) {
+      part.ll += ll[g];
+      for (Index col = 0; col < dim; ++col) {
+        const Index kind = lay.kind[static_cast<std::size_t>(col)];
+        const Index ka = lay.a[static_cast<std::size_t>(col)];
+        if (kind == 0) v[col] = d.centred_value(g, ka);
+        else if (kind == 1) v[col] = eta(g, lay.b[static_cast<std::size_t>(col)]);
+        else v[col] = eta(g, ka) * chol(ka, ka);
       }
-      gparts[static_cast<std::size_t>(c)] = std::move(gc);
-      fparts[static_cast<std::size_t>(c)] = std::move(fc);
-      lparts[static_cast<std::size_t>(c)] = lc;
-    });
-  }
-  vault.rethrow();
-  g_out = Vector::Zero(dim);
-  f_out = Matrix::Zero(dim, dim);
-  double total = 0.0;
-  for (Index c = 0; c < n_chunks; ++c) {
-    g_out += gparts[static_cast<std::size_t>(c)];
-    f_out += fparts[static_cast<std::size_t>(c)];
-    total += lparts[static_cast<std::size_t>(c)];
-  }
+      const double* gr = grad.data() + g * q;
+      const double* in = info.data() + g * q * q;
+      for (Index c1 = 0; c1 < dim; ++c1) {
+        const Index r1 = lay.row[static_cast<std::size_t>(c1)];
+        part.grad[c1] += v[c1] * gr[r1];
+        const double v1 = v[c1];
+        for (Index c2 = 0; c2 <= c1; ++c2)
+          part.info(c1, c2) += v1 * v[c2] * in[r1 * q + lay.row[static_cast<std::size_t>(c2)]];
+      }
+    }
+  };
+  const DataTerms sum = chunked_reduce(m, 256, threads, zero, chunk);
+  g_out = sum.grad;
+  f_out = sum.info;
+  const double total = sum.ll;
   f_out = f_out.selfadjointView<Eigen::Lower>();
   return total;
 }
