@@ -378,8 +378,10 @@ def fit(
     """
     from formulae.environment import Environment
 
+    _check_options(None, options)
     env = Environment.capture(1)
     spec = build_spec(formula, data, family, link, trials=trials, offset=offset, se=se, env=env)
+    _check_options(spec, options)
     used = _resolve_priors(spec, priors)
     mcmc = dict(chains=chains, draws=draws, warmup=warmup, thin=thin, seed=seed, threads=threads,
                 progress=progress)
@@ -390,6 +392,47 @@ def fit(
     if check:
         out._run_checks()
     return out
+
+
+_FIT_ARGUMENTS = ("formula", "data", "family", "link", "trials", "offset", "se", "priors",
+                  "chains", "draws", "warmup", "thin", "seed", "threads", "progress", "check")
+# set by fit itself, not sampler options
+_TAKEN = _FIT_ARGUMENTS + ("prior", "cov_prior", "random_prior", "sigma_prior", "mu_prior",
+                           "tau_prior", "random_blocks")
+
+
+def _samplers(spec: ModelSpec | None) -> dict[str, Any]:
+    """The array-level sampler that fits `spec` (as :func:`_run_model` chooses), by name;
+    every sampler when `spec` is None."""
+    from .glm import glm
+    from .glmm import glmm
+    from .hierarchical import hierarchical_normal
+    from .lmm import lmm
+
+    every = {"glm": glm, "lmm": lmm, "glmm": glmm, "hierarchical_normal": hierarchical_normal}
+    if spec is None:
+        return every
+    if not spec.random:
+        return {"glm": glm}
+    if len(spec.random) > 1 or spec.family.name != "gaussian":
+        return {"glmm": glmm}
+    return {"hierarchical_normal" if spec.se is not None else "lmm":
+            hierarchical_normal if spec.se is not None else lmm}
+
+
+def _check_options(spec: ModelSpec | None, options: dict[str, Any]) -> None:
+    """A TypeError naming fit() for an option no sampler takes (with the argument probably
+    meant), or (given the model) one its sampler does not take."""
+    from ._kwargs import check_options, sampler_options
+
+    if not options:
+        return
+    known = set().union(*(sampler_options(f, _TAKEN) for f in _samplers(None).values()))
+    if spec is None:
+        check_options(options, known, known | set(_FIT_ARGUMENTS), "fit")
+        return
+    (name, func), = _samplers(spec).items()
+    check_options(options, sampler_options(func, _TAKEN), known, "fit", sampler=name)
 
 
 def _single_level_factors(spec: ModelSpec) -> None:

@@ -11,6 +11,10 @@
 from __future__ import annotations
 
 import argparse
+import ast
+import csv
+import difflib
+import os
 import sys
 
 import pandas as pd
@@ -34,6 +38,42 @@ DEMOS = {
     ),
 }
 DEFAULT_DEMO = "rats"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with the option probably meant for an unrecognised one (``--iter``,
+    ``--cores``, a typo)."""
+
+    def error(self, message: str):
+        if message.startswith("unrecognized arguments"):
+            hints = [h for h in map(self._hint, message.split(":", 1)[1].split()) if h]
+            if hints:
+                message += "; " + "; ".join(hints)
+        super().error(message)
+
+    def _hint(self, token: str) -> str | None:
+        from ._kwargs import _NOT_YET, alias_hint
+
+        if not token.startswith("--"):
+            return None
+        name = token[2:].split("=", 1)[0].replace("-", "_")
+        if name in _NOT_YET:
+            return f"{token}: {_NOT_YET[name]}"
+        if alias_hint(name):
+            return f"{token}: {alias_hint(name, '--')}"
+        close = difflib.get_close_matches(token.split("=", 1)[0], self._long_options(), n=3,
+                                          cutoff=0.6)
+        return f"{token}: did you mean {' or '.join(close)}?" if close else None
+
+    def _long_options(self) -> list[str]:
+        """This parser's --options and its subcommands' (which report unknown ones here)."""
+        out = []
+        for action in self._actions:
+            out += [o for o in action.option_strings if o.startswith("--")]
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in dict.fromkeys(action.choices.values()):
+                    out += sub._long_options()
+        return sorted(set(out))
 
 
 def _print_fit(fit, out: str | None) -> None:
@@ -87,7 +127,7 @@ def _mcmc_options(p: argparse.ArgumentParser, draws: int, warmup: int, seed: int
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bglmm", description=__doc__,
+    parser = _Parser(prog="bglmm", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
