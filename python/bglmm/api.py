@@ -746,9 +746,11 @@ class FormulaFit(Fit):
 
     # ---- ArviZ ----------------------------------------------------------------------------
     def _log_likelihood(self):
+        """The sampler's pointwise log-likelihood, else (after :func:`load`) one computed from
+        the draws and the data; None when the group effects were not kept."""
         ll = self._ll() if callable(self._ll) else self._ll
-        if ll is None and self.family.name == "gaussian" and self.spec is not None:
-            ll = {"y": self._gaussian_log_lik()}
+        if ll is None and self.spec is not None:
+            ll = self._pointwise_log_lik()
         return ll
 
     def _observed(self):
@@ -757,21 +759,25 @@ class FormulaFit(Fit):
             obs = {"y": self.spec.y}
         return obs
 
-    def _gaussian_log_lik(self) -> np.ndarray:
-        """log N(y_i | mean_i, v_i) per draw and row, (chain, draw, obs); v_i = sigma^2 or se_i^2."""
+    def _pointwise_log_lik(self) -> dict[str, np.ndarray] | None:
+        """log p(y_i | draw) per draw and row, (chain, draw, obs), conditional on the group
+        effects; None when they were not kept."""
+        if any(f"b_{f}" not in self.posterior for f in self._factors()):
+            return None
         spec = self.spec
-        mean = self.predict(kind="link")  # (S, n)
-        if spec.se is not None:
-            sd = np.broadcast_to(spec.se, mean.shape)
-        else:
-            sd = np.broadcast_to(self._flat("sigma")[:, None], mean.shape)
-        z = (spec.y - mean) / sd
-        ll = -0.5 * z**2 - np.log(sd) - 0.5 * np.log(2 * np.pi)
-        return ll.reshape(self.n_chains, self.n_draws, -1)
+        eta = self.predict(kind="link")  # (S, n)
+        sd = None
+        if self.family.name == "gaussian":
+            sd = spec.se if spec.se is not None else self._flat("sigma")[:, None]
+        n = spec.trials if self.family.name == "binomial" else None
+        ll = _log_density(self.family, spec.y, eta, sd=sd, trials=n)
+        return {"y": ll.reshape(self.n_chains, self.n_draws, -1)}
 
-    def to_inference_data(self, log_likelihood: bool = True):
+    def to_inference_data(self, log_likelihood: bool = False):
         """ArviZ InferenceData: posterior (dims coef, group, term), sample_stats, observed_data,
-        log_likelihood (pointwise, dim obs) and constant_data (the data columns the model uses)."""
+        constant_data (the data columns the model uses) and, with ``log_likelihood=True``, the
+        pointwise log-likelihood (dim obs; draws x rows numbers, so off by default —
+        :meth:`loo` and :meth:`waic` compute it themselves)."""
         idata = super().to_inference_data(log_likelihood=log_likelihood)
         idata.posterior.attrs["formula"] = self.formula
         idata.posterior.attrs["family"] = self.family.name
@@ -794,17 +800,49 @@ class FormulaFit(Fit):
             idata.add_groups(constant_data=xr.Dataset(variables))
         return idata
 
+    def _with_log_likelihood(self, what: str):
+        idata = self.to_inference_data(log_likelihood=True)
+        if "log_likelihood" not in idata.groups():
+            raise ValueError(f"{what} needs the group effects' draws, which were not kept "
+                             "(keep_group_effects=False)")
+        return idata
+
     def waic(self, **kwargs: Any):
-        """WAIC by ArviZ from the pointwise log-likelihood."""
+        """WAIC by ArviZ from the pointwise log-likelihood; a :class:`~bglmm.BglmmWarning` names
+        the rows whose log predictive density has posterior variance > 0.4 (WAIC unreliable)."""
         az = import_arviz()
-        return az.waic(self.to_inference_data(), **kwargs)
+        idata = self._with_log_likelihood("waic()")
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="For one or more samples",
+                                    category=UserWarning)
+            out = az.waic(idata, **kwargs)
+        var = idata.log_likelihood["y"].values.reshape(-1, idata.log_likelihood["y"].shape[-1])
+        bad = np.flatnonzero(np.var(var, axis=0, ddof=1) > 0.4)
+        if bad.size:
+            _warn_rows(bad, self.coords.get("obs"), "a posterior variance of the log "
+                       "predictive density > 0.4", "WAIC is unreliable with them: use loo()")
+        return out
 
     def loo(self, **kwargs: Any):
-        """PSIS-LOO by ArviZ from the pointwise log-likelihood."""
+        """PSIS-LOO by ArviZ from the pointwise log-likelihood (pointwise: ``pareto_k`` per row);
+        a :class:`~bglmm.BglmmWarning` names the rows whose Pareto k exceeds ArviZ's threshold
+        (``good_k``, 0.7 for 2,200 draws or more): their LOO estimate is unreliable."""
         az = import_arviz()
+        idata = self._with_log_likelihood("loo()")
+        kwargs["pointwise"] = True
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # ArviZ's Pareto-k notice is in the result
-            return az.loo(self.to_inference_data(), **kwargs)
+            warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto",
+                                    category=UserWarning)
+            out = az.loo(idata, **kwargs)
+        k = np.asarray(out.pareto_k).reshape(-1)
+        good = float(getattr(out, "good_k", 0.7))
+        bad = np.flatnonzero(k > good)
+        if bad.size:
+            _warn_rows(bad, self.coords.get("obs"), f"Pareto k > {good:.2f} (max {k.max():.2f})",
+                       "PSIS-LOO is unreliable for them (influential or badly fitted "
+                       "observations): consider a more robust model, or exact leave-one-out "
+                       "for these rows")
+        return out
 
     # ---- diagnostics (the array-level fit knows its sampler) --------------------------------
     def _stuck_moves(self) -> list[str]:
@@ -1033,10 +1071,12 @@ class FormulaFit(Fit):
 
         return plot_ppc(self, num_pp_samples=num_pp_samples, seed=seed, **kwargs)
 
-    def save(self, path: str) -> None:
+    def save(self, path: str, log_likelihood: bool = False) -> None:
         """Write the fit to a NetCDF file (ArviZ InferenceData with the data columns the model
-        uses); :func:`bglmm.load` reads it back, ready to summarise, plot and predict."""
-        idata = self.to_inference_data()
+        uses); :func:`bglmm.load` reads it back, ready to summarise, plot, predict and compute
+        ``loo()``/``waic()`` (the pointwise log-likelihood, draws x rows numbers, is stored only
+        with ``log_likelihood=True``: it is recomputed from the draws and the data)."""
+        idata = self.to_inference_data(log_likelihood=log_likelihood)
         attrs = idata.posterior.attrs
         attrs["bglmm_kind"] = self.kind
         attrs["bglmm_summary_vars"] = json.dumps(self.summary_vars)
@@ -1065,6 +1105,41 @@ class FormulaFit(Fit):
         if any(isinstance(v, (bool, np.bool_)) for v in top.values()):
             idata.attrs = {k: int(v) if isinstance(v, (bool, np.bool_)) else v for k, v in top.items()}
         idata.to_netcdf(str(path), engine="h5netcdf")
+
+
+def _log_density(family: Family, y: np.ndarray, eta: np.ndarray, *, sd: Any = None,
+                 trials: Any = None) -> np.ndarray:
+    """log p(y | eta) elementwise for draws eta (S, n) of the linear predictor, with the
+    normalising constants (as the samplers' pointwise log-likelihood)."""
+    from math import lgamma
+
+    lgam = np.frompyfunc(lgamma, 1, 1)
+    if family.name == "gaussian":
+        z = (y - eta) / sd
+        return -0.5 * z**2 - np.log(sd) - 0.5 * np.log(2 * np.pi)
+    mu = inverse_link(family.link, eta)
+    if family.name == "poisson":
+        with np.errstate(divide="ignore"):
+            log_mu = np.log(mu)
+        return np.where(y > 0, y * log_mu, 0.0) - mu - lgam(y + 1.0).astype(float)
+    n = np.ones_like(y) if trials is None else np.asarray(trials, dtype=float)
+    const = (lgam(n + 1.0) - lgam(y + 1.0) - lgam(n - y + 1.0)).astype(float)
+    with np.errstate(divide="ignore"):
+        log_p, log_q = np.log(mu), np.log1p(-mu)
+    return const + np.where(y > 0, y * log_p, 0.0) + np.where(n - y > 0, (n - y) * log_q, 0.0)
+
+
+def _warn_rows(rows: np.ndarray, labels: Any, what: str, advice: str) -> None:
+    """One BglmmWarning: 'N observations have <what>: rows a, b, ... <advice>.' (the data's
+    row labels)."""
+    from .results import user_stacklevel
+    from .warnings import BglmmWarning
+
+    names = [str(labels[i]) if labels is not None else str(i) for i in rows[:10]]
+    more = f" and {rows.size - 10} more" if rows.size > 10 else ""
+    noun = "observation has" if rows.size == 1 else "observations have"
+    warnings.warn(f"{rows.size} {noun} {what}: rows {', '.join(names)}{more}. {advice}.",
+                  BglmmWarning, stacklevel=user_stacklevel())
 
 
 def _match_levels(levels: pd.Index, labels: Any) -> np.ndarray:
