@@ -773,12 +773,23 @@ class FormulaFit(Fit):
         ll = _log_density(self.family, spec.y, eta, sd=sd, trials=n)
         return {"y": ll.reshape(self.n_chains, self.n_draws, -1)}
 
-    def to_inference_data(self, log_likelihood: bool = False):
+    def to_inference_data(self, log_likelihood: bool = False, posterior_predictive: bool = False):
         """ArviZ InferenceData: posterior (dims coef, group, term), sample_stats, observed_data,
-        constant_data (the data columns the model uses) and, with ``log_likelihood=True``, the
+        constant_data (the data columns the model uses); with ``log_likelihood=True`` the
         pointwise log-likelihood (dim obs; draws x rows numbers, so off by default —
-        :meth:`loo` and :meth:`waic` compute it themselves)."""
+        :meth:`loo` and :meth:`waic` compute it themselves); with
+        ``posterior_predictive=True`` a draw of y per posterior draw
+        (:meth:`posterior_predictive`, seeded by the fit's seed), for ``az.plot_ppc``."""
         idata = super().to_inference_data(log_likelihood=log_likelihood)
+        if posterior_predictive:
+            import xarray as xr
+
+            reps = self.posterior_predictive(seed=self.seed)
+            obs = idata.observed_data["y"].coords["obs"].values
+            idata.add_groups(posterior_predictive=xr.Dataset(
+                {"y": (("chain", "draw", "obs"), reps.reshape(self.n_chains, self.n_draws, -1))},
+                coords={"chain": idata.posterior.chain.values,
+                        "draw": idata.posterior.draw.values, "obs": obs}))
         idata.posterior.attrs["formula"] = self.formula
         idata.posterior.attrs["family"] = self.family.name
         idata.posterior.attrs["link"] = self.family.link
@@ -1006,6 +1017,12 @@ class FormulaFit(Fit):
         else:
             n = self._row_values(trials, spec._trials_column, newdata, "trials")
         return rng.binomial(n.astype(np.int64), np.clip(mu, 0.0, 1.0)).astype(float)
+
+    def posterior_predictive(self, draws: int | None = None, seed: int | None = None) -> np.ndarray:
+        """Replicated data (brms's ``posterior_predict``): one draw of the response for every
+        row of the data per posterior draw, an array (samples, rows) — all chains' draws in
+        order, or ``draws`` of them evenly spaced; ``predict(kind="response")`` on the data."""
+        return self.predict(kind="response", draws=draws, seed=seed)
 
     def _factor_part(self, f: str, Z: np.ndarray, labels: Any, sel: np.ndarray, groups: str,
                      allow_new_levels: bool, rng: np.random.Generator) -> np.ndarray:
