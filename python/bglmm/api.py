@@ -688,6 +688,17 @@ def _quantile_table(draws: np.ndarray, index: Any, prob: float = 0.95) -> pd.Dat
     )
 
 
+def _brms_table(draws: np.ndarray, index: Any, prob: float) -> pd.DataFrame:
+    """Estimate (mean), Est.Error (sd) and the central `prob` interval (columns
+    Q<lower>, Q<upper>) of draws shaped (samples, k), as brms's tables."""
+    if not 0 < prob < 1:
+        raise ValueError(f"prob must be in (0, 1), got {prob!r}")
+    lo, hi = (1 - prob) / 2, (1 + prob) / 2
+    return pd.DataFrame({"Estimate": draws.mean(axis=0), "Est.Error": draws.std(axis=0, ddof=1),
+                         f"Q{100 * lo:g}": np.quantile(draws, lo, axis=0),
+                         f"Q{100 * hi:g}": np.quantile(draws, hi, axis=0)}, index=index)
+
+
 class FormulaFit(Fit):
     """The posterior of a model fitted by :func:`bglmm.fit`.
 
@@ -941,6 +952,64 @@ class FormulaFit(Fit):
             idx = pd.MultiIndex.from_product([levels, cols], names=[f, "coef"])
             out[f] = _quantile_table(vals.reshape(vals.shape[0], -1), idx, prob)
         return next(iter(out.values())) if len(out) == 1 else out
+
+    def fixef(self, prob: float = 0.95) -> pd.DataFrame:
+        """The fixed effects (brms's ``fixef``): posterior mean (``Estimate``), sd
+        (``Est.Error``) and the central ``prob`` interval, one row per coefficient."""
+        return _brms_table(self._flat("beta"), pd.Index(list(self.coords["coef"]), name="coef"),
+                           prob)
+
+    def VarCorr(self, prob: float = 0.95) -> pd.DataFrame:  # noqa: N802 (lme4's and brms's name)
+        """The random effects' SDs and correlations per grouping factor (lme4's and brms's
+        ``VarCorr``), with posterior sd and central ``prob`` interval; index (factor,
+        parameter) with parameters ``sd(<term>)`` and ``cor(<a>,<b>)`` (the posterior's
+        ``sd_<f>__<term>`` and ``cor_<f>__<a>__<b>``), and ``("Residual", "sigma")`` for a
+        gaussian model."""
+        rows, labels = [], []
+        for f in self._one_factor(None, "VarCorr"):
+            terms = list(self.coords[f"{f}__term"])
+            for t in terms:
+                rows.append(self._flat(f"sd_{f}__{t}"))
+                labels.append((f, f"sd({t})"))
+            for a, ta in enumerate(terms):
+                for tb in terms[a + 1:]:
+                    if f"cor_{f}__{ta}__{tb}" in self.posterior:
+                        rows.append(self._flat(f"cor_{f}__{ta}__{tb}"))
+                        labels.append((f, f"cor({ta},{tb})"))
+        if "sigma" in self.posterior:
+            rows.append(self._flat("sigma"))
+            labels.append(("Residual", "sigma"))
+        index = pd.MultiIndex.from_tuples(labels, names=["factor", "parameter"])
+        return _brms_table(np.column_stack(rows), index, prob)
+
+    def sigma(self, prob: float = 0.95) -> pd.DataFrame:
+        """The residual SD of a gaussian model: posterior mean, sd and central interval."""
+        if "sigma" not in self.posterior:
+            why = ("the standard errors are known (se=)" if self.family.name == "gaussian"
+                   else f"the {self.family.name} family has no residual SD")
+            raise ValueError(f"sigma(): this model has no sigma: {why}")
+        return _brms_table(self._flat("sigma")[:, None], pd.Index(["sigma"]), prob)
+
+    def hypothesis(self, hypothesis: str | list[str], prob: float = 0.95) -> pd.DataFrame:
+        """Posterior of hypotheses about the fixed effects (brms's ``hypothesis``), e.g.
+        ``"x1 - x2 > 0"``, ``"C(period)[2] = C(period)[3]"``, ``"2 * x1 < x2 + 1"``: each
+        side is numbers, fixed-effect names (as in ``fixef()``; ``beta[name]`` also works),
+        ``+ - * /`` and parentheses (parsed, never evaluated as Python). One row per
+        hypothesis: the estimate of left - right, its sd and central ``prob`` interval and, for
+        ``>`` and ``<``, ``Post.Prob`` — the posterior probability that the hypothesis holds."""
+        from ._hypothesis import parse
+
+        items = [hypothesis] if isinstance(hypothesis, str) else list(hypothesis)
+        beta = self._flat("beta")
+        names = [str(n) for n in self.coords["coef"]]
+        cols, probs = [], []
+        for h in items:
+            diff, op = parse(h, names, beta)
+            cols.append(diff)
+            probs.append(np.nan if op == "=" else float(np.mean(diff > 0 if op == ">" else diff < 0)))
+        out = _brms_table(np.column_stack(cols), pd.Index(items, name="hypothesis"), prob)
+        out["Post.Prob"] = probs
+        return out
 
     # ---- prediction -----------------------------------------------------------------------
     def predict(self, newdata: pd.DataFrame | None = None, *, groups: str = "existing",
