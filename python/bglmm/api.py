@@ -367,7 +367,9 @@ def fit(
     chains, draws, warmup, thin : MCMC sizes (draws kept per chain).
     seed : integer for reproducible draws (None: fresh entropy, recorded in ``fit.seed``).
     threads : threads of the C++ core (None: all cores); draws do not depend on it.
-    progress : show a progress bar (only when attached to a terminal).
+    progress : show a progress bar (on a terminal or in Jupyter, by ``tqdm.auto``) that
+        counts the warm-up and the sampling iterations separately, preceded by "preparing the
+        data" when the formula, design and starting values take more than a second.
     check : warn, once (:class:`~bglmm.ConvergenceWarning`), when a reported parameter (fixed
         effects, random-effect SDs and correlations, sigma; not the per-group effects) has
         R-hat > 1.01 or bulk ESS < 100 per chain, or a Metropolis move accepted nothing; the GLMM
@@ -378,15 +380,19 @@ def fit(
     """
     from formulae.environment import Environment
 
+    from ._progress import fit_phases, preparing
+
     _check_options(None, options)
     env = Environment.capture(1)
-    spec = build_spec(formula, data, family, link, trials=trials, offset=offset, se=se, env=env)
-    _check_options(spec, options)
-    used = _resolve_priors(spec, priors)
-    mcmc = dict(chains=chains, draws=draws, warmup=warmup, thin=thin, seed=seed, threads=threads,
-                progress=progress)
-    # the array-level sampler does not check: the fit below does, once, under its own names
-    inner, kind = _run(spec, used, mcmc, dict(options, check=False))
+    with preparing(progress), fit_phases(warmup):  # "preparing the data" if it takes > 1 s
+        spec = build_spec(formula, data, family, link, trials=trials, offset=offset, se=se,
+                          env=env)
+        _check_options(spec, options)
+        used = _resolve_priors(spec, priors)
+        mcmc = dict(chains=chains, draws=draws, warmup=warmup, thin=thin, seed=seed,
+                    threads=threads, progress=progress)
+        # the array-level sampler does not check: the fit below does, once, under its own names
+        inner, kind = _run(spec, used, mcmc, dict(options, check=False))
     out = FormulaFit.from_inner(inner, spec, data, used, kind=kind,
                                 arguments={"trials": trials, "offset": offset, "se": se})
     if check:
