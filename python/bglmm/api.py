@@ -790,14 +790,20 @@ class FormulaFit(Fit):
         ll = _log_density(self.family, spec.y, eta, sd=sd, trials=n)
         return {"y": ll.reshape(self.n_chains, self.n_draws, -1)}
 
-    def to_inference_data(self, log_likelihood: bool = False, posterior_predictive: bool = False):
+    def to_inference_data(self, log_likelihood: bool = False, posterior_predictive: bool = False,
+                          prior: bool = False):
         """ArviZ InferenceData: posterior (dims coef, group, term), sample_stats, observed_data,
         constant_data (the data columns the model uses); with ``log_likelihood=True`` the
         pointwise log-likelihood (dim obs; draws x rows numbers, so off by default —
         :meth:`loo` and :meth:`waic` compute it themselves); with
         ``posterior_predictive=True`` a draw of y per posterior draw
-        (:meth:`posterior_predictive`, seeded by the fit's seed), for ``az.plot_ppc``."""
+        (:meth:`posterior_predictive`, seeded by the fit's seed), for ``az.plot_ppc``; with
+        ``prior=True`` the groups ``prior`` (:meth:`prior_draws`, one chain of as many draws as
+        the posterior has) and ``prior_predictive`` (:meth:`prior_predictive`), for
+        ``az.plot_ppc(..., group="prior")``."""
         idata = super().to_inference_data(log_likelihood=log_likelihood)
+        if prior:
+            self._add_prior_groups(idata)
         if posterior_predictive:
             import xarray as xr
 
@@ -827,6 +833,20 @@ class FormulaFit(Fit):
                 variables[str(c)] = xr.DataArray(values, dims=["row"], attrs=attrs)
             idata.add_groups(constant_data=xr.Dataset(variables))
         return idata
+
+    def _add_prior_groups(self, idata: Any) -> None:
+        import xarray as xr
+
+        size = self.n_chains * self.n_draws
+        params, y = self._prior_sample(size, self.seed)
+        coords = {"chain": [0], "draw": np.arange(size)}
+        variables = {k: (("chain", "draw"), v[None]) for k, v in params.items() if v.ndim == 1}
+        variables["beta"] = (("chain", "draw", "coef"), params["beta"][None])
+        idata.add_groups(
+            prior=xr.Dataset(variables, coords={**coords, "coef": list(self.coords["coef"])}),
+            prior_predictive=xr.Dataset(
+                {"y": (("chain", "draw", "obs"), y[None])},
+                coords={**coords, "obs": idata.observed_data["y"].coords["obs"].values}))
 
     def _with_log_likelihood(self, what: str):
         idata = self.to_inference_data(log_likelihood=True)
@@ -1098,6 +1118,59 @@ class FormulaFit(Fit):
         row of the data per posterior draw, an array (samples, rows) — all chains' draws in
         order, or ``draws`` of them evenly spaced; ``predict(kind="response")`` on the data."""
         return self.predict(kind="response", draws=draws, seed=seed)
+
+    def prior_draws(self, draws: int = 1000, seed: int | None = None) -> dict[str, np.ndarray]:
+        """Draws from the prior (brms's ``sample_prior``), under the posterior's names:
+        ``beta`` (draws, coefficients), ``sigma``, ``sd_<f>__<term>`` and
+        ``cor_<f>__<a>__<b>``; with :meth:`prior_predictive` (same ``draws`` and ``seed``), the
+        data they imply."""
+        return self._prior_sample(draws, seed)[0]
+
+    def prior_predictive(self, draws: int = 1000, seed: int | None = None) -> np.ndarray:
+        """Prior predictive draws of y for the data's rows, (draws, rows): parameters from
+        the prior (:meth:`prior_draws`), the random effects of the data's levels from their
+        covariance, then y — for prior predictive checks."""
+        return self._prior_sample(draws, seed)[1]
+
+    def _prior_sample(self, draws: int, seed: int | None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        from . import _prior
+
+        spec = self.spec
+        if spec is None or any(isinstance(v, str) for v in self.priors.values()):
+            raise ValueError("prior draws need the fit's priors and design, which a fit read by "
+                             "bglmm.load does not have (its priors are stored as text)")
+        if isinstance(draws, bool) or not isinstance(draws, (int, np.integer)) or draws < 1:
+            raise ValueError(f"draws must be a positive integer, got {draws!r}")
+        rng = np.random.default_rng(seed)
+        out: dict[str, np.ndarray] = {}
+        sigma = None
+        if self.family.name == "gaussian" and spec.se is None:
+            sigma = _prior.sd_draws(self.priors["sigma"], draws, rng)
+            out["sigma"] = sigma
+        conditional = self.priors.get("beta (conjugate, per unit sigma)")
+        m0, V0 = (conditional or self.priors["beta"]).to_arrays(spec.X.shape[1], "priors['beta']")
+        z = rng.standard_normal((draws, len(m0))) @ np.linalg.cholesky(V0).T
+        out["beta"] = m0 + (z * sigma[:, None] if conditional is not None else z)
+        eta = out["beta"] @ spec.X.T + (spec.offset if spec.offset is not None else 0.0)
+        keys = _block_keys(spec)
+        for f, idx in _factor_blocks(spec).items():
+            for i in idx:
+                block = spec.random[i]
+                prior = (_covariance_prior(self.priors, block) if len(spec.random) == 1
+                         else self.priors[keys[i]])
+                cov = _prior.covariance_draws(prior, block.q, draws, rng)
+                for a, t in enumerate(block.terms):
+                    out[f"sd_{f}__{t}"] = np.sqrt(cov[:, a, a])
+                    for c in range(a + 1, block.q):
+                        out[f"cor_{f}__{t}__{block.terms[c]}"] = cov[:, a, c] / np.sqrt(
+                            cov[:, a, a] * cov[:, c, c])
+                L = np.linalg.cholesky(cov + 1e-300 * np.eye(block.q))
+                b = np.einsum("sqr,slr->slq", L, rng.standard_normal((draws, len(block.levels),
+                                                                     block.q)))
+                eta = eta + np.einsum("snq,nq->sn", b[:, block.codes, :], block.Z)
+        sd = spec.se if spec.se is not None else (sigma[:, None] if sigma is not None else None)
+        trials = spec.trials if self.family.name == "binomial" else None
+        return out, _prior.response_draws(self.family, eta, rng, sd=sd, trials=trials)
 
     def _factor_part(self, f: str, Z: np.ndarray, labels: Any, sel: np.ndarray, groups: str,
                      allow_new_levels: bool, rng: np.random.Generator) -> np.ndarray:
