@@ -367,7 +367,9 @@ def fit(
     chains, draws, warmup, thin : MCMC sizes (draws kept per chain).
     seed : integer for reproducible draws (None: fresh entropy, recorded in ``fit.seed``).
     threads : threads of the C++ core (None: all cores); draws do not depend on it.
-    progress : show a progress bar (only when attached to a terminal).
+    progress : show a progress bar (on a terminal or in Jupyter, by ``tqdm.auto``) that
+        counts the warm-up and the sampling iterations separately, preceded by "preparing the
+        data" when the formula, design and starting values take more than a second.
     check : warn, once (:class:`~bglmm.ConvergenceWarning`), when a reported parameter (fixed
         effects, random-effect SDs and correlations, sigma; not the per-group effects) has
         R-hat > 1.01 or bulk ESS < 100 per chain, or a Metropolis move accepted nothing; the GLMM
@@ -378,18 +380,65 @@ def fit(
     """
     from formulae.environment import Environment
 
+    from ._progress import fit_phases, preparing
+
+    _check_options(None, options)
     env = Environment.capture(1)
-    spec = build_spec(formula, data, family, link, trials=trials, offset=offset, se=se, env=env)
-    used = _resolve_priors(spec, priors)
-    mcmc = dict(chains=chains, draws=draws, warmup=warmup, thin=thin, seed=seed, threads=threads,
-                progress=progress)
-    # the array-level sampler does not check: the fit below does, once, under its own names
-    inner, kind = _run(spec, used, mcmc, dict(options, check=False))
+    with preparing(progress), fit_phases(warmup):  # "preparing the data" if it takes > 1 s
+        spec = build_spec(formula, data, family, link, trials=trials, offset=offset, se=se,
+                          env=env)
+        _check_options(spec, options)
+        used = _resolve_priors(spec, priors)
+        mcmc = dict(chains=chains, draws=draws, warmup=warmup, thin=thin, seed=seed,
+                    threads=threads, progress=progress)
+        # the array-level sampler does not check: the fit below does, once, under its own names
+        inner, kind = _run(spec, used, mcmc, dict(options, check=False))
     out = FormulaFit.from_inner(inner, spec, data, used, kind=kind,
                                 arguments={"trials": trials, "offset": offset, "se": se})
     if check:
         out._run_checks()
     return out
+
+
+_FIT_ARGUMENTS = ("formula", "data", "family", "link", "trials", "offset", "se", "priors",
+                  "chains", "draws", "warmup", "thin", "seed", "threads", "progress", "check")
+# set by fit itself, not sampler options
+_TAKEN = _FIT_ARGUMENTS + ("prior", "cov_prior", "random_prior", "sigma_prior", "mu_prior",
+                           "tau_prior", "random_blocks")
+
+
+def _samplers(spec: ModelSpec | None) -> dict[str, Any]:
+    """The array-level sampler that fits `spec` (as :func:`_run_model` chooses), by name;
+    every sampler when `spec` is None."""
+    from .glm import glm
+    from .glmm import glmm
+    from .hierarchical import hierarchical_normal
+    from .lmm import lmm
+
+    every = {"glm": glm, "lmm": lmm, "glmm": glmm, "hierarchical_normal": hierarchical_normal}
+    if spec is None:
+        return every
+    if not spec.random:
+        return {"glm": glm}
+    if len(spec.random) > 1 or spec.family.name != "gaussian":
+        return {"glmm": glmm}
+    return {"hierarchical_normal" if spec.se is not None else "lmm":
+            hierarchical_normal if spec.se is not None else lmm}
+
+
+def _check_options(spec: ModelSpec | None, options: dict[str, Any]) -> None:
+    """A TypeError naming fit() for an option no sampler takes (with the argument probably
+    meant), or (given the model) one its sampler does not take."""
+    from ._kwargs import check_options, sampler_options
+
+    if not options:
+        return
+    known = set().union(*(sampler_options(f, _TAKEN) for f in _samplers(None).values()))
+    if spec is None:
+        check_options(options, known, known | set(_FIT_ARGUMENTS), "fit")
+        return
+    (name, func), = _samplers(spec).items()
+    check_options(options, sampler_options(func, _TAKEN), known, "fit", sampler=name)
 
 
 def _single_level_factors(spec: ModelSpec) -> None:
@@ -645,6 +694,17 @@ def _quantile_table(draws: np.ndarray, index: Any, prob: float = 0.95) -> pd.Dat
     )
 
 
+def _brms_table(draws: np.ndarray, index: Any, prob: float) -> pd.DataFrame:
+    """Estimate (mean), Est.Error (sd) and the central `prob` interval (columns
+    Q<lower>, Q<upper>) of draws shaped (samples, k), as brms's tables."""
+    if not 0 < prob < 1:
+        raise ValueError(f"prob must be in (0, 1), got {prob!r}")
+    lo, hi = (1 - prob) / 2, (1 + prob) / 2
+    return pd.DataFrame({"Estimate": draws.mean(axis=0), "Est.Error": draws.std(axis=0, ddof=1),
+                         f"Q{100 * lo:g}": np.quantile(draws, lo, axis=0),
+                         f"Q{100 * hi:g}": np.quantile(draws, hi, axis=0)}, index=index)
+
+
 class FormulaFit(Fit):
     """The posterior of a model fitted by :func:`bglmm.fit`.
 
@@ -703,9 +763,11 @@ class FormulaFit(Fit):
 
     # ---- ArviZ ----------------------------------------------------------------------------
     def _log_likelihood(self):
+        """The sampler's pointwise log-likelihood, else (after :func:`load`) one computed from
+        the draws and the data; None when the group effects were not kept."""
         ll = self._ll() if callable(self._ll) else self._ll
-        if ll is None and self.family.name == "gaussian" and self.spec is not None:
-            ll = {"y": self._gaussian_log_lik()}
+        if ll is None and self.spec is not None:
+            ll = self._pointwise_log_lik()
         return ll
 
     def _observed(self):
@@ -714,22 +776,43 @@ class FormulaFit(Fit):
             obs = {"y": self.spec.y}
         return obs
 
-    def _gaussian_log_lik(self) -> np.ndarray:
-        """log N(y_i | mean_i, v_i) per draw and row, (chain, draw, obs); v_i = sigma^2 or se_i^2."""
+    def _pointwise_log_lik(self) -> dict[str, np.ndarray] | None:
+        """log p(y_i | draw) per draw and row, (chain, draw, obs), conditional on the group
+        effects; None when they were not kept."""
+        if any(f"b_{f}" not in self.posterior for f in self._factors()):
+            return None
         spec = self.spec
-        mean = self.predict(kind="link")  # (S, n)
-        if spec.se is not None:
-            sd = np.broadcast_to(spec.se, mean.shape)
-        else:
-            sd = np.broadcast_to(self._flat("sigma")[:, None], mean.shape)
-        z = (spec.y - mean) / sd
-        ll = -0.5 * z**2 - np.log(sd) - 0.5 * np.log(2 * np.pi)
-        return ll.reshape(self.n_chains, self.n_draws, -1)
+        eta = self.predict(kind="link")  # (S, n)
+        sd = None
+        if self.family.name == "gaussian":
+            sd = spec.se if spec.se is not None else self._flat("sigma")[:, None]
+        n = spec.trials if self.family.name == "binomial" else None
+        ll = _log_density(self.family, spec.y, eta, sd=sd, trials=n)
+        return {"y": ll.reshape(self.n_chains, self.n_draws, -1)}
 
-    def to_inference_data(self, log_likelihood: bool = True):
+    def to_inference_data(self, log_likelihood: bool = False, posterior_predictive: bool = False,
+                          prior: bool = False):
         """ArviZ InferenceData: posterior (dims coef, group, term), sample_stats, observed_data,
-        log_likelihood (pointwise, dim obs) and constant_data (the data columns the model uses)."""
+        constant_data (the data columns the model uses); with ``log_likelihood=True`` the
+        pointwise log-likelihood (dim obs; draws x rows numbers, so off by default —
+        :meth:`loo` and :meth:`waic` compute it themselves); with
+        ``posterior_predictive=True`` a draw of y per posterior draw
+        (:meth:`posterior_predictive`, seeded by the fit's seed), for ``az.plot_ppc``; with
+        ``prior=True`` the groups ``prior`` (:meth:`prior_draws`, one chain of as many draws as
+        the posterior has) and ``prior_predictive`` (:meth:`prior_predictive`), for
+        ``az.plot_ppc(..., group="prior")``."""
         idata = super().to_inference_data(log_likelihood=log_likelihood)
+        if prior:
+            self._add_prior_groups(idata)
+        if posterior_predictive:
+            import xarray as xr
+
+            reps = self.posterior_predictive(seed=self.seed)
+            obs = idata.observed_data["y"].coords["obs"].values
+            idata.add_groups(posterior_predictive=xr.Dataset(
+                {"y": (("chain", "draw", "obs"), reps.reshape(self.n_chains, self.n_draws, -1))},
+                coords={"chain": idata.posterior.chain.values,
+                        "draw": idata.posterior.draw.values, "obs": obs}))
         idata.posterior.attrs["formula"] = self.formula
         idata.posterior.attrs["family"] = self.family.name
         idata.posterior.attrs["link"] = self.family.link
@@ -751,17 +834,63 @@ class FormulaFit(Fit):
             idata.add_groups(constant_data=xr.Dataset(variables))
         return idata
 
+    def _add_prior_groups(self, idata: Any) -> None:
+        import xarray as xr
+
+        size = self.n_chains * self.n_draws
+        params, y = self._prior_sample(size, self.seed)
+        coords = {"chain": [0], "draw": np.arange(size)}
+        variables = {k: (("chain", "draw"), v[None]) for k, v in params.items() if v.ndim == 1}
+        variables["beta"] = (("chain", "draw", "coef"), params["beta"][None])
+        idata.add_groups(
+            prior=xr.Dataset(variables, coords={**coords, "coef": list(self.coords["coef"])}),
+            prior_predictive=xr.Dataset(
+                {"y": (("chain", "draw", "obs"), y[None])},
+                coords={**coords, "obs": idata.observed_data["y"].coords["obs"].values}))
+
+    def _with_log_likelihood(self, what: str):
+        idata = self.to_inference_data(log_likelihood=True)
+        if "log_likelihood" not in idata.groups():
+            raise ValueError(f"{what} needs the group effects' draws, which were not kept "
+                             "(keep_group_effects=False)")
+        return idata
+
     def waic(self, **kwargs: Any):
-        """WAIC by ArviZ from the pointwise log-likelihood."""
+        """WAIC by ArviZ from the pointwise log-likelihood; a :class:`~bglmm.BglmmWarning` names
+        the rows whose log predictive density has posterior variance > 0.4 (WAIC unreliable)."""
         az = import_arviz()
-        return az.waic(self.to_inference_data(), **kwargs)
+        idata = self._with_log_likelihood("waic()")
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="For one or more samples",
+                                    category=UserWarning)
+            out = az.waic(idata, **kwargs)
+        var = idata.log_likelihood["y"].values.reshape(-1, idata.log_likelihood["y"].shape[-1])
+        bad = np.flatnonzero(np.var(var, axis=0, ddof=1) > 0.4)
+        if bad.size:
+            _warn_rows(bad, self.coords.get("obs"), "a posterior variance of the log "
+                       "predictive density > 0.4", "WAIC is unreliable with them: use loo()")
+        return out
 
     def loo(self, **kwargs: Any):
-        """PSIS-LOO by ArviZ from the pointwise log-likelihood."""
+        """PSIS-LOO by ArviZ from the pointwise log-likelihood (pointwise: ``pareto_k`` per row);
+        a :class:`~bglmm.BglmmWarning` names the rows whose Pareto k exceeds ArviZ's threshold
+        (``good_k``, 0.7 for 2,200 draws or more): their LOO estimate is unreliable."""
         az = import_arviz()
+        idata = self._with_log_likelihood("loo()")
+        kwargs["pointwise"] = True
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # ArviZ's Pareto-k notice is in the result
-            return az.loo(self.to_inference_data(), **kwargs)
+            warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto",
+                                    category=UserWarning)
+            out = az.loo(idata, **kwargs)
+        k = np.asarray(out.pareto_k).reshape(-1)
+        good = float(getattr(out, "good_k", 0.7))
+        bad = np.flatnonzero(k > good)
+        if bad.size:
+            _warn_rows(bad, self.coords.get("obs"), f"Pareto k > {good:.2f} (max {k.max():.2f})",
+                       "PSIS-LOO is unreliable for them (influential or badly fitted "
+                       "observations): consider a more robust model, or exact leave-one-out "
+                       "for these rows")
+        return out
 
     # ---- diagnostics (the array-level fit knows its sampler) --------------------------------
     def _stuck_moves(self) -> list[str]:
@@ -850,6 +979,64 @@ class FormulaFit(Fit):
             out[f] = _quantile_table(vals.reshape(vals.shape[0], -1), idx, prob)
         return next(iter(out.values())) if len(out) == 1 else out
 
+    def fixef(self, prob: float = 0.95) -> pd.DataFrame:
+        """The fixed effects (brms's ``fixef``): posterior mean (``Estimate``), sd
+        (``Est.Error``) and the central ``prob`` interval, one row per coefficient."""
+        return _brms_table(self._flat("beta"), pd.Index(list(self.coords["coef"]), name="coef"),
+                           prob)
+
+    def VarCorr(self, prob: float = 0.95) -> pd.DataFrame:  # noqa: N802 (lme4's and brms's name)
+        """The random effects' SDs and correlations per grouping factor (lme4's and brms's
+        ``VarCorr``), with posterior sd and central ``prob`` interval; index (factor,
+        parameter) with parameters ``sd(<term>)`` and ``cor(<a>,<b>)`` (the posterior's
+        ``sd_<f>__<term>`` and ``cor_<f>__<a>__<b>``), and ``("Residual", "sigma")`` for a
+        gaussian model."""
+        rows, labels = [], []
+        for f in self._one_factor(None, "VarCorr"):
+            terms = list(self.coords[f"{f}__term"])
+            for t in terms:
+                rows.append(self._flat(f"sd_{f}__{t}"))
+                labels.append((f, f"sd({t})"))
+            for a, ta in enumerate(terms):
+                for tb in terms[a + 1:]:
+                    if f"cor_{f}__{ta}__{tb}" in self.posterior:
+                        rows.append(self._flat(f"cor_{f}__{ta}__{tb}"))
+                        labels.append((f, f"cor({ta},{tb})"))
+        if "sigma" in self.posterior:
+            rows.append(self._flat("sigma"))
+            labels.append(("Residual", "sigma"))
+        index = pd.MultiIndex.from_tuples(labels, names=["factor", "parameter"])
+        return _brms_table(np.column_stack(rows), index, prob)
+
+    def sigma(self, prob: float = 0.95) -> pd.DataFrame:
+        """The residual SD of a gaussian model: posterior mean, sd and central interval."""
+        if "sigma" not in self.posterior:
+            why = ("the standard errors are known (se=)" if self.family.name == "gaussian"
+                   else f"the {self.family.name} family has no residual SD")
+            raise ValueError(f"sigma(): this model has no sigma: {why}")
+        return _brms_table(self._flat("sigma")[:, None], pd.Index(["sigma"]), prob)
+
+    def hypothesis(self, hypothesis: str | list[str], prob: float = 0.95) -> pd.DataFrame:
+        """Posterior of hypotheses about the fixed effects (brms's ``hypothesis``), e.g.
+        ``"x1 - x2 > 0"``, ``"C(period)[2] = C(period)[3]"``, ``"2 * x1 < x2 + 1"``: each
+        side is numbers, fixed-effect names (as in ``fixef()``; ``beta[name]`` also works),
+        ``+ - * /`` and parentheses (parsed, never evaluated as Python). One row per
+        hypothesis: the estimate of left - right, its sd and central ``prob`` interval and, for
+        ``>`` and ``<``, ``Post.Prob`` — the posterior probability that the hypothesis holds."""
+        from ._hypothesis import parse
+
+        items = [hypothesis] if isinstance(hypothesis, str) else list(hypothesis)
+        beta = self._flat("beta")
+        names = [str(n) for n in self.coords["coef"]]
+        cols, probs = [], []
+        for h in items:
+            diff, op = parse(h, names, beta)
+            cols.append(diff)
+            probs.append(np.nan if op == "=" else float(np.mean(diff > 0 if op == ">" else diff < 0)))
+        out = _brms_table(np.column_stack(cols), pd.Index(items, name="hypothesis"), prob)
+        out["Post.Prob"] = probs
+        return out
+
     # ---- prediction -----------------------------------------------------------------------
     def predict(self, newdata: pd.DataFrame | None = None, *, groups: str = "existing",
                 kind: str = "mean", draws: int | None = None, trials: Any = None,
@@ -926,6 +1113,65 @@ class FormulaFit(Fit):
             n = self._row_values(trials, spec._trials_column, newdata, "trials")
         return rng.binomial(n.astype(np.int64), np.clip(mu, 0.0, 1.0)).astype(float)
 
+    def posterior_predictive(self, draws: int | None = None, seed: int | None = None) -> np.ndarray:
+        """Replicated data (brms's ``posterior_predict``): one draw of the response for every
+        row of the data per posterior draw, an array (samples, rows) — all chains' draws in
+        order, or ``draws`` of them evenly spaced; ``predict(kind="response")`` on the data."""
+        return self.predict(kind="response", draws=draws, seed=seed)
+
+    def prior_draws(self, draws: int = 1000, seed: int | None = None) -> dict[str, np.ndarray]:
+        """Draws from the prior (brms's ``sample_prior``), under the posterior's names:
+        ``beta`` (draws, coefficients), ``sigma``, ``sd_<f>__<term>`` and
+        ``cor_<f>__<a>__<b>``; with :meth:`prior_predictive` (same ``draws`` and ``seed``), the
+        data they imply."""
+        return self._prior_sample(draws, seed)[0]
+
+    def prior_predictive(self, draws: int = 1000, seed: int | None = None) -> np.ndarray:
+        """Prior predictive draws of y for the data's rows, (draws, rows): parameters from
+        the prior (:meth:`prior_draws`), the random effects of the data's levels from their
+        covariance, then y — for prior predictive checks."""
+        return self._prior_sample(draws, seed)[1]
+
+    def _prior_sample(self, draws: int, seed: int | None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        from . import _prior
+
+        spec = self.spec
+        if spec is None or any(isinstance(v, str) for v in self.priors.values()):
+            raise ValueError("prior draws need the fit's priors and design, which a fit read by "
+                             "bglmm.load does not have (its priors are stored as text)")
+        if isinstance(draws, bool) or not isinstance(draws, (int, np.integer)) or draws < 1:
+            raise ValueError(f"draws must be a positive integer, got {draws!r}")
+        rng = np.random.default_rng(seed)
+        out: dict[str, np.ndarray] = {}
+        sigma = None
+        if self.family.name == "gaussian" and spec.se is None:
+            sigma = _prior.sd_draws(self.priors["sigma"], draws, rng)
+            out["sigma"] = sigma
+        conditional = self.priors.get("beta (conjugate, per unit sigma)")
+        m0, V0 = (conditional or self.priors["beta"]).to_arrays(spec.X.shape[1], "priors['beta']")
+        z = rng.standard_normal((draws, len(m0))) @ np.linalg.cholesky(V0).T
+        out["beta"] = m0 + (z * sigma[:, None] if conditional is not None else z)
+        eta = out["beta"] @ spec.X.T + (spec.offset if spec.offset is not None else 0.0)
+        keys = _block_keys(spec)
+        for f, idx in _factor_blocks(spec).items():
+            for i in idx:
+                block = spec.random[i]
+                prior = (_covariance_prior(self.priors, block) if len(spec.random) == 1
+                         else self.priors[keys[i]])
+                cov = _prior.covariance_draws(prior, block.q, draws, rng)
+                for a, t in enumerate(block.terms):
+                    out[f"sd_{f}__{t}"] = np.sqrt(cov[:, a, a])
+                    for c in range(a + 1, block.q):
+                        out[f"cor_{f}__{t}__{block.terms[c]}"] = cov[:, a, c] / np.sqrt(
+                            cov[:, a, a] * cov[:, c, c])
+                L = np.linalg.cholesky(cov + 1e-300 * np.eye(block.q))
+                b = np.einsum("sqr,slr->slq", L, rng.standard_normal((draws, len(block.levels),
+                                                                     block.q)))
+                eta = eta + np.einsum("snq,nq->sn", b[:, block.codes, :], block.Z)
+        sd = spec.se if spec.se is not None else (sigma[:, None] if sigma is not None else None)
+        trials = spec.trials if self.family.name == "binomial" else None
+        return out, _prior.response_draws(self.family, eta, rng, sd=sd, trials=trials)
+
     def _factor_part(self, f: str, Z: np.ndarray, labels: Any, sel: np.ndarray, groups: str,
                      allow_new_levels: bool, rng: np.random.Generator) -> np.ndarray:
         """Draws (S, rows) of z_i' b_{f, level(i)} for one grouping factor."""
@@ -990,10 +1236,12 @@ class FormulaFit(Fit):
 
         return plot_ppc(self, num_pp_samples=num_pp_samples, seed=seed, **kwargs)
 
-    def save(self, path: str) -> None:
+    def save(self, path: str, log_likelihood: bool = False) -> None:
         """Write the fit to a NetCDF file (ArviZ InferenceData with the data columns the model
-        uses); :func:`bglmm.load` reads it back, ready to summarise, plot and predict."""
-        idata = self.to_inference_data()
+        uses); :func:`bglmm.load` reads it back, ready to summarise, plot, predict and compute
+        ``loo()``/``waic()`` (the pointwise log-likelihood, draws x rows numbers, is stored only
+        with ``log_likelihood=True``: it is recomputed from the draws and the data)."""
+        idata = self.to_inference_data(log_likelihood=log_likelihood)
         attrs = idata.posterior.attrs
         attrs["bglmm_kind"] = self.kind
         attrs["bglmm_summary_vars"] = json.dumps(self.summary_vars)
@@ -1022,6 +1270,41 @@ class FormulaFit(Fit):
         if any(isinstance(v, (bool, np.bool_)) for v in top.values()):
             idata.attrs = {k: int(v) if isinstance(v, (bool, np.bool_)) else v for k, v in top.items()}
         idata.to_netcdf(str(path), engine="h5netcdf")
+
+
+def _log_density(family: Family, y: np.ndarray, eta: np.ndarray, *, sd: Any = None,
+                 trials: Any = None) -> np.ndarray:
+    """log p(y | eta) elementwise for draws eta (S, n) of the linear predictor, with the
+    normalising constants (as the samplers' pointwise log-likelihood)."""
+    from math import lgamma
+
+    lgam = np.frompyfunc(lgamma, 1, 1)
+    if family.name == "gaussian":
+        z = (y - eta) / sd
+        return -0.5 * z**2 - np.log(sd) - 0.5 * np.log(2 * np.pi)
+    mu = inverse_link(family.link, eta)
+    if family.name == "poisson":
+        with np.errstate(divide="ignore"):
+            log_mu = np.log(mu)
+        return np.where(y > 0, y * log_mu, 0.0) - mu - lgam(y + 1.0).astype(float)
+    n = np.ones_like(y) if trials is None else np.asarray(trials, dtype=float)
+    const = (lgam(n + 1.0) - lgam(y + 1.0) - lgam(n - y + 1.0)).astype(float)
+    with np.errstate(divide="ignore"):
+        log_p, log_q = np.log(mu), np.log1p(-mu)
+    return const + np.where(y > 0, y * log_p, 0.0) + np.where(n - y > 0, (n - y) * log_q, 0.0)
+
+
+def _warn_rows(rows: np.ndarray, labels: Any, what: str, advice: str) -> None:
+    """One BglmmWarning: 'N observations have <what>: rows a, b, ... <advice>.' (the data's
+    row labels)."""
+    from .results import user_stacklevel
+    from .warnings import BglmmWarning
+
+    names = [str(labels[i]) if labels is not None else str(i) for i in rows[:10]]
+    more = f" and {rows.size - 10} more" if rows.size > 10 else ""
+    noun = "observation has" if rows.size == 1 else "observations have"
+    warnings.warn(f"{rows.size} {noun} {what}: rows {', '.join(names)}{more}. {advice}.",
+                  BglmmWarning, stacklevel=user_stacklevel())
 
 
 def _match_levels(levels: pd.Index, labels: Any) -> np.ndarray:

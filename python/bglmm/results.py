@@ -164,7 +164,8 @@ class Fit:
         """Posterior summary, one row per scalar parameter.
 
         Columns: mean, sd, the (1-prob)/2, 50% and (1+prob)/2 quantiles, mcse_mean, ess_bulk,
-        ess_tail, r_hat (ArviZ's rank-normalised split-R-hat and ESS).
+        ess_tail, r_hat (ArviZ's rank-normalised split-R-hat and ESS; the ESS rounded down to
+        whole draws, pandas ``Int64`` with <NA> where undefined).
         """
         az = import_arviz()
 
@@ -203,6 +204,8 @@ class Fit:
         finally:
             arviz_log.setLevel(level)
         out = stats.join(diag[["mcse_mean", "ess_bulk", "ess_tail", "r_hat"]])
+        for col in ("ess_bulk", "ess_tail"):  # whole numbers of draws; <NA> where undefined
+            out[col] = np.floor(out[col].astype(float)).astype("Int64")
         return out
 
     # ---- diagnostics ---------------------------------------------------------------------
@@ -223,7 +226,7 @@ class Fit:
         Metropolis moves that accepted nothing."""
         table = self.summary() if summary is None else summary
         rhat = table["r_hat"].to_numpy(dtype=float)
-        ess = table["ess_bulk"].to_numpy(dtype=float)
+        ess = table["ess_bulk"].to_numpy(dtype=float, na_value=np.nan)
         bad_rhat = (rhat > 1.01) if self.n_chains > 1 else np.zeros(len(table), dtype=bool)
         bad_ess = ~(ess >= 100 * self.n_chains)  # NaN (constant draws) counts as too small
         return {"r_hat": table.index[bad_rhat].tolist(), "ess": table.index[bad_ess].tolist(),
@@ -247,7 +250,8 @@ class Fit:
         if problems["ess"]:
             names = problems["ess"]
             messages.append(f"bulk ESS < {100 * self.n_chains} (100 per chain) for "
-                            + _with_values(names, table.loc[names, "ess_bulk"].tolist(), "{:.0f}"))
+                            + _with_values(names, table.loc[names, "ess_bulk"].to_numpy(dtype=float, na_value=np.nan).tolist(),
+                                         "{:.0f}"))
         if problems["stuck"]:
             messages.append("accepted nothing: " + "; ".join(problems["stuck"]))
         if messages:

@@ -31,8 +31,10 @@ def test_round_trip_glmm(tmp_path):
     _same(back.summary(), fit.summary())
     _same(back.ranef(), fit.ranef())
     _same(back.coef(), fit.coef())
-    np.testing.assert_array_equal(back.to_inference_data().log_likelihood["y"].values,
-                                  fit.to_inference_data().log_likelihood["y"].values)
+    # not saved: recomputed from the draws and the data
+    np.testing.assert_allclose(back.to_inference_data(log_likelihood=True).log_likelihood["y"],
+                               fit.to_inference_data(log_likelihood=True).log_likelihood["y"],
+                               rtol=1e-9)
     new = pd.DataFrame({"period": [1, 2, 4], "herd": [3, 3, 15]})
     np.testing.assert_array_equal(back.predict(new), fit.predict(new))
     np.testing.assert_array_equal(back.predict(new, groups="new", seed=3),
