@@ -40,7 +40,7 @@ import pandas as pd
 from . import priors as P
 from .families import Family, inverse_link
 from .formula import ModelSpec, build_spec
-from .results import Fit, import_arviz
+from .results import Fit, import_arviz, sd_cor_draws
 
 __all__ = ["fit", "load", "FormulaFit", "default_priors"]
 
@@ -652,17 +652,13 @@ def _name_by_factor(inner: Fit, posterior: dict, dims: dict, coords: dict, summa
         for i, s_i in zip(idx, sig):
             qi = spec.random[i].q
             Sigma[..., at:at + qi, at:at + qi] = s_i
-            block_terms = spec.random[i].terms
-            for a in range(qi):
-                for c in range(a + 1, qi):
-                    key = f"cor_{f}__{block_terms[a]}__{block_terms[c]}"
-                    keep[key] = s_i[..., a, c] / np.sqrt(s_i[..., a, a] * s_i[..., c, c])
-                    cors.append(key)
+            block_sds, block_cors = sd_cor_draws(s_i, list(spec.random[i].terms), f"sd_{f}__",
+                                                 f"cor_{f}__")
+            keep.update(block_sds)
+            keep.update(block_cors)
+            sds.extend(block_sds)
+            cors.extend(block_cors)
             at += qi
-        for a, t in enumerate(terms):
-            key = f"sd_{f}__{t}"
-            keep[key] = np.sqrt(Sigma[..., a, a])
-            sds.append(key)
         tdim = f"{f}__term"
         keep[f"Sigma_{f}"] = Sigma
         new_dims[f"Sigma_{f}"] = [tdim, tdim + "_"]
@@ -1159,11 +1155,8 @@ class FormulaFit(Fit):
                 prior = (_covariance_prior(self.priors, block) if len(spec.random) == 1
                          else self.priors[keys[i]])
                 cov = _prior.covariance_draws(prior, block.q, draws, rng)
-                for a, t in enumerate(block.terms):
-                    out[f"sd_{f}__{t}"] = np.sqrt(cov[:, a, a])
-                    for c in range(a + 1, block.q):
-                        out[f"cor_{f}__{t}__{block.terms[c]}"] = cov[:, a, c] / np.sqrt(
-                            cov[:, a, a] * cov[:, c, c])
+                for part in sd_cor_draws(cov, list(block.terms), f"sd_{f}__", f"cor_{f}__"):
+                    out.update(part)
                 L = np.linalg.cholesky(cov + 1e-300 * np.eye(block.q))
                 b = np.einsum("sqr,slr->slq", L, rng.standard_normal((draws, len(block.levels),
                                                                      block.q)))

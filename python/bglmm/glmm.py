@@ -67,7 +67,7 @@ from .priors import (
     covariance_prior_spec,
     has_flat_sd,
 )
-from .results import Fit, keep_completed, stack_chains, user_stacklevel
+from .results import Fit, keep_completed, sd_cor_draws, stack_chains, user_stacklevel
 from .warnings import AcceptanceWarning, BglmmWarning
 
 _KERNELS = {"laplace": 0, "random_walk": 1, "rw": 1}
@@ -573,15 +573,9 @@ def glmm(
     posterior: dict[str, np.ndarray] = {"beta": stack_chains(kept, "beta")}
     dims: dict[str, list[str]] = {"beta": ["coef"], "Sigma": ["term", "term_"]}
     summary_vars = ["beta"]
-    for k, name in enumerate(z_names):
-        key = f"sd_{name}"
-        posterior[key] = np.sqrt(sigma[..., k, k])
-        summary_vars.append(key)
-    for k in range(q):
-        for l in range(k + 1, q):
-            key = f"corr_{z_names[k]}__{z_names[l]}"
-            posterior[key] = sigma[..., k, l] / np.sqrt(sigma[..., k, k] * sigma[..., l, l])
-            summary_vars.append(key)
+    for part in sd_cor_draws(sigma, list(z_names), "sd_", "corr_"):
+        posterior.update(part)
+        summary_vars.extend(part)
     if fam.name == "gaussian":
         posterior["sigma"] = np.sqrt(stack_chains(kept, "phi"))
         summary_vars.append("sigma")
@@ -599,15 +593,9 @@ def glmm(
         dims[f"Sigma_{name}"] = [tdim, tdim + "_"]
         coords[tdim] = list(terms)
         coords[tdim + "_"] = list(terms)
-        for a, t in enumerate(terms):
-            key = f"sd_{name}__{t}"
-            posterior[key] = np.sqrt(sig[..., a, a])
-            summary_vars.append(key)
-        for a in range(qk):
-            for c in range(a + 1, qk):
-                key = f"cor_{name}__{terms[a]}__{terms[c]}"
-                posterior[key] = sig[..., a, c] / np.sqrt(sig[..., a, a] * sig[..., c, c])
-                summary_vars.append(key)
+        for part in sd_cor_draws(sig, list(terms), f"sd_{name}__", f"cor_{name}__"):
+            posterior.update(part)
+            summary_vars.extend(part)
         if keep_group_effects:
             posterior[f"b_{name}"] = np.stack([np.asarray(r["extra_b"][k]) for r in kept]).reshape(
                 n_chains, -1, len(e["levels"]), qk)

@@ -46,7 +46,7 @@ from ._chains import run_chains
 from .data import as_design, as_vector, check_count, check_full_rank, resolve_seed, resolve_threads
 from .grouping import encode_groups
 from .priors import LKJ, HalfStudentT, InverseGamma, Normal, covariance_prior_spec, has_flat_sd
-from .results import Fit, keep_completed, stack_chains
+from .results import Fit, keep_completed, sd_cor_draws, stack_chains
 
 __all__ = ["LmmFit", "lmm", "default_lmm_priors"]
 
@@ -360,15 +360,9 @@ def lmm(
     posterior: dict[str, np.ndarray] = {"beta": stack_chains(kept, "beta")}
     dims: dict[str, list[str]] = {"beta": ["coef"], "Sigma": ["term", "term_"]}
     summary_vars = ["beta"]
-    sds = np.sqrt(np.diagonal(cov, axis1=2, axis2=3))
-    for k, name in enumerate(z_names):
-        posterior[f"sd_{name}"] = sds[..., k]
-        summary_vars.append(f"sd_{name}")
-    for a in range(q):
-        for k in range(a + 1, q):
-            key = f"corr_{z_names[a]}__{z_names[k]}"
-            posterior[key] = cov[..., a, k] / (sds[..., a] * sds[..., k])
-            summary_vars.append(key)
+    for part in sd_cor_draws(cov, list(z_names), "sd_", "corr_"):
+        posterior.update(part)
+        summary_vars.extend(part)
     posterior["sigma"] = stack_chains(kept, "sigma")
     summary_vars.append("sigma")
     if q == 1:

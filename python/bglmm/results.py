@@ -52,6 +52,17 @@ def stack_chains(results: list[dict[str, Any]], key: str) -> np.ndarray:
     return np.stack([np.asarray(r[key]) for r in results], axis=0)
 
 
+def sd_cor_draws(cov: np.ndarray, terms: list[str], sd_prefix: str,
+                 cor_prefix: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The SDs and correlations in covariance draws ``cov`` (..., q, q) of the random terms
+    ``terms``: ``{sd_prefix + term: sd}`` and ``{cor_prefix + a + "__" + b: cor}`` for a before b."""
+    sd = np.sqrt(np.diagonal(cov, axis1=-2, axis2=-1))
+    sds = {f"{sd_prefix}{t}": sd[..., a] for a, t in enumerate(terms)}
+    cors = {f"{cor_prefix}{terms[a]}__{terms[b]}": cov[..., a, b] / (sd[..., a] * sd[..., b])
+            for a in range(len(terms)) for b in range(a + 1, len(terms))}
+    return sds, cors
+
+
 def keep_completed(results: list[dict[str, Any]], expected: int) -> tuple[list[dict], bool]:
     """Chains to keep after a possible interruption, and whether one happened.
 
