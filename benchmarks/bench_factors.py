@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 CASES = {
     "InstEval": dict(chains=2, draws=600, warmup=200),
     "VerbAgg": dict(chains=4, draws=250, warmup=250),
-    "C1": dict(chains=2, draws=300, warmup=200),
+    "C1": dict(chains=2, draws=350, warmup=150),
     "N1": dict(chains=2, draws=600, warmup=200),
 }
 SINGLE = {"B1": "B1", "B2": "B2", "B2x": "B2x", "B3": "B3"}
