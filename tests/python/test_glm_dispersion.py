@@ -290,3 +290,28 @@ def test_family_names_and_aliases():
         assert resolve_family(alias).name == "negbinomial"
     assert resolve_family("gamma").link == "log"
     assert resolve_family("beta_binomial", "probit").code == 8
+
+
+def test_core_refuses_bad_dispersion_priors():
+    X, y = np.ones((3, 1)), np.array([1.0, 0.0, 2.0])
+    args = (X, y, np.ones(3), np.zeros(3), 5, np.zeros(1), np.eye(1), 0.0, 0.0, 10, 10, 1, 0, 0,
+            0.3, 0.0, 0.0, 1, 1, 0, None)
+    for kind, a, b in [(0, -1.0, 1.0), (0, 1.0, 0.0), (1, 0.0, 0.0), (7, 1.0, 1.0)]:
+        with pytest.raises(ValueError, match="dispersion prior"):
+            _core.run_glm_chain(*args, kind, a, b)
+    with pytest.raises(ValueError):
+        bglmm.glm(X, y, "nb", dispersion_prior=-2.0)
+    with pytest.raises(ValueError):
+        Gamma(0.0, 1.0)
+
+
+def test_fixed_dispersion():
+    x, y, _ = simulate("negbinomial", 40, (1.0, 0.5), 3.0, seed=4)
+    X = np.column_stack([np.ones(40), x])
+    fit = bglmm.glm(X, y, "nb", dispersion_prior=3.0, chains=2, draws=200, warmup=200, seed=1,
+                    threads=1, check=False)
+    assert "phi" not in fit.posterior and fit.attrs["fixed_dispersion"] == 3.0
+    ll = fit._log_likelihood()["y"]
+    eta = np.einsum("cdp,np->cdn", fit.draws, X)
+    np.testing.assert_allclose(ll, log_lik("negbinomial", y, None, eta, 3.0), rtol=1e-9)
+    assert fit.predict(kind="response", seed=1).shape == (2, 200, 40)
