@@ -8,7 +8,8 @@ model                              sampler (array-level entry point)
 =================================  ===============================================================
 no random term                     :func:`bglmm.glm` — exact conjugate draws for gaussian/identity,
                                    independence Metropolis-Hastings (t proposal at the mode)
-                                   otherwise
+                                   otherwise, and a slice step on the log of a negbinomial,
+                                   gamma or beta_binomial dispersion
 gaussian, ``(... | g)``            :func:`bglmm.lmm` — blocked Gibbs sampler (conjugate)
 gaussian, ``se=``, ``(1 | g)``     :func:`bglmm.hierarchical_normal` — known sampling variances
                                    (meta-analysis, eight schools): independent exact draws (tau

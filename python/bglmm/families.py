@@ -45,7 +45,7 @@ DISPERSION_NAMES = {"negbinomial": "phi", "gamma": "shape", "beta_binomial": "ph
 class Family:
     """A resolved family/link pair."""
 
-    name: str  # gaussian, poisson, binomial, bernoulli
+    name: str  # gaussian, poisson, binomial, bernoulli, negbinomial, gamma, beta_binomial
     link: str
 
     @property

@@ -186,7 +186,8 @@ def glm(
     ----------
     X : array (n, p) or DataFrame (column names become coefficient names). Include a column of
         ones for an intercept.
-    y : response of length n (counts for poisson/binomial; 0/1 for bernoulli).
+    y : response of length n (counts for poisson/binomial/negbinomial/beta_binomial; 0/1 for
+        bernoulli; positive for gamma).
     family, link : "gaussian" (identity), "poisson" (log), "binomial" or "bernoulli" (logit,
         probit, cloglog), "negbinomial" (log; aliases "negative_binomial", "nb"), "gamma" (log),
         "beta_binomial" (logit, probit, cloglog).
