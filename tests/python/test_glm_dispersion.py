@@ -315,3 +315,14 @@ def test_fixed_dispersion():
     eta = np.einsum("cdp,np->cdn", fit.draws, X)
     np.testing.assert_allclose(ll, log_lik("negbinomial", y, None, eta, 3.0), rtol=1e-9)
     assert fit.predict(kind="response", seed=1).shape == (2, 200, 40)
+
+
+def test_dispersion_draws_are_reproducible_and_thread_independent():
+    x, y, _ = simulate("negbinomial", 2200, (1.0, 0.5), 3.0, seed=8)
+    X = np.column_stack([np.ones(2200), x])  # two chunks of rows
+    runs = [bglmm.glm(X, y, "nb", chains=2, draws=30, warmup=30, seed=3, threads=t, check=False)
+            for t in (1, 2, 1)]
+    for r in runs[1:]:
+        np.testing.assert_array_equal(r.posterior["phi"], runs[0].posterior["phi"])
+        np.testing.assert_array_equal(r.draws, runs[0].draws)
+    assert not np.array_equal(runs[0].posterior["phi"][0], runs[0].posterior["phi"][1])
