@@ -7,9 +7,10 @@
 // (|eta| = 700) leaves every term finite.
 // score: dT(y, a)/deta = dlog_mu + phi mu' (psi(y + a) - psi(1 + a)), and
 // dT(n - y, b)/deta = dlog1m_mu - phi mu' (psi(n - y + b) - psi(1 + b)).
-// Fisher weight E[score^2]: a sum over y = 0..n (exact) up to kExactWeightTrials trials; above,
-// the quasi-likelihood weight (n mu')^2 / var(y), a lower bound of it (Cauchy-Schwarz on
-// cov(score, y) = n mu'), which is all a proposal covariance needs.
+// Fisher weight E[score^2]: a sum over y = 0..n (exact) up to kExactWeightTrials = 50 trials
+// (its cost grows with n, and the mode search evaluates it for every row); above, the
+// quasi-likelihood weight (n mu')^2 / var(y), a lower bound of it (Cauchy-Schwarz on
+// cov(score, y) = n mu'), which is all the mode search and a proposal covariance need.
 #pragma once
 #include <cmath>
 
@@ -22,7 +23,7 @@ struct BetaBinomial {
   static constexpr const char* name = "beta_binomial";
   static constexpr bool has_trials = true;
   static constexpr bool has_dispersion = true;
-  static constexpr double kExactWeightTrials = 2000.0;
+  static constexpr double kExactWeightTrials = 50.0;
 
   static double variance(double mu, double phi) { return mu * (1.0 - mu) / (1.0 + phi); }
   static bool in_support(double y, double trials) {
@@ -67,7 +68,7 @@ struct BetaBinomial {
   static double term(double m, double log_a) {
     if (!(m > 0.0)) return 0.0;
     const double a = std::exp(log_a);
-    if (a >= 1e3) return log_rising(a, m);
+    if (a >= 50.0) return log_rising(a, m);
     return log_a + std::lgamma(m + a) - std::lgamma(1.0 + a);
   }
   // psi(m + a) - psi(1 + a), m >= 1

@@ -7,19 +7,19 @@
 
 namespace bglmm::families {
 
-// lgamma(x) - ((x - 1/2) log x - x + log(2 pi) / 2) for x >= 1e3: the next term of the series,
-// 1 / (1680 x^7), is below 1e-24.
+// lgamma(x) - ((x - 1/2) log x - x + log(2 pi) / 2) for x >= 50: the next term of the series,
+// 1 / (1680 x^7), is below 1e-15.
 inline double stirling_correction(double x) {
   const double f = 1.0 / (x * x);
   return (1.0 / 12 - f * (1.0 / 360 - f / 1260)) / x;
 }
 
-// lgamma(a + m) - lgamma(a) for a > 0, m >= 0. Below a = 1e3 the lgamma difference (absolute
+// lgamma(a + m) - lgamma(a) for a > 0, m >= 0. Below a = 50 the lgamma difference (absolute
 // error ~ eps lgamma(a + m)); above, Stirling's series for the difference, so that a Poisson
 // or binomial limit (phi = 1e9) keeps its digits.
 inline double log_rising(double a, double m) {
   if (m == 0.0) return 0.0;
-  if (a < 1e3) return std::lgamma(a + m) - std::lgamma(a);
+  if (a < 50.0) return std::lgamma(a + m) - std::lgamma(a);
   return m * std::log(a) + (a + m - 0.5) * std::log1p(m / a) - m + stirling_correction(a + m) -
          stirling_correction(a);
 }
