@@ -6,12 +6,16 @@
 namespace bglmm::bindings {
 namespace {
 
-GlmPrior make_prior(const Vector& mean, const Matrix& covariance, double a0, double b0) {
+GlmPrior make_prior(const Vector& mean, const Matrix& covariance, double a0, double b0,
+                    int dispersion_kind = 0, double dispersion_a = 0.01,
+                    double dispersion_b = 0.01) {
   GlmPrior prior;
   prior.mean = mean;
   prior.covariance = covariance;
   prior.sigma2_shape = a0;
   prior.sigma2_scale = b0;
+  prior.dispersion = {static_cast<steps::DispersionPriorKind>(dispersion_kind), dispersion_a,
+                      dispersion_b};
   return prior;
 }
 
@@ -20,6 +24,7 @@ py::dict to_dict(GlmChainResult&& r) {
   py::dict out;
   out["beta"] = RowMatrix(r.beta.topRows(kept));
   out["sigma"] = r.sigma.size() ? Vector(r.sigma.head(kept)) : Vector();
+  out["dispersion"] = r.dispersion.size() ? Vector(r.dispersion.head(kept)) : Vector();
   out["log_posterior"] = Vector(r.log_posterior.head(kept));
   out["accepted"] = Vector(r.accepted.head(kept));
   out["acceptance_rate"] = r.acceptance_rate;
@@ -42,9 +47,11 @@ void bind_glm(py::module_& m) {
          double sigma2_scale, std::int64_t draws, std::int64_t warmup, std::int64_t thin,
          int method, int proposal_covariance, double target_acceptance, double initial_scale,
          double known_sigma, int threads, std::uint64_t seed, std::uint64_t chain,
-         const py::object& progress) {
+         const py::object& progress, int dispersion_kind, double dispersion_a,
+         double dispersion_b) {
         const GlmData data = make_glm_data(x, y, trials, offset, family_link_from_code(family_link));
-        const GlmPrior prior = make_prior(prior_mean, prior_cov, sigma2_shape, sigma2_scale);
+        const GlmPrior prior = make_prior(prior_mean, prior_cov, sigma2_shape, sigma2_scale,
+                                          dispersion_kind, dispersion_a, dispersion_b);
         GlmConfig config;
         config.draws = draws;
         config.warmup = warmup;
@@ -67,8 +74,30 @@ void bind_glm(py::module_& m) {
       "family_link"_a, "prior_mean"_a, "prior_cov"_a, "sigma2_shape"_a, "sigma2_scale"_a,
       "draws"_a, "warmup"_a, "thin"_a, "method"_a, "proposal_covariance"_a,
       "target_acceptance"_a, "initial_scale"_a, "known_sigma"_a, "threads"_a, "seed"_a,
-      "chain"_a, "progress"_a = py::none(),
-      "Run one chain of the Bayesian GLM sampler (GIL released while sampling).");
+      "chain"_a, "progress"_a = py::none(), "dispersion_kind"_a = 0, "dispersion_a"_a = 0.01,
+      "dispersion_b"_a = 0.01,
+      "Run one chain of the Bayesian GLM sampler (GIL released while sampling). "
+      "dispersion_kind: 0 Gamma(a, b) on phi, 1 phi fixed at a.");
+
+  m.def(
+      "dispersion_slice_chain",
+      [](int kind, double a, double b, double phi, std::int64_t iterations, std::uint64_t seed) {
+        const steps::DispersionPrior prior{static_cast<steps::DispersionPriorKind>(kind), a, b};
+        steps::check_dispersion_prior(prior);
+        check_positive("dispersion_slice_chain", "phi", phi);
+        Vector out(iterations);
+        const auto flat = [](double) { return 0.0; };
+        for (std::int64_t t = 0; t < iterations; ++t) {
+          rng::Rng rng(rng::ChainKey{seed, 0}, static_cast<std::uint64_t>(t), 0,
+                       rng::Stream::Dispersion);
+          phi = steps::dispersion_slice_step(flat, phi, prior, rng);
+          out[t] = phi;
+        }
+        return out;
+      },
+      "kind"_a, "a"_a, "b"_a, "phi"_a, "iterations"_a, "seed"_a,
+      "Test hook: `iterations` dispersion slice steps under a flat likelihood (draws of phi "
+      "from its prior).");
 
   m.def(
       "glm_mode",

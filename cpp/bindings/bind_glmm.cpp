@@ -10,8 +10,15 @@ namespace {
 GroupedData grouped(ConstRowMatrixRef x, ConstRowMatrixRef z, ConstVectorRef y,
                     ConstVectorRef trials, ConstVectorRef offset, ConstIndexVectorRef group_start,
                     int family_link) {
-  return make_grouped_data(x, z, y, trials, offset, group_start,
-                           family_link_from_code(family_link));
+  const FamilyLink fl = family_link_from_code(family_link);
+  // The GLMM samplers do not update a dispersion parameter (yet): refuse those families here.
+  dispatch(fl, [](auto g) {
+    if constexpr (HasDispersion<decltype(g)>)
+      throw std::invalid_argument(concat("glmm: family '", decltype(g)::Family::name,
+                                         "' is not yet available with grouping factors"));
+    return 0;
+  });
+  return make_grouped_data(x, z, y, trials, offset, group_start, fl);
 }
 
 // The extra random-effect blocks as Python passes them: a list of dicts with codes (N,

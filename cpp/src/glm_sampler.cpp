@@ -147,7 +147,7 @@ Matrix scaled_cross_product(const GlmData& d) {
   const Index n = d.rows();
   Vector z(n);
   for (Index i = 0; i < n; ++i) {
-    if constexpr (std::is_same_v<G, PoissonLog>) {
+    if constexpr (std::is_same_v<typename G::Link, links::Log>) {
       z[i] = std::log(d.y[i] + 0.5) - d.offset[i];
     } else if constexpr (G::Family::has_trials) {
       const double p = (d.y[i] + 0.5) / (d.trials[i] + 1.0);
@@ -163,11 +163,66 @@ Matrix scaled_cross_product(const GlmData& d) {
   return std::max(var, 1e-8) * linalg::inverse_from_cholesky(l);
 }
 
-void allocate(GlmChainResult& out, std::int64_t kept, Index p, bool with_sigma) {
+void allocate(GlmChainResult& out, std::int64_t kept, Index p, bool with_sigma,
+              bool with_dispersion = false) {
   out.beta.setZero(kept, p);
   out.log_posterior.setZero(kept);
   out.accepted.setZero(kept);
   if (with_sigma) out.sigma.setZero(kept);
+  if (with_dispersion) out.dispersion.setZero(kept);
+}
+
+Vector linear_predictor(const GlmData& d, const Vector& beta) {
+  return d.x * beta + d.offset;
+}
+
+// Sum of the full log-likelihood terms (kernel and constant: phi varies) at given eta.
+template <typename G>
+double log_lik_at_eta(const GlmData& d, const Vector& eta, double phi, int threads) {
+  return chunked_sum(d.rows(), kChunk, threads, [&](std::int64_t begin, std::int64_t end) {
+    double total = 0.0;
+    for (std::int64_t i = begin; i < end; ++i)
+      total += G::log_lik(d.y[i], d.trials[i], eta[i], phi);
+    return total;
+  });
+}
+
+// The phi maximising the log-likelihood plus the log prior of log phi at beta: golden-section
+// search on log phi in [-15, 15] (the conditional is unimodal for these families).
+template <typename G>
+double dispersion_mode(const GlmData& d, const Vector& beta, const steps::DispersionPrior& p,
+                       int threads) {
+  if (p.kind == steps::DispersionPriorKind::Fixed) return p.a;
+  const Vector eta = linear_predictor(d, beta);
+  const auto ll = [&](double phi) { return log_lik_at_eta<G>(d, eta, phi, threads); };
+  const auto f = [&](double u) { return steps::dispersion_log_target(ll, p, u); };
+  constexpr double kInvGolden = 0.6180339887498949;
+  double lo = -15.0, hi = 15.0;
+  double x1 = hi - kInvGolden * (hi - lo), x2 = lo + kInvGolden * (hi - lo);
+  double f1 = f(x1), f2 = f(x2);
+  for (int it = 0; it < 80; ++it) {
+    if (f1 >= f2) {
+      hi = x2, x2 = x1, f2 = f1;
+      x1 = hi - kInvGolden * (hi - lo), f1 = f(x1);
+    } else {
+      lo = x1, x1 = x2, f1 = f2;
+      x2 = lo + kInvGolden * (hi - lo), f2 = f(x2);
+    }
+  }
+  return std::exp(0.5 * (lo + hi));
+}
+
+// The joint mode of (beta, phi) by alternating the IWLS mode of beta given phi and the mode
+// of phi given beta (a few rounds: beta and phi are nearly orthogonal for these families).
+template <typename G>
+GlmMode joint_mode(const GlmData& d, const GlmPrior& prior, const PriorPrecision& pp,
+                   int threads, double& phi) {
+  phi = prior.dispersion.kind == steps::DispersionPriorKind::Fixed ? prior.dispersion.a : 1.0;
+  for (int round = 0; round < 4; ++round) {
+    const GlmMode mode = find_mode<G>(d, prior, pp, phi, threads);
+    phi = dispersion_mode<G>(d, mode.beta, prior.dispersion, threads);
+  }
+  return find_mode<G>(d, prior, pp, phi, threads);
 }
 
 template <typename G>
@@ -175,13 +230,15 @@ GlmChainResult metropolis_chain(const GlmData& d, const GlmPrior& prior, const G
                                 rng::ChainKey key, const RunControl& control) {
   const int threads = resolve_threads(cfg.threads);
   const Index p = d.cols();
-  const double phi =
-      std::is_same_v<G, GaussianIdentity> ? cfg.known_sigma * cfg.known_sigma : 1.0;
+  double phi = std::is_same_v<G, GaussianIdentity> ? cfg.known_sigma * cfg.known_sigma : 1.0;
   if (std::is_same_v<G, GaussianIdentity> && !(cfg.known_sigma > 0.0))
     throw std::invalid_argument(
         "run_glm_chain: Metropolis sampling of a gaussian model needs a known sigma");
+  constexpr bool kDispersion = HasDispersion<G>;
+  if constexpr (kDispersion) steps::check_dispersion_prior(prior.dispersion);
   const PriorPrecision pp(prior);
-  GlmMode mode = find_mode<G>(d, prior, pp, phi, threads);
+  GlmMode mode = kDispersion ? joint_mode<G>(d, prior, pp, threads, phi)
+                             : find_mode<G>(d, prior, pp, phi, threads);
 
   GlmChainResult out;
   out.mode = mode.beta;
@@ -195,7 +252,7 @@ GlmChainResult metropolis_chain(const GlmData& d, const GlmPrior& prior, const G
 
   const std::int64_t kept = cfg.draws;
   const std::int64_t total = cfg.warmup + cfg.draws * cfg.thin;
-  allocate(out, kept, p, false);
+  allocate(out, kept, p, false, kDispersion);
 
   auto log_post = [&](const Vector& b) {
     return log_kernel_sum<G>(d, b, phi, threads) + pp.log_density(b, prior.mean);
@@ -213,6 +270,9 @@ GlmChainResult metropolis_chain(const GlmData& d, const GlmPrior& prior, const G
   {
     rng::Rng rng(key, 0, 0, rng::Stream::Init);
     beta = linalg::multi_normal_chol_rng(mode.beta, 2.0 * l_v, rng);
+    // and phi within a factor of about e^(+-1) of its mode
+    if (kDispersion && prior.dispersion.kind != steps::DispersionPriorKind::Fixed)
+      phi *= std::exp(0.5 * rng.std_normal());
   }
   double lp = log_post(beta);
   if (!std::isfinite(lp)) {
@@ -244,6 +304,17 @@ GlmChainResult metropolis_chain(const GlmData& d, const GlmPrior& prior, const G
       beta = candidate;
       lp = lp_candidate;
     }
+    double lp_stored = lp;  // with a dispersion: the full log-likelihood and phi's prior
+    if constexpr (kDispersion) {
+      const Vector eta = linear_predictor(d, beta);
+      const auto ll = [&](double ph) { return log_lik_at_eta<G>(d, eta, ph, threads); };
+      rng::Rng phi_rng(key, static_cast<std::uint64_t>(t), 0, rng::Stream::Dispersion);
+      phi = steps::dispersion_slice_step(ll, phi, prior.dispersion, phi_rng);
+      lp = log_post(beta);  // the kernel depends on phi
+      if (!warmup)
+        lp_stored = ll(phi) + pp.log_density(beta, prior.mean) +
+                    steps::dispersion_log_prior(prior.dispersion, std::log(phi));
+    }
     if (warmup) {
       accepted_warmup += accept;
       if (!independence) {
@@ -258,8 +329,9 @@ GlmChainResult metropolis_chain(const GlmData& d, const GlmPrior& prior, const G
       const std::int64_t s = t - cfg.warmup;
       if ((s + 1) % cfg.thin == 0) {
         out.beta.row(stored) = beta.transpose();
-        out.log_posterior[stored] = lp;
+        out.log_posterior[stored] = lp_stored;
         out.accepted[stored] = accept ? 1.0 : 0.0;
+        if constexpr (kDispersion) out.dispersion[stored] = phi;
         ++stored;
       }
     }
@@ -353,6 +425,17 @@ GlmData make_glm_data(ConstRowMatrixRef x, ConstVectorRef y, ConstVectorRef tria
   check_all_finite(fn, "y", y);
   check_all_finite(fn, "trials", trials);
   check_all_finite(fn, "offset", offset);
+  dispatch(family_link, [&](auto g) {  // the new families check their support here too
+    using F = typename decltype(g)::Family;
+    if constexpr (HasDispersion<decltype(g)>) {
+      for (Index i = 0; i < y.size(); ++i)
+        if (!F::in_support(y[i], trials[i]))
+          throw std::invalid_argument(concat(fn, ": y[", i, "] = ", y[i], " (trials ", trials[i],
+                                             ") is outside the support of the ", F::name,
+                                             " family"));
+    }
+    return 0;
+  });
   return GlmData{Eigen::Map<const RowMatrix>(x.data(), x.rows(), x.cols()),
                  Eigen::Map<const Vector>(y.data(), y.size()),
                  Eigen::Map<const Vector>(trials.data(), trials.size()),

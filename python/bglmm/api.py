@@ -8,7 +8,8 @@ model                              sampler (array-level entry point)
 =================================  ===============================================================
 no random term                     :func:`bglmm.glm` — exact conjugate draws for gaussian/identity,
                                    independence Metropolis-Hastings (t proposal at the mode)
-                                   otherwise
+                                   otherwise, and a slice step on the log of a negbinomial,
+                                   gamma or beta_binomial dispersion
 gaussian, ``(... | g)``            :func:`bglmm.lmm` — blocked Gibbs sampler (conjugate)
 gaussian, ``se=``, ``(1 | g)``     :func:`bglmm.hierarchical_normal` — known sampling variances
                                    (meta-analysis, eight schools): independent exact draws (tau
@@ -38,13 +39,13 @@ import numpy as np
 import pandas as pd
 
 from . import priors as P
-from .families import Family, inverse_link
+from .families import Family, draw_response, inverse_link
 from .formula import ModelSpec, build_spec
 from .results import Fit, import_arviz, sd_cor_draws
 
 __all__ = ["fit", "load", "FormulaFit", "default_priors"]
 
-_PRIOR_KEYS = ("beta", "sigma", "sd", "cor", "Sigma")
+_PRIOR_KEYS = ("beta", "sigma", "sd", "cor", "Sigma", "phi", "shape")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -116,6 +117,8 @@ def default_priors(spec: ModelSpec) -> dict[str, Any]:
     out: dict[str, Any] = {"beta": P.Normal(mean=m, sd=prior_sd)}
     if spec.family.name == "gaussian" and spec.se is None:
         out["sigma"] = P.InverseGamma(0.5, 0.5 * _residual_variance(spec))
+    if spec.family.dispersion is not None:  # phi (negbinomial, beta_binomial) or shape (gamma)
+        out[spec.family.dispersion] = P.DEFAULT_DISPERSION_PRIOR
     if len(spec.random) == 1:
         block = spec.random[0]
         sd = _default_sd_priors(block, s)
@@ -193,6 +196,12 @@ def _resolve_priors(spec: ModelSpec, given: Any) -> dict[str, Any]:
                 )
             if spec.se is not None:
                 raise ValueError("priors['sigma'] does not apply with known standard errors (se=)")
+        if k in ("phi", "shape"):
+            if spec.family.dispersion != k:
+                raise ValueError(f"priors[{k!r}] does not apply to the {spec.family.name} family"
+                                 + (f"; its dispersion is {spec.family.dispersion!r}"
+                                    if spec.family.dispersion else ""))
+            P.dispersion_prior_spec(value, k)  # validates now
         if k in ("sd", "cor", "Sigma") and block is None:
             raise ValueError(f"priors[{key!r}] needs a random-effects term in the formula")
         if k == "beta":
@@ -352,7 +361,9 @@ def fit(
         ``successes | trials(n)``; gaussian with known standard errors ``y | se(s)``.
     data : pandas DataFrame with the columns the formula uses (no missing values in them).
     family, link : "gaussian" (identity), "poisson" (log), "binomial"/"bernoulli" (logit, probit,
-        cloglog).
+        cloglog); without random effects also "negbinomial" (log; "negative_binomial", "nb"),
+        "gamma" (log) and "beta_binomial" (logit, probit, cloglog; with trials), whose
+        dispersion (``phi``; the gamma's ``shape``) is sampled too.
     trials, offset, se : a column name or an array (binomial trials; a known part of the linear
         predictor such as log exposure; known standard errors of y for meta-analysis).
     priors : dict with keys ``"beta"`` (:class:`~bglmm.priors.Normal`), ``"sigma"``
@@ -360,7 +371,9 @@ def fit(
         ``HalfStudentT``, ``HalfNormal``, ``UniformSD`` or ``InverseGamma`` on the variance) or
         ``"Sigma"`` (:class:`~bglmm.priors.InverseWishart`); the grouping factor's name is
         accepted for ``sd``/``Sigma``. With several blocks, ``"sd"`` and ``"cor"`` apply to
-        every block and a factor's name to that factor's blocks. Missing keys get :func:`default_priors`. For a gaussian
+        every block and a factor's name to that factor's blocks. ``"phi"`` / ``"shape"``: the
+        dispersion's :class:`~bglmm.priors.Gamma` prior (default Gamma(0.01, 0.01), as brms),
+        or a number that fixes it. Missing keys get :func:`default_priors`. For a gaussian
         model without random effects the exact conjugate sampler puts the ``beta`` prior
         conditionally on sigma, scaled to equal the given prior at sigma^2 = the least-squares
         residual variance (recorded as ``fit.priors["beta (conjugate, per unit sigma)"]``).
@@ -387,6 +400,9 @@ def fit(
     with preparing(progress), fit_phases(warmup):  # "preparing the data" if it takes > 1 s
         spec = build_spec(formula, data, family, link, trials=trials, offset=offset, se=se,
                           env=env)
+        if spec.random and spec.family.dispersion is not None:
+            raise ValueError(f"family {spec.family.name!r} is not yet available with grouping "
+                             "factors (random-effect terms); it is fitted without them")
         _check_options(spec, options)
         used = _resolve_priors(spec, priors)
         mcmc = dict(chains=chains, draws=draws, warmup=warmup, thin=thin, seed=seed,
@@ -497,8 +513,9 @@ def _run_model(spec: ModelSpec, used: dict[str, Any], mcmc: dict[str, Any],
             # the t-proposal independence sampler centred at the mode mixes far better than the
             # random walk on these posteriors (close to normal): ESS ~ draws
             options.setdefault("sampler", "independence")
-        inner = glm(X, spec.y, fam, trials=spec.trials if fam.name == "binomial" else None,
-                    offset=spec.offset, prior=beta, sigma_prior=sigma_prior, **mcmc, **options)
+        inner = glm(X, spec.y, fam, trials=spec.trials if fam.needs_trials else None,
+                    offset=spec.offset, prior=beta, sigma_prior=sigma_prior,
+                    dispersion_prior=used.get(fam.dispersion), **mcmc, **options)
         return inner, "glm"
     if len(spec.random) > 1:
         return _run_blocks(spec, used, mcmc, options), "glmm"
@@ -1099,15 +1116,18 @@ class FormulaFit(Fit):
                 return rng.normal(mu, s)
             sigma = self._flat("sigma")[sel]
             return rng.normal(mu, sigma[:, None])
-        if fam == "poisson":
-            return rng.poisson(mu).astype(float)
+        n = None
         if fam == "bernoulli":
             n = np.ones(mu.shape[1])
+        elif not self.family.has_trials:
+            pass
         elif newdata is None:
             n = spec.trials
         else:
             n = self._row_values(trials, spec._trials_column, newdata, "trials")
-        return rng.binomial(n.astype(np.int64), np.clip(mu, 0.0, 1.0)).astype(float)
+        phi = self._flat(self.family.dispersion)[sel][:, None] if self.family.dispersion in \
+            self.posterior else self.attrs.get("fixed_dispersion", 1.0)
+        return draw_response(rng, fam, mu, trials=n, phi=phi)
 
     def posterior_predictive(self, draws: int | None = None, seed: int | None = None) -> np.ndarray:
         """Replicated data (brms's ``posterior_predict``): one draw of the response for every

@@ -282,7 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     fit.add_argument("data", help="CSV file with a header row")
     fit.add_argument("--formula", "-f", required=True, help='e.g. "y ~ x + (1 | g)"')
     fit.add_argument("--family", default="gaussian",
-                     help="gaussian, poisson, binomial or bernoulli (default gaussian)")
+                     help="gaussian, poisson, binomial or bernoulli; without random effects also "
+                          "negbinomial, gamma or beta_binomial (default gaussian)")
     fit.add_argument("--link", default=None, help="link function (default: the canonical one)")
     fit.add_argument("--trials", default=None, help="column of binomial trials")
     fit.add_argument("--offset", default=None, help="column added to the linear predictor")

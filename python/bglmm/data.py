@@ -145,6 +145,9 @@ def check_magnitude(values: np.ndarray, name: str) -> None:
 def check_response(y: np.ndarray, family: Family, trials: np.ndarray | None) -> None:
     """Family-specific checks of the response (and trials)."""
     check_magnitude(y, "y")
+    if family.name == "gamma" and np.any(y <= 0):
+        raise ValueError(f"y has {int((y <= 0).sum())} values <= 0; family 'gamma' needs "
+                         "positive responses")
     if family.is_count:
         if np.any(y < 0):
             raise ValueError(f"y has {int((y < 0).sum())} negative values; {family.name} counts must be >= 0")
@@ -175,9 +178,9 @@ def response_arrays(y: Any, trials: Any, offset: Any, n: int,
                     family: Family) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Validated response, trials (ones where the family has none) and offset vectors."""
     ya = as_vector(y, n, "y")
-    if family.name == "binomial":
+    if family.needs_trials:
         if trials is None:
-            raise ValueError("family 'binomial' needs trials= (the number of trials per row)")
+            raise ValueError(f"family {family.name!r} needs trials= (the number of trials per row)")
         ta = as_vector(trials, n, "trials")
     else:
         if trials is not None and family.name != "bernoulli":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -13,6 +14,11 @@ _CODES = {
     ("binomial", "logit"): 2,
     ("binomial", "probit"): 3,
     ("binomial", "cloglog"): 4,
+    ("negbinomial", "log"): 5,
+    ("gamma", "log"): 6,
+    ("beta_binomial", "logit"): 7,
+    ("beta_binomial", "probit"): 8,
+    ("beta_binomial", "cloglog"): 9,
 }
 
 LINKS = {
@@ -20,16 +26,26 @@ LINKS = {
     "poisson": ("log",),
     "binomial": ("logit", "probit", "cloglog"),
     "bernoulli": ("logit", "probit", "cloglog"),
+    "negbinomial": ("log",),
+    "gamma": ("log",),
+    "beta_binomial": ("logit", "probit", "cloglog"),
 }
 
-_ALIASES = {"normal": "gaussian", "binary": "bernoulli", "logistic": "bernoulli"}
+_ALIASES = {"normal": "gaussian", "binary": "bernoulli", "logistic": "bernoulli",
+            "negative_binomial": "negbinomial", "nb": "negbinomial",
+            "betabinomial": "beta_binomial"}
+
+# Families whose dispersion the GLM sampler updates, and the name it goes by (posterior
+# variable and prior key): var = mu + mu^2/phi (negbinomial), mu^2/shape (gamma),
+# n mu (1 - mu) (n + phi)/(1 + phi) (beta_binomial).
+DISPERSION_NAMES = {"negbinomial": "phi", "gamma": "shape", "beta_binomial": "phi"}
 
 
 @dataclass(frozen=True)
 class Family:
     """A resolved family/link pair."""
 
-    name: str  # gaussian, poisson, binomial, bernoulli
+    name: str  # gaussian, poisson, binomial, bernoulli, negbinomial, gamma, beta_binomial
     link: str
 
     @property
@@ -39,11 +55,21 @@ class Family:
 
     @property
     def has_trials(self) -> bool:
-        return self.name in ("binomial", "bernoulli")
+        return self.name in ("binomial", "bernoulli", "beta_binomial")
+
+    @property
+    def needs_trials(self) -> bool:
+        """Trials must be given (every trials family but bernoulli)."""
+        return self.has_trials and self.name != "bernoulli"
 
     @property
     def is_count(self) -> bool:
-        return self.name in ("poisson", "binomial", "bernoulli")
+        return self.name in ("poisson", "binomial", "bernoulli", "negbinomial", "beta_binomial")
+
+    @property
+    def dispersion(self) -> str | None:
+        """Name of the family's sampled dispersion parameter (phi, shape), None if it has none."""
+        return DISPERSION_NAMES.get(self.name)
 
     def __str__(self) -> str:
         return f"{self.name}({self.link})"
@@ -91,3 +117,31 @@ def inverse_link(link: str, eta: np.ndarray) -> np.ndarray:
     if link == "cloglog":
         return -np.expm1(-np.exp(eta))
     raise ValueError(f"unknown link {link!r}")
+
+
+def draw_response(rng: np.random.Generator, family: str, mu: np.ndarray, *,
+                  trials: np.ndarray | None = None, sigma: Any = 1.0, phi: Any = 1.0
+                  ) -> np.ndarray:
+    """One draw of y given the mean mu, as float64 (the posterior predictive's last step).
+
+    ``trials`` for the binomial families (default 1), ``sigma`` the gaussian residual SD,
+    ``phi`` the dispersion (negbinomial phi, gamma shape, beta_binomial phi); arrays broadcast
+    against mu.
+    """
+    if family == "gaussian":
+        return rng.normal(mu, sigma)
+    if family == "poisson":
+        return rng.poisson(mu).astype(float)
+    if family == "negbinomial":  # a gamma-Poisson mixture with mean mu, shape phi
+        return rng.poisson(rng.gamma(phi, mu / phi)).astype(float)
+    if family == "gamma":
+        return rng.gamma(phi, mu / phi)
+    n = np.ones_like(mu) if trials is None else np.asarray(trials)
+    n = np.broadcast_to(n, np.shape(mu)).astype(np.int64)
+    if family in ("binomial", "bernoulli"):
+        return rng.binomial(n, np.clip(mu, 0.0, 1.0)).astype(float)
+    if family == "beta_binomial":
+        # Beta(phi mu, phi (1 - mu)) needs both shapes > 0: mu is kept 1e-12 inside (0, 1)
+        m = np.clip(mu, 1e-12, 1.0 - 1e-12)
+        return rng.binomial(n, rng.beta(phi * m, phi * (1.0 - m))).astype(float)
+    raise ValueError(f"unknown family {family!r}")

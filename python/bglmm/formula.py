@@ -580,10 +580,11 @@ def build_spec(
             f"the response {response_text!r} (with trials) is a binomial count but family is "
             f"{fam.name!r}; use family='binomial'"
         )
-    if fam.name == "binomial" and y_trials is None:
-        hint = " (all values are 0/1: use family='bernoulli')" if np.all((y == 0) | (y == 1)) else ""
+    if fam.needs_trials and y_trials is None:
+        hint = (" (all values are 0/1: use family='bernoulli')"
+                if fam.name == "binomial" and np.all((y == 0) | (y == 1)) else "")
         raise ValueError(
-            f"family 'binomial' needs the number of trials: write cbind(successes, failures) ~ ..., "
+            f"family {fam.name!r} needs the number of trials: write cbind(successes, failures) ~ ..., "
             f"successes / trials ~ ..., or pass trials='column'{hint}"
         )
     if fam.name == "bernoulli" and y_trials is None:

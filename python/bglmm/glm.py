@@ -15,6 +15,14 @@ Samplers (``sampler=``):
   beta | sigma^2 ~ N(m0, sigma^2 V0), sigma^2 ~ Inverse-Gamma(a0, b0) gives a
   normal-inverse-gamma posterior (so there the prior on beta is in units of sigma). Default for
   the gaussian family.
+
+Families with a dispersion — ``"negbinomial"`` (NB2, var = mu + mu^2/phi; phi is MASS's theta,
+brms's shape), ``"gamma"`` (var = mu^2/shape) and ``"beta_binomial"`` (p ~ Beta(phi mu,
+phi (1 - mu))) — alternate the Metropolis-Hastings step of beta given the dispersion with a
+slice step on its logarithm; the proposal is built at the joint mode. The dispersion's prior
+is ``dispersion_prior``: a :class:`bglmm.priors.Gamma` (default
+:data:`bglmm.priors.DEFAULT_DISPERSION_PRIOR`, Gamma(0.01, 0.01) as brms) or a number that
+fixes it. Its draws are the posterior variable ``phi`` (``shape`` for the gamma family).
 """
 
 from __future__ import annotations
@@ -36,8 +44,8 @@ from .data import (
     resolve_seed,
     resolve_threads,
 )
-from .families import Family, inverse_link, resolve_family
-from .priors import InverseGamma, Normal
+from .families import Family, draw_response, inverse_link, resolve_family
+from .priors import DEFAULT_DISPERSION_PRIOR, InverseGamma, Normal, dispersion_prior_spec
 from .results import Fit, keep_completed, stack_chains
 
 _METHODS = {"random_walk": 0, "rw": 0, "mh": 0, "independence": 1, "conjugate": 2}
@@ -86,11 +94,20 @@ class GlmFit(Fit):
         known = self.attrs.get("known_sigma", 1.0)
         return np.full(self.draws.shape[:2], float(known))
 
+    def _phi_draws(self) -> np.ndarray:
+        """The core's phi per (chain, draw): sigma^2 (gaussian), the dispersion, or 1."""
+        name = self.family.dispersion
+        if name is None:
+            return self._sigma_draws() ** 2
+        if name in self.posterior:
+            return self.posterior[name]
+        return np.full(self.draws.shape[:2], float(self.attrs["fixed_dispersion"]))
+
     def _log_likelihood(self) -> dict[str, np.ndarray]:
         d = self._data
         c, s, p = self.draws.shape
         beta = np.ascontiguousarray(self.draws.reshape(c * s, p))
-        phi = np.ascontiguousarray((self._sigma_draws() ** 2).reshape(c * s))
+        phi = np.ascontiguousarray(self._phi_draws().reshape(c * s))
         ll = _core.glm_pointwise_log_lik(d["X"], d["y"], d["trials"], d["offset"],
                                           self.family.code, beta, phi)
         return {"y": ll.reshape(c, s, -1)}
@@ -122,19 +139,21 @@ class GlmFit(Fit):
         if kind != "response":
             raise ValueError(f"kind must be 'mean' or 'response', got {kind!r}")
         rng = np.random.default_rng(seed)
-        if self.family.name == "gaussian":
-            return rng.normal(mu, self._sigma_draws()[..., None])
-        if self.family.name == "poisson":
-            return rng.poisson(mu).astype(float)
-        if X is None:
+        n = None
+        if not self.family.has_trials:
+            pass
+        elif X is None:
             n = self._data["trials"]
         elif self.family.name == "bernoulli":
             n = np.ones(mu.shape[-1])
         else:
             if trials is None:
-                raise ValueError("trials is required to predict binomial responses for new rows")
+                raise ValueError(f"trials is required to predict {self.family.name} responses "
+                                 "for new rows")
             n = as_vector(trials, mu.shape[-1], "trials")
-        return rng.binomial(n.astype(np.int64), np.clip(mu, 0.0, 1.0)).astype(float)
+        return draw_response(rng, self.family.name, mu, trials=n,
+                             sigma=self._sigma_draws()[..., None],
+                             phi=self._phi_draws()[..., None])
 
 
 def glm(
@@ -148,6 +167,7 @@ def glm(
     prior: Normal | None = None,
     sigma: float | None = None,
     sigma_prior: InverseGamma | None = None,
+    dispersion_prior: Any = None,
     sampler: str = "auto",
     proposal: str = "fisher",
     target_acceptance: float | None = None,
@@ -166,15 +186,20 @@ def glm(
     ----------
     X : array (n, p) or DataFrame (column names become coefficient names). Include a column of
         ones for an intercept.
-    y : response of length n (counts for poisson/binomial; 0/1 for bernoulli).
+    y : response of length n (counts for poisson/binomial/negbinomial/beta_binomial; 0/1 for
+        bernoulli; positive for gamma).
     family, link : "gaussian" (identity), "poisson" (log), "binomial" or "bernoulli" (logit,
-        probit, cloglog).
-    trials : binomial numbers of trials (required for binomial).
+        probit, cloglog), "negbinomial" (log; aliases "negative_binomial", "nb"), "gamma" (log),
+        "beta_binomial" (logit, probit, cloglog).
+    trials : numbers of trials (required for binomial and beta_binomial).
     offset : known part of the linear predictor (e.g. log exposure).
     prior : :class:`bglmm.priors.Normal` on beta; default Normal(0, 10) on every coefficient.
     sigma : gaussian only — a known residual standard deviation; None means unknown, with
         ``sigma_prior`` (default Inverse-Gamma(1/2, var(y)/2) on sigma^2, i.e. one prior
         observation at the sample variance).
+    dispersion_prior : negbinomial, gamma, beta_binomial only — a :class:`bglmm.priors.Gamma`
+        on phi (the gamma family's shape), default Gamma(0.01, 0.01) (brms's default); or a
+        positive number, which fixes it.
     sampler : "auto", "random_walk", "independence" or "conjugate" (see the module docs).
     chains, draws, warmup, thin : MCMC sizes (draws kept per chain, after thinning).
     seed : integer for reproducible draws (None: fresh entropy, stored in ``fit.seed``).
@@ -227,6 +252,14 @@ def glm(
             a0, b0 = sigma_prior.shape, sigma_prior.scale
     elif sigma is not None or sigma_prior is not None:
         raise ValueError(f"sigma/sigma_prior apply to the gaussian family only, not {fam.name!r}")
+    dispersion = (0, 0.01, 0.01)
+    if fam.dispersion is not None:
+        dispersion = dispersion_prior_spec(
+            DEFAULT_DISPERSION_PRIOR if dispersion_prior is None else dispersion_prior,
+            fam.dispersion)
+    elif dispersion_prior is not None:
+        raise ValueError(f"dispersion_prior applies to the negbinomial, gamma and beta_binomial "
+                         f"families, not {fam.name!r}")
 
     chains = check_count("chains", chains, 1)
     draws = check_count("draws", draws, 1)
@@ -245,7 +278,7 @@ def glm(
         return _core.run_glm_chain(
             Xa, ya, ta, off, fam.code, m0, V0, a0, b0, draws, warmup, thin,
             _METHODS[method_name], _PROPOSALS[proposal], float(target_acceptance), 0.0,
-            known_sigma, inner_threads, seed_used, chain, callback,
+            known_sigma, inner_threads, seed_used, chain, callback, *dispersion,
         )
 
     results = run_chains(run_one, chains, n_threads, progress, warmup + draws * thin)
@@ -255,6 +288,8 @@ def glm(
     dims = {"beta": ["coef"]}
     if fam.name == "gaussian" and known_sigma == 0.0:
         posterior["sigma"] = stack_chains(kept, "sigma")
+    if fam.dispersion is not None and dispersion[0] == 0:
+        posterior[fam.dispersion] = stack_chains(kept, "dispersion")
     sample_stats = {"lp": stack_chains(kept, "log_posterior"),
                     "accepted": stack_chains(kept, "accepted").astype(bool)}
     attrs = {
@@ -265,6 +300,8 @@ def glm(
         "proposal_scale": [float(r["proposal_scale"]) for r in kept],
         "known_sigma": known_sigma if known_sigma > 0 else 1.0,
     }
+    if fam.dispersion is not None and dispersion[0] == 1:
+        attrs["fixed_dispersion"] = dispersion[1]
     fit = GlmFit(
         posterior,
         dims=dims,

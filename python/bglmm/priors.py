@@ -10,6 +10,9 @@ Every prior validates its own parameters and says which argument is wrong.
   ``scale / (df - q - 1)``.
 * :class:`HalfCauchy`, :class:`HalfStudentT`, :class:`HalfNormal`, :class:`UniformSD` — a
   standard deviation (Gelman 2006).
+* :class:`Gamma` — a family's dispersion (negative binomial / beta-binomial ``phi``, gamma
+  ``shape``): ``Gamma(shape, rate)``, density proportional to ``x^(shape-1) exp(-rate x)``;
+  a plain number instead fixes the dispersion at that value (:func:`dispersion_prior_spec`).
 * :class:`LKJ` — a random-effect covariance by the separation strategy: Sigma = diag(s) Omega
   diag(s), Omega ~ LKJ(eta) and each SD s_k with its own prior (the default for every
   random-effect block; brms's and rstanarm's choice).
@@ -113,6 +116,36 @@ class InverseGamma:
     def __post_init__(self) -> None:
         object.__setattr__(self, "shape", _positive("InverseGamma shape", self.shape))
         object.__setattr__(self, "scale", _positive("InverseGamma scale", self.scale))
+
+
+@dataclass(frozen=True)
+class Gamma:
+    """Gamma(shape, rate) prior on a positive parameter (mean shape / rate)."""
+
+    shape: float
+    rate: float
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "shape", _positive("Gamma shape", self.shape))
+        object.__setattr__(self, "rate", _positive("Gamma rate", self.rate))
+
+
+# The default prior of a family's dispersion: Gamma(0.01, 0.01), brms's default for the
+# negative binomial and gamma shape and the beta-binomial phi, so that fits can be compared
+# with brms. Its density phi^-0.99 e^-0.01 phi is nearly flat on log phi from well below 0.01
+# to about 100 and proper; the data dominate unless they say little about phi.
+DEFAULT_DISPERSION_PRIOR = Gamma(0.01, 0.01)
+
+
+def dispersion_prior_spec(prior: Any, what: str = "phi") -> tuple[int, float, float]:
+    """The (kind, a, b) triple the C++ dispersion step reads: kind 0 Gamma(a, b) on the
+    dispersion, kind 1 the dispersion fixed at a (given as a plain positive number)."""
+    if isinstance(prior, Gamma):
+        return 0, float(prior.shape), float(prior.rate)
+    if isinstance(prior, (int, float, np.integer, np.floating)) and not isinstance(prior, bool):
+        return 1, _positive(f"priors[{what!r}] (a fixed value)", prior), 0.0
+    raise TypeError(f"priors[{what!r}] must be a bglmm.priors.Gamma or a positive number (a fixed "
+                    f"value), got {type(prior).__name__}")
 
 
 def ScaledInvChiSquare(nu: float, s: float) -> InverseGamma:  # noqa: N802 (a constructor)
@@ -300,6 +333,8 @@ __all__ = [
     "scale_prior_spec",
     "Normal",
     "InverseGamma",
+    "Gamma",
+    "dispersion_prior_spec",
     "ScaledInvChiSquare",
     "InverseWishart",
     "HalfStudentT",

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from . import families
 from .families import inverse_link, resolve_family
 
 __all__ = [
@@ -97,18 +98,11 @@ def _rng(seed: Any) -> np.random.Generator:
 
 
 def draw_response(rng: np.random.Generator, family: str, link: str, eta: np.ndarray,
-                  *, trials: np.ndarray | None = None, sigma: float | np.ndarray = 1.0
-                  ) -> np.ndarray:
-    """One draw of y given the linear predictor, as float64."""
-    mu = inverse_link(link, eta)
-    if family == "gaussian":
-        return rng.normal(mu, sigma)
-    if family == "poisson":
-        return rng.poisson(mu).astype(float)
-    if family in ("binomial", "bernoulli"):
-        n = np.ones_like(mu) if trials is None else np.asarray(trials)
-        return rng.binomial(n.astype(np.int64), np.clip(mu, 0.0, 1.0)).astype(float)
-    raise ValueError(f"unknown family {family!r}")
+                  *, trials: np.ndarray | None = None, sigma: float | np.ndarray = 1.0,
+                  phi: float | np.ndarray = 1.0) -> np.ndarray:
+    """One draw of y given the linear predictor, as float64 (``phi``: the dispersion)."""
+    return families.draw_response(rng, family, inverse_link(link, eta), trials=trials,
+                                  sigma=sigma, phi=phi)
 
 
 def _design(rng: np.random.Generator, n: int, p: int) -> np.ndarray:

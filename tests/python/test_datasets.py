@@ -19,6 +19,7 @@ SHAPES = {
     "verbagg": (7584, ["Anger", "Gender", "item", "resp", "id", "btype", "situ", "mode", "r2"]),
     "insteval": (73421, ["s", "d", "studage", "lectage", "service", "dept", "y"]),
     "grouseticks": (403, ["INDEX", "TICKS", "BROOD", "HEIGHT", "YEAR", "LOCATION", "cHEIGHT"]),
+    "quine": (146, ["Eth", "Sex", "Age", "Lrn", "Days"]),
 }
 
 

@@ -351,7 +351,7 @@ def test_inverse_links_vs_scipy():
 def test_bad_arguments_raise_value_error():
     one = np.ones(3)
     with pytest.raises(ValueError, match="family/link code"):
-        fam.evaluate(7, "log_lik", one, one, one)
+        fam.evaluate(99, "log_lik", one, one, one)
     with pytest.raises(ValueError, match="size"):
         fam.evaluate(0, "log_lik", one, one, np.ones(2))
     with pytest.raises(ValueError, match="phi"):

@@ -1,14 +1,20 @@
 // bglmm/glm.hpp — a (Family, Link) pair as one compile-time type, and the runtime switch.
 // Hot loops are templates on the pair; the runtime family/link choice becomes one switch per
 // call (dispatch). Binomial-logit gets a fused canonical form: y eta - n log(1 + e^eta).
+// Families with a dispersion parameter sampled alongside beta (negative binomial, gamma,
+// beta-binomial) say so with `has_dispersion`; the pair's HasDispersion reads it.
 #pragma once
 #include <cmath>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "bglmm/error.hpp"
+#include "bglmm/families/beta_binomial.hpp"
 #include "bglmm/families/binomial.hpp"
+#include "bglmm/families/gamma.hpp"
 #include "bglmm/families/gaussian.hpp"
+#include "bglmm/families/negative_binomial.hpp"
 #include "bglmm/families/poisson.hpp"
 #include "bglmm/links/cloglog.hpp"
 #include "bglmm/links/identity.hpp"
@@ -25,7 +31,22 @@ enum class FamilyLink : int {
   BinomialLogit = 2,
   BinomialProbit = 3,
   BinomialCloglog = 4,
+  NegBinomialLog = 5,
+  GammaLog = 6,
+  BetaBinomialLogit = 7,
+  BetaBinomialProbit = 8,
+  BetaBinomialCloglog = 9,
 };
+constexpr int kLastFamilyLink = 9;
+
+// True for a family whose dispersion phi the GLM sampler updates (Family::has_dispersion).
+template <typename F, typename = void>
+struct FamilyHasDispersion : std::false_type {};
+template <typename F>
+struct FamilyHasDispersion<F, std::void_t<decltype(F::has_dispersion)>>
+    : std::bool_constant<F::has_dispersion> {};
+template <typename G>
+constexpr bool HasDispersion = FamilyHasDispersion<typename G::Family>::value;
 
 template <typename FamilyT, typename LinkT>
 struct Glm {
@@ -76,9 +97,14 @@ using PoissonLog = Glm<families::Poisson, links::Log>;
 using BinomialLogit = Glm<families::Binomial<links::Logit>, links::Logit>;
 using BinomialProbit = Glm<families::Binomial<links::Probit>, links::Probit>;
 using BinomialCloglog = Glm<families::Binomial<links::Cloglog>, links::Cloglog>;
+using NegBinomialLog = Glm<families::NegativeBinomial, links::Log>;
+using GammaLog = Glm<families::Gamma, links::Log>;
+using BetaBinomialLogit = Glm<families::BetaBinomial<links::Logit>, links::Logit>;
+using BetaBinomialProbit = Glm<families::BetaBinomial<links::Probit>, links::Probit>;
+using BetaBinomialCloglog = Glm<families::BetaBinomial<links::Cloglog>, links::Cloglog>;
 
 inline FamilyLink family_link_from_code(int code) {
-  if (code < 0 || code > 4)
+  if (code < 0 || code > kLastFamilyLink)
     throw std::invalid_argument(concat("unknown family/link code ", code));
   return static_cast<FamilyLink>(code);
 }
@@ -92,6 +118,11 @@ decltype(auto) dispatch(FamilyLink family_link, F&& f) {
     case FamilyLink::BinomialLogit: return f(BinomialLogit{});
     case FamilyLink::BinomialProbit: return f(BinomialProbit{});
     case FamilyLink::BinomialCloglog: return f(BinomialCloglog{});
+    case FamilyLink::NegBinomialLog: return f(NegBinomialLog{});
+    case FamilyLink::GammaLog: return f(GammaLog{});
+    case FamilyLink::BetaBinomialLogit: return f(BetaBinomialLogit{});
+    case FamilyLink::BetaBinomialProbit: return f(BetaBinomialProbit{});
+    case FamilyLink::BetaBinomialCloglog: return f(BetaBinomialCloglog{});
   }
   throw std::invalid_argument("unknown family/link");
 }

@@ -3,12 +3,16 @@
 // posterior curvature X'WX + V0^{-1} at a Fisher-scoring (IWLS) mode, c tuned in warm-up only;
 // an independence MH with a multivariate-t proposal at that mode; and, for gaussian/identity,
 // exact conjugate draws (known variance: normal; unknown: normal-inverse-gamma).
+// Families with a dispersion phi (negative binomial, gamma, beta-binomial): each iteration
+// updates beta by the Metropolis-Hastings step given phi, then phi by a slice step on log phi
+// (steps/dispersion_slice.hpp); the mode and proposal are computed at the joint mode.
 #pragma once
 #include <cstdint>
 
 #include "bglmm/control.hpp"
 #include "bglmm/glm.hpp"
 #include "bglmm/rng/philox.hpp"
+#include "bglmm/steps/dispersion_slice.hpp"
 #include "bglmm/types.hpp"
 
 namespace bglmm {
@@ -32,6 +36,7 @@ struct GlmPrior {
   Matrix covariance;      // V0 (for normal-inverse-gamma: V0 in units of sigma^2)
   double sigma2_shape = 0.0;  // a0 of sigma^2 ~ IG(a0, b0) (gaussian, unknown variance)
   double sigma2_scale = 0.0;  // b0
+  steps::DispersionPrior dispersion;  // families with a dispersion phi
 };
 
 enum class GlmMethod : int { RandomWalk = 0, Independence = 1, Conjugate = 2 };
@@ -60,6 +65,7 @@ struct GlmMode {
 struct GlmChainResult {
   RowMatrix beta;                 // kept draws x p
   Vector sigma;                   // kept draws (gaussian), else empty
+  Vector dispersion;              // kept draws of phi (families with a dispersion), else empty
   Vector log_posterior;           // kept draws (up to a constant)
   Vector accepted;                // kept draws: 1 if the move to this draw was accepted
   double acceptance_rate = 0.0;   // over the sampling phase

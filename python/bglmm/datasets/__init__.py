@@ -58,6 +58,10 @@ insteval         73421  lecture ratings ``y`` (1-5) by student ``s`` (2,972) and
                         (1,128) in ``dept`` (14), ``service``, ``studage``, ``lectage``;
                         ETH Zurich; R package lme4 (InstEval). The codes are read as
                         categoricals (see above).
+quine            146    days absent from school (``Days``) of Australian children by ethnicity
+                        ``Eth`` (A/N), ``Sex``, ``Age`` group (F0-F3), learner status ``Lrn``
+                        (AL/SL); Quine (1975), via Aitkin (1978), JRSS A 141; R package MASS
+                        (quine), the negative binomial example of ``glm.nb``.
 ===============  =====  ==========================================================================
 """
 

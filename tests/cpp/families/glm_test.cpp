@@ -1,5 +1,6 @@
-// Runtime dispatch of glm.hpp: codes 0..4 map to the documented (family, link) pairs (the
-// codes python/bglmm/families.py sends), unknown codes throw.
+// Runtime dispatch of glm.hpp: codes 0..9 map to the documented (family, link) pairs (the
+// codes python/bglmm/families.py sends), unknown codes throw; HasDispersion marks the families
+// whose dispersion the GLM sampler updates.
 #include <cstring>
 #include <string>
 
@@ -11,16 +12,25 @@ TEST_CASE("family_link_from_code and dispatch") {
                                {"poisson", "log"},
                                {"binomial", "logit"},
                                {"binomial", "probit"},
-                               {"binomial", "cloglog"}};
-  for (int code = 0; code <= 4; ++code) {
+                               {"binomial", "cloglog"},
+                               {"negbinomial", "log"},
+                               {"gamma", "log"},
+                               {"beta_binomial", "logit"},
+                               {"beta_binomial", "probit"},
+                               {"beta_binomial", "cloglog"}};
+  for (int code = 0; code <= 9; ++code) {
     const auto names = bglmm::dispatch(bglmm::family_link_from_code(code), [](auto g) {
       using G = decltype(g);
       return std::string(G::Family::name) + "/" + G::Link::name;
     });
     CHECK(names == std::string(expected[code][0]) + "/" + expected[code][1]);
+    const bool dispersion = bglmm::dispatch(bglmm::family_link_from_code(code), [](auto g) {
+      return bglmm::HasDispersion<decltype(g)>;
+    });
+    CHECK(dispersion == (code >= 5));
   }
   CHECK_THROWS(bglmm::family_link_from_code(-1));
-  CHECK_THROWS(bglmm::family_link_from_code(5));
+  CHECK_THROWS(bglmm::family_link_from_code(10));
 }
 
 BGLMM_TEST_MAIN()
