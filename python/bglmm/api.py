@@ -1219,19 +1219,21 @@ class FormulaFit(Fit):
 
     # ---- plots and files ------------------------------------------------------------------
     def plot_trace(self, var_names: list[str] | None = None, **kwargs: Any):
-        """Trace and density plots of the summary variables (ArviZ, matplotlib)."""
+        """Histogram and trace of each summary parameter, one row each on its own scale."""
         from .plots import plot_trace
 
         return plot_trace(self, var_names, **kwargs)
 
     def plot_forest(self, var_names: list[str] | None = None, **kwargs: Any):
-        """Forest plot (intervals) of the summary variables, or of ``["b"]`` for the groups."""
+        """Posterior means and 95% central intervals (the summary's; ``prob=``), one panel per
+        group of parameters; ``["b_<factor>"]`` for the group effects."""
         from .plots import plot_forest
 
         return plot_forest(self, var_names, **kwargs)
 
     def plot_ppc(self, num_pp_samples: int = 100, seed: int | None = 0, **kwargs: Any):
-        """Posterior predictive check: densities of replicated data sets against y."""
+        """Posterior predictive check: replicated data sets against y (bars for a discrete
+        response, densities for a continuous one)."""
         from .plots import plot_ppc
 
         return plot_ppc(self, num_pp_samples=num_pp_samples, seed=seed, **kwargs)
