@@ -710,9 +710,9 @@ class FormulaFit(Fit):
 
     ``summary()`` (fixed effects, random-effect SDs and correlations, sigma), ``ranef()``,
     ``coef()``, ``predict(newdata, ...)``, ``to_inference_data()``, ``waic()``, ``loo()``,
-    ``plot_trace()``, ``plot_forest()``, ``plot_ppc()``, ``save(path)``; ``priors`` holds the
-    priors used and ``spec`` the model arrays; ``inner`` is the array-level fit (None after
-    :func:`bglmm.load`).
+    ``plot_trace()``, ``plot_forest()``, ``plot_ppc()``, ``conditional_effects(term)``,
+    ``save(path)``; ``priors`` holds the priors used and ``spec`` the model arrays; ``inner`` is
+    the array-level fit (None after :func:`bglmm.load`).
     """
 
     def __init__(self, posterior, *, spec: ModelSpec | None, formula: str, family: Family,
@@ -1237,6 +1237,14 @@ class FormulaFit(Fit):
         from .plots import plot_ppc
 
         return plot_ppc(self, num_pp_samples=num_pp_samples, seed=seed, **kwargs)
+
+    def conditional_effects(self, term: str, **kwargs: Any):
+        """Plot of the expected response over one predictor column with its 95% interval, the
+        other predictors at their mean or reference level, no group effects (brms's
+        ``conditional_effects``); ``prob=``, ``points=``."""
+        from .plots import conditional_effects
+
+        return conditional_effects(self, term, **kwargs)
 
     def save(self, path: str, log_likelihood: bool = False) -> None:
         """Write the fit to a NetCDF file (ArviZ InferenceData with the data columns the model

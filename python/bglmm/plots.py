@@ -210,4 +210,86 @@ def _ppc_densities(ax: Any, y: np.ndarray, reps: np.ndarray) -> None:
     ax.set_ylabel("density")
 
 
-__all__ = ["plot_trace", "plot_forest", "plot_ppc"]
+
+def _is_categorical(data: Any, column: str, formula: str) -> bool:
+    """A categorical predictor: not numeric, or made categorical by factor() or C()."""
+    import re
+
+    import pandas as pd
+
+    col = data[column]
+    return (isinstance(col.dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(col)
+            or not pd.api.types.is_numeric_dtype(col)
+            or re.search(rf"\b(factor|C)\(\s*{re.escape(column)}\b", formula) is not None)
+
+
+def _levels(col: Any) -> list[Any]:
+    import pandas as pd
+
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        return list(col.cat.remove_unused_categories().cat.categories)
+    return sorted(col.unique())
+
+
+def _reference_row(data: Any, formula: str) -> dict[str, Any]:
+    """brms's reference values: the mean of a numeric column, the first level of a
+    categorical one."""
+    return {c: _levels(data[c])[0] if _is_categorical(data, c, formula) else float(data[c].mean())
+            for c in data.columns}
+
+
+def conditional_effects(fit: Any, term: str, *, prob: float = 0.95, points: int = 100):
+    """The expected response (population level: no group effects) over the values of one
+    predictor column, the others at their mean or reference level (brms's
+    ``conditional_effects``): the posterior mean and central ``prob`` interval, a line and band
+    for a numeric predictor, points and bars for a categorical one. Returns the axes (one)."""
+    import pandas as pd
+
+    data = getattr(fit, "_data", None)
+    if data is None or getattr(fit, "spec", None) is None:
+        raise ValueError("conditional_effects needs a fit made by bglmm.fit (with its data)")
+    factors = {v for block in fit.spec.random for v in block._factor_vars}
+    if term in factors:
+        raise ValueError(f"{term!r} is a grouping factor; conditional_effects shows a predictor's "
+                         "population-level effect (see ranef() and coef() for the groups)")
+    used = [c for c in fit.spec._columns if c in data.columns and c not in factors]
+    if term not in used:
+        raise ValueError(f"{term!r} is not a predictor column of the model; choose one of {used}")
+    if not 0 < prob < 1:
+        raise ValueError(f"prob must be in (0, 1), got {prob!r}")
+    col = data[term]
+    categorical = _is_categorical(data, term, fit.formula)
+    values = _levels(col) if categorical else np.linspace(col.min(), col.max(), points)
+    grid = pd.DataFrame([_reference_row(data, fit.formula)] * len(values))
+    grid[term] = pd.Series(values, dtype=col.dtype) if categorical else values
+    mu = fit.predict(grid, groups="none", kind="mean")  # (S, values)
+    lo, mid, hi = np.quantile(mu, (1 - prob) / 2, axis=0), mu.mean(axis=0), \
+        np.quantile(mu, (1 + prob) / 2, axis=0)
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+    if categorical:
+        x = np.arange(len(values))
+        ax.errorbar(x, mid, yerr=[mid - lo, hi - mid], fmt="o", color="C0", capsize=4)
+        ax.set_xticks(x, [str(v) for v in values])
+    else:
+        ax.fill_between(values, lo, hi, color="C0", alpha=0.25,
+                        label=f"{100 * prob:g}% interval")
+        ax.plot(values, mid, color="C0", label="posterior mean")
+        ax.legend(fontsize=9)
+    ax.set_xlabel(term)
+    ax.set_ylabel(_mean_name(fit))
+    return np.array([ax])
+
+
+def _mean_name(fit: Any) -> str:
+    """What kind="mean" predicts, named after the response: ``Reaction (expected)``,
+    ``incidence (probability per trial)``, ``P(hit = 1)``."""
+    family = getattr(fit.family, "name", "")
+    if family == "bernoulli":
+        return f"P({_response_name(fit)} = 1)"
+    if family == "binomial":
+        return _response_name(fit).replace("(successes)", "(probability per trial)")
+    return f"{_response_name(fit)} (expected)"
+
+
+__all__ = ["plot_trace", "plot_forest", "plot_ppc", "conditional_effects"]

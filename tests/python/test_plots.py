@@ -1,4 +1,4 @@
-"""plot_trace, plot_forest and plot_ppc: what each panel shows (axes,
+"""plot_trace, plot_forest, plot_ppc and conditional_effects: what each panel shows (axes,
 labels, the plotted intervals), on the Agg backend; PNGs are written as a smoke test."""
 
 from __future__ import annotations
@@ -34,6 +34,10 @@ def _save(axes, path):
     fig.savefig(path)
     plt.close(fig)
     return path.stat().st_size
+
+
+def _lines_xy(ax):
+    return [np.asarray(line.get_xydata()) for line in ax.get_lines()]
 
 
 def test_plot_trace_gives_each_parameter_its_own_row_and_scale(fit, tmp_path):
@@ -105,3 +109,24 @@ def test_plot_ppc_bars_for_a_binary_response(tmp_path):
     ax = f.plot_ppc(num_pp_samples=30)[0]
     assert sorted(round(p.get_x() + p.get_width() / 2) for p in ax.patches) == [0, 1]
     assert ax.get_xlabel() == "hit"
+
+
+def test_conditional_effects_numeric_and_categorical(fit, cbpp, tmp_path):
+    ax = fit.conditional_effects("Days")[0]
+    x, mean = _lines_xy(ax)[0].T
+    assert ax.get_xlabel() == "Days" and ax.get_ylabel() == "Reaction (expected)"
+    np.testing.assert_allclose(x[[0, -1]], [0, 9])
+    beta = fit.posterior["beta"].reshape(-1, 2)
+    np.testing.assert_allclose(mean, beta[:, 0].mean() + beta[:, 1].mean() * x)
+    assert _save(ax, tmp_path / "ce.png") > 1000
+    cat = cbpp.conditional_effects("period")[0]
+    assert [t.get_text() for t in cat.get_xticklabels()] == ["1", "2", "3", "4"]
+    assert cat.get_ylabel() == "incidence (probability per trial)"
+    # period 1 is the reference level: its expected probability is inverse-logit(Intercept)
+    points = cat.containers[0].lines[0]  # the error bar's data points
+    p1 = 1 / (1 + np.exp(-cbpp.posterior["beta"][..., 0]))
+    np.testing.assert_allclose(points.get_ydata()[0], p1.mean())
+    with pytest.raises(ValueError, match=r"not a predictor column.*\['period'\]"):
+        cbpp.conditional_effects("herdd")
+    with pytest.raises(ValueError, match="'herd' is a grouping factor"):
+        cbpp.conditional_effects("herd")
