@@ -64,6 +64,7 @@ _NAMESPACE = {
     "trials": lambda v: np.asarray(v, dtype=float),
     "se": lambda v: np.asarray(v, dtype=float),
     "factor": lambda v: _factor(v),
+    "bglmm_levels": lambda v, levels: _with_levels(v, levels),
     "TRUE": True,  # R's spelling, as in poly(x, 2, raw=TRUE)
     "FALSE": False,
 }
@@ -289,6 +290,7 @@ def _encode_factor(
 _R_CODINGS = {"contr.sum": "Sum", "contr.treatment": "Treatment"}  # R's name: formulae's
 
 _LIST = "bglmm_list_"  # the names that stand for list literals ([...]) in a formula
+_LEVELS = "bglmm_levels"  # the call that C(x, levels=[...]) becomes
 
 
 def _translate(formula: str) -> tuple[str, dict[str, list[Any]]]:
@@ -319,7 +321,11 @@ def _translate(formula: str) -> tuple[str, dict[str, list[Any]]]:
             continue
         out.append(ch)
         i += 1
-    return "".join(out), lists
+    # C(x, levels=[...]) as an ordered Categorical of x: formulae's own levels= cannot encode new
+    # data that lacks some of the levels
+    text = re.sub(rf"\bC\(\s*([A-Za-z_][\w.]*)\s*,\s*levels\s*=\s*({_LIST}\d+)\s*\)",
+                  rf"{_LEVELS}(\1, \2)", "".join(out))
+    return text, lists
 
 
 def _closing_bracket(text: str, start: int) -> int:
@@ -350,8 +356,19 @@ def _list_literal(text: str) -> list[Any]:
     return list(value)
 
 
+def _with_levels(values: Any, levels: list[Any]) -> pd.Categorical:
+    """The values as a Categorical with the categories `levels`, in that order."""
+    values = np.asarray(values)
+    missing = pd.unique(values[~pd.Series(values).isin(levels).to_numpy()])
+    if len(missing):
+        raise ValueError(f"C(x, levels={levels!r}): x has values {list(missing[:5])} that are not "
+                         "in the levels; list every value")
+    return pd.Categorical(values, categories=levels, ordered=True)
+
+
 def _untranslate(name: str, lists: dict[str, list[Any]]) -> str:
     """A term or column name with the lists written out again (``levels=['lo', 'hi']``)."""
+    name = re.sub(rf"\b{_LEVELS}\(([^,()]+), ({_LIST}\d+)\)", r"C(\1, levels=\2)", name)
     for key in sorted(lists, key=len, reverse=True):  # bglmm_list_10 before bglmm_list_1
         name = name.replace(key, repr(lists[key]))
     return name
@@ -761,9 +778,7 @@ def build_spec(
     try:
         fixed_model.eval(data, env)
     except Exception as err:
-        hint = ("; C(x, levels=[...]) must list every value of x" if lists and "levels" in str(err)
-                else "")
-        raise FormulaError(f"cannot evaluate formula {formula!r}: {err}{hint}") from None
+        raise FormulaError(f"cannot evaluate formula {formula!r}: {err}") from None
     offset_terms = [t for t in fixed_model.common_terms if getattr(t, "kind", None) == "offset"]
     fixed_terms = [t for t in fixed_model.common_terms if getattr(t, "kind", None) != "offset"]
     if not fixed_terms:
