@@ -674,6 +674,7 @@ def build_spec(
     if not (isinstance(ast, E.Binary) and ast.operator.kind == "TILDE"):
         raise FormulaError(f"formula {formula!r} has no response: write it as 'response ~ predictors'")
     lhs, rhs = ast.left, ast.right
+    _check_powers(lhs, formula)
     _check_powers(rhs, formula)
     response_text = formula.split("~", 1)[0].strip()
 

@@ -557,6 +557,9 @@ def test_caret_is_a_power_inside_I_and_crossing_outside(df):
     with pytest.raises(FormulaError, match=r"x\^2 .* just x .*write I\(x\^2\) or "
                                            r"poly\(x, 2, raw=TRUE\)"):
         build_spec("y ~ x^2", df)
+    with pytest.raises(FormulaError, match=r"write I\(e\^2\)"):
+        build_spec("e^2 ~ x", df)  # the response too
+    np.testing.assert_allclose(build_spec("I(e^2) ~ x", df).y, df.e**2)
 
 
 def test_R_habits_in_a_fit_and_its_predictions():
