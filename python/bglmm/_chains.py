@@ -3,7 +3,8 @@
 The C++ samplers release the GIL, so chains run in parallel in Python threads. Draws never
 depend on how chains are scheduled or how many threads each one gets (counter-based RNG), so
 ``threads`` only changes the speed. Ctrl-C reaches the main thread only: it asks every running
-chain to stop (``_core.request_stop``), and each returns the draws made so far.
+chain to stop (``_core.request_stop``), and each returns the draws made so far; a chain that
+had not started is reported as :data:`NOT_STARTED`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from typing import Any
 
 from . import _core
 from ._progress import Progress
+
+#: the result of a chain that an interruption kept from starting
+NOT_STARTED = {"draws_done": 0, "interrupted": True}
 
 RunOne = Callable[[int, int, Any], dict]  # (chain, inner_threads, progress_callback) -> result
 
@@ -27,8 +31,8 @@ def plan_threads(chains: int, threads: int) -> tuple[int, int]:
 
 def run_chains(run_one: RunOne, chains: int, threads: int, progress: bool,
                iterations_per_chain: int) -> list[dict]:
-    """Run `chains` chains; returns their result dicts in chain order (fewer if interrupted
-    before a chain started)."""
+    """Run `chains` chains; returns their result dicts in chain order (:data:`NOT_STARTED` for
+    the chains an interruption kept from starting)."""
     workers, inner = plan_threads(chains, threads)
     bar = Progress(progress, chains * iterations_per_chain)
     _core.clear_stop()
@@ -40,7 +44,7 @@ def run_chains(run_one: RunOne, chains: int, threads: int, progress: bool,
                 results.append(res)
                 if res.get("interrupted"):
                     break
-            return results
+            return results + [NOT_STARTED] * (chains - len(results))
         with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
             futures = [pool.submit(run_one, chain, inner,
                                    bar.chain_callback(chain, iterations_per_chain))
@@ -52,12 +56,7 @@ def run_chains(run_one: RunOne, chains: int, threads: int, progress: bool,
                 for f in futures:
                     f.cancel()
                 concurrent.futures.wait([f for f in futures if not f.cancelled()])
-            results = []
-            for f in futures:
-                if f.cancelled():
-                    break
-                results.append(f.result())
-            return results
+            return [NOT_STARTED if f.cancelled() else f.result() for f in futures]
     finally:
         _core.clear_stop()
         bar.close()

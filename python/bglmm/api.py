@@ -723,9 +723,9 @@ class FormulaFit(Fit):
 
     ``summary()`` (fixed effects, random-effect SDs and correlations, sigma), ``ranef()``,
     ``coef()``, ``predict(newdata, ...)``, ``to_inference_data()``, ``waic()``, ``loo()``,
-    ``plot_trace()``, ``plot_forest()``, ``plot_ppc()``, ``save(path)``; ``priors`` holds the
-    priors used and ``spec`` the model arrays; ``inner`` is the array-level fit (None after
-    :func:`bglmm.load`).
+    ``plot_trace()``, ``plot_forest()``, ``plot_ppc()``, ``conditional_effects(term)``,
+    ``save(path)``; ``priors`` holds the priors used and ``spec`` the model arrays; ``inner`` is
+    the array-level fit (None after :func:`bglmm.load`).
     """
 
     def __init__(self, posterior, *, spec: ModelSpec | None, formula: str, family: Family,
@@ -1232,22 +1232,32 @@ class FormulaFit(Fit):
 
     # ---- plots and files ------------------------------------------------------------------
     def plot_trace(self, var_names: list[str] | None = None, **kwargs: Any):
-        """Trace and density plots of the summary variables (ArviZ, matplotlib)."""
+        """Histogram and trace of each summary parameter, one row each on its own scale."""
         from .plots import plot_trace
 
         return plot_trace(self, var_names, **kwargs)
 
     def plot_forest(self, var_names: list[str] | None = None, **kwargs: Any):
-        """Forest plot (intervals) of the summary variables, or of ``["b"]`` for the groups."""
+        """Posterior means and 95% central intervals (the summary's; ``prob=``), one panel per
+        group of parameters; ``["b_<factor>"]`` for the group effects."""
         from .plots import plot_forest
 
         return plot_forest(self, var_names, **kwargs)
 
     def plot_ppc(self, num_pp_samples: int = 100, seed: int | None = 0, **kwargs: Any):
-        """Posterior predictive check: densities of replicated data sets against y."""
+        """Posterior predictive check: replicated data sets against y (bars for a discrete
+        response, densities for a continuous one)."""
         from .plots import plot_ppc
 
         return plot_ppc(self, num_pp_samples=num_pp_samples, seed=seed, **kwargs)
+
+    def conditional_effects(self, term: str, **kwargs: Any):
+        """Plot of the expected response over one predictor column with its 95% interval, the
+        other predictors at their mean or reference level, no group effects (brms's
+        ``conditional_effects``); ``prob=``, ``points=``."""
+        from .plots import conditional_effects
+
+        return conditional_effects(self, term, **kwargs)
 
     def save(self, path: str, log_likelihood: bool = False) -> None:
         """Write the fit to a NetCDF file (ArviZ InferenceData with the data columns the model

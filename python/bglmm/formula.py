@@ -18,6 +18,10 @@ what formulae leaves to the caller:
   ``(1 + x || g)`` one uncorrelated block per term, as lme4. The grouping factors are encoded
   here as integer codes (formulae's group-specific terms would build a dense rows x levels
   indicator matrix, so they are never evaluated): the cost is linear in the rows;
+* R's habits: ``^`` (a power inside ``I()``, crossing outside it: ``(a + b)^2``), ``factor(x)``,
+  ``TRUE``/``FALSE``, patsy's list literals (``C(x, levels=[...])``); an unordered pandas
+  Categorical keeps its category order (the first category is the reference level, as in R;
+  formulae would sort the levels); ``x^2`` and ``contr.sum`` are errors saying what to write;
 * validation with messages that name the culprit: unknown columns (with a suggestion), a missing
   response, a random term on a column that does not exist, a response that does not fit the
   family, missing values in a column the model uses.
@@ -26,6 +30,7 @@ what formulae leaves to the caller:
 from __future__ import annotations
 
 import difflib
+import re
 from copy import deepcopy
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,7 +63,18 @@ _NAMESPACE = {
     "cbind": _cbind,
     "trials": lambda v: np.asarray(v, dtype=float),
     "se": lambda v: np.asarray(v, dtype=float),
+    "factor": lambda v: _factor(v),
+    "bglmm_levels": lambda v, levels: _with_levels(v, levels),
+    "TRUE": True,  # R's spelling, as in poly(x, 2, raw=TRUE)
+    "FALSE": False,
 }
+
+
+def _factor(values: Any) -> Any:
+    """R's ``factor(x)``: the values as a categorical (a Categorical keeps its categories)."""
+    if isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
+        return values
+    return pd.Categorical(np.asarray(values))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -153,7 +169,8 @@ class ModelSpec:
         try:
             X = np.asarray(self._common.evaluate_new_data(newdata).design_matrix, dtype=float)
         except Exception as err:  # formulae raises on unseen categories and the like
-            raise ValueError(f"cannot build the fixed-effects design for newdata: {err}") from err
+            raise ValueError(f"cannot build the fixed-effects design for newdata: {err}"
+                             f"{_levels_hint(err)}") from err
         X = np.ascontiguousarray(X.reshape(len(newdata), -1))
         blocks = []
         labels: dict[str, pd.Series] = {}  # one encoding per factor, shared by its blocks
@@ -179,6 +196,14 @@ class ModelSpec:
 
 # ---------------------------------------------------------------------------------------------
 # helpers
+
+
+def _levels_hint(err: Exception) -> str:
+    if "levels beign assigned" not in str(err):  # formulae's message (sic)
+        return ""
+    return ("; C(x, levels=[...]) needs every one of those levels in the rows (a limit of "
+            "formulae): to predict for some of them, fit with x made a pandas Categorical "
+            "instead, data['x'] = pd.Categorical(data['x'], categories=[...]), and write x")
 
 
 def _suggest(name: str, columns: list[str]) -> str:
@@ -262,6 +287,136 @@ def _encode_factor(
     return codes, levels.tolist(), labels
 
 
+_R_CODINGS = {"contr.sum": "Sum", "contr.treatment": "Treatment"}  # R's name: formulae's
+
+_LIST = "bglmm_list_"  # the names that stand for list literals ([...]) in a formula
+_LEVELS = "bglmm_levels"  # the call that C(x, levels=[...]) becomes
+
+
+def _translate(formula: str) -> tuple[str, dict[str, list[Any]]]:
+    """The formula in formulae's spelling, and the lists it names.
+
+    R writes a power as ``^``: ``I(x^2)`` is a square and ``(a + b)^2`` the main effects and
+    two-way interactions; formulae reads both as ``**``. formulae cannot read a list literal
+    (``C(x, levels=["lo", "hi"])``): each one becomes a name bound to the list. Text in quotes is
+    left alone.
+    """
+    out: list[str] = []
+    lists: dict[str, list[Any]] = {}
+    i, quote = 0, ""
+    while i < len(formula):
+        ch = formula[i]
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "^":
+            ch = "**"
+        elif ch == "[":
+            end = _closing_bracket(formula, i)
+            name = f"{_LIST}{len(lists) + 1}"
+            lists[name] = _list_literal(formula[i:end + 1])
+            out.append(name)
+            i = end + 1
+            continue
+        out.append(ch)
+        i += 1
+    # C(x, levels=[...]) as an ordered Categorical of x: formulae's own levels= cannot encode new
+    # data that lacks some of the levels
+    text = re.sub(rf"\bC\(\s*([A-Za-z_][\w.]*)\s*,\s*levels\s*=\s*({_LIST}\d+)\s*\)",
+                  rf"{_LEVELS}(\1, \2)", "".join(out))
+    return text, lists
+
+
+def _closing_bracket(text: str, start: int) -> int:
+    depth, quote = 0, ""
+    for j in range(start, len(text)):
+        ch = text[j]
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+            if depth == 0:
+                return j
+    raise FormulaError(f"formula has a '[' without its ']': {text!r}")
+
+
+def _list_literal(text: str) -> list[Any]:
+    import ast
+
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        raise FormulaError(f"the list {text} in the formula must hold literal values (strings or "
+                           "numbers), as in C(x, levels=['lo', 'mid', 'hi'])") from None
+    return list(value)
+
+
+def _with_levels(values: Any, levels: list[Any]) -> pd.Categorical:
+    """The values as a Categorical with the categories `levels`, in that order."""
+    values = np.asarray(values)
+    missing = pd.unique(values[~pd.Series(values).isin(levels).to_numpy()])
+    if len(missing):
+        raise ValueError(f"C(x, levels={levels!r}): x has values {list(missing[:5])} that are not "
+                         "in the levels; list every value")
+    return pd.Categorical(values, categories=levels, ordered=True)
+
+
+def _untranslate(name: str, lists: dict[str, list[Any]]) -> str:
+    """A term or column name with the lists written out again (``levels=['lo', 'hi']``)."""
+    name = re.sub(rf"\b{_LEVELS}\(([^,()]+), ({_LIST}\d+)\)", r"C(\1, levels=\2)", name)
+    for key in sorted(lists, key=len, reverse=True):  # bglmm_list_10 before bglmm_list_1
+        name = name.replace(key, repr(lists[key]))
+    return name
+
+
+def _keep_category_order(data: pd.DataFrame) -> pd.DataFrame:
+    """Categorical columns made ordered, so that formulae keeps their category order (it sorts
+    the levels of an unordered one): the first category is the reference level, as in R. Unused
+    categories are dropped (R's model frame drops unused levels too)."""
+    cats = [c for c in data.columns if isinstance(data[c].dtype, pd.CategoricalDtype)]
+    if not cats:
+        return data
+    data = data.copy(deep=False)
+    for c in cats:
+        data[c] = data[c].cat.remove_unused_categories().cat.as_ordered()
+    return data
+
+
+def _check_powers(node, formula: str) -> None:
+    """``x^2`` on a single variable crosses x with itself, which is x (as in R): say so rather
+    than fit a model without the square the user meant."""
+    from formulae import expr as E
+
+    if isinstance(node, E.Binary):
+        if node.operator.kind == "STAR_STAR" and isinstance(node.left, (E.Variable, E.Call)):
+            name, power = _expr_text(node.left), _expr_text(node.right)
+            raise FormulaError(
+                f"{name}^{power} in formula {formula!r} crosses {name} with itself, which is just "
+                f"{name} (as in R); for the power write I({name}^{power}) or "
+                f"poly({name}, {power}, raw=TRUE)")
+        _check_powers(node.left, formula)
+        _check_powers(node.right, formula)
+    elif isinstance(node, E.Grouping):
+        _check_powers(node.expression, formula)
+    elif isinstance(node, E.Unary):
+        _check_powers(node.right, formula)
+
+
+def _expr_text(node) -> str:
+    from formulae import expr as E
+
+    if isinstance(node, E.Variable):
+        return str(node.name.lexeme)
+    if isinstance(node, E.Literal):
+        return str(node.value)
+    return str(node)
+
+
 def _scanner_class():
     from formulae.scanner import Scanner
 
@@ -279,7 +434,8 @@ def _scanner_class():
     return BlockScanner
 
 
-def _parse(formula: str):
+def _parse(formula: str, text: str | None = None):
+    """The AST of `text`, the formula in formulae's spelling (by default :func:`_translate`'s)."""
     from formulae.parser import ParseError, Parser
     from formulae.scanner import ScanError
 
@@ -288,7 +444,7 @@ def _parse(formula: str):
     if "~" not in formula:
         raise FormulaError(f"formula {formula!r} has no response: write it as 'response ~ predictors'")
     try:
-        parser = Parser(_scanner_class()(formula).scan())
+        parser = Parser(_scanner_class()(_translate(formula)[0] if text is None else text).scan())
         ast = parser.parse()
     except (ParseError, ScanError) as err:
         raise FormulaError(f"cannot parse formula {formula!r}: {err}") from None
@@ -505,18 +661,21 @@ def build_spec(
     if len(data) == 0:
         raise ValueError("data has no rows")
     fam = resolve_family(family, link)
-    data = data.reset_index(drop=True)
+    data = _keep_category_order(data.reset_index(drop=True))
     columns = [str(c) for c in data.columns]
     if env is None:
         env = Environment.capture(1)
-    env = env.with_outer_namespace(_NAMESPACE)
+    text, lists = _translate(formula) if isinstance(formula, str) else (formula, {})
+    env = env.with_outer_namespace({**_NAMESPACE, **lists})
 
     if isinstance(formula, str) and "~" in formula and not formula.split("~", 1)[0].strip():
         raise FormulaError(f"formula {formula!r} has no response before '~': write 'response ~ predictors'")
-    ast = _parse(formula)
+    ast = _parse(formula, text)
     if not (isinstance(ast, E.Binary) and ast.operator.kind == "TILDE"):
         raise FormulaError(f"formula {formula!r} has no response: write it as 'response ~ predictors'")
     lhs, rhs = ast.left, ast.right
+    _check_powers(lhs, formula)
+    _check_powers(rhs, formula)
     response_text = formula.split("~", 1)[0].strip()
 
     # ---- names used: every one must be a column (or a name in the caller's scope) ----------
@@ -526,7 +685,10 @@ def build_spec(
     units = _random_units(model, records)
     lhs_vars = _lhs_variables(lhs)
     used = sorted(({v for v in model.var_names if v} | lhs_vars))
-    namespace = env.namespace
+    from formulae.categorical import ENCODINGS
+
+    # C(x, Sum): formulae's codings are known names too
+    namespace = env.with_outer_namespace(ENCODINGS).namespace
     for name in sorted(lhs_vars):
         if name not in columns and name not in namespace:
             raise ValueError(
@@ -535,6 +697,11 @@ def build_spec(
             )
     for unit in units:
         for v in unit.factor_vars:
+            wrapped = re.fullmatch(r"(?:factor|C)\((\w+)\)", v.replace(" ", ""))
+            if wrapped and wrapped.group(1) in columns:
+                raise FormulaError(
+                    f"random term {unit.label}: a grouping factor is categorical as it is; write "
+                    f"{_block_label(unit.expr_names, wrapped.group(1))}")
             if v not in columns:
                 raise ValueError(
                     f"random term {unit.label}: grouping factor {v!r} is not a column of data"
@@ -547,6 +714,9 @@ def build_spec(
                     f"{_suggest(v, columns)}; columns are {columns}"
                 )
     for name in used:
+        if name in _R_CODINGS:
+            raise FormulaError(f"formula {formula!r}: for R's {name} write {_R_CODINGS[name]}, "
+                               f"as in C(x, {_R_CODINGS[name]})")
         if name not in columns and name not in namespace:
             raise ValueError(
                 f"formula {formula!r} uses {name!r}, which is not a column of data"
@@ -620,7 +790,7 @@ def build_spec(
     common = CommonEffectsMatrix(fixed_terms)
     common.evaluate(data, env)
     X = np.ascontiguousarray(np.asarray(common.design_matrix, dtype=float).reshape(n, -1))
-    fixed_names = [str(lab) for t in fixed_terms for lab in t.labels]
+    fixed_names = [_untranslate(str(lab), lists) for t in fixed_terms for lab in t.labels]
     if not np.all(np.isfinite(X)):
         j = int(np.where(~np.isfinite(X).all(axis=0))[0][0])
         raise ValueError(f"fixed-effect column {fixed_names[j]!r} has missing or infinite values")
@@ -647,7 +817,7 @@ def build_spec(
         except Exception as err:
             raise FormulaError(f"cannot evaluate the random term {unit.label}: {err}") from None
         Z = np.ascontiguousarray(np.asarray(zmat.design_matrix, dtype=float).reshape(n, -1))
-        names = [str(lab) for t in zmodel.common_terms for lab in t.labels]
+        names = [_untranslate(str(lab), lists) for t in zmodel.common_terms for lab in t.labels]
         if not np.all(np.isfinite(Z)):
             j = int(np.where(~np.isfinite(Z).all(axis=0))[0][0])
             raise ValueError(f"column {names[j]!r} of the random term {unit.label} has missing or "
@@ -659,7 +829,7 @@ def build_spec(
         random.append(RandomBlock(
             factor=unit.factor, terms=names, Z=Z, groups=labels, codes=codes, levels=levels,
             correlated=unit.correlated, _matrix=zmat, _factor_vars=list(unit.factor_vars),
-            _expr_names=list(unit.expr_names),
+            _expr_names=[_untranslate(e, lists) for e in unit.expr_names],
         ))
 
     spec = ModelSpec(

@@ -67,8 +67,12 @@ from .priors import (
     covariance_prior_spec,
     has_flat_sd,
 )
-from .results import Fit, keep_completed, sd_cor_draws, stack_chains, user_stacklevel
+from .results import Fit, keep_drawn, sd_cor_draws, stack_chains, user_stacklevel
 from .warnings import AcceptanceWarning, BglmmWarning
+
+#: the entries of a chain's result with one row per draw
+_PER_DRAW = ("beta", "sigma", "b", "phi", "log_lik", "group_accept_mean", "fixed_accepted",
+             "extra_sigma", "extra_b")
 
 _KERNELS = {"laplace": 0, "random_walk": 1, "rw": 1}
 
@@ -566,7 +570,7 @@ def glmm(
 
     # chains run concurrently when there are threads for it (each with its share)
     results = run_chains(run_one, chains, n_threads, progress, warmup + draws * thin)
-    kept, interrupted = keep_completed(results, draws)
+    kept, interrupted = keep_drawn(results, _PER_DRAW, draws)
     n_chains = len(kept)
 
     sigma = stack_chains(kept, "sigma").reshape(n_chains, -1, q, q)

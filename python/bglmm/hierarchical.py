@@ -54,7 +54,10 @@ from ._chains import run_chains
 from .data import as_vector, check_count, resolve_seed, resolve_threads
 from .grouping import encode_groups
 from .priors import HalfNormal, HalfStudentT, InverseGamma, LogUniform, Normal, UniformSD, scale_prior_spec
-from .results import Fit, keep_completed, stack_chains
+from .results import Fit, keep_drawn, stack_chains
+
+#: the entries of a chain's result with one row per draw
+_PER_DRAW = ("theta", "mu", "tau", "sigma")
 
 __all__ = ["HierarchicalNormalFit", "hierarchical_normal", "scale_prior_spec"]
 
@@ -307,7 +310,7 @@ def hierarchical_normal(
 
     results = run_chains(run_one, chains, resolve_threads(threads), progress,
                          warmup + draws * thin)
-    kept, interrupted = keep_completed(results, draws)
+    kept, interrupted = keep_drawn(results, _PER_DRAW, draws)
 
     posterior: dict[str, np.ndarray] = {
         "mu": stack_chains(kept, "mu"),

@@ -46,7 +46,10 @@ from ._chains import run_chains
 from .data import as_design, as_vector, check_count, check_full_rank, resolve_seed, resolve_threads
 from .grouping import encode_groups
 from .priors import LKJ, HalfStudentT, InverseGamma, Normal, covariance_prior_spec, has_flat_sd
-from .results import Fit, keep_completed, sd_cor_draws, stack_chains
+from .results import Fit, keep_drawn, sd_cor_draws, stack_chains
+
+#: the entries of a chain's result with one row per draw
+_PER_DRAW = ("beta", "cov", "sigma", "b")
 
 __all__ = ["LmmFit", "lmm", "default_lmm_priors"]
 
@@ -353,7 +356,7 @@ def lmm(
                              bool(collapsed))
 
     results = run_chains(run_one, chains, n_threads, progress, warmup + draws * thin)
-    kept, interrupted = keep_completed(results, draws)
+    kept, interrupted = keep_drawn(results, _PER_DRAW, draws)
     c = len(kept)
 
     cov = stack_chains(kept, "cov").reshape(c, -1, q, q)

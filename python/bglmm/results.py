@@ -63,19 +63,49 @@ def sd_cor_draws(cov: np.ndarray, terms: list[str], sd_prefix: str,
     return sds, cors
 
 
-def keep_completed(results: list[dict[str, Any]], expected: int) -> tuple[list[dict], bool]:
-    """Chains to keep after a possible interruption, and whether one happened.
+class Interruption:
+    """A Ctrl-C during sampling (true as a condition): what was asked for, per chain."""
 
-    Complete chains are kept; a partial chain is kept only when no chain completed.
+    def __init__(self, chains: int, draws: int) -> None:
+        self.chains, self.draws = chains, draws
+
+    def __bool__(self) -> bool:
+        return True
+
+
+def keep_drawn(results: list[dict[str, Any]], per_draw: tuple[str, ...],
+               draws: int) -> tuple[list[dict], Interruption | bool]:
+    """Chains to keep after a possible interruption, and the :class:`Interruption` (or False).
+
+    `results` has one entry per chain asked for (a chain that never started: ``draws_done`` 0).
+    Every chain that made draws is kept, cut to the number of draws the shortest of them made:
+    the chains then share one length (which R-hat and the (chain, draw) arrays need), and each
+    keeps its first draws, those of an uninterrupted run. `per_draw` names the result entries
+    with one row per draw (an entry may be a list of such arrays); the others are kept whole.
     """
-    interrupted = any(r["interrupted"] for r in results) or len(results) == 0
-    complete = [r for r in results if int(r["draws_done"]) == expected]
-    if complete:
-        return complete, interrupted
-    partial = [r for r in results if int(r["draws_done"]) > 0][:1]
-    if not partial:
+    drawn = [r for r in results if int(r["draws_done"]) > 0]
+    if not drawn:
         raise KeyboardInterrupt("sampling was interrupted before any draw was kept")
-    return partial, interrupted
+    n = min(int(r["draws_done"]) for r in drawn)
+    stopped = any(r["interrupted"] for r in results) or n < draws
+    return ([_first_draws(r, n, per_draw) for r in drawn],
+            Interruption(len(results), draws) if stopped else False)
+
+
+def keep_completed(results: list[dict[str, Any]], draws: int) -> tuple[list[dict], Any]:
+    """:func:`keep_drawn` for the GLM sampler's results."""
+    return keep_drawn(results, ("beta", "sigma", "dispersion", "log_posterior", "accepted"), draws)
+
+
+def _first_draws(result: dict[str, Any], n: int, per_draw: tuple[str, ...]) -> dict[str, Any]:
+    if int(result["draws_done"]) == n:
+        return result
+    out = dict(result, draws_done=n)
+    for key in per_draw:
+        value = result[key]
+        out[key] = [np.asarray(v)[:n] for v in value] if isinstance(value, list) \
+            else np.asarray(value)[:n]
+    return out
 
 
 class Fit:
@@ -103,7 +133,7 @@ class Fit:
         summary_vars: list[str] | None = None,
         attrs: dict[str, Any] | None = None,
         seed: int | None = None,
-        interrupted: bool = False,
+        interrupted: bool | Interruption = False,
         sampler: str = "",
     ) -> None:
         self.posterior = posterior
@@ -113,15 +143,23 @@ class Fit:
         self.summary_vars = summary_vars or list(posterior)
         self.attrs = dict(attrs or {})
         self.seed = seed
-        self.interrupted = interrupted
+        self.interrupted = bool(interrupted)
         self.sampler = sampler
         if interrupted:
-            warnings.warn(
-                f"sampling was interrupted; the fit holds {self.n_chains} chain(s) x "
-                f"{self.n_draws} draws made before the interruption",
-                InterruptedWarning,
-                stacklevel=user_stacklevel(),
-            )
+            warnings.warn(self._interruption_message(interrupted), InterruptedWarning,
+                          stacklevel=user_stacklevel())
+
+    def _interruption_message(self, interruption: Any) -> str:
+        """'sampling was interrupted after 312 of 1000 draws per chain; the summary uses ...'"""
+        chains = getattr(interruption, "chains", self.n_chains)
+        draws = getattr(interruption, "draws", None)
+        of = f" of {draws}" if draws is not None else ""
+        text = f"sampling was interrupted after {self.n_draws}{of} draws per chain"
+        if self.n_chains < chains:
+            text += f" ({self.n_chains} of {chains} chains had made draws)"
+        if self.n_chains < 2:
+            return text + "; the summary uses those (R-hat needs at least two chains)"
+        return text + f"; the summary uses those {self.n_chains} chains x {self.n_draws} draws"
 
     @property
     def n_chains(self) -> int:

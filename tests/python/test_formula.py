@@ -492,3 +492,89 @@ def test_random_formula_text_raises_only_clear_errors(df, text):
         build_spec(text, df)
     except (ValueError, TypeError):
         pass
+
+
+# ---- R and patsy habits ------------------------------------------------------------------------
+
+
+def test_unordered_categorical_keeps_its_category_order(df):
+    # the first category is the reference level, as in R (not the alphabetically first)
+    df = df.assign(a=pd.Categorical(df.a, categories=["mid", "lo", "hi", "unused"]))
+    s = build_spec("y ~ a + (1 | g)", df)
+    assert s.fixed_names == ["Intercept", "a[lo]", "a[hi]"]  # unused category dropped
+    np.testing.assert_array_equal(s.X[:, 2], (df.a == "hi").to_numpy(float))
+    # the design of new rows uses the same coding
+    new = s.new_design(df.iloc[:3])
+    np.testing.assert_array_equal(new["X"], s.X[:3])
+    # also as a random-effect term and as a grouping factor
+    r = build_spec("y ~ 1 + (1 + a | g)", df)
+    assert r.random[0].terms == ["Intercept", "a[lo]", "a[hi]"]
+    grp = df.assign(g=pd.Categorical(df.g, categories=[f"g{k}" for k in (5, 4, 3, 2, 1, 0)]))
+    assert build_spec("y ~ 1 + (1 | g)", grp).random[0].levels == ["g5", "g4", "g3", "g2", "g1",
+                                                                   "g0"]
+
+
+def test_C_with_levels_and_with_sum_coding(df):
+    s = build_spec("y ~ C(a, levels=['mid', 'hi', 'lo'])", df)
+    assert s.fixed_names == ["Intercept", "C(a, levels=['mid', 'hi', 'lo'])[hi]",
+                             "C(a, levels=['mid', 'hi', 'lo'])[lo]"]
+    np.testing.assert_array_equal(s.X[:, 1], (df.a == "hi").to_numpy(float))
+    np.testing.assert_array_equal(s.new_design(df.iloc[:5])["X"], s.X[:5])
+    total = build_spec("y ~ C(a, Sum)", df)
+    # sum-to-zero coding: the last level (mid, sorted) is -1 in every column
+    assert total.X.shape == (24, 3)
+    np.testing.assert_array_equal(total.X[(df.a == "mid").to_numpy(), 1:], -1.0)
+    with pytest.raises(FormulaError, match=r"literal values .*levels=\['lo', 'mid', 'hi'\]"):
+        build_spec("y ~ C(a, levels=[lo, mid])", df)
+    with pytest.raises(FormulaError, match=r"x has values \['hi'\] that are not in the levels"):
+        build_spec("y ~ C(a, levels=['lo', 'mid'])", df)
+    # new rows may hold some of the levels only
+    np.testing.assert_array_equal(s.new_design(df[df.a == "hi"])["X"], s.X[df.a == "hi"])
+    with pytest.raises(FormulaError, match=r"for R's contr.sum write Sum, as in C\(x, Sum\)"):
+        build_spec("y ~ C(a, contr.sum)", df)
+
+
+def test_factor_makes_a_column_categorical(df):
+    s = build_spec("y ~ factor(h) + (1 + factor(h) | g)", df)
+    assert s.fixed_names == ["Intercept", "factor(h)[2]"]
+    np.testing.assert_array_equal(s.X[:, 1], (df.h == 2).to_numpy(float))
+    assert s.random[0].terms == ["Intercept", "factor(h)[2]"]
+    np.testing.assert_array_equal(s.new_design(df.iloc[2:6])["X"], s.X[2:6])
+    with pytest.raises(FormulaError, match=r"categorical as it is; write \(1 \| g\)"):
+        build_spec("y ~ x + (1 | factor(g))", df)
+
+
+def test_caret_is_a_power_inside_I_and_crossing_outside(df):
+    s = build_spec("y ~ x + I(x^2) + (1 + I(x^2) | g)", df)
+    assert s.fixed_names == ["Intercept", "x", "I(x ** 2)"]
+    np.testing.assert_allclose(s.X[:, 2], df.x**2)
+    np.testing.assert_allclose(s.random[0].Z[:, 1], df.x**2)
+    np.testing.assert_allclose(s.new_design(df.iloc[:4])["X"][:, 2], df.x[:4] ** 2)
+    # R: (a + b)^2 is the main effects and the two-way interactions
+    cross = build_spec("y ~ (x + z + e)^2", df)
+    assert cross.fixed_names == ["Intercept", "x", "z", "e", "x:z", "x:e", "z:e"]
+    # x^2 outside I() is x crossed with itself, i.e. x: an error that says what to write
+    with pytest.raises(FormulaError, match=r"x\^2 .* just x .*write I\(x\^2\) or "
+                                           r"poly\(x, 2, raw=TRUE\)"):
+        build_spec("y ~ x^2", df)
+    with pytest.raises(FormulaError, match=r"write I\(e\^2\)"):
+        build_spec("e^2 ~ x", df)  # the response too
+    np.testing.assert_allclose(build_spec("I(e^2) ~ x", df).y, df.e**2)
+
+
+def test_R_habits_in_a_fit_and_its_predictions():
+    d = bglmm.datasets.load("sleepstudy")
+    d["half"] = np.where(d.Days > 4, "late", "early")
+    f = bglmm.fit("Reaction ~ poly(Days, 2, raw=TRUE) + C(half, levels=['late', 'early']) + "
+                  "(1 + I(Days^2) | Subject)", d, seed=1, chains=1, draws=50, warmup=50,
+                  progress=False, check=False)
+    assert list(f.coords["coef"])[-1] == "C(half, levels=['late', 'early'])[early]"
+    assert f.predict(d.iloc[:4]).shape == (50, 4)  # rows of one of the levels
+
+
+def test_raw_polynomial_with_R_spelling(df):
+    s = build_spec("y ~ poly(x, 2, raw=TRUE) + (1 | g)", df)
+    np.testing.assert_allclose(s.X[:, 1:], np.column_stack([df.x, df.x**2]))
+    assert len(s.fixed_names) == 3
+    orth = build_spec("y ~ poly(x, 2, raw=FALSE)", df)
+    np.testing.assert_allclose(orth.X[:, 1:].T @ orth.X[:, 1:], np.eye(2), atol=1e-12)

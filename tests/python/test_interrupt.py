@@ -8,6 +8,7 @@ Ctrl-C in a terminal does), so that a failure cannot take the test session down.
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -93,30 +94,46 @@ def test_sigint_returns_draws_so_far_within_a_second(sampler):
     assert n_chains == 1 and 0 < n_draws < 400_000 and p == 2
     assert res["finite"]
     assert res["warnings"] == ["InterruptedWarning"], res["messages"]
+    # it says how many draws of how many, and that the other chains had not started
+    assert re.match(rf"sampling was interrupted after {n_draws} of \d+ draws per chain "
+                    r"\(1 of 3 chains had made draws\)", res["messages"][0]), res["messages"]
     assert res["after_ok"]
 
 
-def test_sigint_in_process_warns_and_keeps_completed_chains(monkeypatch):
-    # In-process variant: SIGINT is sent to the main thread 0.2 s after chain 1 (of 5) starts
-    # (each chain takes ~1-2 s; the start is observed by wrapping the core call). The complete
-    # chain 0 is kept, the partial chain 1 dropped, and the fit warns with InterruptedWarning.
-    rng = np.random.default_rng(1)
-    n = 5_000
-    X = np.column_stack([np.ones(n), rng.normal(size=n)])
-    y = rng.poisson(1.5, n).astype(float)
+def _sigint_when_chain_starts(monkeypatch, name, chain, delay):
+    """Wrap the core call `name` so that SIGINT reaches the main thread `delay` s after chain
+    `chain` starts (the chain is the call's position among the calls: the chains start in order)."""
     main = threading.main_thread().ident
-    real = bglmm._core.run_glm_chain
-    timers = []
+    real = getattr(bglmm._core, name)
+    timers, calls = [], []
 
     def wrapped(*args, **kwargs):
-        if kwargs.get("chain", args[19] if len(args) > 19 else None) == 1:
-            timers.append(threading.Timer(0.2, signal.pthread_kill, (main, signal.SIGINT)))
+        calls.append(None)
+        if len(calls) - 1 == chain:
+            timers.append(threading.Timer(delay, signal.pthread_kill, (main, signal.SIGINT)))
             timers[-1].start()
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(bglmm._core, "run_glm_chain", wrapped)
+    monkeypatch.setattr(bglmm._core, name, wrapped)
+    return timers
+
+
+@pytest.fixture(scope="module")
+def poisson_rows():
+    rng = np.random.default_rng(1)
+    n = 5_000
+    X = np.column_stack([np.ones(n), rng.normal(size=n)])
+    return X, rng.poisson(1.5, n).astype(float)
+
+
+def test_sigint_in_process_keeps_every_chain_cut_to_one_length(monkeypatch, poisson_rows):
+    # SIGINT reaches the main thread 0.2 s after chain 1 (of 5, run one after another) starts;
+    # each chain takes ~1-2 s. Chains 0 and 1 are kept, both cut to the draws chain 1 made,
+    # and the fit warns how many of how many.
+    X, y = poisson_rows
+    timers = _sigint_when_chain_starts(monkeypatch, "run_glm_chain", 1, 0.2)
     try:
-        with pytest.warns(bglmm.InterruptedWarning, match="interrupted"):
+        with pytest.warns(bglmm.InterruptedWarning) as caught:
             fit = bglmm.glm(X, y, "poisson", chains=5, draws=20_000, warmup=0, seed=2, threads=1)
     except KeyboardInterrupt:  # pragma: no cover - the failure we test for
         pytest.fail("KeyboardInterrupt escaped the fit instead of stopping it")
@@ -125,12 +142,78 @@ def test_sigint_in_process_warns_and_keeps_completed_chains(monkeypatch):
             t.cancel()
     assert len(timers) == 1
     assert fit.interrupted
-    assert fit.n_chains == 1 and fit.n_draws == 20_000  # only the complete chain is kept
+    assert fit.n_chains == 2 and 0 < fit.n_draws < 20_000
+    assert str(caught[0].message) == (
+        f"sampling was interrupted after {fit.n_draws} of 20000 draws per chain (2 of 5 chains "
+        f"had made draws); the summary uses those 2 chains x {fit.n_draws} draws")
     assert np.isfinite(fit.draws).all()
-    # the kept chain's draws are those of an uninterrupted run (same seed, chain 0)
-    monkeypatch.setattr(bglmm._core, "run_glm_chain", real)
-    ref = bglmm.glm(X, y, "poisson", chains=1, draws=20_000, warmup=0, seed=2, threads=1)
-    assert np.array_equal(fit.draws[0], ref.draws[0])
+    assert np.isfinite(fit.summary()["r_hat"]).all()  # two chains: R-hat is defined
+    # the kept draws are the first draws of an uninterrupted run (same seed)
+    monkeypatch.undo()
+    ref = bglmm.glm(X, y, "poisson", chains=2, draws=fit.n_draws, warmup=0, seed=2, threads=1,
+                    check=False)
+    assert np.array_equal(fit.draws, ref.draws)
+
+
+def test_sigint_with_concurrent_chains_keeps_them_all(monkeypatch, poisson_rows):
+    # Two chains run at once (threads=2): both were interrupted mid-way, and both are kept.
+    X, y = poisson_rows
+    timers = _sigint_when_chain_starts(monkeypatch, "run_glm_chain", 1, 0.5)
+    try:
+        with pytest.warns(bglmm.InterruptedWarning, match="the summary uses those 2 chains"):
+            fit = bglmm.glm(X, y, "poisson", chains=2, draws=200_000, warmup=0, seed=2,
+                            threads=2)
+    finally:
+        for t in timers:
+            t.cancel()
+    assert fit.n_chains == 2 and 0 < fit.n_draws < 200_000
+    assert np.isfinite(fit.summary()["r_hat"]).all()
+
+
+def _cut_chain(real, chain, keep):
+    """A core call whose chain `chain` (by call order) stops after `keep` draws, as a Ctrl-C
+    would leave it: every per-draw entry cut to `keep` rows."""
+    calls = []
+
+    def run(*args, **kwargs):
+        out = real(*args, **kwargs)
+        calls.append(None)
+        if len(calls) - 1 != chain:
+            return out
+        done = int(out["draws_done"])
+        for key, value in list(out.items()):
+            if isinstance(value, list):
+                out[key] = [v[:keep] if len(v) == done else v for v in value]
+            elif isinstance(value, np.ndarray) and value.ndim and len(value) == done:
+                out[key] = value[:keep]
+        out["draws_done"], out["interrupted"] = keep, True
+        return out
+    return run
+
+
+SLEEP = "Reaction ~ Days + (Days | Subject)"
+
+
+@pytest.mark.parametrize("core, call", [
+    ("lmm_run", lambda d, **k: bglmm.fit(SLEEP, d, **k)),
+    ("run_glmm_chain", lambda d, **k: bglmm.fit(  # two factors: the extra block is cut too
+        "np.round(Reaction / 10) ~ Days + (1 | Subject) + (1 | Days)", d, family="poisson", **k)),
+    ("hier_normal_run", lambda d, **k: bglmm.hierarchical_normal(
+        d.Reaction, d.Subject, sampler="gibbs", **k)),
+])
+def test_each_sampler_keeps_the_first_draws_of_every_chain(monkeypatch, core, call):
+    data = bglmm.datasets.load("sleepstudy")
+    args = dict(chains=3, draws=47, warmup=40, seed=3, threads=1, progress=False, check=False)
+    ref = call(data, **args)
+    monkeypatch.setattr(bglmm._core, core, _cut_chain(getattr(bglmm._core, core), 1, 13))
+    # chain 1 stops after 13 draws; chain 2 never starts (the chains run one after another)
+    with pytest.warns(bglmm.InterruptedWarning, match=r"after 13 of 47 draws per chain \(2 of 3 "
+                      r"chains had made draws\); the summary uses those 2 chains x 13 draws"):
+        fit = call(data, **args)
+    assert fit.interrupted and fit.n_chains == 2 and fit.n_draws == 13
+    for name, value in fit.posterior.items():
+        assert np.array_equal(value, ref.posterior[name][:2, :13]), name
+    assert np.isfinite(fit.summary()["r_hat"]).all()
 
 
 def test_sigint_handler_is_untouched():
