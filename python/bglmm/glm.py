@@ -177,7 +177,7 @@ def glm(
     thin: int = 1,
     seed: int | None = None,
     threads: int | None = None,
-    progress: bool = False,
+    progress: bool = True,
     check: bool = True,
 ) -> GlmFit:
     """Fit a Bayesian GLM by MCMC.

@@ -398,7 +398,7 @@ def glmm(
     keep_group_effects: bool = True,
     seed: int | None = None,
     threads: int | None = None,
-    progress: bool = False,
+    progress: bool = True,
     check: bool = True,
     min_rows_per_thread: int = 2000,
     interweave: bool = True,

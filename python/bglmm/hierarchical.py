@@ -189,7 +189,7 @@ def hierarchical_normal(
     seed: int | None = None,
     grid_points: int = 4000,
     threads: int | None = None,
-    progress: bool = False,
+    progress: bool = True,
     check: bool = True,
     collapsed: bool = True,
 ) -> HierarchicalNormalFit:

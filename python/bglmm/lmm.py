@@ -267,7 +267,7 @@ def lmm(
     seed: int | None = None,
     threads: int | None = None,
     keep_effects: bool | None = None,
-    progress: bool = False,
+    progress: bool = True,
     collapsed: bool = True,
     check: bool = True,
 ) -> LmmFit:

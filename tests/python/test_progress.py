@@ -73,3 +73,24 @@ def test_fast_preparation_and_no_progress_stay_silent(monkeypatch, capsys):
     assert "preparing" not in capsys.readouterr().err  # well under a second
     bglmm.fit(RATS, df, progress=False, **ONE)
     assert capsys.readouterr().err == ""
+
+
+def test_array_samplers_show_progress_by_default(monkeypatch, capsys):
+    """bglmm.glmm (and glm, lmm, hierarchical_normal) used to be silent unless asked: a 200 s
+    fit said nothing. On a terminal they now draw the bar at their defaults."""
+    import numpy as np
+
+    _terminal(monkeypatch)
+    rng = np.random.default_rng(0)
+    g = np.repeat(np.arange(10), 5)
+    X = np.column_stack([np.ones(50), rng.normal(size=50)])
+    y = rng.poisson(np.exp(0.2 + rng.normal(size=10)[g]))
+    kw = dict(chains=1, draws=20, warmup=10, seed=1, check=False)
+    bglmm.glmm(y, X, X[:, :1], g, family="poisson", **kw)
+    assert "sampling" in capsys.readouterr().err
+    bglmm.glm(X, y, family="poisson", **kw)
+    assert "sampling" in capsys.readouterr().err
+    bglmm.lmm(np.log1p(y), X, X[:, :1], g, **kw)
+    assert "sampling" in capsys.readouterr().err
+    bglmm.glmm(y, X, X[:, :1], g, family="poisson", progress=False, **kw)
+    assert "sampling" not in capsys.readouterr().err
