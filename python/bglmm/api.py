@@ -1124,7 +1124,9 @@ class FormulaFit(Fit):
         elif newdata is None:
             n = spec.trials
         else:
-            n = self._row_values(trials, spec._trials_column, newdata, "trials")
+            n = self._row_values(trials, spec._trials_column, newdata, "trials") \
+                if trials is not None or spec._trials_column is not None \
+                else self._response_trials(newdata)
         phi = self._flat(self.family.dispersion)[sel][:, None] if self.family.dispersion in \
             self.posterior else self.attrs.get("fixed_dispersion", 1.0)
         return draw_response(rng, fam, mu, trials=n, phi=phi)
@@ -1219,6 +1221,16 @@ class FormulaFit(Fit):
         L = np.linalg.cholesky(cov + 1e-300 * np.eye(cov.shape[-1]))
         u = rng.standard_normal((len(sel), n_levels, cov.shape[-1]))
         return np.einsum("sqr,slr->slq", L, u)
+
+    def _response_trials(self, newdata: pd.DataFrame) -> np.ndarray:
+        """Trials for new rows from the response's own columns (cbind(s, f), s / n)."""
+        from .formula import response_trials
+
+        n = response_trials(self.formula, self.family, newdata)
+        if n is None:
+            raise ValueError("trials= (a column name or array) is needed to predict responses "
+                             "for newdata")
+        return n
 
     @staticmethod
     def _row_values(value: Any, column: str | None, newdata: pd.DataFrame, what: str) -> np.ndarray:

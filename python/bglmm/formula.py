@@ -883,6 +883,24 @@ def _as_python(node):
     return E.Call(E.Variable(Token("IDENTIFIER", "I")), [node])
 
 
+def response_trials(formula: str, family: Family, newdata: pd.DataFrame) -> np.ndarray | None:
+    """The trials that the response of ``formula`` implies for the rows of ``newdata``
+    (``cbind(s, f)``: s + f; ``s / n`` and ``y | trials(n)``: n), or None when the response
+    does not give them. The columns it names must be in ``newdata``."""
+    from formulae.environment import Environment
+
+    text, lists = _translate(formula)
+    env = Environment({}).with_outer_namespace({**_NAMESPACE, **lists})
+    lhs = _parse(formula, text).left
+    data = _keep_category_order(newdata.reset_index(drop=True))
+    try:
+        _, trials, _ = _response(lhs, data, env, family, formula.split("~", 1)[0].strip())
+    except (FormulaError, ValueError, TypeError) as err:
+        raise ValueError(f"the trials of the response cannot be taken from newdata: {err}; "
+                         "pass trials= (a column name or array)") from None
+    return trials
+
+
 def _response(lhs, data: pd.DataFrame, env, fam: Family, text: str):
     """(y, trials or None, se or None) from the left-hand side of the formula."""
     from formulae import expr as E

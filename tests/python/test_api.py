@@ -326,3 +326,24 @@ def test_nitrofen_interaction_glmm():
     # the mode; the posterior mean of sum(mu) stays within a few percent of it
     mu = f.predict(kind="mean").mean(axis=0)
     assert abs(mu.sum() - long.live.sum()) < 0.05 * long.live.sum()
+
+
+def test_cbind_response_gives_the_trials_of_new_rows():
+    """For cbind(s, f) and s / n responses, predict(kind="response") on new rows takes the
+    trials from the same columns (as brms does), instead of demanding trials=."""
+    d = bglmm.datasets.load("cbpp")
+    new = d.head(6).copy()
+    new["size"] = [1, 2, 3, 50, 60, 70]
+    new["incidence"] = 0
+    for formula in ["cbind(incidence, size - incidence) ~ period + (1 | herd)",
+                    "incidence / size ~ period + (1 | herd)"]:
+        fit = bglmm.fit(formula, d, family="binomial", chains=2, draws=100, warmup=100, seed=1,
+                        progress=False, check=False)
+        y = fit.predict(new, kind="response", seed=2)
+        assert y.shape[1] == 6
+        assert np.all(y <= new["size"].to_numpy()) and np.all(y >= 0)
+        assert y[:, 3:].max() > 3  # 50-70 trials, not one
+        # an explicit trials= still wins
+        assert fit.predict(new, kind="response", trials=np.ones(6), seed=2).max() <= 1
+    with pytest.raises(ValueError, match="trials"):
+        fit.predict(new.drop(columns="size"), kind="response")
