@@ -208,7 +208,8 @@ def test_predict_responses(cbpp_fit):
     assert np.all(rep <= df["size"].to_numpy()) and np.all(rep >= 0)
     assert np.all(rep == np.round(rep))
     new = pd.DataFrame({"period": [1, 4], "herd": [1, 1]})
-    with pytest.raises(ValueError, match=r"trials= \(a column name or array\) is needed"):
+    # no trials column, and the response's own columns are absent from the new rows
+    with pytest.raises(ValueError, match=r"cannot be taken from newdata.*pass trials= \("):
         cbpp_fit.predict(new, kind="response")
     out = cbpp_fit.predict(new, kind="response", trials=[10, 10000], seed=2)
     assert np.all(out[:, 1] > 0) and np.all(out[:, 0] <= 10)
