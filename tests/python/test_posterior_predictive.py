@@ -37,8 +37,8 @@ def test_posterior_predictive_draws(cbpp_fit):
 
 
 def test_inference_data_posterior_predictive_group_for_plot_ppc(rats_fit):
-    az = pytest.importorskip("arviz")
-    pytest.importorskip("matplotlib")
+    import arviz as az
+    import matplotlib  # noqa: F401  (a test extra)
     import matplotlib
 
     matplotlib.use("Agg")
