@@ -38,7 +38,6 @@ def test_posterior_predictive_draws(cbpp_fit):
 
 def test_inference_data_posterior_predictive_group_for_plot_ppc(rats_fit):
     import arviz as az
-    import matplotlib  # noqa: F401  (a test extra)
     import matplotlib
 
     matplotlib.use("Agg")

@@ -78,7 +78,6 @@ def test_prior_predictive_binomial_respects_trials():
 
 def test_prior_groups_in_inference_data(rats_fit, tmp_path):
     import arviz as az
-    import matplotlib  # noqa: F401  (a test extra)
     import matplotlib
 
     matplotlib.use("Agg")
