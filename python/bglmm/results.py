@@ -1,11 +1,13 @@
 """The fit object: posterior draws shaped (chain, draw, ...), summaries and ArviZ output.
 
-This is the only module that imports ArviZ.
+The summary and the convergence check need NumPy only (:mod:`bglmm.diagnostics`); ArviZ is
+imported when first needed (``to_inference_data``, ``waic``, ``loo``, ``save`` / ``load``), by
+:func:`import_arviz`, which only this module and :mod:`bglmm.api` call.
 """
 
 from __future__ import annotations
 
-import logging
+import itertools
 import os
 import sys
 import warnings
@@ -14,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .diagnostics import summary_diagnostics
 from .warnings import ConvergenceWarning, InterruptedWarning
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -36,6 +39,21 @@ def _with_values(names: list[str], values: list[float], fmt: str) -> str:
     """'a (1.02), b (undefined)': parameter names with their R-hat or ESS."""
     return ", ".join(f"{n} ({fmt.format(v) if np.isfinite(v) else 'undefined'})"
                      for n, v in zip(names, values))
+
+
+def element_labels(name: str, shape: tuple[int, ...], dims: list[str] | None,
+                   coords: dict[str, Any]) -> list[str]:
+    """The summary's row names of a variable's elements, as ArviZ labels them: ``name`` for a
+    scalar, else ``name[a, b]`` from the coordinate values of its dimensions (C order); a
+    dimension without a name is ``<name>_dim_<i>``, one without coordinates counts from 0."""
+    if not shape:
+        return [name]
+    dims = list(dims or [])
+    values = []
+    for i, size in enumerate(shape):
+        dim = dims[i] if i < len(dims) and dims[i] is not None else f"{name}_dim_{i}"
+        values.append(np.asarray(coords[dim]) if dim in coords else np.arange(size))
+    return [f"{name}[{', '.join(f'{v}' for v in combo)}]" for combo in itertools.product(*values)]
 
 
 def import_arviz():
@@ -213,48 +231,37 @@ class Fit:
         """Posterior summary, one row per scalar parameter.
 
         Columns: mean, sd, the (1-prob)/2, 50% and (1+prob)/2 quantiles, mcse_mean, ess_bulk,
-        ess_tail, r_hat (ArviZ's rank-normalised split-R-hat and ESS; the ESS rounded down to
-        whole draws, pandas ``Int64`` with <NA> where undefined).
+        ess_tail, r_hat (rank-normalised split-R-hat and ESS, :mod:`bglmm.diagnostics`; the ESS
+        rounded down to whole draws, pandas ``Int64`` with <NA> where undefined). Rows are named
+        as ArviZ names them: ``sigma``, ``beta[x]``, ``Sigma[a, b]``.
         """
-        az = import_arviz()
-
         names = list(var_names) if var_names is not None else list(self.summary_vars)
         unknown = [v for v in names if v not in self.posterior]
         if unknown:
             raise ValueError(f"unknown variable(s) {unknown}; available: {list(self.posterior)}")
         lo, hi = (1 - prob) / 2, (1 + prob) / 2
-        with warnings.catch_warnings():
-            # the arrays are (chain, draw, ...) by construction: ArviZ's guess that a short fit
-            # ("more chains than draws") has them the other way round is a false alarm
-            warnings.filterwarnings("ignore", message="More chains", category=UserWarning)
-            idata = az.from_dict(
-                posterior={k: self.posterior[k] for k in names},
-                coords=self.coords,
-                dims={k: v for k, v in self.dims.items() if k in names},
-            )
-        stat_funcs = {
-            "mean": np.mean,
-            "sd": lambda x: np.std(x, ddof=1),
-            f"{100 * lo:g}%": lambda x: np.quantile(x, lo),
-            "50%": np.median,
-            f"{100 * hi:g}%": lambda x: np.quantile(x, hi),
-        }
-        # (ArviZ logs "Shape validation failed" for one chain or fewer than 4 draws, where
-        # R-hat or ESS is undefined: the table says so with NaN)
-        arviz_log = getattr(az, "_log", None) or logging.getLogger("arviz")  # ArviZ's own logger
-        level = arviz_log.level
-        arviz_log.setLevel(logging.ERROR)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                stats = az.summary(idata, kind="stats", stat_funcs=stat_funcs, extend=False,
-                                   round_to="none")
-                diag = az.summary(idata, kind="diagnostics", round_to="none")
-        finally:
-            arviz_log.setLevel(level)
-        out = stats.join(diag[["mcse_mean", "ess_bulk", "ess_tail", "r_hat"]])
+        columns = ["mean", "sd", f"{100 * lo:g}%", "50%", f"{100 * hi:g}%",
+                   "mcse_mean", "ess_bulk", "ess_tail", "r_hat"]
+        labels: list[str] = []
+        rows: list[np.ndarray] = []
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            # (one chain, fewer than 4 draws or NaN draws: R-hat / ESS are NaN, as the table says)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            for name in names:
+                x = np.asarray(self.posterior[name], dtype=float)
+                chains = x.reshape(x.shape[0], x.shape[1], -1)  # (chain, draw, element)
+                pooled = chains.reshape(-1, chains.shape[2])
+                stats = np.stack([pooled.mean(axis=0), pooled.std(axis=0, ddof=1),
+                                  np.quantile(pooled, lo, axis=0), np.median(pooled, axis=0),
+                                  np.quantile(pooled, hi, axis=0)], axis=1)
+                diag = np.array([summary_diagnostics(chains[:, :, j])
+                                 for j in range(chains.shape[2])]).reshape(-1, 4)
+                rows.append(np.hstack([stats, diag]))
+                labels += element_labels(name, x.shape[2:], self.dims.get(name), self.coords)
+        values = np.vstack(rows) if rows else np.empty((0, len(columns)))
+        out = pd.DataFrame(values, index=labels, columns=columns)
         for col in ("ess_bulk", "ess_tail"):  # whole numbers of draws; <NA> where undefined
-            out[col] = np.floor(out[col].astype(float)).astype("Int64")
+            out[col] = np.floor(out[col]).astype("Int64")
         return out
 
     # ---- diagnostics ---------------------------------------------------------------------
