@@ -102,9 +102,13 @@ def rank_normalize(x: np.ndarray) -> np.ndarray:
     """The normal scores of the ranks of all of `x`, pooled over chains (ties get their average
     rank): Phi^-1((rank - 3/8) / (size + 1/4)), shaped as `x`."""
     flat = x.ravel()
-    ordered = np.sort(flat)
-    # twice the average rank, minus 1: the positions of the first and past the last tie
-    twice = np.searchsorted(ordered, flat, "left") + np.searchsorted(ordered, flat, "right")
+    order = np.argsort(flat, kind="stable")
+    ordered = flat[order]
+    first = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
+    past = np.append(first[1:], flat.size)
+    # a run of ties at sorted positions first .. past-1 has the average rank (first + past + 1) / 2
+    twice = np.empty(flat.size, dtype=np.intp)
+    twice[order] = np.repeat(first + past, past - first)
     return _blom_scores(flat.size)[twice - 1].reshape(x.shape)
 
 
@@ -219,5 +223,14 @@ def mcse_mean(draws: np.ndarray) -> float:
 
 
 def summary_diagnostics(draws: np.ndarray) -> tuple[float, float, float, float]:
-    """(mcse_mean, ess_bulk, ess_tail, r_hat) of one quantity's (chain, draw) draws."""
-    return mcse_mean(draws), ess_bulk(draws), ess_tail(draws), rhat(draws)
+    """(mcse_mean, ess_bulk, ess_tail, r_hat) of one quantity's (chain, draw) draws (the
+    functions above, sharing the rank-normalised split chains)."""
+    x = _as_chains(draws)
+    if _undefined(x):
+        return math.nan, math.nan, math.nan, math.nan
+    z = rank_normalize(split_chains(x))
+    r_hat = math.nan
+    if x.shape[0] >= 2:
+        folded = np.abs(x - np.median(x))
+        r_hat = _max_defined(_rhat(z), _rhat(rank_normalize(split_chains(folded))))
+    return mcse_mean(x), _ess(z), ess_tail(x), r_hat
