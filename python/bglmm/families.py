@@ -111,7 +111,7 @@ def inverse_link(link: str, eta: np.ndarray) -> np.ndarray:
         e = np.exp(-np.abs(eta))  # branch on the sign of eta: no overflow for large |eta|
         return np.where(eta >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
     if link == "probit":
-        from scipy.special import ndtr  # scipy arrives with arviz
+        from scipy.special import ndtr  # scipy arrives with formulae (and ArviZ)
 
         return ndtr(eta)
     if link == "cloglog":
