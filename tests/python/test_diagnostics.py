@@ -241,6 +241,21 @@ def test_summary_is_the_table_arviz_made(fits, name):
     _assert_same_table(fit.summary(prob=0.9), _arviz_summary(fit, prob=0.9))
 
 
+def test_summary_names_elements_as_arviz_does():
+    """Scalars, named and unnamed dimensions, with and without coordinates, C order."""
+    rng = np.random.default_rng(7)
+    fit = bglmm.Fit(
+        {"a": rng.normal(size=(3, 40)), "b": rng.normal(size=(3, 40, 3)),
+         "c": rng.normal(size=(3, 40, 2, 2)), "d": rng.normal(size=(3, 40, 2)),
+         "e": np.where(rng.random((3, 40, 2)) < 0.5, 1.0, 0.0)},
+        dims={"b": ["coef"], "c": ["level"], "d": ["step"]},
+        coords={"coef": ["Intercept", "x", "x:z"], "level": np.array([10, 20]),
+                "step": [0.5, 1.5]},
+    )
+    _assert_same_table(fit.summary(), _arviz_summary(fit))
+    assert list(fit.summary().index[:5]) == ["a", "b[Intercept]", "b[x]", "b[x:z]", "c[10, 0]"]
+
+
 def test_summary_of_chosen_variables_names_each_element(fits):
     fit = fits["sleepstudy"]
     table = fit.summary(var_names=["Sigma_Subject"])
