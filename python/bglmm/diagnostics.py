@@ -82,13 +82,14 @@ def _blom_scores(size: int) -> np.ndarray:
 def _as_chains(draws: np.ndarray) -> np.ndarray:
     """The draws as a float (chain, draw) array."""
     x = np.asarray(draws, dtype=float)
+    if x.ndim not in (1, 2):
+        raise ValueError(f"draws must be shaped (chain, draw) or (draw,), got {x.shape}")
     return x[np.newaxis] if x.ndim == 1 else x
 
 
 def _undefined(x: np.ndarray, min_chains: int = 1) -> bool:
     """True when a diagnostic of `x` (chain, draw) is NaN: NaN draws or too short / few chains."""
-    return x.ndim != 2 or x.shape[0] < min_chains or x.shape[1] < MIN_DRAWS \
-        or bool(np.isnan(x).any())
+    return x.shape[0] < min_chains or x.shape[1] < MIN_DRAWS or bool(np.isnan(x).any())
 
 
 def split_chains(x: np.ndarray) -> np.ndarray:
@@ -125,9 +126,11 @@ def _ess(chains: np.ndarray) -> float:
     """Effective sample size of (chain, draw) draws, as Stan computes it (no splitting here).
 
     The autocorrelation at lag t combines the chains: rho_t = 1 - (W - mean acov_t) / var+.
-    Pairs rho_2k + rho_2k+1 are summed while positive (Geyer's initial positive sequence), each
-    capped by the one before (initial monotone sequence); the first rejected pair contributes its
-    even lag if positive. The autocorrelation time is at least 1 / log10(draws).
+    The pair sums rho_2k + rho_2k+1 are taken while positive (Geyer's initial positive
+    sequence; at most up to lag n - 3), each capped by the one before (initial monotone
+    sequence); of the pair that ends the sequence only the even lag counts, and only when it is
+    positive or the pair's sum is not negative. tau = -1 + 2 sum(pairs) + that lag, at least
+    1 / log10(draws); ESS = draws / tau.
     """
     m, n = chains.shape
     if np.isnan(chains).any():

@@ -124,6 +124,11 @@ def test_one_dimensional_draws_are_one_chain():
     assert np.isnan(D.rhat(x[0]))
 
 
+def test_draws_of_more_than_one_quantity_are_refused():
+    with pytest.raises(ValueError, match="chain, draw"):
+        D.rhat(np.zeros((2, 10, 3)))
+
+
 def test_undefined_cases():
     assert np.isnan(D.rhat(CASES["one chain 1x1000"]))  # R-hat needs two chains
     for f in (D.rhat, D.ess_bulk, D.ess_tail, D.mcse_mean):
