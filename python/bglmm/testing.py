@@ -1052,12 +1052,13 @@ GEWEKE_SD0 = np.array([0.8, 0.6])
 GEWEKE_SD0_UNKNOWN = np.array([0.35, 0.3])  # beta | sigma^2 ~ N(M0, sigma^2 diag(sd^2))
 GEWEKE_SIGMA2_PRIOR = (8.0, 6.0)  # sigma^2 ~ IG(8, 6): its 4th moment is finite
 GEWEKE_SIGMA = 2.0  # known-sigma gaussian
+GEWEKE_DISPERSION_PRIOR = (4.0, 1.0)  # Gamma(shape, rate) on phi / the gamma shape: mean 4, sd 2
 del _grng
 
 
 def glm_geweke(family: str, link: str | None, sampler: str, *, unknown_sigma: bool = False,
                marginal: int = 3000, successive: int = 2000, seed: int = 0, warmup: int = 60,
-               thin: int | None = None) -> GewekeResult:
+               thin: int | None = None, fit_dispersion_rate_factor: float = 1.0) -> GewekeResult:
     """Geweke test of :func:`bglmm.glm` on a 10-row design (intercept + slope).
 
     The GLM entry point takes no starting value, so one successive-conditional step is a short
@@ -1066,16 +1067,29 @@ def glm_geweke(family: str, link: str | None, sampler: str, *, unknown_sigma: bo
     warm-up bias for the Metropolis samplers. The models keep y only moderately informative so
     the successive-conditional chain mixes (lag-1 autocorrelation ~ 1 - prior/posterior
     precision).
+
+    The families with a dispersion (negbinomial, gamma, beta_binomial) draw it from
+    Gamma(4, 1) (``GEWEKE_DISPERSION_PRIOR``), and a step is a short run of the whole sampler
+    (Metropolis-Hastings step of beta given phi, then the slice step of log phi given beta);
+    the functionals add phi, log phi and phi * beta0, and the data functionals are on log y
+    (gamma) and log(1 + y) (negbinomial), whose moments stay moderate where those of y are
+    dominated by rare huge draws. ``fit_dispersion_rate_factor`` != 1
+    makes the fit's dispersion prior differ from the simulator's (Gamma(4, 1 x factor)): a
+    deliberately wrong step, the negative control.
     """
     from . import glm
-    from .priors import InverseGamma, Normal
+    from .priors import Gamma, InverseGamma, Normal
 
     fam = resolve_family(family, link)
+    disp = fam.dispersion
+    if fit_dispersion_rate_factor != 1.0 and disp is None:
+        raise ValueError("fit_dispersion_rate_factor applies to the families with a dispersion")
     thin = thin or {"conjugate": 1, "independence": 3}.get(sampler, 10)
     X = GEWEKE_X
-    trials = GEWEKE_TRIALS if fam.name == "binomial" else None
-    offset = GEWEKE_OFFSET if fam.name == "poisson" else None
+    trials = GEWEKE_TRIALS if fam.has_trials and fam.name != "bernoulli" else None
+    offset = GEWEKE_OFFSET if fam.name in ("poisson", "negbinomial") else None
     a0, b0 = GEWEKE_SIGMA2_PRIOR
+    d_shape, d_rate = GEWEKE_DISPERSION_PRIOR
     sd0 = GEWEKE_SD0_UNKNOWN if unknown_sigma else GEWEKE_SD0
     prior = Normal(GEWEKE_M0, sd0)
 
@@ -1083,33 +1097,50 @@ def glm_geweke(family: str, link: str | None, sampler: str, *, unknown_sigma: bo
         if unknown_sigma:
             s2 = b0 / rng.gamma(a0)
             return {"beta": GEWEKE_M0 + np.sqrt(s2) * sd0 * rng.standard_normal(2), "sigma2": s2}
-        return {"beta": GEWEKE_M0 + sd0 * rng.standard_normal(2)}
+        theta = {"beta": GEWEKE_M0 + sd0 * rng.standard_normal(2)}
+        if disp is not None:
+            theta["phi"] = rng.gamma(d_shape, 1.0 / d_rate)
+        return theta
 
     def data_draw(rng: np.random.Generator, theta: dict[str, Any]) -> np.ndarray:
         eta = X @ theta["beta"] + (0.0 if offset is None else offset)
         sigma = np.sqrt(theta["sigma2"]) if unknown_sigma else GEWEKE_SIGMA
-        return draw_response(rng, fam.name, fam.link, eta, trials=trials, sigma=sigma)
+        return draw_response(rng, fam.name, fam.link, eta, trials=trials, sigma=sigma,
+                             phi=theta.get("phi", 1.0))
 
     def posterior_step(theta: dict[str, Any], y: np.ndarray, step_seed: int) -> dict[str, Any]:
         kw: dict[str, Any] = {}
         if fam.name == "gaussian":
             kw = {"sigma_prior": InverseGamma(a0, b0)} if unknown_sigma else {"sigma": GEWEKE_SIGMA}
+        if disp is not None:
+            kw["dispersion_prior"] = Gamma(d_shape, d_rate * fit_dispersion_rate_factor)
         fit = glm(X, y, fam.name, fam.link, trials=trials, offset=offset, prior=prior,
                   sampler=sampler, chains=1, draws=1, warmup=warmup, thin=thin, seed=step_seed,
                   threads=1, check=False, **kw)
         out = {"beta": fit.draws[0, -1]}
         if unknown_sigma:
             out["sigma2"] = float(fit.posterior["sigma"][0, -1]) ** 2
+        if disp is not None:
+            out["phi"] = float(fit.posterior[disp][0, -1])
         return out
 
     def functionals(theta: dict[str, Any], y: np.ndarray) -> dict[str, float]:
         b = theta["beta"]
         scale = trials if trials is not None else 1.0
+        resp, what = y / scale, "y"
+        if fam.name == "gamma":
+            resp, what = np.log(y), "log y"
+        elif fam.name == "negbinomial":
+            resp, what = np.log1p(y), "log(1+y)"
         g = {"beta0": float(b[0]), "beta1": float(b[1]), "beta0*beta1": float(b[0] * b[1]),
-             "mean(y)": float(np.mean(y / scale)),
-             "mean(x*y)": float(np.mean(X[:, 1] * y / scale))}
+             f"mean({what})": float(np.mean(resp)),
+             f"mean(x*{what})": float(np.mean(X[:, 1] * resp))}
         if unknown_sigma:
             g["sigma2"] = float(theta["sigma2"])
+        if disp is not None:
+            phi = float(theta["phi"])
+            g.update({disp: phi, f"log {disp}": float(np.log(phi)),
+                      f"{disp}*beta0": phi * float(b[0])})
         return g
 
     return geweke_test(prior_draw, data_draw, posterior_step, functionals, marginal=marginal,
