@@ -22,6 +22,11 @@ GLM_CASES = [("gaussian", None, "conjugate", True), ("gaussian", None, "conjugat
              ("poisson", None, "random_walk", False), ("poisson", None, "independence", False)]
 GLM_CASES += [(fam, link, sampler, False) for fam in ("binomial", "bernoulli")
               for link in ("logit", "probit", "cloglog") for sampler in ("random_walk", "independence")]
+# the families with a dispersion (phi ~ Gamma(4, 1), sampled by the slice step)
+GLM_CASES += [(fam, link, sampler, False)
+              for fam, links in (("negbinomial", ("log",)), ("gamma", ("log",)),
+                                 ("beta_binomial", ("logit", "probit", "cloglog")))
+              for link in links for sampler in ("random_walk", "independence")]
 HIERARCHICAL_CASES = [("hierarchical_normal", "half_normal", "gibbs", False),
                       ("hierarchical_normal", "inverse_gamma", "gibbs", True),
                       ("hierarchical_normal", "half_normal", "exact", False)]

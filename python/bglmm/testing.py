@@ -308,32 +308,58 @@ _GLM_PRIOR_MEAN = np.array([0.3, -0.2])
 _GLM_PRIOR_SD = np.array([1.0, 0.7])
 _SIGMA2_PRIOR = (3.0, 2.0)  # Inverse-Gamma(shape, scale) on sigma^2 (unknown-variance gaussian)
 _KNOWN_SIGMA = 0.8
+# Gamma(shape, rate) prior on the dispersion (negbinomial / beta_binomial phi, gamma shape) of
+# the SBC models: proper and informative enough to simulate from (mean 4, 90% in 0.7 to 9.5;
+# the default Gamma(0.01, 0.01) would draw phi below 1e-10 three times in four).
+_DISPERSION_PRIOR = (2.0, 0.5)
 
 
 def glm_sbc_case(family: str, link: str | None = None, sampler: str = "random_walk", *,
-                 known_sigma: bool = True, n: int = 15, thin: int | None = None,
-                 warmup: int = 300, proposal: str = "fisher", fit_prior_sd_factor: float = 1.0,
-                 fit_sigma_factor: float = 1.0, threads: int = 1) -> SbcCase:
-    """An SBC case for :func:`bglmm.glm`: intercept + one N(0, 1) covariate, n rows.
+                 known_sigma: bool = True, n: int | None = None, thin: int | None = None,
+                 warmup: int | None = None, proposal: str = "fisher",
+                 fit_prior_sd_factor: float = 1.0, fit_sigma_factor: float = 1.0,
+                 dispersion_prior: tuple[float, float] = _DISPERSION_PRIOR,
+                 fit_dispersion_rate_factor: float = 1.0, coefficients: int = 2,
+                 threads: int = 1) -> SbcCase:
+    """An SBC case for :func:`bglmm.glm`: intercept + one N(0, 1) covariate (``coefficients=1``:
+    the intercept alone), n rows.
 
     Prior beta ~ N((0.3, -0.2), diag(1, 0.7)^2); gaussian: known sigma = 0.8, or
-    beta | sigma^2 ~ N(m0, sigma^2 V0), sigma^2 ~ IG(3, 2); poisson: offset ~ U(0, 1);
-    binomial: trials ~ U{1..8}. ``thin`` defaults to 1 for the conjugate sampler (independent
-    draws), 4 for the independence sampler and 15 for random-walk MH (enough for an effectively
-    independent thinned sample: their integrated autocorrelation times here are about 1.5 and 6).
+    beta | sigma^2 ~ N(m0, sigma^2 V0), sigma^2 ~ IG(3, 2); poisson and negbinomial:
+    offset ~ U(0, 1); binomial: trials ~ U{1..8}; beta_binomial: trials ~ U{2..10}. The
+    families with a dispersion (negbinomial, gamma, beta_binomial) draw it from
+    ``dispersion_prior`` = Gamma(shape, rate), default Gamma(2, 0.5), and rank it too (as
+    ``phi``, or ``shape`` for the gamma family). ``n`` defaults to 15 rows, 20 with a
+    dispersion. ``thin`` defaults to 1 for the conjugate sampler (independent draws), 4 for the
+    independence sampler (3 with a dispersion) and 15 for random-walk MH (8 with one
+    coefficient): enough for an effectively independent thinned sample, their integrated
+    autocorrelation times here being about 1.5 (at most 2) and 6-10 (about 5 with one
+    coefficient); that of log phi under its slice step is about 1.2-2.
+    ``warmup`` defaults to 300; with a dispersion, whose fits cost more, 100 for random-walk MH
+    (its scale adapts) and 50 for the independence sampler (both start within two proposal
+    sds of the joint mode).
 
-    ``fit_prior_sd_factor`` != 1 or ``fit_sigma_factor`` != 1 make a deliberately *wrong* case
-    (the fit's prior sd, or its known residual sd, differs from the generator's: the sampler then
-    targets a wrong posterior), used to show that the calibration test has power.
+    ``fit_prior_sd_factor`` != 1, ``fit_sigma_factor`` != 1 or ``fit_dispersion_rate_factor``
+    != 1 make a deliberately *wrong* case (the fit's prior sd, its known residual sd, or the
+    rate of its dispersion prior differs from the generator's: the sampler then targets a wrong
+    posterior), used to show that the calibration test has power.
     """
     from . import glm
-    from .priors import InverseGamma, Normal
+    from .priors import Gamma, InverseGamma, Normal
 
     fam = resolve_family(family, link)
+    disp = fam.dispersion  # None, "phi" or "shape"
     if sampler == "conjugate" and fam.name != "gaussian":
         raise ValueError("the conjugate sampler needs the gaussian family")
+    if coefficients not in (1, 2):
+        raise ValueError("coefficients must be 1 (an intercept) or 2 (intercept and slope)")
+    if n is None:
+        n = 15 if disp is None else 20
+    if warmup is None:
+        warmup = 300 if disp is None else (50 if sampler == "independence" else 100)
     if thin is None:
-        thin = {"conjugate": 1, "independence": 4}.get(sampler, 15)
+        thin = {"conjugate": 1, "independence": 4 if disp is None else 3}.get(
+            sampler, 15 if coefficients == 2 else 8)
     unknown = fam.name == "gaussian" and not known_sigma
     if unknown and sampler != "conjugate":
         raise ValueError("unknown sigma needs the conjugate sampler")
@@ -343,37 +369,56 @@ def glm_sbc_case(family: str, link: str | None = None, sampler: str = "random_wa
         name += "-unknown-sigma" if unknown else "-known-sigma"
     if proposal != "fisher":
         name += f"-{proposal}"
+    if coefficients != 2:
+        name += "-intercept-only"
     if fit_prior_sd_factor != 1.0:
         name += f"-WRONG-prior-sd-x{fit_prior_sd_factor:g}"
     if fit_sigma_factor != 1.0:
         if fam.name != "gaussian" or unknown:
             raise ValueError("fit_sigma_factor applies to the known-sigma gaussian cases")
         name += f"-WRONG-sigma-x{fit_sigma_factor:g}"
+    if disp is not None and tuple(dispersion_prior) != _DISPERSION_PRIOR:
+        name += f"-{disp}-prior-gamma({dispersion_prior[0]:g},{dispersion_prior[1]:g})"
+    if fit_dispersion_rate_factor != 1.0:
+        if disp is None:
+            raise ValueError("fit_dispersion_rate_factor applies to the families with a dispersion")
+        name += f"-WRONG-{disp}-rate-x{fit_dispersion_rate_factor:g}"
+    d_shape, d_rate = (float(v) for v in dispersion_prior)
+
+    m0, sd0 = _GLM_PRIOR_MEAN[:coefficients], _GLM_PRIOR_SD[:coefficients]
 
     def simulate(rng: np.random.Generator) -> tuple[dict[str, Any], dict[str, Any]]:
-        X = _design(rng, n, 2)
+        X = _design(rng, n, coefficients)
         truth: dict[str, Any] = {}
         if unknown:
             sigma2 = b0 / rng.gamma(a0)
-            beta = _GLM_PRIOR_MEAN + np.sqrt(sigma2) * _GLM_PRIOR_SD * rng.standard_normal(2)
+            beta = m0 + np.sqrt(sigma2) * sd0 * rng.standard_normal(coefficients)
             truth["sigma"] = np.sqrt(sigma2)
         else:
-            beta = _GLM_PRIOR_MEAN + _GLM_PRIOR_SD * rng.standard_normal(2)
+            beta = m0 + sd0 * rng.standard_normal(coefficients)
             sigma2 = _KNOWN_SIGMA**2
         truth["beta"] = beta
+        phi = 1.0
+        if disp is not None:
+            phi = rng.gamma(d_shape, 1.0 / d_rate)
+            truth[disp] = phi
         data: dict[str, Any] = {"X": X}
         eta = X @ beta
         trials = None
-        if fam.name == "poisson":
+        if fam.name in ("poisson", "negbinomial"):
             data["offset"] = rng.uniform(0.0, 1.0, n)
             eta = eta + data["offset"]
         elif fam.name == "binomial":
             trials = rng.integers(1, 9, n).astype(float)
             data["trials"] = trials
-        data["y"] = draw_response(rng, fam.name, fam.link, eta, trials=trials, sigma=np.sqrt(sigma2))
+        elif fam.name == "beta_binomial":
+            trials = rng.integers(2, 11, n).astype(float)
+            data["trials"] = trials
+        data["y"] = draw_response(rng, fam.name, fam.link, eta, trials=trials,
+                                  sigma=np.sqrt(sigma2), phi=phi)
         return truth, data
 
-    prior = Normal(_GLM_PRIOR_MEAN, _GLM_PRIOR_SD * fit_prior_sd_factor)
+    prior = Normal(m0, sd0 * fit_prior_sd_factor)
 
     def fit(data: dict[str, Any], L: int, seed: int) -> dict[str, np.ndarray]:
         kwargs: dict[str, Any] = {}
@@ -382,6 +427,8 @@ def glm_sbc_case(family: str, link: str | None = None, sampler: str = "random_wa
                 kwargs["sigma_prior"] = InverseGamma(a0, b0)
             else:
                 kwargs["sigma"] = _KNOWN_SIGMA * fit_sigma_factor
+        if disp is not None:
+            kwargs["dispersion_prior"] = Gamma(d_shape, d_rate * fit_dispersion_rate_factor)
         f = glm(data["X"], data["y"], fam.name, fam.link, trials=data.get("trials"),
                 offset=data.get("offset"), prior=prior, sampler=sampler, proposal=proposal,
                 chains=1, draws=L, thin=thin, warmup=warmup, seed=seed, threads=threads,
@@ -389,6 +436,8 @@ def glm_sbc_case(family: str, link: str | None = None, sampler: str = "random_wa
         out = {"beta": f.draws[0]}
         if unknown:
             out["sigma"] = f.posterior["sigma"][0]
+        if disp is not None:
+            out[disp] = f.posterior[disp][0]
         return out
 
     return SbcCase(name, simulate, fit, {"family": fam.name, "link": fam.link, "sampler": sampler,
@@ -396,7 +445,8 @@ def glm_sbc_case(family: str, link: str | None = None, sampler: str = "random_wa
 
 
 def glm_sbc_cases() -> list[SbcCase]:
-    """Every family x link x sampler of :func:`bglmm.glm` (18 cases)."""
+    """Every family x link x sampler of :func:`bglmm.glm` (29 cases; the last 10 are the
+    families with a dispersion: a Metropolis-Hastings step of beta, then a slice step of phi)."""
     cases = [
         glm_sbc_case("gaussian", sampler="conjugate", known_sigma=True),
         glm_sbc_case("gaussian", sampler="conjugate", known_sigma=False),
@@ -410,6 +460,13 @@ def glm_sbc_cases() -> list[SbcCase]:
         for link in ("logit", "probit", "cloglog"):
             for sampler in ("random_walk", "independence"):
                 cases.append(glm_sbc_case(fam, link, sampler))
+    for fam in ("negbinomial", "gamma"):
+        for sampler in ("random_walk", "independence"):
+            cases.append(glm_sbc_case(fam, sampler=sampler))
+    # The beta-binomial likelihood costs ~3x the others per evaluation: intercept-only models.
+    for link in ("logit", "probit", "cloglog"):
+        for sampler in ("random_walk", "independence"):
+            cases.append(glm_sbc_case("beta_binomial", link, sampler, coefficients=1))
     return cases
 
 
@@ -995,12 +1052,13 @@ GEWEKE_SD0 = np.array([0.8, 0.6])
 GEWEKE_SD0_UNKNOWN = np.array([0.35, 0.3])  # beta | sigma^2 ~ N(M0, sigma^2 diag(sd^2))
 GEWEKE_SIGMA2_PRIOR = (8.0, 6.0)  # sigma^2 ~ IG(8, 6): its 4th moment is finite
 GEWEKE_SIGMA = 2.0  # known-sigma gaussian
+GEWEKE_DISPERSION_PRIOR = (4.0, 1.0)  # Gamma(shape, rate) on phi / the gamma shape: mean 4, sd 2
 del _grng
 
 
 def glm_geweke(family: str, link: str | None, sampler: str, *, unknown_sigma: bool = False,
                marginal: int = 3000, successive: int = 2000, seed: int = 0, warmup: int = 60,
-               thin: int | None = None) -> GewekeResult:
+               thin: int | None = None, fit_dispersion_rate_factor: float = 1.0) -> GewekeResult:
     """Geweke test of :func:`bglmm.glm` on a 10-row design (intercept + slope).
 
     The GLM entry point takes no starting value, so one successive-conditional step is a short
@@ -1009,16 +1067,29 @@ def glm_geweke(family: str, link: str | None, sampler: str, *, unknown_sigma: bo
     warm-up bias for the Metropolis samplers. The models keep y only moderately informative so
     the successive-conditional chain mixes (lag-1 autocorrelation ~ 1 - prior/posterior
     precision).
+
+    The families with a dispersion (negbinomial, gamma, beta_binomial) draw it from
+    Gamma(4, 1) (``GEWEKE_DISPERSION_PRIOR``), and a step is a short run of the whole sampler
+    (Metropolis-Hastings step of beta given phi, then the slice step of log phi given beta);
+    the functionals add phi, log phi and phi * beta0, and the data functionals are on log y
+    (gamma) and log(1 + y) (negbinomial), whose moments stay moderate where those of y are
+    dominated by rare huge draws. ``fit_dispersion_rate_factor`` != 1
+    makes the fit's dispersion prior differ from the simulator's (Gamma(4, 1 x factor)): a
+    deliberately wrong step, the negative control.
     """
     from . import glm
-    from .priors import InverseGamma, Normal
+    from .priors import Gamma, InverseGamma, Normal
 
     fam = resolve_family(family, link)
+    disp = fam.dispersion
+    if fit_dispersion_rate_factor != 1.0 and disp is None:
+        raise ValueError("fit_dispersion_rate_factor applies to the families with a dispersion")
     thin = thin or {"conjugate": 1, "independence": 3}.get(sampler, 10)
     X = GEWEKE_X
-    trials = GEWEKE_TRIALS if fam.name == "binomial" else None
-    offset = GEWEKE_OFFSET if fam.name == "poisson" else None
+    trials = GEWEKE_TRIALS if fam.has_trials and fam.name != "bernoulli" else None
+    offset = GEWEKE_OFFSET if fam.name in ("poisson", "negbinomial") else None
     a0, b0 = GEWEKE_SIGMA2_PRIOR
+    d_shape, d_rate = GEWEKE_DISPERSION_PRIOR
     sd0 = GEWEKE_SD0_UNKNOWN if unknown_sigma else GEWEKE_SD0
     prior = Normal(GEWEKE_M0, sd0)
 
@@ -1026,33 +1097,50 @@ def glm_geweke(family: str, link: str | None, sampler: str, *, unknown_sigma: bo
         if unknown_sigma:
             s2 = b0 / rng.gamma(a0)
             return {"beta": GEWEKE_M0 + np.sqrt(s2) * sd0 * rng.standard_normal(2), "sigma2": s2}
-        return {"beta": GEWEKE_M0 + sd0 * rng.standard_normal(2)}
+        theta = {"beta": GEWEKE_M0 + sd0 * rng.standard_normal(2)}
+        if disp is not None:
+            theta["phi"] = rng.gamma(d_shape, 1.0 / d_rate)
+        return theta
 
     def data_draw(rng: np.random.Generator, theta: dict[str, Any]) -> np.ndarray:
         eta = X @ theta["beta"] + (0.0 if offset is None else offset)
         sigma = np.sqrt(theta["sigma2"]) if unknown_sigma else GEWEKE_SIGMA
-        return draw_response(rng, fam.name, fam.link, eta, trials=trials, sigma=sigma)
+        return draw_response(rng, fam.name, fam.link, eta, trials=trials, sigma=sigma,
+                             phi=theta.get("phi", 1.0))
 
     def posterior_step(theta: dict[str, Any], y: np.ndarray, step_seed: int) -> dict[str, Any]:
         kw: dict[str, Any] = {}
         if fam.name == "gaussian":
             kw = {"sigma_prior": InverseGamma(a0, b0)} if unknown_sigma else {"sigma": GEWEKE_SIGMA}
+        if disp is not None:
+            kw["dispersion_prior"] = Gamma(d_shape, d_rate * fit_dispersion_rate_factor)
         fit = glm(X, y, fam.name, fam.link, trials=trials, offset=offset, prior=prior,
                   sampler=sampler, chains=1, draws=1, warmup=warmup, thin=thin, seed=step_seed,
                   threads=1, check=False, **kw)
         out = {"beta": fit.draws[0, -1]}
         if unknown_sigma:
             out["sigma2"] = float(fit.posterior["sigma"][0, -1]) ** 2
+        if disp is not None:
+            out["phi"] = float(fit.posterior[disp][0, -1])
         return out
 
     def functionals(theta: dict[str, Any], y: np.ndarray) -> dict[str, float]:
         b = theta["beta"]
         scale = trials if trials is not None else 1.0
+        resp, what = y / scale, "y"
+        if fam.name == "gamma":
+            resp, what = np.log(y), "log y"
+        elif fam.name == "negbinomial":
+            resp, what = np.log1p(y), "log(1+y)"
         g = {"beta0": float(b[0]), "beta1": float(b[1]), "beta0*beta1": float(b[0] * b[1]),
-             "mean(y)": float(np.mean(y / scale)),
-             "mean(x*y)": float(np.mean(X[:, 1] * y / scale))}
+             f"mean({what})": float(np.mean(resp)),
+             f"mean(x*{what})": float(np.mean(X[:, 1] * resp))}
         if unknown_sigma:
             g["sigma2"] = float(theta["sigma2"])
+        if disp is not None:
+            phi = float(theta["phi"])
+            g.update({disp: phi, f"log {disp}": float(np.log(phi)),
+                      f"{disp}*beta0": phi * float(b[0])})
         return g
 
     return geweke_test(prior_draw, data_draw, posterior_step, functionals, marginal=marginal,
