@@ -10,15 +10,7 @@ namespace {
 GroupedData grouped(ConstRowMatrixRef x, ConstRowMatrixRef z, ConstVectorRef y,
                     ConstVectorRef trials, ConstVectorRef offset, ConstIndexVectorRef group_start,
                     int family_link) {
-  const FamilyLink fl = family_link_from_code(family_link);
-  // The GLMM samplers do not update a dispersion parameter (yet): refuse those families here.
-  dispatch(fl, [](auto g) {
-    if constexpr (HasDispersion<decltype(g)>)
-      throw std::invalid_argument(concat("glmm: family '", decltype(g)::Family::name,
-                                         "' is not yet available with grouping factors"));
-    return 0;
-  });
-  return make_grouped_data(x, z, y, trials, offset, group_start, fl);
+  return make_grouped_data(x, z, y, trials, offset, group_start, family_link_from_code(family_link));
 }
 
 // The extra random-effect blocks as Python passes them: a list of dicts with codes (N,
@@ -87,8 +79,15 @@ std::vector<ExtraBlock> extra_blocks(const std::vector<ExtraArrays>& arrays,
   return out;
 }
 
+steps::DispersionPrior dispersion_prior(int kind, double a, double b) {
+  if (kind != 0 && kind != 1)
+    throw std::invalid_argument("glmm: dispersion_kind must be 0 (Gamma prior) or 1 (fixed)");
+  return {static_cast<steps::DispersionPriorKind>(kind), a, b};
+}
+
 GlmmPriors priors(const GlmmData& d, const Vector& beta_mean, const Matrix& beta_cov,
                   const py::dict& cov_prior, double phi_shape, double phi_scale,
+                  const steps::DispersionPrior& dispersion,
                   const std::vector<ExtraArrays>& extra = {}) {
   GlmmPriors pr;
   pr.beta_mean = beta_mean;
@@ -101,6 +100,7 @@ GlmmPriors priors(const GlmmData& d, const Vector& beta_mean, const Matrix& beta
   }
   pr.phi_shape = phi_shape;
   pr.phi_scale = phi_scale;
+  pr.dispersion = dispersion;
   prepare_priors(d, pr);
   return pr;
 }
@@ -185,13 +185,15 @@ void bind_glmm(py::module_& m) {
          const std::vector<std::pair<Index, Index>>& centred, const Vector& beta_mean, const Matrix& beta_cov,
          const py::dict& cov_prior, double phi_shape, double phi_scale,
          const py::dict& config, std::uint64_t seed, std::uint64_t chain,
-         const py::object& progress, const py::list& extra) {
+         const py::object& progress, const py::list& extra, int dispersion_kind,
+         double dispersion_a, double dispersion_b) {
         GlmmData data =
             make_glmm_data(grouped(x, z, y, trials, offset, group_start, family_link), centred);
         const std::vector<ExtraArrays> arrays = extra_arrays(extra);
         data.extra = extra_blocks(arrays, data.obs);
         const GlmmPriors pr =
-            priors(data, beta_mean, beta_cov, cov_prior, phi_shape, phi_scale, arrays);
+            priors(data, beta_mean, beta_cov, cov_prior, phi_shape, phi_scale,
+                   dispersion_prior(dispersion_kind, dispersion_a, dispersion_b), arrays);
         const GlmmConfig cfg = config_from(config);
         const RunControl control = make_run_control(progress);
         GlmmChainResult result;
@@ -205,7 +207,10 @@ void bind_glmm(py::module_& m) {
       "offset"_a.noconvert(), "group_start"_a.noconvert(), "family_link"_a, "centred"_a,
       "beta_mean"_a, "beta_cov"_a, "cov_prior"_a, "phi_shape"_a, "phi_scale"_a,
       "config"_a, "seed"_a, "chain"_a, "progress"_a = py::none(), "extra"_a = py::list(),
-      "Run one chain of the GLMM Metropolis-within-Gibbs sampler (GIL released).");
+      "dispersion_kind"_a = 0, "dispersion_a"_a = 0.01, "dispersion_b"_a = 0.01,
+      "Run one chain of the GLMM Metropolis-within-Gibbs sampler (GIL released). "
+      "dispersion_kind (negbinomial, gamma, beta_binomial): 0 Gamma(a, b) on phi, 1 phi fixed "
+      "at a.");
 
   m.def(
       "glmm_geweke",
@@ -214,13 +219,14 @@ void bind_glmm(py::module_& m) {
          const std::vector<std::pair<Index, Index>>& centred, const Vector& beta_mean, const Matrix& beta_cov,
          const py::dict& cov_prior, double phi_shape, double phi_scale,
          const py::dict& config, std::int64_t iterations, std::uint64_t seed,
-         const py::list& extra) {
+         const py::list& extra, int dispersion_kind, double dispersion_a, double dispersion_b) {
         GlmmData data =
             make_glmm_data(grouped(x, z, y, trials, offset, group_start, family_link), centred);
         const std::vector<ExtraArrays> arrays = extra_arrays(extra);
         data.extra = extra_blocks(arrays, data.obs);
         const GlmmPriors pr =
-            priors(data, beta_mean, beta_cov, cov_prior, phi_shape, phi_scale, arrays);
+            priors(data, beta_mean, beta_cov, cov_prior, phi_shape, phi_scale,
+                   dispersion_prior(dispersion_kind, dispersion_a, dispersion_b), arrays);
         const GlmmConfig cfg = config_from(config);
         py::gil_scoped_release nogil;
         return run_glmm_geweke(data, pr, cfg, iterations, rng::ChainKey{seed, 0});
@@ -229,6 +235,7 @@ void bind_glmm(py::module_& m) {
       "offset"_a.noconvert(), "group_start"_a.noconvert(), "family_link"_a, "centred"_a,
       "beta_mean"_a, "beta_cov"_a, "cov_prior"_a, "phi_shape"_a, "phi_scale"_a,
       "config"_a, "iterations"_a, "seed"_a, "extra"_a = py::list(),
+      "dispersion_kind"_a = 0, "dispersion_a"_a = 0.01, "dispersion_b"_a = 0.01,
       "Geweke successive-conditional simulator: rows (beta, Sigma, b_0, phi) per iteration.");
 
   m.def(

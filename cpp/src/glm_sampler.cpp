@@ -187,29 +187,13 @@ double log_lik_at_eta(const GlmData& d, const Vector& eta, double phi, int threa
   });
 }
 
-// The phi maximising the log-likelihood plus the log prior of log phi at beta: golden-section
-// search on log phi in [-15, 15] (the conditional is unimodal for these families).
+// The phi maximising the log-likelihood plus the log prior of log phi at beta.
 template <typename G>
 double dispersion_mode(const GlmData& d, const Vector& beta, const steps::DispersionPrior& p,
                        int threads) {
-  if (p.kind == steps::DispersionPriorKind::Fixed) return p.a;
   const Vector eta = linear_predictor(d, beta);
-  const auto ll = [&](double phi) { return log_lik_at_eta<G>(d, eta, phi, threads); };
-  const auto f = [&](double u) { return steps::dispersion_log_target(ll, p, u); };
-  constexpr double kInvGolden = 0.6180339887498949;
-  double lo = -15.0, hi = 15.0;
-  double x1 = hi - kInvGolden * (hi - lo), x2 = lo + kInvGolden * (hi - lo);
-  double f1 = f(x1), f2 = f(x2);
-  for (int it = 0; it < 80; ++it) {
-    if (f1 >= f2) {
-      hi = x2, x2 = x1, f2 = f1;
-      x1 = hi - kInvGolden * (hi - lo), f1 = f(x1);
-    } else {
-      lo = x1, x1 = x2, f1 = f2;
-      x2 = lo + kInvGolden * (hi - lo), f2 = f(x2);
-    }
-  }
-  return std::exp(0.5 * (lo + hi));
+  return steps::dispersion_mode(
+      [&](double phi) { return log_lik_at_eta<G>(d, eta, phi, threads); }, p);
 }
 
 // The joint mode of (beta, phi) by alternating the IWLS mode of beta given phi and the mode
@@ -446,6 +430,15 @@ GlmMode glm_mode(const GlmData& data, const GlmPrior& prior, double phi, int thr
   const PriorPrecision pp(prior);
   return dispatch(data.family_link, [&](auto g) {
     return find_mode<decltype(g)>(data, prior, pp, phi, resolve_threads(threads));
+  });
+}
+
+GlmMode glm_joint_mode(const GlmData& data, const GlmPrior& prior, int threads, double& phi) {
+  const PriorPrecision pp(prior);
+  return dispatch(data.family_link, [&](auto g) {
+    using G = decltype(g);
+    if constexpr (HasDispersion<G>) return joint_mode<G>(data, prior, pp, resolve_threads(threads), phi);
+    return find_mode<G>(data, prior, pp, phi, resolve_threads(threads));
   });
 }
 

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <new>
 #include <stdexcept>
 
@@ -52,6 +53,29 @@ void GlmmState::commit_sigma(SigmaFactors&& f) {
   sigma = std::move(f.sigma);
   sigma_chol = std::move(f.chol);
   sigma_prec = std::move(f.prec);
+}
+
+// The distinct (y, trials) pairs and their counts, for a family with a dispersion (else empty).
+static void tabulate_responses(GlmmData& d) {
+  dispatch(d.obs.family_link, [&](auto g) {
+    using F = typename decltype(g)::Family;
+    if constexpr (HasDispersion<decltype(g)>) {
+      std::map<std::pair<double, double>, double> distinct;
+      for (Index i = 0; i < d.obs.rows(); ++i)
+        distinct[{d.obs.y[i], F::has_trials ? d.obs.trials[i] : 1.0}] += 1.0;
+      const Index u = static_cast<Index>(distinct.size());
+      d.distinct_y.resize(u);
+      d.distinct_trials.resize(u);
+      d.distinct_count.resize(u);
+      Index k = 0;
+      for (const auto& [pair, count] : distinct) {
+        d.distinct_y[k] = pair.first;
+        d.distinct_trials[k] = pair.second;
+        d.distinct_count[k++] = count;
+      }
+    }
+    return 0;
+  });
 }
 
 GlmmData make_glmm_data(const GroupedData& obs,
@@ -108,7 +132,23 @@ GlmmData make_glmm_data(const GroupedData& obs,
       d.xbar_free.row(g) = d.x_free.middleRows(obs.begin(g), obs.size(g)).colwise().mean();
     d.xbar_cross = d.xbar_free.transpose() * d.xbar_free;
   }
-  if (obs.family_link != FamilyLink::GaussianIdentity) {
+  dispatch(obs.family_link, [&](auto g) {  // families with a dispersion: their own support
+    using F = typename decltype(g)::Family;
+    if constexpr (HasDispersion<decltype(g)>) {
+      for (Index i = 0; i < n; ++i)
+        if (!F::in_support(obs.y[i], obs.trials[i]))
+          throw std::invalid_argument(concat("glmm: y[", i, "] = ", obs.y[i], " (trials ",
+                                             obs.trials[i], ") is outside the support of the ",
+                                             F::name, " family"));
+    }
+    return 0;
+  });
+  tabulate_responses(d);
+  const bool counts = obs.family_link == FamilyLink::PoissonLog ||
+                      obs.family_link == FamilyLink::BinomialLogit ||
+                      obs.family_link == FamilyLink::BinomialProbit ||
+                      obs.family_link == FamilyLink::BinomialCloglog;
+  if (counts) {
     for (Index i = 0; i < n; ++i) {
       const double y = obs.y[i];
       if (y < 0.0 || y != std::floor(y))
@@ -245,6 +285,7 @@ void prepare_priors(const GlmmData& d, GlmmPriors& pr) {
     check_positive(fn, "residual variance prior shape", pr.phi_shape);
     check_positive(fn, "residual variance prior scale", pr.phi_scale);
   }
+  steps::check_dispersion_prior(pr.dispersion);
 }
 
 namespace {
@@ -269,7 +310,7 @@ void group_modes(const GlmmData& d, GlmmState& s, int threads, bool warm_start,
   const QMat prec = s.sigma_prec;
   ExceptionVault vault;
 #ifdef BGLMM_HAVE_OPENMP
-#pragma omp parallel for schedule(dynamic, steps::group_chunk(m, threads)) num_threads(threads)
+#pragma omp parallel for schedule(dynamic, group_chunk(m, threads)) num_threads(threads)
 #endif
   for (Index g = 0; g < m; ++g) {
     vault.run([&] {
@@ -318,6 +359,23 @@ void group_modes(const GlmmData& d, GlmmState& s, int threads, bool warm_start,
   vault.rethrow();
 }
 
+// The mode of phi given the other parameters, and the SD of log phi there (from the curvature
+// of its log target; 0.5 if that is not usable).
+template <typename G>
+std::pair<double, double> conditional_dispersion(const GlmmData& d, const GlmmPriors& pr,
+                                                 GlmmState& s, int threads) {
+  full_linear_predictor(d, s, s.work.eta_rows, threads);
+  const auto log_lik = [&](double phi) {
+    return steps::dispersion_log_lik<G>(d, s.work.eta_rows, phi, threads);
+  };
+  const double phi = steps::dispersion_mode(log_lik, pr.dispersion);
+  const auto f = [&](double u) { return steps::dispersion_log_target(log_lik, pr.dispersion, u); };
+  const double u = std::log(phi), h = 1e-3;
+  const double curvature = (2.0 * f(u) - f(u - h) - f(u + h)) / (h * h);
+  const double log_sd = curvature > 0.0 && std::isfinite(curvature) ? 1.0 / std::sqrt(curvature) : 0.5;
+  return {phi, std::min(log_sd, 0.5)};
+}
+
 template <typename G>
 void initialise(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg, GlmmState& s,
                 rng::ChainKey key, int threads, bool from_prior) {
@@ -345,6 +403,10 @@ void initialise(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg, 
     }
     if (d.obs.family_link == FamilyLink::GaussianIdentity)
       s.phi = rng::inv_gamma_rng(pr.phi_shape, pr.phi_scale, rng);
+    if constexpr (HasDispersion<G>)
+      s.phi = pr.dispersion.kind == steps::DispersionPriorKind::Fixed
+                  ? pr.dispersion.a
+                  : rng::gamma_rng(pr.dispersion.a, pr.dispersion.b, rng);
   } else {
     // Fixed effects: the GLM posterior mode ignoring the groups, jittered by one of its
     // standard deviations so that chains start apart (R-hat can see non-convergence).
@@ -355,7 +417,13 @@ void initialise(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg, 
     GlmPrior gp;
     gp.mean = pr.beta_mean;
     gp.covariance = pr.beta_cov;
-    const GlmMode mode = glm_mode(glm, gp, s.phi, threads);
+    gp.dispersion = pr.dispersion;
+    const GlmMode mode = glm_joint_mode(glm, gp, threads, s.phi);
+    // a dispersion: the GLM's (which puts the groups' variation into it), then its mode given
+    // each round's effects below, then jittered by one conditional SD of log phi
+    constexpr bool kUpdatePhi = HasDispersion<G>;
+    const bool phi_free = pr.dispersion.kind != steps::DispersionPriorKind::Fixed;
+    if (kUpdatePhi && cfg.phi_init > 0.0) s.phi = cfg.phi_init;
     const Matrix lc = linalg::cholesky_lower(mode.covariance, "initial covariance");
     s.beta = linalg::multi_normal_chol_rng(mode.beta, lc, rng);
     // Sigma: a typical value under the prior, then group modes, then the mode of Sigma given
@@ -385,6 +453,8 @@ void initialise(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg, 
       // ignores the groups and may sit far out in a narrow conditional)
       const Vector beta_before = s.beta;
       steps::joint_free_mode<G>(d, pr, s, threads);
+      if constexpr (kUpdatePhi)
+        if (phi_free && !(cfg.phi_init > 0.0)) s.phi = conditional_dispersion<G>(d, pr, s, threads).first;
       double change = (s.beta - beta_before).cwiseAbs().maxCoeff() /
                       (1.0 + beta_before.cwiseAbs().maxCoeff());
       for (Index k = 0; k < q; ++k)
@@ -392,6 +462,12 @@ void initialise(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg, 
           change = std::max(change, std::fabs(s.sigma(k, l) - previous(k, l)) /
                                         std::sqrt(s.sigma(k, k) * s.sigma(l, l)));
       if (round >= 1 && change < 0.005) break;
+    }
+    if constexpr (kUpdatePhi) {
+      if (phi_free && !(cfg.phi_init > 0.0)) {
+        const auto [mode_phi, log_sd] = conditional_dispersion<G>(d, pr, s, threads);
+        s.phi = mode_phi * std::exp(log_sd * rng.std_normal());
+      }
     }
   }
   s.adapt.log_rw_scale.setConstant(std::log(cfg.rw_scale));
@@ -435,7 +511,7 @@ void extra_block_modes(const GlmmData& d, const GlmmPriors& pr, GlmmState& s, Ve
   if (d.extra.empty()) return;
   for (int round = 0; round < 40; ++round) {
     const Vector beta_before = s.beta;
-    steps::full_linear_predictor(d, s, s.work.eta_rows, threads);
+    full_linear_predictor(d, s, s.work.eta_rows, threads);
     for (std::size_t k = 0; k < d.extra.size(); ++k) {
       const ExtraBlock& blk = d.extra[k];
       ExtraBlockState& st = s.extra[k];
@@ -549,10 +625,14 @@ void sweep(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg, GlmmS
       steps::marginal_move_step<G>(d, pr, s, *a.marginal, ma, s.work.eta, info.marginal_accepted);
     }
   }
-  // 5. residual variance
+  // 5. residual variance, or the family's dispersion
   if (d.obs.family_link == FamilyLink::GaussianIdentity) {
     rng::Rng rng(key, a.iteration, 0, rng::Stream::Dispersion);
     steps::dispersion_step(d, pr, s, a.threads, rng);
+  }
+  if constexpr (HasDispersion<G>) {
+    rng::Rng rng(key, a.iteration, 0, rng::Stream::Dispersion);
+    steps::family_dispersion_step<G>(d, pr, s, a.threads, rng);
   }
 }
 
@@ -609,7 +689,9 @@ class ChainRecord {
     out.beta.setZero(kept, p);
     out.sigma.setZero(kept, q * q);
     if (keep_b_) out.b.setZero(kept, m * q);
-    if (d.obs.family_link == FamilyLink::GaussianIdentity) out.phi.setZero(kept);
+    if (d.obs.family_link == FamilyLink::GaussianIdentity ||
+        dispatch(d.obs.family_link, [](auto g) { return HasDispersion<decltype(g)>; }))
+      out.phi.setZero(kept);
     out.log_lik.setZero(kept);
     out.group_accept_mean.setZero(kept);
     out.fixed_accepted.setZero(kept);
@@ -791,8 +873,16 @@ void simulate_y(const GlmmData& d, const GlmmState& s, Vector& y, rng::Rng& rng)
         y[i] = eta + std::sqrt(s.phi) * rng.std_normal();
       } else if constexpr (std::is_same_v<G, PoissonLog>) {
         y[i] = poisson_rng(std::exp(eta), rng);
+      } else if constexpr (std::is_same_v<G, NegBinomialLog>) {  // gamma-Poisson mixture
+        y[i] = poisson_rng(rng::gamma_rng(s.phi, s.phi / std::exp(eta), rng), rng);
+      } else if constexpr (std::is_same_v<G, GammaLog>) {  // mean e^eta, shape phi
+        y[i] = rng::gamma_rng(s.phi, s.phi / std::exp(eta), rng);
       } else {
-        const double mu = G::linkinv(eta);
+        double mu = G::linkinv(eta);
+        if constexpr (HasDispersion<G>) {  // beta-binomial: p ~ Beta(phi mu, phi (1 - mu))
+          mu = std::min(std::max(mu, 1e-12), 1.0 - 1e-12);
+          mu = rng::beta_rng(s.phi * mu, s.phi * (1.0 - mu), rng);
+        }
         double count = 0.0;
         for (double j = 0; j < d.obs.trials[i]; j += 1.0) count += rng.uniform() < mu ? 1.0 : 0.0;
         y[i] = count;
@@ -817,6 +907,7 @@ RowMatrix geweke(const GlmmData& data, const GlmmPriors& pr, const GlmmConfig& c
   {
     rng::Rng rng(key, 0, 1, rng::Stream::Test);
     simulate_y<G>(d, s, y, rng);
+    tabulate_responses(d);
   }
   s.cache.valid = false;
   if (!kLaplace && d.p_free() > 0) {
@@ -852,6 +943,7 @@ RowMatrix geweke(const GlmmData& data, const GlmmPriors& pr, const GlmmConfig& c
     sweep<G, kLaplace>(d, pr, cfg, s, key, a, info);
     rng::Rng rng(key, static_cast<std::uint64_t>(t) + 1, 1, rng::Stream::Test);
     simulate_y<G>(d, s, y, rng);
+    tabulate_responses(d);
     s.cache.valid = false;
     Vector mu(q);
     group_centre(d, s.beta, 0, mu);
@@ -975,7 +1067,7 @@ double glmm_log_lik_pass_seconds(const GroupedData& obs, const Vector& beta, con
     for (int r = 0; r < std::max(1, reps); ++r) {
       const auto t0 = Clock::now();
 #ifdef BGLMM_HAVE_OPENMP
-#pragma omp parallel for schedule(dynamic, steps::group_chunk(m, nt)) num_threads(nt)
+#pragma omp parallel for schedule(dynamic, group_chunk(m, nt)) num_threads(nt)
 #endif
       for (Index j = 0; j < m; ++j) {
         QVec grad(q);

@@ -15,8 +15,8 @@ gaussian, ``se=``, ``(1 | g)``     :func:`bglmm.hierarchical_normal` — known s
                                    (meta-analysis, eight schools): independent exact draws (tau
                                    from its marginal posterior on a grid), or
                                    ``sampler="gibbs"``
-poisson / binomial / bernoulli,    :func:`bglmm.glmm` — Metropolis-within-Gibbs
-``(... | g)``
+other families, ``(... | g)``      :func:`bglmm.glmm` — Metropolis-within-Gibbs (and a slice step
+                                   on the log of a negbinomial, gamma or beta_binomial dispersion)
 several random-effect blocks       :func:`bglmm.glmm` with ``random_blocks`` (every family;
 (crossed, nested, ``||``)          gaussian level steps are exact Gibbs draws)
 =================================  ===============================================================
@@ -361,9 +361,9 @@ def fit(
         ``successes | trials(n)``; gaussian with known standard errors ``y | se(s)``.
     data : pandas DataFrame with the columns the formula uses (no missing values in them).
     family, link : "gaussian" (identity), "poisson" (log), "binomial"/"bernoulli" (logit, probit,
-        cloglog); without random effects also "negbinomial" (log; "negative_binomial", "nb"),
-        "gamma" (log) and "beta_binomial" (logit, probit, cloglog; with trials), whose
-        dispersion (``phi``; the gamma's ``shape``) is sampled too.
+        cloglog), "negbinomial" (log; "negative_binomial", "nb"), "gamma" (log) and
+        "beta_binomial" (logit, probit, cloglog; with trials), whose dispersion (``phi``; the
+        gamma's ``shape``) is sampled too, with or without random effects.
     trials, offset, se : a column name or an array (binomial trials; a known part of the linear
         predictor such as log exposure; known standard errors of y for meta-analysis).
     priors : dict with keys ``"beta"`` (:class:`~bglmm.priors.Normal`), ``"sigma"``
@@ -400,9 +400,6 @@ def fit(
     with preparing(progress), fit_phases(warmup):  # "preparing the data" if it takes > 1 s
         spec = build_spec(formula, data, family, link, trials=trials, offset=offset, se=se,
                           env=env)
-        if spec.random and spec.family.dispersion is not None:
-            raise ValueError(f"family {spec.family.name!r} is not yet available with grouping "
-                             "factors (random-effect terms); it is fitted without them")
         _check_options(spec, options)
         used = _resolve_priors(spec, priors)
         mcmc = dict(chains=chains, draws=draws, warmup=warmup, thin=thin, seed=seed,
@@ -533,8 +530,9 @@ def _run_model(spec: ModelSpec, used: dict[str, Any], mcmc: dict[str, Any],
     from .glmm import glmm
 
     inner = glmm(spec.y, X, Z, block.groups, family=fam,
-                 trials=spec.trials if fam.name == "binomial" else None, offset=spec.offset,
-                 prior=used["beta"], random_prior=cov_prior, **mcmc, **options)
+                 trials=spec.trials if fam.needs_trials else None, offset=spec.offset,
+                 prior=used["beta"], random_prior=cov_prior,
+                 dispersion_prior=used.get(fam.dispersion), **mcmc, **options)
     return inner, "glmm"
 
 
@@ -585,9 +583,11 @@ def _run_blocks(spec: ModelSpec, used: dict[str, Any], mcmc: dict[str, Any],
     kwargs = dict(options)
     if fam.name == "gaussian":
         kwargs["sigma_prior"] = used["sigma"]
+    if fam.dispersion is not None:
+        kwargs["dispersion_prior"] = used[fam.dispersion]
     # the primary's integer codes as its group labels: levels 0..m-1 in the blocks' order
     inner = glmm(spec.y, X, pd.DataFrame(main.Z, columns=main.terms), main.codes, family=fam,
-                 trials=spec.trials if fam.name == "binomial" else None, offset=spec.offset,
+                 trials=spec.trials if fam.needs_trials else None, offset=spec.offset,
                  prior=used["beta"], random_prior=used[keys[primary]], random_blocks=extra,
                  **mcmc, **kwargs)
     inner.attrs["primary_block"] = primary
@@ -649,7 +649,8 @@ def _name_by_factor(inner: Fit, posterior: dict, dims: dict, coords: dict, summa
         name = what if i == primary else f"{what}_blk{i}"
         return posterior.get(name)
 
-    keep = {k: v for k, v in posterior.items() if k in ("beta", "sigma", "icc", "theta")}
+    own = ("beta", "sigma", "icc", "theta", "phi", "shape")  # not per factor
+    keep = {k: v for k, v in posterior.items() if k in own}
     new_dims = {k: v for k, v in dims.items() if k in keep}
     new_coords = {k: v for k, v in coords.items() if k in ("coef",)}
     if "theta" in keep:
@@ -688,7 +689,7 @@ def _name_by_factor(inner: Fit, posterior: dict, dims: dict, coords: dict, summa
             # one block: the sampler's own level order; several: the codes the blocks share
             new_coords[f] = (list(coords["group"]) if len(spec.random) == 1
                              else list(spec.random[idx[0]].levels))
-    tail = [k for k in ("sigma", "icc") if k in summary_vars]
+    tail = [k for k in ("sigma", "phi", "shape", "icc") if k in summary_vars]
     return keep, new_dims, new_coords, ["beta"] + sds + cors + tail
 
 
@@ -799,8 +800,12 @@ class FormulaFit(Fit):
         sd = None
         if self.family.name == "gaussian":
             sd = spec.se if spec.se is not None else self._flat("sigma")[:, None]
-        n = spec.trials if self.family.name == "binomial" else None
-        ll = _log_density(self.family, spec.y, eta, sd=sd, trials=n)
+        n = spec.trials if self.family.needs_trials else None
+        phi = None
+        if self.family.dispersion is not None:
+            phi = self._flat(self.family.dispersion)[:, None] if self.family.dispersion in \
+                self.posterior else self.attrs["fixed_dispersion"]
+        ll = _log_density(self.family, spec.y, eta, sd=sd, trials=n, phi=phi)
         return {"y": ll.reshape(self.n_chains, self.n_draws, -1)}
 
     def to_inference_data(self, log_likelihood: bool = False, posterior_predictive: bool = False,
@@ -1308,15 +1313,18 @@ class FormulaFit(Fit):
 
 
 def _log_density(family: Family, y: np.ndarray, eta: np.ndarray, *, sd: Any = None,
-                 trials: Any = None) -> np.ndarray:
+                 trials: Any = None, phi: Any = None) -> np.ndarray:
     """log p(y | eta) elementwise for draws eta (S, n) of the linear predictor, with the
-    normalising constants (as the samplers' pointwise log-likelihood)."""
+    normalising constants (as the samplers' pointwise log-likelihood); ``phi`` the dispersion
+    of the negbinomial, gamma and beta_binomial families."""
     from math import lgamma
 
     lgam = np.frompyfunc(lgamma, 1, 1)
     if family.name == "gaussian":
         z = (y - eta) / sd
         return -0.5 * z**2 - np.log(sd) - 0.5 * np.log(2 * np.pi)
+    if family.dispersion is not None:
+        return _dispersion_log_density(family, y, eta, trials, phi)
     mu = inverse_link(family.link, eta)
     if family.name == "poisson":
         with np.errstate(divide="ignore"):
@@ -1327,6 +1335,29 @@ def _log_density(family: Family, y: np.ndarray, eta: np.ndarray, *, sd: Any = No
     with np.errstate(divide="ignore"):
         log_p, log_q = np.log(mu), np.log1p(-mu)
     return const + np.where(y > 0, y * log_p, 0.0) + np.where(n - y > 0, (n - y) * log_q, 0.0)
+
+
+def _dispersion_log_density(family: Family, y: np.ndarray, eta: np.ndarray, trials: Any,
+                            phi: Any) -> np.ndarray:
+    """log p(y | eta, phi) of the families with a dispersion (negbinomial NB2, gamma with shape
+    phi, beta_binomial with p ~ Beta(phi mu, phi (1 - mu)))."""
+    from scipy import special
+
+    phi = np.asarray(phi, dtype=float)
+    if family.name == "negbinomial":  # log mu / (mu + phi) = -log1p(phi / mu), stably in eta
+        log_mu = eta
+        l_ratio = -np.logaddexp(0.0, np.log(phi) - log_mu)       # log(mu / (mu + phi))
+        l_rest = -np.logaddexp(0.0, log_mu - np.log(phi))        # log(phi / (mu + phi))
+        return (special.gammaln(y + phi) - special.gammaln(phi) - special.gammaln(y + 1.0)
+                + np.where(y > 0, y * l_ratio, 0.0) + phi * l_rest)
+    if family.name == "gamma":
+        return (phi * np.log(phi) - special.gammaln(phi) + (phi - 1.0) * np.log(y)
+                - phi * eta - phi * y * np.exp(-eta))
+    n = np.asarray(trials, dtype=float)
+    mu = np.clip(inverse_link(family.link, eta), 1e-300, 1.0 - 1e-16)
+    a, b = phi * mu, phi * (1.0 - mu)
+    return (special.gammaln(n + 1.0) - special.gammaln(y + 1.0) - special.gammaln(n - y + 1.0)
+            + special.betaln(y + a, n - y + b) - special.betaln(a, b))
 
 
 def _warn_rows(rows: np.ndarray, labels: Any, what: str, advice: str) -> None:

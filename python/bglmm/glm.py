@@ -45,7 +45,7 @@ from .data import (
     resolve_threads,
 )
 from .families import Family, draw_response, inverse_link, resolve_family
-from .priors import DEFAULT_DISPERSION_PRIOR, InverseGamma, Normal, dispersion_prior_spec
+from .priors import InverseGamma, Normal, family_dispersion_spec
 from .results import Fit, keep_completed, stack_chains
 
 _METHODS = {"random_walk": 0, "rw": 0, "mh": 0, "independence": 1, "conjugate": 2}
@@ -252,14 +252,7 @@ def glm(
             a0, b0 = sigma_prior.shape, sigma_prior.scale
     elif sigma is not None or sigma_prior is not None:
         raise ValueError(f"sigma/sigma_prior apply to the gaussian family only, not {fam.name!r}")
-    dispersion = (0, 0.01, 0.01)
-    if fam.dispersion is not None:
-        dispersion = dispersion_prior_spec(
-            DEFAULT_DISPERSION_PRIOR if dispersion_prior is None else dispersion_prior,
-            fam.dispersion)
-    elif dispersion_prior is not None:
-        raise ValueError(f"dispersion_prior applies to the negbinomial, gamma and beta_binomial "
-                         f"families, not {fam.name!r}")
+    dispersion = family_dispersion_spec(fam.name, fam.dispersion, dispersion_prior)
 
     chains = check_count("chains", chains, 1)
     draws = check_count("draws", draws, 1)

@@ -4,8 +4,10 @@
     b_j ~ N_q(0, Sigma) iid over the levels j of the grouping factor
     beta ~ N_p(m0, V0),   Sigma ~ LKJ + SD priors, Inverse-Wishart(nu0, S0), or a prior on its SDs
 
-Families: poisson (log), binomial with trials and bernoulli (logit, probit, cloglog), and gaussian
-(identity; mainly for cross-checks against the conjugate Gibbs sampler of :func:`bglmm.lmm`).
+Families: poisson (log), binomial with trials and bernoulli (logit, probit, cloglog), gaussian
+(identity; mainly for cross-checks against the conjugate Gibbs sampler of :func:`bglmm.lmm`),
+and with a dispersion phi: negbinomial (log; var = mu + mu^2/phi), gamma (log; shape phi) and
+beta_binomial (logit, probit, cloglog; with trials).
 Both forms of the course notes are this model: "all coefficients vary by group",
 beta_j ~ N_p(theta, Sigma), is X = Z (theta = beta, beta_j = beta + b_j); "mixed" has some
 columns of X without a random term.
@@ -39,7 +41,9 @@ Metropolis-within-Gibbs (one sweep, in this order):
    approximation of its conditional posterior (frozen at the end of warm-up) and proposes
    from a multivariate t fitted to the warm-up draws: in the intermediate regime, where both
    parameterisations are slow, it comes close to drawing Sigma from its marginal posterior;
-5. gaussian: sigma^2 by inverse-gamma Gibbs.
+5. gaussian: sigma^2 by inverse-gamma Gibbs; negbinomial, gamma, beta_binomial: the dispersion
+   by a slice step on its logarithm given the linear predictor (the full log-likelihood over
+   all rows, summed in fixed chunks).
 
 Draws do not depend on the number of threads (counter-based random numbers per group).
 """
@@ -56,7 +60,7 @@ from . import _core
 from ._chains import run_chains
 from .data import as_design, as_vector, check_count, check_full_rank, resolve_seed, response_arrays
 from .data import resolve_threads
-from .families import Family, inverse_link, resolve_family
+from .families import Family, draw_response, inverse_link, resolve_family
 from .grouping import encode_groups
 from .priors import (
     LKJ,
@@ -65,6 +69,7 @@ from .priors import (
     InverseWishart,
     Normal,
     covariance_prior_spec,
+    family_dispersion_spec,
     has_flat_sd,
 )
 from .results import Fit, keep_drawn, sd_cor_draws, stack_chains, user_stacklevel
@@ -198,13 +203,22 @@ class GlmmFit(Fit):
         c, s = b.shape[:2]
         return np.ascontiguousarray(b.reshape(c * s, -1))
 
+    def _phi_draws(self) -> np.ndarray:
+        """The core's phi per (chain, draw): sigma^2 (gaussian), the dispersion, or 1."""
+        shape = self.posterior["beta"].shape[:2]
+        name = self.family.dispersion
+        if name is None:
+            return self.posterior["sigma"] ** 2 if "sigma" in self.posterior else np.ones(shape)
+        if name in self.posterior:
+            return self.posterior[name]
+        return np.full(shape, float(self.attrs["fixed_dispersion"]))
+
     def pointwise_log_lik(self) -> np.ndarray:
         """log p(y_i | draw), shaped (chain, draw, obs) in the caller's row order."""
         d = self._data
         beta = self.posterior["beta"]
         c, s, p = beta.shape
-        phi = (self.posterior["sigma"] ** 2).reshape(c * s) if "sigma" in self.posterior \
-            else np.ones(c * s)
+        phi = self._phi_draws().reshape(c * s)
         extra = d.get("extra", [])
         extra_core = [{k: e[k] for k in ("codes", "z", "level_start", "level_rows")}
                       for e in extra]
@@ -317,19 +331,19 @@ class GlmmFit(Fit):
         mu = inverse_link(self.family.link, eta)
         if kind == "mean":
             return mu
-        if self.family.name == "gaussian":
-            return rng.normal(mu, self.posterior["sigma"][..., None])
-        if self.family.name == "poisson":
-            return rng.poisson(mu).astype(float)
-        if X is None:
-            n_tr = d["trials_original"]
-        elif self.family.name == "bernoulli":
-            n_tr = np.ones(mu.shape[-1])
-        else:
-            if trials is None:
-                raise ValueError("trials is required to predict binomial responses for new rows")
-            n_tr = as_vector(trials, mu.shape[-1], "trials")
-        return rng.binomial(n_tr.astype(np.int64), np.clip(mu, 0.0, 1.0)).astype(float)
+        fam = self.family
+        n_tr = None
+        if fam.has_trials:
+            if X is None:
+                n_tr = d["trials_original"]
+            elif fam.needs_trials:
+                if trials is None:
+                    raise ValueError(f"trials is required to predict {fam.name} responses for "
+                                     "new rows")
+                n_tr = as_vector(trials, mu.shape[-1], "trials")
+        sigma = self.posterior["sigma"][..., None] if "sigma" in self.posterior else 1.0
+        return draw_response(rng, fam.name, mu, trials=n_tr, sigma=sigma,
+                             phi=self._phi_draws()[..., None])
 
 
 def _random_design(Z: Any, Xa: np.ndarray, x_names: list[str] | None, n: int,
@@ -387,6 +401,7 @@ def glmm(
     random_prior: Any = None,
     cov_prior: Any = None,
     sigma_prior: InverseGamma | None = None,
+    dispersion_prior: Any = None,
     sampler: str = "laplace",
     parameterization: str = "centered",
     rw_scale: float = 0.5,
@@ -419,7 +434,8 @@ def glmm(
         "Intercept" or "1" for a column of ones not in X), or None for a random intercept. A Z
         column equal to an X column makes that coefficient vary by group around its fixed effect.
     group : grouping factor, length n (any labels; missing values are an error).
-    family, link : poisson (log), binomial / bernoulli (logit, probit, cloglog), gaussian.
+    family, link : poisson (log), binomial / bernoulli (logit, probit, cloglog), gaussian,
+        negbinomial (log), gamma (log), beta_binomial (logit, probit, cloglog).
     trials : binomial numbers of trials; offset : known part of eta (e.g. log exposure).
     prior : :class:`~bglmm.priors.Normal` on beta (default N(0, 10^2) each).
     random_prior : :class:`~bglmm.priors.InverseWishart` on Sigma (default IW(q + 1, I):
@@ -427,6 +443,10 @@ def glmm(
         HalfStudentT / HalfCauchy / HalfNormal / UniformSD on the SD. ``cov_prior`` is an
         alias (the name :func:`bglmm.lmm` uses).
     sigma_prior : gaussian only: Inverse-Gamma on sigma^2 (default IG(1/2, var(y)/2)).
+    dispersion_prior : negbinomial, gamma, beta_binomial only — a :class:`bglmm.priors.Gamma`
+        on the dispersion (``phi``; the gamma family's ``shape``; default Gamma(0.01, 0.01),
+        as brms), or a positive number to fix it. A slice step on its logarithm updates it
+        after every sweep.
     sampler : "laplace" (default) or "random_walk" (the course notes' kernel).
     parameterization : "centered" (Gibbs for the fixed effects with a random term; best when
         groups carry much data) or "noncentered" (all fixed effects in the block step).
@@ -530,6 +550,7 @@ def glmm(
         a0, b0 = sigma_prior.shape, sigma_prior.scale
     elif sigma_prior is not None:
         raise ValueError(f"sigma_prior applies to the gaussian family only, not {fam.name!r}")
+    dispersion = family_dispersion_spec(fam.name, fam.dispersion, dispersion_prior)
 
     if not isinstance(sampler, str) or sampler.lower() not in _KERNELS:
         raise ValueError(f"unknown sampler {sampler!r}; use 'laplace' or 'random_walk'")
@@ -566,7 +587,8 @@ def glmm(
     def run_one(chain: int, inner_threads: int, callback: Any) -> dict:
         return _core.run_glmm_chain(
             Xs, Zs, ys, ts, offs, gs, fam.code, centred, m0, V0, cov_spec, a0, b0,
-            dict(config, threads=inner_threads), seed_used, chain, callback, extra_core)
+            dict(config, threads=inner_threads), seed_used, chain, callback, extra_core,
+            *dispersion)
 
     # chains run concurrently when there are threads for it (each with its share)
     results = run_chains(run_one, chains, n_threads, progress, warmup + draws * thin)
@@ -583,6 +605,9 @@ def glmm(
     if fam.name == "gaussian":
         posterior["sigma"] = np.sqrt(stack_chains(kept, "phi"))
         summary_vars.append("sigma")
+    if fam.dispersion is not None and dispersion[0] == 0:
+        posterior[fam.dispersion] = stack_chains(kept, "phi")
+        summary_vars.append(fam.dispersion)
     posterior["Sigma"] = sigma
     if keep_group_effects:
         posterior["b"] = stack_chains(kept, "b").reshape(n_chains, -1, m, q)
@@ -640,6 +665,8 @@ def glmm(
         "extra_level_acceptance": [[float(v) for v in r["extra_level_acceptance"]] for r in kept],
         "extra_scale_acceptance": [[float(v) for v in r["extra_scale_acceptance"]] for r in kept],
     }
+    if fam.dispersion is not None and dispersion[0] == 1:
+        attrs["fixed_dispersion"] = dispersion[1]
     if kernel == 1 and pf:  # the random-walk block step's frozen scale c (unused by Laplace)
         attrs["fixed_scale"] = [float(r["fixed_scale"]) for r in kept]
     kernel_name = ("Laplace/IWLS-proposal" if kernel == 0 else "random-walk") + \

@@ -148,6 +148,19 @@ def dispersion_prior_spec(prior: Any, what: str = "phi") -> tuple[int, float, fl
                     f"value), got {type(prior).__name__}")
 
 
+def family_dispersion_spec(family: str, name: str | None, prior: Any) -> tuple[int, float, float]:
+    """The (kind, a, b) triple of a family's dispersion prior for the C++ samplers: ``prior`` (a
+    :class:`Gamma`, a number that fixes the dispersion, or None for the default) when the family
+    has a dispersion called ``name``; otherwise ``prior`` must be None (an unused placeholder is
+    returned)."""
+    if name is not None:
+        return dispersion_prior_spec(DEFAULT_DISPERSION_PRIOR if prior is None else prior, name)
+    if prior is not None:
+        raise ValueError(f"dispersion_prior applies to the negbinomial, gamma and beta_binomial "
+                         f"families, not {family!r}")
+    return 0, 0.01, 0.01
+
+
 def ScaledInvChiSquare(nu: float, s: float) -> InverseGamma:  # noqa: N802 (a constructor)
     """Scaled-inverse-chi-square(nu, s^2) on a variance, i.e. Inverse-Gamma(nu/2, nu s^2/2)."""
     nu = _positive("ScaledInvChiSquare nu", nu)

@@ -57,6 +57,7 @@ __all__ = [
     "hierarchical_sbc_cases",
     "sbc_cases",
     "glmm_sbc_cases",
+    "glmm_dispersion_sbc_cases",
     "hierarchical_normal_sbc_case",
     "lmm_sbc_case",
     "glmm_sbc_case",
@@ -473,7 +474,7 @@ def glm_sbc_cases() -> list[SbcCase]:
 def sbc_cases() -> list[SbcCase]:
     """Every SBC case bglmm has: the GLM cases, then those of the other samplers."""
     return (glm_sbc_cases() + hierarchical_sbc_cases() + glmm_sbc_cases()
-            + default_prior_sbc_cases())
+            + glmm_dispersion_sbc_cases() + default_prior_sbc_cases())
 
 
 def hierarchical_sbc_cases() -> list[SbcCase]:
@@ -500,14 +501,32 @@ def glmm_sbc_cases() -> list[SbcCase]:
     ]
 
 
+def glmm_dispersion_sbc_cases() -> list[SbcCase]:
+    """SBC cases of the GLMM with a family's dispersion (its slice step in the sweep): every
+    family x link with a dispersion, both group kernels between them."""
+    return [
+        glmm_sbc_case("negbinomial", None, "laplace"),
+        glmm_sbc_case("negbinomial", None, "random_walk"),
+        glmm_sbc_case("gamma", None, "laplace"),
+        glmm_sbc_case("beta_binomial", "logit", "laplace"),
+        glmm_sbc_case("beta_binomial", "probit", "random_walk"),
+        glmm_sbc_case("beta_binomial", "cloglog", "laplace"),
+    ]
+
+
 def glmm_sbc_case(family: str, link: str | None = None, sampler: str = "laplace", *,
                   groups: int = 8, rows: int = 4, thin: int = 10, warmup: int = 300,
-                  threads: int = 1) -> SbcCase:
+                  threads: int = 1, dispersion_prior: tuple[float, float] = _DISPERSION_PRIOR,
+                  fit_dispersion_rate_factor: float = 1.0) -> SbcCase:
     """SBC case of :func:`bglmm.glmm`: intercept + slope, beta ~ N((0.3, -0.2), diag(1, 0.7)^2),
-    a random intercept b_j ~ N(0, s^2) with s^2 ~ IG(3, 1); poisson: offset ~ U(0, 1);
-    binomial: trials ~ U{1..6}. Ranks of beta, the random-intercept SD and every b_j."""
+    a random intercept b_j ~ N(0, s^2) with s^2 ~ IG(3, 1); poisson and negbinomial: offset ~
+    U(0, 1); binomial and beta_binomial: trials ~ U{1..6}. Ranks of beta, the random-intercept SD
+    and every b_j; the families with a dispersion draw it from ``dispersion_prior`` =
+    Gamma(shape, rate) (default Gamma(2, 0.5)) and rank it too (``phi``, or ``shape`` for the
+    gamma family). ``fit_dispersion_rate_factor`` != 1 fits under a wrong rate (a negative
+    control)."""
     from . import glmm
-    from .priors import InverseGamma, Normal
+    from .priors import Gamma, InverseGamma, Normal
 
     fam = resolve_family(family, link)
     n = groups * rows
@@ -515,6 +534,11 @@ def glmm_sbc_case(family: str, link: str | None = None, sampler: str = "laplace"
     var_prior = InverseGamma(3.0, 1.0)
     prior = Normal(_GLM_PRIOR_MEAN, _GLM_PRIOR_SD)
     name = f"glmm-{fam.name}-{fam.link}-{sampler}"
+    disp = fam.dispersion
+    if disp is not None and fit_dispersion_rate_factor != 1.0:
+        name += f"-dispersion-rate-x{fit_dispersion_rate_factor:g}"
+    da, db = dispersion_prior
+    fit_dispersion = Gamma(da, db * fit_dispersion_rate_factor) if disp is not None else None
 
     def simulate(rng: np.random.Generator) -> tuple[dict[str, Any], dict[str, Any]]:
         X = _design(rng, n, 2)
@@ -523,23 +547,31 @@ def glmm_sbc_case(family: str, link: str | None = None, sampler: str = "laplace"
         b = rng.normal(0.0, sd, size=(groups, 1))
         eta = X @ beta + b[group, 0]
         data: dict[str, Any] = {"X": X}
+        truth: dict[str, Any] = {"beta": beta, "sd": sd, "b": b}
         trials = None
-        if fam.name == "poisson":
+        phi = 1.0
+        if disp is not None:
+            phi = rng.gamma(da, 1.0 / db)
+            truth[disp] = phi
+        if fam.name in ("poisson", "negbinomial"):
             data["offset"] = rng.uniform(0.0, 1.0, n)
             eta = eta + data["offset"]
-        elif fam.name == "binomial":
+        elif fam.needs_trials:
             trials = rng.integers(1, 7, n).astype(float)
             data["trials"] = trials
-        data["y"] = draw_response(rng, fam.name, fam.link, eta, trials=trials)
-        return {"beta": beta, "sd": sd, "b": b}, data
+        data["y"] = draw_response(rng, fam.name, fam.link, eta, trials=trials, phi=phi)
+        return truth, data
 
     def fit(data: dict[str, Any], L: int, seed: int) -> dict[str, np.ndarray]:
         f = glmm(data["y"], data["X"], None, group, fam.name, fam.link, trials=data.get("trials"),
-                 offset=data.get("offset"), prior=prior, random_prior=var_prior, sampler=sampler,
-                 chains=1, draws=L, thin=thin, warmup=warmup, seed=seed, threads=threads,
-                 check=False)
-        return {"beta": f.posterior["beta"][0], "sd": np.sqrt(f.posterior["Sigma"][0][:, 0, 0]),
-                "b": f.posterior["b"][0]}
+                 offset=data.get("offset"), prior=prior, random_prior=var_prior,
+                 dispersion_prior=fit_dispersion, sampler=sampler, chains=1, draws=L, thin=thin,
+                 warmup=warmup, seed=seed, threads=threads, check=False)
+        out = {"beta": f.posterior["beta"][0], "sd": np.sqrt(f.posterior["Sigma"][0][:, 0, 0]),
+               "b": f.posterior["b"][0]}
+        if disp is not None:
+            out[disp] = f.posterior[disp][0]
+        return out
 
     return SbcCase(name, simulate, fit, {"sampler": sampler, "thin": thin, "warmup": warmup})
 

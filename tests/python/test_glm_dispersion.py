@@ -265,14 +265,15 @@ def test_core_refuses_responses_outside_the_support():
                                 np.eye(1), 0.0, 0.0, 10, 10, 1, 0, 0, 0.3, 0.0, 0.0, 1, 1, 0)
 
 
-def test_grouping_factors_and_wrong_priors_are_refused():
+def test_wrong_priors_are_refused():
     df = _frame([1, 2, 3, 4, 5, 6], g=list("aabbcc"))
-    with pytest.raises(ValueError, match="not yet available with grouping factors"):
-        bglmm.fit("count ~ x + (1 | g)", df, family="negbinomial", progress=False)
-    with pytest.raises(ValueError, match="not yet available with grouping factors"):
+    with pytest.raises(ValueError, match="dispersion_prior applies"):
         bglmm.glmm(np.array([1.0, 2, 3, 4, 5, 6]), np.ones((6, 1)), np.ones((6, 1)),
-                   np.array([0, 0, 1, 1, 2, 2]), family="negbinomial", chains=1, draws=10,
-                   warmup=10)
+                   np.array([0, 0, 1, 1, 2, 2]), family="poisson", dispersion_prior=Gamma(1, 1),
+                   chains=1, draws=10, warmup=10)
+    with pytest.raises(ValueError, match="does not apply to the poisson family"):
+        bglmm.fit("count ~ x + (1 | g)", df, family="poisson", priors={"phi": Gamma(1, 1)},
+                  progress=False)
     with pytest.raises(ValueError, match="does not apply to the poisson family"):
         bglmm.fit("count ~ x", df, family="poisson", priors={"phi": Gamma(1, 1)}, progress=False)
     with pytest.raises(ValueError, match="its dispersion is 'shape'"):

@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.special import digamma
 
 import bglmm
 from bglmm import _core
@@ -114,11 +115,14 @@ def _geweke_problem(q, centred, group_level_w=False):
 
 
 def _geweke_z(family_code, kernel, q, centred, trials=1.0, drop=False, iterations=40000,
-              group_level_w=False, lkj_eta=None, sampler_eta=None):
+              group_level_w=False, lkj_eta=None, sampler_eta=None, dispersion=None,
+              sampler_dispersion=None):
     """z-scores of the successive-conditional simulator's moments against the prior's.
     Inverse-Wishart prior, or (lkj_eta) LKJ(lkj_eta) with half-normal SDs of scale
     sqrt(ES_kk) — half-normal so that Sigma's second moments exist; `sampler_eta` runs the
-    sampler under another eta (a negative control)."""
+    sampler under another eta (a negative control). `dispersion` = (a, b): a family's
+    dispersion phi ~ Gamma(a, rate b) (its moments join the test); `sampler_dispersion` runs
+    the sampler under another (a, b) (a negative control)."""
     X, Z, gs, m0, V0, nu, S, ES, pairs = _geweke_problem(q, centred, group_level_w)
     n = X.shape[0]
     gaussian = family_code == 0
@@ -132,8 +136,13 @@ def _geweke_z(family_code, kernel, q, centred, trials=1.0, drop=False, iteration
         spec = {"kind": 1, "sd_kind": [3] * q, "sd_a": [0.0] * q, "sd_b": list(scales),
                 "eta": eta_s}
         ES = np.diag(scales**2)  # E Sigma: E s^2 = scale^2, E correlation = 0
-    d = _core.glmm_geweke(X, Z, np.zeros(n), np.full(n, trials), np.zeros(n), gs, family_code,
-                          pairs, m0, V0, spec, a0, b0, cfg, iterations, 7)
+    disp = {}
+    if dispersion is not None:
+        da, db = dispersion if sampler_dispersion is None else sampler_dispersion
+        disp = {"dispersion_kind": 0, "dispersion_a": da, "dispersion_b": db}
+    y0 = np.ones(n) if family_code == 6 else np.zeros(n)  # gamma: y > 0 (only the layout)
+    d = _core.glmm_geweke(X, Z, y0, np.full(n, trials), np.zeros(n), gs, family_code,
+                          pairs, m0, V0, spec, a0, b0, cfg, iterations, 7, **disp)
     p = 3
     funcs = {}
     exact = {}
@@ -166,6 +175,13 @@ def _geweke_z(family_code, kernel, q, centred, trials=1.0, drop=False, iteration
     if gaussian:
         funcs["phi"] = d[:, -1]
         exact["phi"] = b0 / (a0 - 1)
+    if dispersion is not None:  # phi ~ Gamma(a, b): E phi, E phi^2, E log phi
+        da, db = dispersion
+        phi = d[:, p + q * q + q]
+        funcs["phi"], exact["phi"] = phi, da / db
+        funcs["phi^2"], exact["phi^2"] = phi**2, da * (da + 1) / db**2
+        funcs["log phi"], exact["log phi"] = np.log(phi), digamma(da) - np.log(db)
+        funcs["phi b0^2"], exact["phi b0^2"] = phi * d[:, p + q * q] ** 2, da / db * ES[0, 0]
     z = {}
     for key, v in funcs.items():
         batches = v[: len(v) // 50 * 50].reshape(50, -1).mean(axis=1)
@@ -207,6 +223,32 @@ def test_geweke_lkj_prior(family_code, kernel, q, centred):
     z = _geweke_z(family_code, kernel, q, centred, lkj_eta=2.0, iterations=30000)
     bad = {k: round(v, 1) for k, v in z.items() if abs(v) > 4.5}
     assert not bad, f"prior moments not recovered: {bad}"
+
+
+@pytest.mark.parametrize(
+    "family_code, kernel, q, centred, trials",
+    [
+        (5, 0, 2, True, 1.0),    # negative binomial, Laplace, centred intercept + slope
+        (5, 1, 1, False, 1.0),   # negative binomial, random walk, non-centred
+        (6, 0, 1, True, 1.0),    # gamma (shape), Laplace
+        (7, 0, 1, False, 4.0),   # beta-binomial logit, 4 trials, Laplace, non-centred
+        (8, 0, 1, True, 3.0),    # beta-binomial probit
+        (9, 1, 1, True, 3.0),    # beta-binomial cloglog, random walk
+    ],
+)
+def test_geweke_dispersion_families(family_code, kernel, q, centred, trials):
+    # phi ~ Gamma(6, 2): mean 3, and small values (where y carries little about eta) rare
+    z = _geweke_z(family_code, kernel, q, centred, trials, dispersion=(6.0, 2.0),
+                  iterations=20000)
+    bad = {k: round(v, 1) for k, v in z.items() if abs(v) > 4.5}
+    assert not bad, f"prior moments not recovered: {bad}"
+
+
+def test_geweke_detects_a_wrong_dispersion_step():
+    # the slice step targets phi ~ Gamma(6, 2.6) (mean 2.3) while the prior says Gamma(6, 2)
+    z = _geweke_z(5, 0, 1, True, dispersion=(6.0, 2.0), sampler_dispersion=(6.0, 2.6),
+                  iterations=20000)
+    assert abs(z["phi"]) > 8, {k: round(v, 1) for k, v in z.items()}
 
 
 def test_geweke_detects_an_lkj_mismatch():

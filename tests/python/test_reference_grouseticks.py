@@ -41,12 +41,10 @@ import pytest
 
 import bglmm
 from bglmm.priors import HalfNormal, Normal
-from bglmm.results import import_arviz
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _hmc_reference import PoissonCrossedModel, hmc  # noqa: E402
+from _hmc_reference import PoissonCrossedModel, compare_medians, gradient_errors, hmc  # noqa: E402
 
-az = import_arviz()
 
 FORMULA = "TICKS ~ C(YEAR) + cHEIGHT + (1 | BROOD) + (1 | INDEX) + (1 | LOCATION)"
 FACTORS = ["BROOD", "INDEX", "LOCATION"]
@@ -102,16 +100,9 @@ def bglmm_draws(sd_scale: float = SD_SCALE) -> dict[str, np.ndarray]:
 
 
 def compare(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> pd.DataFrame:
-    rows = []
-    for name in FACTORS + COEFS:
-        ma, mb = float(np.median(a[name])), float(np.median(b[name]))
-        sa = float(az.mcse(np.asarray(a[name]), method="median"))
-        sb = float(az.mcse(np.asarray(b[name]), method="median"))
-        tol = Z * np.hypot(sa, sb)
-        rows.append({"name": name, "bglmm": ma, "reference": mb, "diff": ma - mb,
-                     "mcse_bglmm": sa, "mcse_ref": sb, "tolerance": tol,
-                     "ok": abs(ma - mb) <= tol, "glmer": GLMER_SD.get(name, np.nan)})
-    return pd.DataFrame(rows).set_index("name")
+    table = compare_medians(a, b, FACTORS + COEFS, Z)
+    table["glmer"] = [GLMER_SD.get(name, np.nan) for name in table.index]
+    return table
 
 
 def test_reference_gradient_matches_finite_differences():
@@ -120,14 +111,8 @@ def test_reference_gradient_matches_finite_differences():
     theta = rng.normal(0.0, 0.3, (2, m.dim))
     theta[:, 0] += 1.0
     theta[:, 3] *= 0.01  # cHEIGHT spans +-60
-    _, g = m.logp_grad(theta)
-    h = 1e-6
-    for j in [0, 1, 2, 3, 4, 5, 6, 7, 200, 450, 590]:
-        up, down = theta.copy(), theta.copy()
-        up[:, j] += h
-        down[:, j] -= h
-        fd = (m.logp_grad(up)[0] - m.logp_grad(down)[0]) / (2 * h)
-        np.testing.assert_allclose(g[:, j], fd, rtol=1e-5, atol=1e-4)
+    g, fd = gradient_errors(m, theta, [0, 1, 2, 3, 4, 5, 6, 7, 200, 450, 590])
+    np.testing.assert_allclose(g, fd, rtol=1e-5, atol=1e-4)
 
 
 def test_bglmm_fit_matches_independent_hmc():

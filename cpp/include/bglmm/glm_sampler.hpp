@@ -80,6 +80,10 @@ struct GlmChainResult {
 // Posterior mode by Fisher scoring (penalised IWLS) from beta = m0.
 GlmMode glm_mode(const GlmData& data, const GlmPrior& prior, double phi, int threads);
 
+// The joint mode of (beta, phi) for a family with a dispersion (phi is set to its part; the
+// prior's dispersion is used); for the others, glm_mode at the given phi.
+GlmMode glm_joint_mode(const GlmData& data, const GlmPrior& prior, int threads, double& phi);
+
 // Sum of log-likelihood kernels over all rows at coefficient vector beta; fixed chunking so
 // the value is bitwise independent of the thread count.
 double glm_log_kernel(const GlmData& data, const Vector& beta, double phi, int threads);

@@ -18,6 +18,7 @@
 #include "bglmm/likelihood_block.hpp"
 #include "bglmm/random_blocks.hpp"
 #include "bglmm/steps/covariance_prior.hpp"
+#include "bglmm/steps/dispersion_slice.hpp"
 #include "bglmm/types.hpp"
 
 namespace bglmm {
@@ -70,6 +71,9 @@ struct GlmmData {
   RowMatrix xbar_free;              // m x p_free: group means of x_free (if intercept_term)
   Matrix xbar_cross;                // p_free x p_free: sum_j xbar_j xbar_j'
   std::vector<ExtraBlock> extra;    // further random-effect blocks (random_blocks.hpp)
+  // Families with a dispersion: the distinct (y, trials) pairs and how often each occurs; the
+  // phi-dependent constant of the log-likelihood is summed over these (steps/glmm_dispersion.hpp)
+  Vector distinct_y, distinct_trials, distinct_count;
 
   Index p() const { return obs.p(); }
   Index q() const { return obs.q(); }
@@ -90,6 +94,7 @@ struct GlmmPriors {
   std::vector<steps::CovariancePrior> extra_cov;  // on each extra block's Sigma_k
   double phi_shape = 0.0;             // gaussian: sigma^2 ~ IG(a0, b0)
   double phi_scale = 0.0;
+  steps::DispersionPrior dispersion;  // negbinomial / beta-binomial phi, gamma shape
   // derived (prepare_priors)
   Matrix beta_prec;                   // Q0 = V0^{-1}
 };
@@ -137,7 +142,8 @@ struct GlmmConfig {
                                   // (steps/marginal_move.hpp)
   bool translation = true;        // extra blocks: the translation moves (steps/extra_blocks.hpp)
   bool drop_proposal_correction = false;  // TESTING ONLY: a deliberately wrong Laplace kernel
-  double phi_init = 0.0;          // gaussian: initial sigma^2 (<= 0: var(y))
+  double phi_init = 0.0;          // gaussian: initial sigma^2 (<= 0: var(y)); a dispersion
+                                  // family: initial phi (<= 0: the GLM's joint mode, jittered)
 };
 
 // Per-group caches of the data part at (gamma_j, free beta): the log-likelihood kernel, the
@@ -200,7 +206,7 @@ struct GlmmState {
   Matrix sigma;       // q x q
   Matrix sigma_prec;  // Sigma^{-1}
   Matrix sigma_chol;  // lower Cholesky factor of Sigma
-  double phi = 1.0;   // gaussian residual variance, else 1
+  double phi = 1.0;   // gaussian residual variance, a family's dispersion (HasDispersion), else 1
   std::vector<ExtraBlockState> extra;  // the extra blocks' effects and covariances
 
   // -- derived from it: the group caches at the current state, and at a proposed move

@@ -1,8 +1,8 @@
 // bglmm/likelihood_block.hpp — the GLMM's likelihood terms: log-likelihood kernel, score
 // u = d loglik / d eta and Fisher weight w, for one observation (LikTerms) and for a block of
 // up to kLikBlock observations at once (LikBlock). The block forms run on Eigen arrays, whose
-// exp and log are vectorised (SIMD), for the pairs that dominate the run time; the others
-// loop over LikTerms. A block's sum is added in a fixed order, so results do not depend on the
+// exp and log are vectorised (SIMD), for the pairs that dominate the run time (poisson,
+// binomial-logit, gaussian, negative binomial, gamma); the others loop over LikTerms. A block's sum is added in a fixed order, so results do not depend on the
 // thread count.
 #pragma once
 #include <cmath>
@@ -59,6 +59,43 @@ struct LikTerms<BinomialLogit> {
     score = y - n * mu;
     weight = n * e * r * r;                    // n mu (1 - mu)
     return y * eta - n * ((eta > 0.0 ? eta : 0.0) + std::log(1.0 + e));
+  }
+};
+
+template <>
+struct LikTerms<NegBinomialLog> {
+  // With d = eta - log phi: kernel -(phi + y) softplus(d) + y d, score y - (y + phi) p and
+  // weight phi p, p = inv_logit(d) (negative_binomial.hpp), from one exp(-|d|) as above. Here
+  // log1p: softplus is multiplied by phi, which may be 1e6 and more (the Poisson limit).
+  static double kernel(double y, double /*n*/, double eta, double phi) {
+    const double dd = eta - std::log(phi), e = std::exp(-std::fabs(dd));
+    return y * dd - (phi + y) * ((dd > 0.0 ? dd : 0.0) + std::log1p(e));
+  }
+  static double all(double y, double /*n*/, double eta, double phi, double& score,
+                    double& weight) {
+    const double dd = eta - std::log(phi), e = std::exp(-std::fabs(dd));
+    const double r = 1.0 / (1.0 + e);
+    const double p = dd >= 0.0 ? r : e * r;
+    score = y - (y + phi) * p;
+    weight = phi * p;
+    return y * dd - (phi + y) * ((dd > 0.0 ? dd : 0.0) + std::log1p(e));
+  }
+};
+
+// Beta-binomial: the quasi-likelihood weight (a lower bound of the Fisher weight, within a
+// factor (1 + phi) / (n + phi) ... 1 of it) instead of the exact sum over y = 0..n; the weight
+// only shapes the Metropolis-Hastings proposals, and the exact one costs n + 1 likelihood
+// evaluations per row.
+template <typename L>
+struct LikTerms<Glm<families::BetaBinomial<L>, L>> {
+  using G = Glm<families::BetaBinomial<L>, L>;
+  static double kernel(double y, double n, double eta, double phi) {
+    return G::log_kernel(y, n, eta, phi);
+  }
+  static double all(double y, double n, double eta, double phi, double& score, double& weight) {
+    score = G::score(y, n, eta, phi);
+    weight = G::Family::quasi_weight(n, eta, phi);
+    return G::log_kernel(y, n, eta, phi);
   }
 };
 
@@ -120,6 +157,52 @@ struct LikBlock<PoissonLog> {
     u = y - w;
     const BlockArray t = y * eta - w;
     return t.head(len).sum();
+  }
+};
+
+// log1p(e) for e in [0, 1] on a block, to a few ulps, with the vectorised log (Eigen has no
+// vectorised log1p for double): log(u) e / (u - 1), u = 1 + e, which cancels the rounding of u
+// (Goldberg 1991, "What every computer scientist should know about floating-point", thm. 4).
+inline BlockArray log1p_block(const BlockArray& e) {
+  const BlockArray u = 1.0 + e;
+  return (u == 1.0).select(e, u.log() * e / (u - 1.0));
+}
+
+template <>
+struct LikBlock<NegBinomialLog> {  // the fused form of LikTerms<NegBinomialLog>
+  static double kernel(const BlockArray& y, const BlockArray& /*n*/, const BlockArray& eta,
+                       double phi, Index len) {
+    const BlockArray dd = eta - std::log(phi);
+    const BlockArray e = (-dd.abs()).exp();
+    const BlockArray t = y * dd - (phi + y) * (dd.max(0.0) + log1p_block(e));
+    return t.head(len).sum();
+  }
+  static double all(const BlockArray& y, const BlockArray& /*n*/, const BlockArray& eta,
+                    double phi, BlockArray& u, BlockArray& w, Index len) {
+    const BlockArray dd = eta - std::log(phi);
+    const BlockArray e = (-dd.abs()).exp();
+    const BlockArray r = (1.0 + e).inverse();
+    const BlockArray p = (dd >= 0.0).select(r, e * r);
+    u = y - (y + phi) * p;
+    w = phi * p;
+    const BlockArray t = y * dd - (phi + y) * (dd.max(0.0) + log1p_block(e));
+    return t.head(len).sum();
+  }
+};
+
+template <>
+struct LikBlock<GammaLog> {  // kernel -phi (eta + y e^-eta), score phi (y e^-eta - 1), weight phi
+  static double kernel(const BlockArray& y, const BlockArray& /*n*/, const BlockArray& eta,
+                       double phi, Index len) {
+    const BlockArray r = (y.log() - eta).exp();  // y e^-eta, finite wherever it is
+    return -phi * (eta + r).head(len).sum();
+  }
+  static double all(const BlockArray& y, const BlockArray& /*n*/, const BlockArray& eta,
+                    double phi, BlockArray& u, BlockArray& w, Index len) {
+    const BlockArray r = (y.log() - eta).exp();
+    u = phi * (r - 1.0);
+    w.setConstant(eta.size(), phi);
+    return -phi * (eta + r).head(len).sum();
   }
 };
 

@@ -4,9 +4,11 @@
 // chain's effective offset (the user's plus every extra block's part, random_blocks.hpp).
 // Row form (row_eta) for the scalar loops, block form (block_eta) for the vectorised family
 // kernels; both add the terms in the same order. free_coefficients / set_free_coefficients
-// move beta_F between the full beta and its own vector.
+// move beta_F between the full beta and its own vector; full_linear_predictor fills eta for
+// every row (the per-row cache of the extra blocks' steps and the dispersion step).
 #pragma once
 #include "bglmm/glmm_model.hpp"
+#include "bglmm/parallel.hpp"
 #include "bglmm/types.hpp"
 
 namespace bglmm {
@@ -49,6 +51,27 @@ inline void block_eta(const GlmmData& d, Index start, Index len, Index q, const 
     const double gk = gamma[k];
 #pragma omp simd
     for (Index i = 0; i < len; ++i) e[i] += zk[i] * gk;
+  }
+}
+
+constexpr std::int64_t kRowChunk = 4096;  // rows per chunk of the ordered sums
+
+// eta_rows[i] = offset[i] + x_free[i] beta_free + z[i] gamma_{g(i)} for every row (the offset
+// being the chain's effective one, which holds the extra blocks' parts).
+inline void full_linear_predictor(const GlmmData& d, const GlmmState& s, Vector& eta_rows,
+                                  int threads) {
+  const Index m = d.m(), q = d.q();
+  eta_rows.resize(d.obs.rows());
+  const Vector beta_free = free_coefficients(d, s.beta);
+  (void)threads;
+#ifdef BGLMM_HAVE_OPENMP
+#pragma omp parallel for schedule(dynamic, group_chunk(m, threads)) num_threads(threads)
+#endif
+  for (Index g = 0; g < m; ++g) {
+    const Index begin = d.obs.begin(g), end = begin + d.obs.size(g);
+    for (Index i = begin; i < end; ++i) {
+      eta_rows[i] = row_eta(d, i, beta_free.data(), s.gamma.data() + g * q);
+    }
   }
 }
 

@@ -40,6 +40,12 @@ inline int resolve_threads(int requested) {
 #endif
 }
 
+// Groups per dynamic-schedule chunk: small enough to balance very unequal group sizes.
+inline int group_chunk(std::int64_t m, int threads) {
+  const std::int64_t c = m / (static_cast<std::int64_t>(threads) * 64);
+  return static_cast<int>(c < 1 ? 1 : (c > 256 ? 256 : c));
+}
+
 class ExceptionVault {
  public:
   template <typename Body>

@@ -137,7 +137,7 @@ TEST_CASE("level pass equals brute-force sums") {
   GlmmState s = make_state(d, offset);
   new (&d.obs.offset) Eigen::Map<const Vector>(offset.data(), offset.size());
   Vector eta;
-  steps::full_linear_predictor(d, s, eta, 1);
+  full_linear_predictor(d, s, eta, 1);
   const Vector want = brute_eta(f, d, s);
   CHECK((eta - want).cwiseAbs().maxCoeff() < 1e-12);
   QVec delta(2), grad(2);

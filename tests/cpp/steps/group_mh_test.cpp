@@ -71,6 +71,50 @@ TEST_CASE("fused likelihood terms equal the Glm functions") {
   }
 }
 
+// The vectorised negative-binomial and gamma blocks (and the fused scalar NB terms) against the
+// families' own functions, for |eta| up to 700 and dispersions from 0.05 to 1e6.
+template <typename G>
+void check_block_against_family(double y, double phi) {
+  const std::vector<double> etas = {-700.0, -40.0, -3.0, -0.4, 0.0, 0.7, 5.0, 40.0, 700.0};
+  const Index len = static_cast<Index>(etas.size()), padded = padded_length(len);
+  BlockArray yb = BlockArray::Constant(padded, y), nb = BlockArray::Ones(padded);
+  BlockArray eta = BlockArray::Zero(padded), u, w;
+  for (Index i = 0; i < len; ++i) eta[i] = etas[static_cast<std::size_t>(i)];
+  const double total = LikBlock<G>::all(yb, nb, eta, phi, u, w, len);
+  double ref_total = 0.0;
+  for (Index i = 0; i < len; ++i) {
+    const double k = G::log_kernel(y, 1.0, eta[i], phi), s = G::score(y, 1.0, eta[i], phi);
+    ref_total += k;
+    if (!std::isfinite(s)) {  // gamma, y e^-eta beyond 1e308: the family's own value is -inf
+      CHECK(u[i] == s);
+      continue;
+    }
+    CHECK_NEAR(u[i], s, 1e-12 * (1 + std::fabs(u[i])));
+    CHECK_NEAR(w[i], G::weight(1.0, eta[i], phi), 1e-12 * (1 + w[i]));
+  }
+  if (!std::isfinite(ref_total)) {
+    CHECK(total == ref_total);
+    return;
+  }
+  CHECK_NEAR(total, ref_total, 1e-12 * (1 + std::fabs(ref_total)));
+  CHECK_NEAR(LikBlock<G>::kernel(yb, nb, eta, phi, len), total, 1e-12 * (1 + std::fabs(total)));
+}
+
+TEST_CASE("vectorised negative-binomial and gamma terms equal the family functions") {
+  for (double phi : {0.05, 2.0, 1e6}) {
+    for (double y : {0.0, 1.0, 7.0}) check_block_against_family<NegBinomialLog>(y, phi);
+    for (double y : {0.01, 1.0, 7.0}) check_block_against_family<GammaLog>(y, phi);
+    for (double eta : {-700.0, -3.0, 0.0, 4.0, 700.0}) {
+      double u, w;
+      const double k = LikTerms<NegBinomialLog>::all(3.0, 1.0, eta, phi, u, w);
+      CHECK_NEAR(k, NegBinomialLog::log_kernel(3.0, 1.0, eta, phi), 1e-12 * (1 + std::fabs(k)));
+      CHECK_NEAR(u, NegBinomialLog::score(3.0, 1.0, eta, phi), 1e-12 * (1 + std::fabs(u)));
+      CHECK_NEAR(w, NegBinomialLog::weight(1.0, eta, phi), 1e-12 * (1 + w));
+      CHECK_NEAR(LikTerms<NegBinomialLog>::kernel(3.0, 1.0, eta, phi), k, 0.0);
+    }
+  }
+}
+
 TEST_CASE("group data pass equals brute-force sums (centred intercept, free slope)") {
   Fixture f;
   const GlmmData d = make_glmm_data(f.grouped(FamilyLink::PoissonLog), {{0, 0}});

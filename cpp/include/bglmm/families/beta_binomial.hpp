@@ -10,7 +10,9 @@
 // Fisher weight E[score^2]: a sum over y = 0..n (exact) up to kExactWeightTrials = 50 trials
 // (its cost grows with n, and the mode search evaluates it for every row); above, the
 // quasi-likelihood weight (n mu')^2 / var(y), a lower bound of it (Cauchy-Schwarz on
-// cov(score, y) = n mu'), which is all the mode search and a proposal covariance need.
+// cov(score, y) = n mu'), which is all the mode search and a proposal covariance need. The
+// GLMM's per-group proposals, evaluated at every step, use the quasi weight for every n
+// (likelihood_block.hpp).
 #pragma once
 #include <cmath>
 
@@ -45,12 +47,14 @@ struct BetaBinomial {
       out += Link::dlog1m_mu(eta) - phi_dmu * dpsi(trials - y, std::exp(l + Link::log1m_mu(eta)));
     return out;
   }
+  // The quasi-likelihood weight (n mu')^2 / var(y), a lower bound of the Fisher weight.
+  static double quasi_weight(double trials, double eta, double phi) {
+    const double a = Link::dlog_mu(eta), b = -Link::dlog1m_mu(eta);
+    if (a == 0.0 || b == 0.0) return 0.0;  // not 0 * inf (see binomial.hpp)
+    return trials * a * b * (1.0 + phi) / (trials + phi);
+  }
   static double weight(double trials, double eta, double phi) {
-    if (trials > kExactWeightTrials) {
-      const double a = Link::dlog_mu(eta), b = -Link::dlog1m_mu(eta);
-      if (a == 0.0 || b == 0.0) return 0.0;  // not 0 * inf (see binomial.hpp)
-      return trials * a * b * (1.0 + phi) / (trials + phi);
-    }
+    if (trials > kExactWeightTrials) return quasi_weight(trials, eta, phi);
     double out = 0.0;
     for (double y = 0.0; y <= trials; y += 1.0) {
       const double p = std::exp(log_kernel(y, trials, eta, phi) + log_constant(y, trials, phi));

@@ -46,6 +46,29 @@ double dispersion_log_target(LogLik&& log_lik, const DispersionPrior& p, double 
   return std::isfinite(out) ? out : -std::numeric_limits<double>::infinity();
 }
 
+// The phi maximising log_lik(phi) plus the log prior of u = log phi: golden-section search on u
+// in [-15, 15] (the conditional is unimodal for these families); the fixed value if the prior
+// fixes phi.
+template <typename LogLik>
+double dispersion_mode(LogLik&& log_lik, const DispersionPrior& p) {
+  if (p.kind == DispersionPriorKind::Fixed) return p.a;
+  const auto f = [&](double u) { return dispersion_log_target(log_lik, p, u); };
+  constexpr double kInvGolden = 0.6180339887498949;
+  double lo = -15.0, hi = 15.0;
+  double x1 = hi - kInvGolden * (hi - lo), x2 = lo + kInvGolden * (hi - lo);
+  double f1 = f(x1), f2 = f(x2);
+  for (int it = 0; it < 80; ++it) {
+    if (f1 >= f2) {
+      hi = x2, x2 = x1, f2 = f1;
+      x1 = hi - kInvGolden * (hi - lo), f1 = f(x1);
+    } else {
+      lo = x1, x1 = x2, f1 = f2;
+      x2 = lo + kInvGolden * (hi - lo), f2 = f(x2);
+    }
+  }
+  return std::exp(0.5 * (lo + hi));
+}
+
 // One update of phi (returns the new value; phi itself when the prior fixes it).
 template <typename LogLik>
 double dispersion_slice_step(LogLik&& log_lik, double phi, const DispersionPrior& p,

@@ -52,27 +52,6 @@ inline rng::Stream extra_stream(Index block, ExtraPurpose purpose) {
                                   static_cast<std::uint64_t>(purpose));
 }
 
-constexpr std::int64_t kRowChunk = 4096;  // rows per chunk of the ordered sums
-
-// eta_rows[i] = offset[i] + x_free[i] beta_free + z[i] gamma_{g(i)} for every row (the offset
-// being the chain's effective one, which holds the extra blocks' parts).
-inline void full_linear_predictor(const GlmmData& d, const GlmmState& s, Vector& eta_rows,
-                                  int threads) {
-  const Index m = d.m(), q = d.q();
-  eta_rows.resize(d.obs.rows());
-  const Vector beta_free = free_coefficients(d, s.beta);
-  (void)threads;
-#ifdef BGLMM_HAVE_OPENMP
-#pragma omp parallel for schedule(dynamic, group_chunk(m, threads)) num_threads(threads)
-#endif
-  for (Index g = 0; g < m; ++g) {
-    const Index begin = d.obs.begin(g), end = begin + d.obs.size(g);
-    for (Index i = begin; i < end; ++i) {
-      eta_rows[i] = row_eta(d, i, beta_free.data(), s.gamma.data() + g * q);
-    }
-  }
-}
-
 // Level j's data part at b_j + delta (eta_rows holds eta at b_j): log-likelihood kernel and,
 // with kDerivs, score Z'u and information Z'WZ. The level's rows are gathered kLikBlock at a
 // time into contiguous arrays for the vectorised family kernels (likelihood_block.hpp).

@@ -1,14 +1,21 @@
-// bglmm/steps/glmm_dispersion.hpp — Gibbs update of the gaussian GLMM's residual variance:
-// sigma^2 | . ~ IG(a0 + N/2, b0 + SSR/2), SSR = sum_i (y_i - eta_i)^2 (Hoff 2009, §11.1).
-// SSR is summed per group in parallel, then over groups in order (thread-count independent).
+// bglmm/steps/glmm_dispersion.hpp — the GLMM's dispersion given everything else.
+// Gaussian: Gibbs update of the residual variance, sigma^2 | . ~ IG(a0 + N/2, b0 + SSR/2),
+// SSR = sum_i (y_i - eta_i)^2 (Hoff 2009, §11.1); SSR is summed per group in parallel, then over
+// groups in order. Families with a dispersion (negbinomial / beta-binomial phi, gamma shape):
+// the slice step of dispersion_slice.hpp on log phi, whose likelihood is the full
+// sum_i log p(y_i | eta_i, phi) at the current linear predictor. Either way the draws do not
+// depend on the thread count, and the group caches (which depend on phi) are marked stale.
 #pragma once
+#include <algorithm>
 #include <vector>
 
+#include "bglmm/glm.hpp"
 #include "bglmm/glmm_model.hpp"
+#include "bglmm/likelihood_block.hpp"
 #include "bglmm/linear_predictor.hpp"
 #include "bglmm/parallel.hpp"
 #include "bglmm/rng/distributions.hpp"
-#include "bglmm/steps/group_mh.hpp"
+#include "bglmm/steps/dispersion_slice.hpp"
 
 namespace bglmm::steps {
 
@@ -38,12 +45,56 @@ inline double residual_sum_of_squares(const GlmmData& d, const GlmmState& s, int
   return ssr;
 }
 
-// Draws phi = sigma^2; the group caches depend on phi and are marked stale.
+// Draws phi = sigma^2.
 inline void dispersion_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& s, int threads,
                             rng::Rng& rng) {
   const double ssr = residual_sum_of_squares(d, s, threads);
   s.phi = rng::inv_gamma_rng(pr.phi_shape + 0.5 * static_cast<double>(d.obs.rows()),
                              pr.phi_scale + 0.5 * ssr, rng);
+  s.cache.valid = false;
+}
+
+// sum_i log p(y_i | eta_i, phi) at eta_rows: the kernels by the vectorised block forms over
+// fixed row chunks, the constants over the distinct (y, trials) pairs.
+template <typename G>
+double dispersion_log_lik(const GlmmData& d, const Vector& eta_rows, double phi, int threads) {
+  const double kernels = chunked_sum(d.obs.rows(), kRowChunk, threads,
+                                     [&](std::int64_t begin, std::int64_t end) {
+    double total = 0.0;
+    BlockArray eta, yb, nb;
+    for (Index start = begin; start < end; start += kLikBlock) {
+      const Index len = std::min<Index>(kLikBlock, end - start);
+      const Index padded = padded_length(len);
+      eta.resize(padded);
+      yb.resize(padded);
+      nb.resize(padded);
+      for (Index i = len; i < padded; ++i) eta[i] = yb[i] = nb[i] = 0.0;  // never summed
+      for (Index i = 0; i < len; ++i) {
+        eta[i] = eta_rows[start + i];
+        yb[i] = d.obs.y[start + i];
+        nb[i] = d.obs.trials[start + i];
+      }
+      total += LikBlock<G>::kernel(yb, nb, eta, phi, len);
+    }
+    return total;
+  });
+  double constants = 0.0;
+  for (Index k = 0; k < d.distinct_y.size(); ++k)
+    constants += d.distinct_count[k] *
+                 G::Family::log_constant(d.distinct_y[k], d.distinct_trials[k], phi);
+  return kernels + constants;
+}
+
+// Draws a family's dispersion phi by one slice step on log phi (eta_rows is scratch).
+template <typename G>
+void family_dispersion_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& s, int threads,
+                            rng::Rng& rng) {
+  static_assert(HasDispersion<G>);
+  full_linear_predictor(d, s, s.work.eta_rows, threads);
+  const auto log_lik = [&](double phi) {
+    return dispersion_log_lik<G>(d, s.work.eta_rows, phi, threads);
+  };
+  s.phi = dispersion_slice_step(log_lik, s.phi, pr.dispersion, rng);
   s.cache.valid = false;
 }
 

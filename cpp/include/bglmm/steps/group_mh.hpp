@@ -21,12 +21,6 @@
 
 namespace bglmm::steps {
 
-// Groups per dynamic-schedule chunk: small enough to balance very unequal group sizes.
-inline int group_chunk(Index m, int threads) {
-  const Index c = m / (static_cast<Index>(threads) * 64);
-  return static_cast<int>(std::max<Index>(1, std::min<Index>(c, 256)));
-}
-
 // Data part of group g at (free beta, gamma): the log-likelihood kernel; with kDerivs also
 // the score Z_j'u (grad) and the Fisher information Z_j'WZ_j (info). Works through the
 // group's rows in blocks of kLikBlock with the vectorised family kernels.
