@@ -632,7 +632,7 @@ void sweep(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg, GlmmS
   }
   if constexpr (HasDispersion<G>) {
     rng::Rng rng(key, a.iteration, 0, rng::Stream::Dispersion);
-    steps::family_dispersion_step<G>(d, pr, s, a.threads, rng);
+    steps::family_dispersion_step<G>(d, pr, s, a.threads, a.warmup, rng);
   }
 }
 

@@ -188,6 +188,10 @@ struct DataTerms {
 struct GlmmAdaptation {
   Vector log_rw_scale;         // m: log c_j (random-walk kernel)
   double log_fixed_scale = 0;  // random-walk kernel: log c of the free block's proposal
+  // the dispersion's slice width on log phi: 2.5 SDs of the warm-up draws of log phi (Welford
+  // moments; the initial width 1 until 20 of them)
+  double dispersion_width = 1.0;
+  double log_phi_count = 0, log_phi_mean = 0, log_phi_m2 = 0;
   Matrix fixed_chol;           // random-walk kernel, p_free x p_free: Cholesky factor of V_F
 };
 

@@ -47,8 +47,8 @@ double dispersion_log_target(LogLik&& log_lik, const DispersionPrior& p, double 
 }
 
 // The phi maximising log_lik(phi) plus the log prior of u = log phi: golden-section search on u
-// in [-15, 15] (the conditional is unimodal for these families); the fixed value if the prior
-// fixes phi.
+// in [-15, 15] to a width of 1e-6 (the conditional is unimodal for these families); the fixed
+// value if the prior fixes phi.
 template <typename LogLik>
 double dispersion_mode(LogLik&& log_lik, const DispersionPrior& p) {
   if (p.kind == DispersionPriorKind::Fixed) return p.a;
@@ -57,7 +57,7 @@ double dispersion_mode(LogLik&& log_lik, const DispersionPrior& p) {
   double lo = -15.0, hi = 15.0;
   double x1 = hi - kInvGolden * (hi - lo), x2 = lo + kInvGolden * (hi - lo);
   double f1 = f(x1), f2 = f(x2);
-  for (int it = 0; it < 80; ++it) {
+  while (hi - lo > 1e-6) {  // 36 steps from the width 30
     if (f1 >= f2) {
       hi = x2, x2 = x1, f2 = f1;
       x1 = hi - kInvGolden * (hi - lo), f1 = f(x1);
@@ -72,10 +72,10 @@ double dispersion_mode(LogLik&& log_lik, const DispersionPrior& p) {
 // One update of phi (returns the new value; phi itself when the prior fixes it).
 template <typename LogLik>
 double dispersion_slice_step(LogLik&& log_lik, double phi, const DispersionPrior& p,
-                             rng::Rng& rng) {
+                             rng::Rng& rng, double width = 1.0) {
   if (p.kind == DispersionPriorKind::Fixed) return p.a;
   const auto target = [&](double u) { return dispersion_log_target(log_lik, p, u); };
-  return std::exp(slice_step(target, std::log(phi), 1.0, rng));
+  return std::exp(slice_step(target, std::log(phi), width, rng));
 }
 
 }  // namespace bglmm::steps

@@ -204,7 +204,8 @@ void free_fixed_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& s,
 
 // Free-block target pieces at beta_F = current + delta: per-group log-likelihood (and, with
 // kGammaDerivs, the gamma caches at the shifted gamma), the data gradient/information w.r.t.
-// beta_F (of the within-group columns when shifting), summed over fixed chunks in order.
+// beta_F (of the within-group columns when shifting), summed over fixed chunks in order. Each
+// group's rows go through the vectorised family kernels in blocks, as in group_data_pass.
 template <typename G, bool kGammaDerivs>
 double free_block_pass(const GlmmData& d, const GlmmState& s, const Vector& beta_free,
                        const Vector& delta, int threads, GroupCache& out, Vector& grad_f,
@@ -212,8 +213,9 @@ double free_block_pass(const GlmmData& d, const GlmmState& s, const Vector& beta
   const Index pf = d.p_free(), q = d.q(), m = d.m();
   const Index k0 = d.intercept_term;
   const DataTerms zero{0.0, Vector::Zero(pf), Matrix::Zero(pf, pf)};
+  const Index n_rows = d.obs.rows();
   auto chunk = [&](Index g_begin, Index g_end, DataTerms& part) {
-    Vector xc(pf);
+    BlockArray eta, yb, nb, u, w;
     for (Index g = g_begin; g < g_end; ++g) {
       QVec gq(q), gamma = s.gamma.row(g).transpose();
       QMat iq(q, q);
@@ -226,22 +228,46 @@ double free_block_pass(const GlmmData& d, const GlmmState& s, const Vector& beta
       }
       double total = 0.0;
       const Index begin = d.obs.begin(g), end = begin + d.obs.size(g);
-      for (Index i = begin; i < end; ++i) {
-        const double* zi = d.obs.z.data() + i * q;
-        const double eta = row_eta(d, i, beta_free.data(), gamma.data());
-        double u, w;
-        total += LikTerms<G>::all(d.obs.y[i], d.obs.trials[i], eta, s.phi, u, w);
-        for (Index k = 0; k < pf; ++k) xc[k] = k0 >= 0 ? d.x_free(i, k) - xbar[k] : d.x_free(i, k);
+      for (Index start = begin; start < end; start += kLikBlock) {
+        const Index len = std::min(kLikBlock, end - start);
+        const Index padded = padded_length(len);
+        eta.resize(padded);
+        yb.resize(padded);
+        nb.resize(padded);
+        for (Index i = len; i < padded; ++i) eta[i] = yb[i] = nb[i] = 0.0;  // never summed
+        for (Index i = 0; i < len; ++i) {
+          yb[i] = d.obs.y[start + i];
+          nb[i] = d.obs.trials[start + i];
+        }
+        block_eta(d, start, len, q, beta_free.data(), gamma.data(), eta.data());
+        total += LikBlock<G>::all(yb, nb, eta, s.phi, u, w, len);
+        // the free columns, within-group (minus the group means) when the move shifts
         for (Index k = 0; k < pf; ++k) {
-          part.grad[k] += u * xc[k];
-          const double wx = w * xc[k];
-          for (Index l = 0; l <= k; ++l) part.info(k, l) += wx * xc[l];
+          const double* xk = d.x_free.data() + k * n_rows + start;
+          const double ck = k0 >= 0 ? xbar[k] : 0.0;
+          double gk = 0.0;
+          for (Index i = 0; i < len; ++i) gk += u[i] * (xk[i] - ck);
+          part.grad[k] += gk;
+          for (Index l = 0; l <= k; ++l) {
+            const double* xl = d.x_free.data() + l * n_rows + start;
+            const double cl = k0 >= 0 ? xbar[l] : 0.0;
+            double hkl = 0.0;
+            for (Index i = 0; i < len; ++i) hkl += w[i] * (xk[i] - ck) * (xl[i] - cl);
+            part.info(k, l) += hkl;
+          }
         }
         if constexpr (kGammaDerivs) {
           for (Index k = 0; k < q; ++k) {
-            gq[k] += u * zi[k];
-            const double wz = w * zi[k];
-            for (Index l = 0; l <= k; ++l) iq(k, l) += wz * zi[l];
+            const double* zk = d.z_cols.data() + k * n_rows + start;
+            double gk = 0.0;
+            for (Index i = 0; i < len; ++i) gk += u[i] * zk[i];
+            gq[k] += gk;
+            for (Index l = 0; l <= k; ++l) {
+              const double* zl = d.z_cols.data() + l * n_rows + start;
+              double hkl = 0.0;
+              for (Index i = 0; i < len; ++i) hkl += w[i] * zk[i] * zl[i];
+              iq(k, l) += hkl;
+            }
           }
         }
       }
