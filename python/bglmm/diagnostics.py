@@ -52,7 +52,7 @@ def normal_quantile(p: np.ndarray | float) -> np.ndarray:
     p = np.asarray(p, dtype=float)
     q = np.minimum(p, 1.0 - p)  # the lower tail; the upper one by symmetry
     inner = (q > 0) & (q <= 0.5)
-    qs = np.where(inner, q, 0.25)  # placeholders keep the formulas finite
+    qs = np.where(inner, q, 0.25)  # 0.25 where q is 0 or out of range keeps the formulas finite
     central = qs >= _P_LOW
     r = qs - 0.5
     x_central = _poly(_A, r * r) * r / _poly(_B, r * r)

@@ -151,8 +151,8 @@ def dispersion_prior_spec(prior: Any, what: str = "phi") -> tuple[int, float, fl
 def family_dispersion_spec(family: str, name: str | None, prior: Any) -> tuple[int, float, float]:
     """The (kind, a, b) triple of a family's dispersion prior for the C++ samplers: ``prior`` (a
     :class:`Gamma`, a number that fixes the dispersion, or None for the default) when the family
-    has a dispersion called ``name``; otherwise ``prior`` must be None (an unused placeholder is
-    returned)."""
+    has a dispersion called ``name``; otherwise ``prior`` must be None, and the default triple
+    (which the samplers then ignore) is returned."""
     if name is not None:
         return dispersion_prior_spec(DEFAULT_DISPERSION_PRIOR if prior is None else prior, name)
     if prior is not None:

@@ -230,15 +230,7 @@ double free_block_pass(const GlmmData& d, const GlmmState& s, const Vector& beta
       const Index begin = d.obs.begin(g), end = begin + d.obs.size(g);
       for (Index start = begin; start < end; start += kLikBlock) {
         const Index len = std::min(kLikBlock, end - start);
-        const Index padded = padded_length(len);
-        eta.resize(padded);
-        yb.resize(padded);
-        nb.resize(padded);
-        for (Index i = len; i < padded; ++i) eta[i] = yb[i] = nb[i] = 0.0;  // never summed
-        for (Index i = 0; i < len; ++i) {
-          yb[i] = d.obs.y[start + i];
-          nb[i] = d.obs.trials[start + i];
-        }
+        load_block(d.obs.y.data(), d.obs.trials.data(), start, len, yb, nb, eta);
         block_eta(d, start, len, q, beta_free.data(), gamma.data(), eta.data());
         total += LikBlock<G>::all(yb, nb, eta, s.phi, u, w, len);
         // the free columns, within-group (minus the group means) when the move shifts

@@ -65,16 +65,8 @@ double dispersion_log_lik(const GlmmData& d, const Vector& eta_rows, double phi,
     BlockArray eta, yb, nb;
     for (Index start = begin; start < end; start += kLikBlock) {
       const Index len = std::min<Index>(kLikBlock, end - start);
-      const Index padded = padded_length(len);
-      eta.resize(padded);
-      yb.resize(padded);
-      nb.resize(padded);
-      for (Index i = len; i < padded; ++i) eta[i] = yb[i] = nb[i] = 0.0;  // never summed
-      for (Index i = 0; i < len; ++i) {
-        eta[i] = eta_rows[start + i];
-        yb[i] = d.obs.y[start + i];
-        nb[i] = d.obs.trials[start + i];
-      }
+      load_block(d.obs.y.data(), d.obs.trials.data(), start, len, yb, nb, eta);
+      for (Index i = 0; i < len; ++i) eta[i] = eta_rows[start + i];
       total += LikBlock<G>::kernel(yb, nb, eta, phi, len);
     }
     return total;

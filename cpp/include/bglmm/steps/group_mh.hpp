@@ -39,19 +39,7 @@ double group_data_pass(const GlmmData& d, Index g, const double* beta_free, cons
   BlockArray eta, yb, nb, u, w;
   for (Index start = begin; start < end; start += kLikBlock) {
     const Index len = std::min(kLikBlock, end - start);
-    const Index padded = padded_length(len);
-    eta.resize(padded);
-    yb.resize(padded);
-    nb.resize(padded);
-    const double* yy = d.obs.y.data() + start;
-    const double* nn = d.obs.trials.data() + start;
-    // padding: y = n = eta = 0 (finite terms, never summed)
-    for (Index i = len; i < padded; ++i) eta[i] = yb[i] = nb[i] = 0.0;
-#pragma omp simd
-    for (Index i = 0; i < len; ++i) {
-      yb[i] = yy[i];
-      nb[i] = nn[i];
-    }
+    load_block(d.obs.y.data(), d.obs.trials.data(), start, len, yb, nb, eta);
     block_eta(d, start, len, q, beta_free, gamma, eta.data());
     if constexpr (kDerivs) {
       ll += LikBlock<G>::all(yb, nb, eta, phi, u, w, len);
