@@ -14,8 +14,7 @@ GlmPrior make_prior(const Vector& mean, const Matrix& covariance, double a0, dou
   prior.covariance = covariance;
   prior.sigma2_shape = a0;
   prior.sigma2_scale = b0;
-  prior.dispersion = {static_cast<steps::DispersionPriorKind>(dispersion_kind), dispersion_a,
-                      dispersion_b};
+  prior.dispersion = steps::dispersion_prior_from_code(dispersion_kind, dispersion_a, dispersion_b);
   return prior;
 }
 
@@ -77,13 +76,12 @@ void bind_glm(py::module_& m) {
       "chain"_a, "progress"_a = py::none(), "dispersion_kind"_a = 0, "dispersion_a"_a = 0.01,
       "dispersion_b"_a = 0.01,
       "Run one chain of the Bayesian GLM sampler (GIL released while sampling). "
-      "dispersion_kind: 0 Gamma(a, b) on phi, 1 phi fixed at a.");
+      "dispersion_kind: 0 Gamma(a, b) on phi, 1 phi fixed at a, 2 Beta(a, b) on phi / (1 + phi).");
 
   m.def(
       "dispersion_slice_chain",
       [](int kind, double a, double b, double phi, std::int64_t iterations, std::uint64_t seed) {
-        const steps::DispersionPrior prior{static_cast<steps::DispersionPriorKind>(kind), a, b};
-        steps::check_dispersion_prior(prior);
+        const steps::DispersionPrior prior = steps::dispersion_prior_from_code(kind, a, b);
         check_positive("dispersion_slice_chain", "phi", phi);
         Vector out(iterations);
         const auto flat = [](double) { return 0.0; };

@@ -79,12 +79,6 @@ std::vector<ExtraBlock> extra_blocks(const std::vector<ExtraArrays>& arrays,
   return out;
 }
 
-steps::DispersionPrior dispersion_prior(int kind, double a, double b) {
-  if (kind != 0 && kind != 1)
-    throw std::invalid_argument("glmm: dispersion_kind must be 0 (Gamma prior) or 1 (fixed)");
-  return {static_cast<steps::DispersionPriorKind>(kind), a, b};
-}
-
 GlmmPriors priors(const GlmmData& d, const Vector& beta_mean, const Matrix& beta_cov,
                   const py::dict& cov_prior, double phi_shape, double phi_scale,
                   const steps::DispersionPrior& dispersion,
@@ -193,7 +187,9 @@ void bind_glmm(py::module_& m) {
         data.extra = extra_blocks(arrays, data.obs);
         const GlmmPriors pr =
             priors(data, beta_mean, beta_cov, cov_prior, phi_shape, phi_scale,
-                   dispersion_prior(dispersion_kind, dispersion_a, dispersion_b), arrays);
+                   steps::dispersion_prior_from_code(dispersion_kind, dispersion_a,
+                                                     dispersion_b),
+                   arrays);
         const GlmmConfig cfg = config_from(config);
         const RunControl control = make_run_control(progress);
         GlmmChainResult result;
@@ -209,8 +205,8 @@ void bind_glmm(py::module_& m) {
       "config"_a, "seed"_a, "chain"_a, "progress"_a = py::none(), "extra"_a = py::list(),
       "dispersion_kind"_a = 0, "dispersion_a"_a = 0.01, "dispersion_b"_a = 0.01,
       "Run one chain of the GLMM Metropolis-within-Gibbs sampler (GIL released). "
-      "dispersion_kind (negbinomial, gamma, beta_binomial): 0 Gamma(a, b) on phi, 1 phi fixed "
-      "at a.");
+      "dispersion_kind (negbinomial, gamma, beta_binomial, zero_inflated_poisson): 0 Gamma(a, b) "
+      "on phi, 1 phi fixed at a, 2 Beta(a, b) on phi / (1 + phi).");
 
   m.def(
       "glmm_geweke",
@@ -226,7 +222,9 @@ void bind_glmm(py::module_& m) {
         data.extra = extra_blocks(arrays, data.obs);
         const GlmmPriors pr =
             priors(data, beta_mean, beta_cov, cov_prior, phi_shape, phi_scale,
-                   dispersion_prior(dispersion_kind, dispersion_a, dispersion_b), arrays);
+                   steps::dispersion_prior_from_code(dispersion_kind, dispersion_a,
+                                                     dispersion_b),
+                   arrays);
         const GlmmConfig cfg = config_from(config);
         py::gil_scoped_release nogil;
         return run_glmm_geweke(data, pr, cfg, iterations, rng::ChainKey{seed, 0});

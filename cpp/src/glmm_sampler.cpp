@@ -403,10 +403,7 @@ void initialise(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg, 
     }
     if (d.obs.family_link == FamilyLink::GaussianIdentity)
       s.phi = rng::inv_gamma_rng(pr.phi_shape, pr.phi_scale, rng);
-    if constexpr (HasDispersion<G>)
-      s.phi = pr.dispersion.kind == steps::DispersionPriorKind::Fixed
-                  ? pr.dispersion.a
-                  : rng::gamma_rng(pr.dispersion.a, pr.dispersion.b, rng);
+    if constexpr (HasDispersion<G>) s.phi = steps::dispersion_prior_rng(pr.dispersion, rng);
   } else {
     // Fixed effects: the GLM posterior mode ignoring the groups, jittered by one of its
     // standard deviations so that chains start apart (R-hat can see non-convergence).
@@ -877,6 +874,10 @@ void simulate_y(const GlmmData& d, const GlmmState& s, Vector& y, rng::Rng& rng)
         y[i] = poisson_rng(rng::gamma_rng(s.phi, s.phi / std::exp(eta), rng), rng);
       } else if constexpr (std::is_same_v<G, GammaLog>) {  // mean e^eta, shape phi
         y[i] = rng::gamma_rng(s.phi, s.phi / std::exp(eta), rng);
+      } else if constexpr (std::is_same_v<G, ZeroInflatedPoissonLog>) {  // zero with odds phi
+        const bool structural = rng.uniform() < s.phi / (1.0 + s.phi);
+        const double count = poisson_rng(std::exp(eta), rng);
+        y[i] = structural ? 0.0 : count;
       } else {
         double mu = G::linkinv(eta);
         if constexpr (HasDispersion<G>) {  // beta-binomial: p ~ Beta(phi mu, phi (1 - mu))

@@ -66,10 +66,10 @@ def request_stop() -> None:
     """Ask every running chain to stop and return its draws (used on Ctrl-C)."""
 
 def run_glm_chain(x: NDArray[np.float64], y: NDArray[np.float64], trials: NDArray[np.float64], offset: NDArray[np.float64], family_link: int, prior_mean: ArrayLike, prior_cov: ArrayLike, sigma2_shape: float, sigma2_scale: float, draws: int, warmup: int, thin: int, method: int, proposal_covariance: int, target_acceptance: float, initial_scale: float, known_sigma: float, threads: int, seed: int, chain: int, progress: Any = ..., dispersion_kind: int = ..., dispersion_a: float = ..., dispersion_b: float = ...) -> dict[str, Any]:
-    """Run one chain of the Bayesian GLM sampler (GIL released while sampling). dispersion_kind: 0 Gamma(a, b) on phi, 1 phi fixed at a."""
+    """Run one chain of the Bayesian GLM sampler (GIL released while sampling). dispersion_kind: 0 Gamma(a, b) on phi, 1 phi fixed at a, 2 Beta(a, b) on phi / (1 + phi)."""
 
 def run_glmm_chain(x: NDArray[np.float64], z: NDArray[np.float64], y: NDArray[np.float64], trials: NDArray[np.float64], offset: NDArray[np.float64], group_start: NDArray[np.int64], family_link: int, centred: Sequence[tuple[int, int]], beta_mean: ArrayLike, beta_cov: ArrayLike, cov_prior: dict[str, Any], phi_shape: float, phi_scale: float, config: dict[str, Any], seed: int, chain: int, progress: Any = ..., extra: list = ..., dispersion_kind: int = ..., dispersion_a: float = ..., dispersion_b: float = ...) -> dict[str, Any]:
-    """Run one chain of the GLMM Metropolis-within-Gibbs sampler (GIL released). dispersion_kind (negbinomial, gamma, beta_binomial): 0 Gamma(a, b) on phi, 1 phi fixed at a."""
+    """Run one chain of the GLMM Metropolis-within-Gibbs sampler (GIL released). dispersion_kind (negbinomial, gamma, beta_binomial, zero_inflated_poisson): 0 Gamma(a, b) on phi, 1 phi fixed at a, 2 Beta(a, b) on phi / (1 + phi)."""
 
 def scale_step_chain(kind: int, a: float, b: float, ss: float, count: float, start: float, n: int, seed: int = ...) -> NDArray[np.float64]:
     """n successive variance draws of the scale step at fixed ss (for tests)."""

@@ -1,6 +1,7 @@
 """Draws from the prior of a model fitted by :func:`bglmm.fit`, and of the data it implies
 (prior predictive checks, brms's ``sample_prior``): the fixed effects, sigma, each random-effect
-covariance, the random effects of the data's levels, and y for the data's rows.
+covariance, a family's dispersion, the random effects of the data's levels, and y for the data's
+rows.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from . import priors as P
-from .families import inverse_link
+from .families import draw_response, inverse_link
 
 
 def sd_draws(prior: Any, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -68,13 +69,30 @@ def covariance_draws(prior: Any, q: int, size: int, rng: np.random.Generator) ->
     return (sd_draws(prior, size, rng) ** 2)[:, None, None]
 
 
+def dispersion_draws(prior: Any, name: str, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Draws of a family's dispersion ``name`` (phi, shape, zi) from its prior: a
+    :class:`~bglmm.priors.Gamma`, a :class:`~bglmm.priors.Beta` (zi), or a number that fixes it."""
+    if isinstance(prior, P.Gamma):
+        return rng.gamma(prior.shape, 1.0 / prior.rate, size)
+    if isinstance(prior, P.Beta):
+        return rng.beta(prior.a, prior.b, size)
+    P.dispersion_prior_spec(prior, name)  # a fixed value (validated)
+    return np.full(size, float(prior))
+
+
 def response_draws(family: Any, eta: np.ndarray, rng: np.random.Generator, *, sd: Any = None,
-                   trials: Any = None) -> np.ndarray:
-    """A draw of y per row of eta (draws, rows) of the linear predictor."""
+                   trials: Any = None, dispersion: Any = None) -> np.ndarray:
+    """A draw of y per row of eta (draws, rows) of the linear predictor; ``dispersion`` the
+    family's dispersion per draw (its reported scale: phi, shape or zi)."""
     mu = inverse_link(family.link, eta)
     if family.name == "gaussian":
         return rng.normal(mu, sd)
     if family.name == "poisson":
         return rng.poisson(np.minimum(mu, 1e15)).astype(float)
+    if family.dispersion is not None:
+        phi = family.dispersion_to_core(np.asarray(dispersion, dtype=float))[:, None]
+        if family.name in ("negbinomial", "zero_inflated_poisson"):
+            mu = np.minimum(mu, 1e15)
+        return draw_response(rng, family.name, mu, trials=trials, phi=phi)
     n = np.ones(mu.shape[1]) if trials is None else np.asarray(trials)
     return rng.binomial(n.astype(np.int64), np.clip(mu, 0.0, 1.0)).astype(float)

@@ -9,14 +9,15 @@ model                              sampler (array-level entry point)
 no random term                     :func:`bglmm.glm` — exact conjugate draws for gaussian/identity,
                                    independence Metropolis-Hastings (t proposal at the mode)
                                    otherwise, and a slice step on the log of a negbinomial,
-                                   gamma or beta_binomial dispersion
+                                   gamma, beta_binomial or zero-inflation dispersion
 gaussian, ``(... | g)``            :func:`bglmm.lmm` — blocked Gibbs sampler (conjugate)
 gaussian, ``se=``, ``(1 | g)``     :func:`bglmm.hierarchical_normal` — known sampling variances
                                    (meta-analysis, eight schools): independent exact draws (tau
                                    from its marginal posterior on a grid), or
                                    ``sampler="gibbs"``
 other families, ``(... | g)``      :func:`bglmm.glmm` — Metropolis-within-Gibbs (and a slice step
-                                   on the log of a negbinomial, gamma or beta_binomial dispersion)
+                                   on the log of a negbinomial, gamma, beta_binomial or
+                                   zero-inflation dispersion)
 several random-effect blocks       :func:`bglmm.glmm` with ``random_blocks`` (every family;
 (crossed, nested, ``||``)          gaussian level steps are exact Gibbs draws)
 =================================  ===============================================================
@@ -39,13 +40,13 @@ import numpy as np
 import pandas as pd
 
 from . import priors as P
-from .families import Family, draw_response, inverse_link
+from .families import DISPERSION_VARIABLES, Family, draw_response, inverse_link
 from .formula import ModelSpec, build_spec
 from .results import Fit, import_arviz, sd_cor_draws
 
 __all__ = ["fit", "load", "FormulaFit", "default_priors"]
 
-_PRIOR_KEYS = ("beta", "sigma", "sd", "cor", "Sigma", "phi", "shape")
+_PRIOR_KEYS = ("beta", "sigma", "sd", "cor", "Sigma") + DISPERSION_VARIABLES
 
 
 # ---------------------------------------------------------------------------------------------
@@ -117,8 +118,8 @@ def default_priors(spec: ModelSpec) -> dict[str, Any]:
     out: dict[str, Any] = {"beta": P.Normal(mean=m, sd=prior_sd)}
     if spec.family.name == "gaussian" and spec.se is None:
         out["sigma"] = P.InverseGamma(0.5, 0.5 * _residual_variance(spec))
-    if spec.family.dispersion is not None:  # phi (negbinomial, beta_binomial) or shape (gamma)
-        out[spec.family.dispersion] = P.DEFAULT_DISPERSION_PRIOR
+    if spec.family.dispersion is not None:  # phi, shape (gamma) or zi (zero_inflated_poisson)
+        out[spec.family.dispersion] = P.default_dispersion_prior(spec.family.dispersion)
     if len(spec.random) == 1:
         block = spec.random[0]
         sd = _default_sd_priors(block, s)
@@ -196,7 +197,7 @@ def _resolve_priors(spec: ModelSpec, given: Any) -> dict[str, Any]:
                 )
             if spec.se is not None:
                 raise ValueError("priors['sigma'] does not apply with known standard errors (se=)")
-        if k in ("phi", "shape"):
+        if k in DISPERSION_VARIABLES:
             if spec.family.dispersion != k:
                 raise ValueError(f"priors[{k!r}] does not apply to the {spec.family.name} family"
                                  + (f"; its dispersion is {spec.family.dispersion!r}"
@@ -362,8 +363,9 @@ def fit(
     data : pandas DataFrame with the columns the formula uses (no missing values in them).
     family, link : "gaussian" (identity), "poisson" (log), "binomial"/"bernoulli" (logit, probit,
         cloglog), "negbinomial" (log; "negative_binomial", "nb"), "gamma" (log) and
-        "beta_binomial" (logit, probit, cloglog; with trials), whose dispersion (``phi``; the
-        gamma's ``shape``) is sampled too, with or without random effects.
+        "beta_binomial" (logit, probit, cloglog; with trials) and "zero_inflated_poisson"
+        (log; "zip"), whose dispersion (``phi``; the gamma's ``shape``; the probability ``zi``
+        of a structural zero) is sampled too, with or without random effects.
     trials, offset, se : a column name or an array (binomial trials; a known part of the linear
         predictor such as log exposure; known standard errors of y for meta-analysis).
     priors : dict with keys ``"beta"`` (:class:`~bglmm.priors.Normal`), ``"sigma"``
@@ -373,7 +375,8 @@ def fit(
         accepted for ``sd``/``Sigma``. With several blocks, ``"sd"`` and ``"cor"`` apply to
         every block and a factor's name to that factor's blocks. ``"phi"`` / ``"shape"``: the
         dispersion's :class:`~bglmm.priors.Gamma` prior (default Gamma(0.01, 0.01), as brms),
-        or a number that fixes it. Missing keys get :func:`default_priors`. For a gaussian
+        or a number that fixes it; ``"zi"``: a :class:`~bglmm.priors.Beta` (default Beta(1, 1))
+        or a number in (0, 1). Missing keys get :func:`default_priors`. For a gaussian
         model without random effects the exact conjugate sampler puts the ``beta`` prior
         conditionally on sigma, scaled to equal the given prior at sigma^2 = the least-squares
         residual variance (recorded as ``fit.priors["beta (conjugate, per unit sigma)"]``).
@@ -649,7 +652,7 @@ def _name_by_factor(inner: Fit, posterior: dict, dims: dict, coords: dict, summa
         name = what if i == primary else f"{what}_blk{i}"
         return posterior.get(name)
 
-    own = ("beta", "sigma", "icc", "theta", "phi", "shape")  # not per factor
+    own = ("beta", "sigma", "icc", "theta") + DISPERSION_VARIABLES  # not per factor
     keep = {k: v for k, v in posterior.items() if k in own}
     new_dims = {k: v for k, v in dims.items() if k in keep}
     new_coords = {k: v for k, v in coords.items() if k in ("coef",)}
@@ -689,7 +692,7 @@ def _name_by_factor(inner: Fit, posterior: dict, dims: dict, coords: dict, summa
             # one block: the sampler's own level order; several: the codes the blocks share
             new_coords[f] = (list(coords["group"]) if len(spec.random) == 1
                              else list(spec.random[idx[0]].levels))
-    tail = [k for k in ("sigma", "phi", "shape", "icc") if k in summary_vars]
+    tail = [k for k in ("sigma",) + DISPERSION_VARIABLES + ("icc",) if k in summary_vars]
     return keep, new_dims, new_coords, ["beta"] + sds + cors + tail
 
 
@@ -801,10 +804,7 @@ class FormulaFit(Fit):
         if self.family.name == "gaussian":
             sd = spec.se if spec.se is not None else self._flat("sigma")[:, None]
         n = spec.trials if self.family.needs_trials else None
-        phi = None
-        if self.family.dispersion is not None:
-            phi = self._flat(self.family.dispersion)[:, None] if self.family.dispersion in \
-                self.posterior else self.attrs["fixed_dispersion"]
+        phi = self._core_dispersion() if self.family.dispersion is not None else None
         ll = _log_density(self.family, spec.y, eta, sd=sd, trials=n, phi=phi)
         return {"y": ll.reshape(self.n_chains, self.n_draws, -1)}
 
@@ -944,6 +944,14 @@ class FormulaFit(Fit):
     def _flat(self, name: str) -> np.ndarray:
         x = self.posterior[name]
         return x.reshape((-1,) + x.shape[2:])
+
+    def _core_dispersion(self, sel: Any = slice(None)) -> Any:
+        """The dispersion as the C++ core and the densities hold it, a column (draws, 1) of the
+        selected flat draws (the zero_inflated_poisson's zi as its odds), or the fixed value."""
+        name = self.family.dispersion
+        if name not in self.posterior:
+            return self.attrs["fixed_dispersion"]
+        return self.family.dispersion_to_core(self._flat(name)[sel][:, None])
 
     def _factors(self) -> list[str]:
         """The grouping factors, in the formula's order (from the ``Sigma_<factor>`` variables)."""
@@ -1132,8 +1140,7 @@ class FormulaFit(Fit):
             n = self._row_values(trials, spec._trials_column, newdata, "trials") \
                 if trials is not None or spec._trials_column is not None \
                 else self._response_trials(newdata)
-        phi = self._flat(self.family.dispersion)[sel][:, None] if self.family.dispersion in \
-            self.posterior else self.attrs.get("fixed_dispersion", 1.0)
+        phi = self._core_dispersion(sel) if self.family.dispersion is not None else 1.0
         return draw_response(rng, fam, mu, trials=n, phi=phi)
 
     def posterior_predictive(self, draws: int | None = None, seed: int | None = None) -> np.ndarray:
@@ -1144,8 +1151,8 @@ class FormulaFit(Fit):
 
     def prior_draws(self, draws: int = 1000, seed: int | None = None) -> dict[str, np.ndarray]:
         """Draws from the prior (brms's ``sample_prior``), under the posterior's names:
-        ``beta`` (draws, coefficients), ``sigma``, ``sd_<f>__<term>`` and
-        ``cor_<f>__<a>__<b>``; with :meth:`prior_predictive` (same ``draws`` and ``seed``), the
+        ``beta`` (draws, coefficients), ``sigma``, a family's dispersion (``phi``, ``shape``,
+        ``zi``), ``sd_<f>__<term>`` and ``cor_<f>__<a>__<b>``; with :meth:`prior_predictive` (same ``draws`` and ``seed``), the
         data they imply."""
         return self._prior_sample(draws, seed)[0]
 
@@ -1189,8 +1196,12 @@ class FormulaFit(Fit):
                                                                      block.q)))
                 eta = eta + np.einsum("snq,nq->sn", b[:, block.codes, :], block.Z)
         sd = spec.se if spec.se is not None else (sigma[:, None] if sigma is not None else None)
-        trials = spec.trials if self.family.name == "binomial" else None
-        return out, _prior.response_draws(self.family, eta, rng, sd=sd, trials=trials)
+        trials = spec.trials if self.family.needs_trials else None
+        disp = self.family.dispersion
+        if disp is not None:
+            out[disp] = _prior.dispersion_draws(self.priors[disp], disp, draws, rng)
+        return out, _prior.response_draws(self.family, eta, rng, sd=sd, trials=trials,
+                                          dispersion=out.get(disp) if disp else None)
 
     def _factor_part(self, f: str, Z: np.ndarray, labels: Any, sel: np.ndarray, groups: str,
                      allow_new_levels: bool, rng: np.random.Generator) -> np.ndarray:
@@ -1340,7 +1351,8 @@ def _log_density(family: Family, y: np.ndarray, eta: np.ndarray, *, sd: Any = No
 def _dispersion_log_density(family: Family, y: np.ndarray, eta: np.ndarray, trials: Any,
                             phi: Any) -> np.ndarray:
     """log p(y | eta, phi) of the families with a dispersion (negbinomial NB2, gamma with shape
-    phi, beta_binomial with p ~ Beta(phi mu, phi (1 - mu)))."""
+    phi, beta_binomial with p ~ Beta(phi mu, phi (1 - mu)), zero_inflated_poisson with the odds
+    phi of a structural zero)."""
     from scipy import special
 
     phi = np.asarray(phi, dtype=float)
@@ -1353,6 +1365,11 @@ def _dispersion_log_density(family: Family, y: np.ndarray, eta: np.ndarray, tria
     if family.name == "gamma":
         return (phi * np.log(phi) - special.gammaln(phi) + (phi - 1.0) * np.log(y)
                 - phi * eta - phi * y * np.exp(-eta))
+    if family.name == "zero_inflated_poisson":  # phi: the odds of a structural zero
+        mu = np.exp(eta)
+        log_zero = np.logaddexp(np.log(phi), -mu)                # log(phi + e^-mu)
+        log_count = y * eta - mu - special.gammaln(y + 1.0)
+        return np.where(y > 0, log_count, log_zero) - np.log1p(phi)
     n = np.asarray(trials, dtype=float)
     mu = np.clip(inverse_link(family.link, eta), 1e-300, 1.0 - 1e-16)
     a, b = phi * mu, phi * (1.0 - mu)

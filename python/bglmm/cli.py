@@ -177,15 +177,18 @@ _DISTRIBUTIONS = {
     "uniform": lambda P, a: P.UniformSD(_uniform(a)),
     "lkj": lambda P, a: P.LKJ(*_n(a, 1, "lkj(eta)")),
     "inv_wishart": lambda P, a: P.InverseWishart(*_n(a, (1, 2), "inv_wishart(df[, scale])")),
+    "gamma": lambda P, a: P.Gamma(*_n(a, 2, "gamma(shape, rate)")),
+    "beta": lambda P, a: P.Beta(*_n(a, 2, "beta(a, b)")),
 }
 _PRIOR_KEYS = {"b": "beta", "beta": "beta", "sigma": "sigma", "sd": "sd", "cor": "cor",
-               "Sigma": "Sigma"}
+               "Sigma": "Sigma", "phi": "phi", "shape": "shape", "zi": "zi"}
 PRIORS_HELP = (
     'priors as "key = distribution(numbers); ...": key b (fixed effects), sigma (gaussian '
     "residual; inv_gamma on sigma^2), sd (every random-effect SD), cor (correlations), or a "
-    "grouping factor's name; distributions: normal(mean, sd), half_normal(scale), "
+    "grouping factor's name, or a family's dispersion: phi or shape (gamma(shape, rate)) or zi "
+    "(beta(a, b)); distributions: normal(mean, sd), half_normal(scale), "
     "half_t(df, scale) or half_t(df, 0, scale), half_cauchy(scale), inv_gamma(shape, scale), "
-    'uniform(0, upper), lkj(eta), inv_wishart(df[, scale]). Example: --priors "b = normal(0, '
+    'uniform(0, upper), lkj(eta), inv_wishart(df[, scale]), gamma(shape, rate), beta(a, b). Example: --priors "b = normal(0, '
     '2.5); sd = half_t(3, 0, 2.5); cor = lkj(2)". Unnamed keys keep bglmm\'s defaults')
 
 
@@ -282,8 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     fit.add_argument("data", help="CSV file with a header row")
     fit.add_argument("--formula", "-f", required=True, help='e.g. "y ~ x + (1 | g)"')
     fit.add_argument("--family", default="gaussian",
-                     help="gaussian, poisson, binomial or bernoulli; without random effects also "
-                          "negbinomial, gamma or beta_binomial (default gaussian)")
+                     help="gaussian, poisson, binomial, bernoulli, negbinomial, gamma, "
+                          "beta_binomial or zero_inflated_poisson (default gaussian)")
     fit.add_argument("--link", default=None, help="link function (default: the canonical one)")
     fit.add_argument("--trials", default=None, help="column of binomial trials")
     fit.add_argument("--offset", default=None, help="column added to the linear predictor")

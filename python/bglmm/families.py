@@ -19,6 +19,7 @@ _CODES = {
     ("beta_binomial", "logit"): 7,
     ("beta_binomial", "probit"): 8,
     ("beta_binomial", "cloglog"): 9,
+    ("zero_inflated_poisson", "log"): 10,
 }
 
 LINKS = {
@@ -29,16 +30,21 @@ LINKS = {
     "negbinomial": ("log",),
     "gamma": ("log",),
     "beta_binomial": ("logit", "probit", "cloglog"),
+    "zero_inflated_poisson": ("log",),
 }
 
 _ALIASES = {"normal": "gaussian", "binary": "bernoulli", "logistic": "bernoulli",
             "negative_binomial": "negbinomial", "nb": "negbinomial",
-            "betabinomial": "beta_binomial"}
+            "betabinomial": "beta_binomial", "zip": "zero_inflated_poisson",
+            "zeroinflatedpoisson": "zero_inflated_poisson"}
 
 # Families whose dispersion the GLM sampler updates, and the name it goes by (posterior
 # variable and prior key): var = mu + mu^2/phi (negbinomial), mu^2/shape (gamma),
-# n mu (1 - mu) (n + phi)/(1 + phi) (beta_binomial).
-DISPERSION_NAMES = {"negbinomial": "phi", "gamma": "shape", "beta_binomial": "phi"}
+# n mu (1 - mu) (n + phi)/(1 + phi) (beta_binomial); zi, the probability of a structural zero
+# (zero_inflated_poisson: var = (1 - zi) mu (1 + zi mu)).
+DISPERSION_NAMES = {"negbinomial": "phi", "gamma": "shape", "beta_binomial": "phi",
+                    "zero_inflated_poisson": "zi"}
+DISPERSION_VARIABLES = ("phi", "shape", "zi")  # every name above, in the summaries' order
 
 
 @dataclass(frozen=True)
@@ -64,12 +70,33 @@ class Family:
 
     @property
     def is_count(self) -> bool:
-        return self.name in ("poisson", "binomial", "bernoulli", "negbinomial", "beta_binomial")
+        return self.name in ("poisson", "binomial", "bernoulli", "negbinomial", "beta_binomial",
+                             "zero_inflated_poisson")
 
     @property
     def dispersion(self) -> str | None:
         """Name of the family's sampled dispersion parameter (phi, shape), None if it has none."""
         return DISPERSION_NAMES.get(self.name)
+
+    @property
+    def dispersion_is_probability(self) -> bool:
+        """The dispersion is a probability (zi), which the C++ core holds as its odds."""
+        return self.name == "zero_inflated_poisson"
+
+    def dispersion_from_core(self, phi: Any) -> Any:
+        """The reported dispersion from the core's phi: zi = phi / (1 + phi) for the
+        zero-inflated Poisson (the core samples the odds of a structural zero), else phi."""
+        if self.dispersion_is_probability:
+            phi = np.asarray(phi, dtype=float)
+            return phi / (1.0 + phi)
+        return phi
+
+    def dispersion_to_core(self, value: Any) -> Any:
+        """The inverse of :meth:`dispersion_from_core`: zi -> zi / (1 - zi)."""
+        if self.dispersion_is_probability:
+            value = np.asarray(value, dtype=float)
+            return value / (1.0 - value)
+        return value
 
     def __str__(self) -> str:
         return f"{self.name}({self.link})"
@@ -125,13 +152,16 @@ def draw_response(rng: np.random.Generator, family: str, mu: np.ndarray, *,
     """One draw of y given the mean mu, as float64 (the posterior predictive's last step).
 
     ``trials`` for the binomial families (default 1), ``sigma`` the gaussian residual SD,
-    ``phi`` the dispersion (negbinomial phi, gamma shape, beta_binomial phi); arrays broadcast
-    against mu.
+    ``phi`` the dispersion as the C++ core holds it (negbinomial phi, gamma shape, beta_binomial
+    phi, the zero_inflated_poisson's odds of a structural zero); arrays broadcast against mu.
     """
     if family == "gaussian":
         return rng.normal(mu, sigma)
     if family == "poisson":
         return rng.poisson(mu).astype(float)
+    if family == "zero_inflated_poisson":  # a structural zero with probability phi / (1 + phi)
+        zero = rng.random(np.shape(mu)) < np.asarray(phi) / (1.0 + np.asarray(phi))
+        return np.where(zero, 0.0, rng.poisson(mu).astype(float))
     if family == "negbinomial":  # a gamma-Poisson mixture with mean mu, shape phi
         return rng.poisson(rng.gamma(phi, mu / phi)).astype(float)
     if family == "gamma":

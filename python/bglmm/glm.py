@@ -17,12 +17,14 @@ Samplers (``sampler=``):
   the gaussian family.
 
 Families with a dispersion — ``"negbinomial"`` (NB2, var = mu + mu^2/phi; phi is MASS's theta,
-brms's shape), ``"gamma"`` (var = mu^2/shape) and ``"beta_binomial"`` (p ~ Beta(phi mu,
-phi (1 - mu))) — alternate the Metropolis-Hastings step of beta given the dispersion with a
-slice step on its logarithm; the proposal is built at the joint mode. The dispersion's prior
-is ``dispersion_prior``: a :class:`bglmm.priors.Gamma` (default
+brms's shape), ``"gamma"`` (var = mu^2/shape), ``"beta_binomial"`` (p ~ Beta(phi mu,
+phi (1 - mu))) and ``"zero_inflated_poisson"`` (a structural zero with probability zi) — alternate the Metropolis-Hastings step of beta given the dispersion with a
+slice step on its logarithm (on logit zi); the proposal is built at the joint mode. The
+dispersion's prior is ``dispersion_prior``: a :class:`bglmm.priors.Gamma` (default
 :data:`bglmm.priors.DEFAULT_DISPERSION_PRIOR`, Gamma(0.01, 0.01) as brms) or a number that
-fixes it. Its draws are the posterior variable ``phi`` (``shape`` for the gamma family).
+fixes it; for zi a :class:`bglmm.priors.Beta` (default Beta(1, 1), as brms) or a number in
+(0, 1). Its draws are the posterior variable ``phi`` (``shape`` for the gamma family, ``zi``
+for the zero-inflated Poisson).
 """
 
 from __future__ import annotations
@@ -100,7 +102,7 @@ class GlmFit(Fit):
         if name is None:
             return self._sigma_draws() ** 2
         if name in self.posterior:
-            return self.posterior[name]
+            return self.family.dispersion_to_core(self.posterior[name])
         return np.full(self.draws.shape[:2], float(self.attrs["fixed_dispersion"]))
 
     def _log_likelihood(self) -> dict[str, np.ndarray]:
@@ -186,11 +188,11 @@ def glm(
     ----------
     X : array (n, p) or DataFrame (column names become coefficient names). Include a column of
         ones for an intercept.
-    y : response of length n (counts for poisson/binomial/negbinomial/beta_binomial; 0/1 for
+    y : response of length n (counts for the count families; 0/1 for
         bernoulli; positive for gamma).
     family, link : "gaussian" (identity), "poisson" (log), "binomial" or "bernoulli" (logit,
         probit, cloglog), "negbinomial" (log; aliases "negative_binomial", "nb"), "gamma" (log),
-        "beta_binomial" (logit, probit, cloglog).
+        "beta_binomial" (logit, probit, cloglog), "zero_inflated_poisson" (log; "zip").
     trials : numbers of trials (required for binomial and beta_binomial).
     offset : known part of the linear predictor (e.g. log exposure).
     prior : :class:`bglmm.priors.Normal` on beta; default Normal(0, 10) on every coefficient.
@@ -199,7 +201,8 @@ def glm(
         observation at the sample variance).
     dispersion_prior : negbinomial, gamma, beta_binomial only — a :class:`bglmm.priors.Gamma`
         on phi (the gamma family's shape), default Gamma(0.01, 0.01) (brms's default); or a
-        positive number, which fixes it.
+        positive number, which fixes it. zero_inflated_poisson: a :class:`bglmm.priors.Beta` on
+        zi (default Beta(1, 1)) or a number in (0, 1).
     sampler : "auto", "random_walk", "independence" or "conjugate" (see the module docs).
     chains, draws, warmup, thin : MCMC sizes (draws kept per chain, after thinning).
     seed : integer for reproducible draws (None: fresh entropy, stored in ``fit.seed``).
@@ -281,8 +284,8 @@ def glm(
     dims = {"beta": ["coef"]}
     if fam.name == "gaussian" and known_sigma == 0.0:
         posterior["sigma"] = stack_chains(kept, "sigma")
-    if fam.dispersion is not None and dispersion[0] == 0:
-        posterior[fam.dispersion] = stack_chains(kept, "dispersion")
+    if fam.dispersion is not None and dispersion[0] != 1:  # sampled, not fixed
+        posterior[fam.dispersion] = fam.dispersion_from_core(stack_chains(kept, "dispersion"))
     sample_stats = {"lp": stack_chains(kept, "log_posterior"),
                     "accepted": stack_chains(kept, "accepted").astype(bool)}
     attrs = {

@@ -6,8 +6,9 @@
 
 Families: poisson (log), binomial with trials and bernoulli (logit, probit, cloglog), gaussian
 (identity; mainly for cross-checks against the conjugate Gibbs sampler of :func:`bglmm.lmm`),
-and with a dispersion phi: negbinomial (log; var = mu + mu^2/phi), gamma (log; shape phi) and
-beta_binomial (logit, probit, cloglog; with trials).
+and with a dispersion phi: negbinomial (log; var = mu + mu^2/phi), gamma (log; shape phi),
+beta_binomial (logit, probit, cloglog; with trials) and zero_inflated_poisson (log; a structural
+zero with probability zi, sampled as its odds phi = zi / (1 - zi)).
 Both forms of the course notes are this model: "all coefficients vary by group",
 beta_j ~ N_p(theta, Sigma), is X = Z (theta = beta, beta_j = beta + b_j); "mixed" has some
 columns of X without a random term.
@@ -41,8 +42,8 @@ Metropolis-within-Gibbs (one sweep, in this order):
    approximation of its conditional posterior (frozen at the end of warm-up) and proposes
    from a multivariate t fitted to the warm-up draws: in the intermediate regime, where both
    parameterisations are slow, it comes close to drawing Sigma from its marginal posterior;
-5. gaussian: sigma^2 by inverse-gamma Gibbs; negbinomial, gamma, beta_binomial: the dispersion
-   by a slice step on its logarithm given the linear predictor (the full log-likelihood over
+5. gaussian: sigma^2 by inverse-gamma Gibbs; negbinomial, gamma, beta_binomial,
+   zero_inflated_poisson: the dispersion by a slice step on its logarithm (logit zi) given the linear predictor (the full log-likelihood over
    all rows, summed in fixed chunks).
 
 Draws do not depend on the number of threads (counter-based random numbers per group).
@@ -210,7 +211,7 @@ class GlmmFit(Fit):
         if name is None:
             return self.posterior["sigma"] ** 2 if "sigma" in self.posterior else np.ones(shape)
         if name in self.posterior:
-            return self.posterior[name]
+            return self.family.dispersion_to_core(self.posterior[name])
         return np.full(shape, float(self.attrs["fixed_dispersion"]))
 
     def pointwise_log_lik(self) -> np.ndarray:
@@ -435,7 +436,8 @@ def glmm(
         column equal to an X column makes that coefficient vary by group around its fixed effect.
     group : grouping factor, length n (any labels; missing values are an error).
     family, link : poisson (log), binomial / bernoulli (logit, probit, cloglog), gaussian,
-        negbinomial (log), gamma (log), beta_binomial (logit, probit, cloglog).
+        negbinomial (log), gamma (log), beta_binomial (logit, probit, cloglog),
+        zero_inflated_poisson (log).
     trials : binomial numbers of trials; offset : known part of eta (e.g. log exposure).
     prior : :class:`~bglmm.priors.Normal` on beta (default N(0, 10^2) each).
     random_prior : :class:`~bglmm.priors.InverseWishart` on Sigma (default IW(q + 1, I):
@@ -445,7 +447,8 @@ def glmm(
     sigma_prior : gaussian only: Inverse-Gamma on sigma^2 (default IG(1/2, var(y)/2)).
     dispersion_prior : negbinomial, gamma, beta_binomial only — a :class:`bglmm.priors.Gamma`
         on the dispersion (``phi``; the gamma family's ``shape``; default Gamma(0.01, 0.01),
-        as brms), or a positive number to fix it. A slice step on its logarithm updates it
+        as brms), or a positive number to fix it; zero_inflated_poisson: a
+        :class:`bglmm.priors.Beta` on ``zi`` (default Beta(1, 1)) or a number in (0, 1). A slice step on its logarithm updates it
         after every sweep.
     sampler : "laplace" (default) or "random_walk" (the course notes' kernel).
     parameterization : "centered" (Gibbs for the fixed effects with a random term; best when
@@ -605,8 +608,8 @@ def glmm(
     if fam.name == "gaussian":
         posterior["sigma"] = np.sqrt(stack_chains(kept, "phi"))
         summary_vars.append("sigma")
-    if fam.dispersion is not None and dispersion[0] == 0:
-        posterior[fam.dispersion] = stack_chains(kept, "phi")
+    if fam.dispersion is not None and dispersion[0] != 1:  # sampled, not fixed
+        posterior[fam.dispersion] = fam.dispersion_from_core(stack_chains(kept, "phi"))
         summary_vars.append(fam.dispersion)
     posterior["Sigma"] = sigma
     if keep_group_effects:

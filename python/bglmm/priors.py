@@ -13,6 +13,8 @@ Every prior validates its own parameters and says which argument is wrong.
 * :class:`Gamma` — a family's dispersion (negative binomial / beta-binomial ``phi``, gamma
   ``shape``): ``Gamma(shape, rate)``, density proportional to ``x^(shape-1) exp(-rate x)``;
   a plain number instead fixes the dispersion at that value (:func:`dispersion_prior_spec`).
+* :class:`Beta` — a probability: the zero-inflated Poisson's ``zi`` (``Beta(a, b)``, density
+  proportional to ``zi^(a-1) (1 - zi)^(b-1)``); a plain number in (0, 1) fixes it.
 * :class:`LKJ` — a random-effect covariance by the separation strategy: Sigma = diag(s) Omega
   diag(s), Omega ~ LKJ(eta) and each SD s_k with its own prior (the default for every
   random-effect block; brms's and rstanarm's choice).
@@ -130,16 +132,50 @@ class Gamma:
         object.__setattr__(self, "rate", _positive("Gamma rate", self.rate))
 
 
+@dataclass(frozen=True)
+class Beta:
+    """Beta(a, b) prior on a probability (mean a / (a + b))."""
+
+    a: float
+    b: float
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "a", _positive("Beta a", self.a))
+        object.__setattr__(self, "b", _positive("Beta b", self.b))
+
+
 # The default prior of a family's dispersion: Gamma(0.01, 0.01), brms's default for the
 # negative binomial and gamma shape and the beta-binomial phi, so that fits can be compared
 # with brms. Its density phi^-0.99 e^-0.01 phi is nearly flat on log phi from well below 0.01
 # to about 100 and proper; the data dominate unless they say little about phi.
 DEFAULT_DISPERSION_PRIOR = Gamma(0.01, 0.01)
 
+# The default prior of the probability of a structural zero (zero_inflated_poisson's zi):
+# uniform, Beta(1, 1), as brms.
+DEFAULT_ZI_PRIOR = Beta(1.0, 1.0)
+
+
+def default_dispersion_prior(name: str) -> Any:
+    """The default prior of a family's dispersion called ``name`` (phi, shape, zi)."""
+    return DEFAULT_ZI_PRIOR if name == "zi" else DEFAULT_DISPERSION_PRIOR
+
 
 def dispersion_prior_spec(prior: Any, what: str = "phi") -> tuple[int, float, float]:
     """The (kind, a, b) triple the C++ dispersion step reads: kind 0 Gamma(a, b) on the
-    dispersion, kind 1 the dispersion fixed at a (given as a plain positive number)."""
+    dispersion, kind 1 the dispersion fixed at a (given as a plain positive number), kind 2
+    Beta(a, b) on phi / (1 + phi). For ``what == "zi"`` (a probability, which the core holds as
+    its odds phi = zi / (1 - zi)) the prior is a :class:`Beta` or a number in (0, 1)."""
+    if what == "zi":
+        if isinstance(prior, Beta):
+            return 2, float(prior.a), float(prior.b)
+        if isinstance(prior, (int, float, np.integer, np.floating)) and not isinstance(prior, bool):
+            zi = float(prior)
+            if not 0.0 < zi < 1.0:
+                raise ValueError(f"priors['zi'] (a fixed value) must lie strictly between 0 and "
+                                 f"1, got {prior!r}")
+            return 1, zi / (1.0 - zi), 0.0
+        raise TypeError(f"priors['zi'] must be a bglmm.priors.Beta or a number in (0, 1) (a fixed "
+                        f"value), got {type(prior).__name__}")
     if isinstance(prior, Gamma):
         return 0, float(prior.shape), float(prior.rate)
     if isinstance(prior, (int, float, np.integer, np.floating)) and not isinstance(prior, bool):
@@ -154,10 +190,11 @@ def family_dispersion_spec(family: str, name: str | None, prior: Any) -> tuple[i
     has a dispersion called ``name``; otherwise ``prior`` must be None, and the default triple
     (which the samplers then ignore) is returned."""
     if name is not None:
-        return dispersion_prior_spec(DEFAULT_DISPERSION_PRIOR if prior is None else prior, name)
+        return dispersion_prior_spec(default_dispersion_prior(name) if prior is None else prior,
+                                     name)
     if prior is not None:
-        raise ValueError(f"dispersion_prior applies to the negbinomial, gamma and beta_binomial "
-                         f"families, not {family!r}")
+        raise ValueError(f"dispersion_prior applies to the negbinomial, gamma, beta_binomial and "
+                         f"zero_inflated_poisson families, not {family!r}")
     return 0, 0.01, 0.01
 
 
@@ -348,6 +385,8 @@ __all__ = [
     "InverseGamma",
     "Gamma",
     "dispersion_prior_spec",
+    "default_dispersion_prior",
+    "Beta",
     "ScaledInvChiSquare",
     "InverseWishart",
     "HalfStudentT",

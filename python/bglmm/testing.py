@@ -313,6 +313,20 @@ _KNOWN_SIGMA = 0.8
 # the SBC models: proper and informative enough to simulate from (mean 4, 90% in 0.7 to 9.5;
 # the default Gamma(0.01, 0.01) would draw phi below 1e-10 three times in four).
 _DISPERSION_PRIOR = (2.0, 0.5)
+# Beta(a, b) prior on the zero-inflated Poisson's zi: mean 1/3, 90% in 0.08 to 0.66.
+_ZI_PRIOR = (2.0, 4.0)
+
+
+def _dispersion_prior(disp: str, a: float, b: float) -> Any:
+    """The dispersion prior object of the SBC models: Beta(a, b) on zi, else Gamma(a, b)."""
+    from .priors import Beta, Gamma
+
+    return (Beta if disp == "zi" else Gamma)(a, b)
+
+
+def _dispersion_draw(rng: np.random.Generator, disp: str, a: float, b: float) -> float:
+    """A draw of the dispersion from :func:`_dispersion_prior` (its reported scale)."""
+    return float(rng.beta(a, b) if disp == "zi" else rng.gamma(a, 1.0 / b))
 
 
 def glm_sbc_case(family: str, link: str | None = None, sampler: str = "random_walk", *,
@@ -330,7 +344,8 @@ def glm_sbc_case(family: str, link: str | None = None, sampler: str = "random_wa
     offset ~ U(0, 1); binomial: trials ~ U{1..8}; beta_binomial: trials ~ U{2..10}. The
     families with a dispersion (negbinomial, gamma, beta_binomial) draw it from
     ``dispersion_prior`` = Gamma(shape, rate), default Gamma(2, 0.5), and rank it too (as
-    ``phi``, or ``shape`` for the gamma family). ``n`` defaults to 15 rows, 20 with a
+    ``phi``, or ``shape`` for the gamma family); the zero-inflated Poisson (offset as poisson)
+    draws zi from Beta(a, b), default Beta(2, 4). ``n`` defaults to 15 rows, 20 with a
     dispersion. ``thin`` defaults to 1 for the conjugate sampler (independent draws), 4 for the
     independence sampler (3 with a dispersion) and 15 for random-walk MH (8 with one
     coefficient): enough for an effectively independent thinned sample, their integrated
@@ -346,10 +361,12 @@ def glm_sbc_case(family: str, link: str | None = None, sampler: str = "random_wa
     posterior), used to show that the calibration test has power.
     """
     from . import glm
-    from .priors import Gamma, InverseGamma, Normal
+    from .priors import InverseGamma, Normal
 
     fam = resolve_family(family, link)
-    disp = fam.dispersion  # None, "phi" or "shape"
+    disp = fam.dispersion  # None, "phi", "shape" or "zi"
+    if disp == "zi" and tuple(dispersion_prior) == _DISPERSION_PRIOR:
+        dispersion_prior = _ZI_PRIOR
     if sampler == "conjugate" and fam.name != "gaussian":
         raise ValueError("the conjugate sampler needs the gaussian family")
     if coefficients not in (1, 2):
@@ -378,7 +395,7 @@ def glm_sbc_case(family: str, link: str | None = None, sampler: str = "random_wa
         if fam.name != "gaussian" or unknown:
             raise ValueError("fit_sigma_factor applies to the known-sigma gaussian cases")
         name += f"-WRONG-sigma-x{fit_sigma_factor:g}"
-    if disp is not None and tuple(dispersion_prior) != _DISPERSION_PRIOR:
+    if disp is not None and tuple(dispersion_prior) not in (_DISPERSION_PRIOR, _ZI_PRIOR):
         name += f"-{disp}-prior-gamma({dispersion_prior[0]:g},{dispersion_prior[1]:g})"
     if fit_dispersion_rate_factor != 1.0:
         if disp is None:
@@ -401,12 +418,12 @@ def glm_sbc_case(family: str, link: str | None = None, sampler: str = "random_wa
         truth["beta"] = beta
         phi = 1.0
         if disp is not None:
-            phi = rng.gamma(d_shape, 1.0 / d_rate)
-            truth[disp] = phi
+            truth[disp] = _dispersion_draw(rng, disp, d_shape, d_rate)
+            phi = fam.dispersion_to_core(truth[disp])
         data: dict[str, Any] = {"X": X}
         eta = X @ beta
         trials = None
-        if fam.name in ("poisson", "negbinomial"):
+        if fam.name in ("poisson", "negbinomial", "zero_inflated_poisson"):
             data["offset"] = rng.uniform(0.0, 1.0, n)
             eta = eta + data["offset"]
         elif fam.name == "binomial":
@@ -429,7 +446,8 @@ def glm_sbc_case(family: str, link: str | None = None, sampler: str = "random_wa
             else:
                 kwargs["sigma"] = _KNOWN_SIGMA * fit_sigma_factor
         if disp is not None:
-            kwargs["dispersion_prior"] = Gamma(d_shape, d_rate * fit_dispersion_rate_factor)
+            kwargs["dispersion_prior"] = _dispersion_prior(disp, d_shape,
+                                                           d_rate * fit_dispersion_rate_factor)
         f = glm(data["X"], data["y"], fam.name, fam.link, trials=data.get("trials"),
                 offset=data.get("offset"), prior=prior, sampler=sampler, proposal=proposal,
                 chains=1, draws=L, thin=thin, warmup=warmup, seed=seed, threads=threads,
@@ -446,7 +464,7 @@ def glm_sbc_case(family: str, link: str | None = None, sampler: str = "random_wa
 
 
 def glm_sbc_cases() -> list[SbcCase]:
-    """Every family x link x sampler of :func:`bglmm.glm` (29 cases; the last 10 are the
+    """Every family x link x sampler of :func:`bglmm.glm` (31 cases; the last 12 are the
     families with a dispersion: a Metropolis-Hastings step of beta, then a slice step of phi)."""
     cases = [
         glm_sbc_case("gaussian", sampler="conjugate", known_sigma=True),
@@ -461,7 +479,7 @@ def glm_sbc_cases() -> list[SbcCase]:
         for link in ("logit", "probit", "cloglog"):
             for sampler in ("random_walk", "independence"):
                 cases.append(glm_sbc_case(fam, link, sampler))
-    for fam in ("negbinomial", "gamma"):
+    for fam in ("negbinomial", "gamma", "zero_inflated_poisson"):
         for sampler in ("random_walk", "independence"):
             cases.append(glm_sbc_case(fam, sampler=sampler))
     # The beta-binomial likelihood costs ~3x the others per evaluation: intercept-only models.
@@ -511,6 +529,8 @@ def glmm_dispersion_sbc_cases() -> list[SbcCase]:
         glmm_sbc_case("beta_binomial", "logit", "laplace"),
         glmm_sbc_case("beta_binomial", "probit", "random_walk"),
         glmm_sbc_case("beta_binomial", "cloglog", "laplace"),
+        glmm_sbc_case("zero_inflated_poisson", None, "laplace"),
+        glmm_sbc_case("zero_inflated_poisson", None, "random_walk"),
     ]
 
 
@@ -523,10 +543,11 @@ def glmm_sbc_case(family: str, link: str | None = None, sampler: str = "laplace"
     U(0, 1); binomial and beta_binomial: trials ~ U{1..6}. Ranks of beta, the random-intercept SD
     and every b_j; the families with a dispersion draw it from ``dispersion_prior`` =
     Gamma(shape, rate) (default Gamma(2, 0.5)) and rank it too (``phi``, or ``shape`` for the
-    gamma family). ``fit_dispersion_rate_factor`` != 1 fits under a wrong rate (a negative
+    gamma family); the zero-inflated Poisson draws zi from Beta(a, b) (default Beta(2, 4)).
+    ``fit_dispersion_rate_factor`` != 1 fits under a wrong rate (Beta: a wrong b; a negative
     control)."""
     from . import glmm
-    from .priors import Gamma, InverseGamma, Normal
+    from .priors import InverseGamma, Normal
 
     fam = resolve_family(family, link)
     n = groups * rows
@@ -537,8 +558,12 @@ def glmm_sbc_case(family: str, link: str | None = None, sampler: str = "laplace"
     disp = fam.dispersion
     if disp is not None and fit_dispersion_rate_factor != 1.0:
         name += f"-dispersion-rate-x{fit_dispersion_rate_factor:g}"
+    if disp == "zi" and tuple(dispersion_prior) == _DISPERSION_PRIOR:
+        dispersion_prior = _ZI_PRIOR
     da, db = dispersion_prior
-    fit_dispersion = Gamma(da, db * fit_dispersion_rate_factor) if disp is not None else None
+    fit_dispersion = None
+    if disp is not None:
+        fit_dispersion = _dispersion_prior(disp, da, db * fit_dispersion_rate_factor)
 
     def simulate(rng: np.random.Generator) -> tuple[dict[str, Any], dict[str, Any]]:
         X = _design(rng, n, 2)
@@ -551,9 +576,9 @@ def glmm_sbc_case(family: str, link: str | None = None, sampler: str = "laplace"
         trials = None
         phi = 1.0
         if disp is not None:
-            phi = rng.gamma(da, 1.0 / db)
-            truth[disp] = phi
-        if fam.name in ("poisson", "negbinomial"):
+            truth[disp] = _dispersion_draw(rng, disp, da, db)
+            phi = fam.dispersion_to_core(truth[disp])
+        if fam.name in ("poisson", "negbinomial", "zero_inflated_poisson"):
             data["offset"] = rng.uniform(0.0, 1.0, n)
             eta = eta + data["offset"]
         elif fam.needs_trials:
@@ -1085,6 +1110,7 @@ GEWEKE_SD0_UNKNOWN = np.array([0.35, 0.3])  # beta | sigma^2 ~ N(M0, sigma^2 dia
 GEWEKE_SIGMA2_PRIOR = (8.0, 6.0)  # sigma^2 ~ IG(8, 6): its 4th moment is finite
 GEWEKE_SIGMA = 2.0  # known-sigma gaussian
 GEWEKE_DISPERSION_PRIOR = (4.0, 1.0)  # Gamma(shape, rate) on phi / the gamma shape: mean 4, sd 2
+GEWEKE_ZI_PRIOR = (3.0, 5.0)  # Beta(a, b) on the zero-inflated Poisson's zi: mean 0.375
 del _grng
 
 
@@ -1101,16 +1127,17 @@ def glm_geweke(family: str, link: str | None, sampler: str, *, unknown_sigma: bo
     precision).
 
     The families with a dispersion (negbinomial, gamma, beta_binomial) draw it from
-    Gamma(4, 1) (``GEWEKE_DISPERSION_PRIOR``), and a step is a short run of the whole sampler
+    Gamma(4, 1) (``GEWEKE_DISPERSION_PRIOR``; the zero-inflated Poisson's zi from Beta(3, 5),
+    ``GEWEKE_ZI_PRIOR``), and a step is a short run of the whole sampler
     (Metropolis-Hastings step of beta given phi, then the slice step of log phi given beta);
-    the functionals add phi, log phi and phi * beta0, and the data functionals are on log y
+    the functionals add phi, log phi (logit zi) and phi * beta0, and the data functionals are on log y
     (gamma) and log(1 + y) (negbinomial), whose moments stay moderate where those of y are
     dominated by rare huge draws. ``fit_dispersion_rate_factor`` != 1
     makes the fit's dispersion prior differ from the simulator's (Gamma(4, 1 x factor)): a
     deliberately wrong step, the negative control.
     """
     from . import glm
-    from .priors import Gamma, InverseGamma, Normal
+    from .priors import InverseGamma, Normal
 
     fam = resolve_family(family, link)
     disp = fam.dispersion
@@ -1119,9 +1146,10 @@ def glm_geweke(family: str, link: str | None, sampler: str, *, unknown_sigma: bo
     thin = thin or {"conjugate": 1, "independence": 3}.get(sampler, 10)
     X = GEWEKE_X
     trials = GEWEKE_TRIALS if fam.has_trials and fam.name != "bernoulli" else None
-    offset = GEWEKE_OFFSET if fam.name in ("poisson", "negbinomial") else None
+    offset = GEWEKE_OFFSET if fam.name in ("poisson", "negbinomial", "zero_inflated_poisson") \
+        else None
     a0, b0 = GEWEKE_SIGMA2_PRIOR
-    d_shape, d_rate = GEWEKE_DISPERSION_PRIOR
+    d_shape, d_rate = GEWEKE_ZI_PRIOR if disp == "zi" else GEWEKE_DISPERSION_PRIOR
     sd0 = GEWEKE_SD0_UNKNOWN if unknown_sigma else GEWEKE_SD0
     prior = Normal(GEWEKE_M0, sd0)
 
@@ -1131,21 +1159,22 @@ def glm_geweke(family: str, link: str | None, sampler: str, *, unknown_sigma: bo
             return {"beta": GEWEKE_M0 + np.sqrt(s2) * sd0 * rng.standard_normal(2), "sigma2": s2}
         theta = {"beta": GEWEKE_M0 + sd0 * rng.standard_normal(2)}
         if disp is not None:
-            theta["phi"] = rng.gamma(d_shape, 1.0 / d_rate)
+            theta["phi"] = _dispersion_draw(rng, disp, d_shape, d_rate)
         return theta
 
     def data_draw(rng: np.random.Generator, theta: dict[str, Any]) -> np.ndarray:
         eta = X @ theta["beta"] + (0.0 if offset is None else offset)
         sigma = np.sqrt(theta["sigma2"]) if unknown_sigma else GEWEKE_SIGMA
-        return draw_response(rng, fam.name, fam.link, eta, trials=trials, sigma=sigma,
-                             phi=theta.get("phi", 1.0))
+        phi = fam.dispersion_to_core(theta["phi"]) if disp is not None else 1.0
+        return draw_response(rng, fam.name, fam.link, eta, trials=trials, sigma=sigma, phi=phi)
 
     def posterior_step(theta: dict[str, Any], y: np.ndarray, step_seed: int) -> dict[str, Any]:
         kw: dict[str, Any] = {}
         if fam.name == "gaussian":
             kw = {"sigma_prior": InverseGamma(a0, b0)} if unknown_sigma else {"sigma": GEWEKE_SIGMA}
         if disp is not None:
-            kw["dispersion_prior"] = Gamma(d_shape, d_rate * fit_dispersion_rate_factor)
+            kw["dispersion_prior"] = _dispersion_prior(disp, d_shape,
+                                                       d_rate * fit_dispersion_rate_factor)
         fit = glm(X, y, fam.name, fam.link, trials=trials, offset=offset, prior=prior,
                   sampler=sampler, chains=1, draws=1, warmup=warmup, thin=thin, seed=step_seed,
                   threads=1, check=False, **kw)
@@ -1162,7 +1191,7 @@ def glm_geweke(family: str, link: str | None, sampler: str, *, unknown_sigma: bo
         resp, what = y / scale, "y"
         if fam.name == "gamma":
             resp, what = np.log(y), "log y"
-        elif fam.name == "negbinomial":
+        elif fam.name in ("negbinomial", "zero_inflated_poisson"):
             resp, what = np.log1p(y), "log(1+y)"
         g = {"beta0": float(b[0]), "beta1": float(b[1]), "beta0*beta1": float(b[0] * b[1]),
              f"mean({what})": float(np.mean(resp)),
@@ -1171,7 +1200,8 @@ def glm_geweke(family: str, link: str | None, sampler: str, *, unknown_sigma: bo
             g["sigma2"] = float(theta["sigma2"])
         if disp is not None:
             phi = float(theta["phi"])
-            g.update({disp: phi, f"log {disp}": float(np.log(phi)),
+            log_phi = float(np.log(fam.dispersion_to_core(phi)))  # logit zi for zi
+            g.update({disp: phi, f"{'logit' if disp == 'zi' else 'log'} {disp}": log_phi,
                       f"{disp}*beta0": phi * float(b[0])})
         return g
 

@@ -9,7 +9,8 @@ Model (as bglmm.fit parameterises it)::
     beta ~ N(m0, diag(s0)^2),   z_k ~ N(0, 1) iid,   sd_k ~ HalfNormal(scale_k)
 
 or (``NegBinomialCrossedModel``) y_i ~ NB2(mean exp(eta_i), phi), var = mu + mu^2 / phi, with
-phi ~ Gamma(a, rate b). HMC runs on theta = (beta, u, z[, v]) with u_k = log sd_k and v = log phi
+phi ~ Gamma(a, rate b), or (``ZeroInflatedPoissonCrossedModel``) a structural zero with
+probability zi ~ Beta(a, b), otherwise Poisson(exp(eta_i)) (v = logit zi). HMC runs on theta = (beta, u, z[, v]) with u_k = log sd_k and v = log phi
 (the log density carries the Jacobians). Several chains run side by side as rows of one array (one sparse product per gradient for
 all of them). Warm-up: dual averaging of a shared step size (Hoffman and Gelman 2014, target
 acceptance 0.8) and a diagonal metric from the warm-up draws' variances (two windows, as Stan);
@@ -126,10 +127,56 @@ class NegBinomialCrossedModel(PoissonCrossedModel):
         return lp, np.concatenate([g_beta, g_u, g_z, g_v[:, None]], axis=1)
 
 
+@dataclass
+class ZeroInflatedPoissonCrossedModel(PoissonCrossedModel):
+    """The same random intercepts with a zero-inflated Poisson likelihood: a structural zero with
+    probability zi, otherwise Poisson(exp(eta)); v = logit zi is the last coordinate of theta,
+    zi ~ Beta(zi_a, zi_b)."""
+
+    zi_a: float = 1.0
+    zi_b: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.log_y_factorial = special.gammaln(self.y + 1.0)
+        self.zero = self.y == 0
+        self.dim += 1
+
+    def split(self, theta: np.ndarray):
+        return super().split(theta[:, :-1])
+
+    def logp_grad(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        beta, u, z = self.split(theta)
+        v = theta[:, -1:]                                       # (C, 1): logit zi
+        zi = special.expit(v)
+        log_zi, log_1m = -np.logaddexp(0.0, -v), -np.logaddexp(0.0, v)
+        sd = np.exp(u)
+        sd_e = sd[:, self.factor_of]
+        w = z * sd_e
+        eta = self.off + beta @ self.X.T + (self.Zs @ w.T).T    # (C, n)
+        mu = np.exp(eta)
+        count = log_1m + self.y * eta - mu - self.log_y_factorial
+        poisson_zero = log_1m - mu                              # log((1 - zi) e^-mu)
+        log_p0 = np.logaddexp(log_zi, poisson_zero)
+        ll = np.where(self.zero, log_p0, count)
+        share = np.exp(poisson_zero - log_p0)                   # P(Poisson zero | y = 0)
+        r = np.where(self.zero, -mu * share, self.y - mu)       # d ll / d eta
+        g_v = np.where(self.zero, (1.0 - share) * (1.0 - zi) - share * zi, -zi).sum(axis=1) \
+            + self.zi_a * (1.0 - zi[:, 0]) - self.zi_b * zi[:, 0]
+        zb = (beta - self.beta_mean) / self.beta_sd
+        lp = ll.sum(axis=1) - 0.5 * (zb**2).sum(axis=1) - 0.5 * (z**2).sum(axis=1) \
+            + self.log_prior_sd(u) + self.zi_a * log_zi[:, 0] + self.zi_b * log_1m[:, 0]
+        g_beta = r @ self.X - zb / self.beta_sd
+        g_w = (self.ZsT @ r.T).T
+        g_z = g_w * sd_e - z
+        g_u = self.factor_sums(g_w * w) - (sd / self.sd_scale) ** 2 + 1.0
+        return lp, np.concatenate([g_beta, g_u, g_z, g_v[:, None]], axis=1)
+
+
 def hmc(model: PoissonCrossedModel, *, chains: int = 4, warmup: int = 1500, draws: int = 2000,
         steps: tuple[int, int] = (8, 24), seed: int = 0) -> dict[str, np.ndarray]:
     """Draws {"beta": (chains, draws, p), "sd": (chains, draws, K)} (and "phi": (chains, draws)
-    for the negative binomial) and the acceptance rate."""
+    for the negative binomial, "zi" for the zero-inflated Poisson) and the acceptance rate."""
     rng = np.random.default_rng(seed)
     D = model.dim
     theta = np.concatenate([rng.normal(0, 0.1, (chains, model.p)),
@@ -137,8 +184,9 @@ def hmc(model: PoissonCrossedModel, *, chains: int = 4, warmup: int = 1500, draw
                             rng.normal(0, 0.1, (chains, D - model.p - model.K))], axis=1)
     theta[:, 0] += np.log(model.y.mean() + 0.5)
     nb = isinstance(model, NegBinomialCrossedModel)
-    if nb:
-        theta[:, -1] = rng.normal(0.0, 0.2, chains)  # phi near 1
+    zip_ = isinstance(model, ZeroInflatedPoissonCrossedModel)
+    if nb or zip_:
+        theta[:, -1] = rng.normal(0.0 if nb else -2.0, 0.2, chains)  # phi near 1, zi near 0.12
     lp, grad = model.logp_grad(theta)
     inv_metric = np.ones(D)
     windows = [int(0.15 * warmup), int(0.45 * warmup), int(0.9 * warmup)]  # metric updates
@@ -199,6 +247,8 @@ def hmc(model: PoissonCrossedModel, *, chains: int = 4, warmup: int = 1500, draw
     out = {"beta": keep_beta, "sd": keep_sd, "acceptance": accepted / draws, "step_size": eps}
     if nb:
         out["phi"] = keep_phi
+    if zip_:
+        out["zi"] = keep_phi / (1.0 + keep_phi)  # exp(logit zi) is the odds
     return out
 
 

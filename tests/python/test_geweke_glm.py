@@ -81,6 +81,7 @@ DISPERSION_CASES = [
     ("negbinomial", "log", "independence"),
     ("gamma", "log", "random_walk"),
     ("beta_binomial", "cloglog", "random_walk"),
+    ("zero_inflated_poisson", "log", "independence"),  # zi ~ Beta(3, 5), its slice on logit zi
 ]
 
 
@@ -92,11 +93,13 @@ def test_glm_geweke_dispersion(family, link, sampler):
 
 
 @pytest.mark.parametrize("family, sampler", [("negbinomial", "independence"),
-                                             ("gamma", "random_walk")])
+                                             ("gamma", "random_walk"),
+                                             ("zero_inflated_poisson", "independence")])
 def test_geweke_detects_a_wrong_dispersion_step(family, sampler):
     # Power: the sampler's slice step targets a posterior under the prior Gamma(4, 1.25) (the
-    # prior mean of phi 3.2 instead of 4) while the simulators draw phi ~ Gamma(4, 1); the
-    # same settings pass with the right prior (test_glm_geweke_dispersion).
+    # prior mean of phi 3.2 instead of 4) while the simulators draw phi ~ Gamma(4, 1) (zi:
+    # Beta(3, 6.25), mean 0.32, instead of Beta(3, 5)); the same settings pass with the right
+    # prior (test_glm_geweke_dispersion).
     res = glm_geweke(family, None, sampler, seed=7, marginal=3000, successive=2000,
                      fit_dispersion_rate_factor=1.25)
     assert res.max_abs_z > Z_MAX, "\n" + res.table()

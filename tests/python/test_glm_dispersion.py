@@ -297,7 +297,7 @@ def test_core_refuses_bad_dispersion_priors():
     X, y = np.ones((3, 1)), np.array([1.0, 0.0, 2.0])
     args = (X, y, np.ones(3), np.zeros(3), 5, np.zeros(1), np.eye(1), 0.0, 0.0, 10, 10, 1, 0, 0,
             0.3, 0.0, 0.0, 1, 1, 0, None)
-    for kind, a, b in [(0, -1.0, 1.0), (0, 1.0, 0.0), (1, 0.0, 0.0), (7, 1.0, 1.0)]:
+    for kind, a, b in [(0, -1.0, 1.0), (0, 1.0, 0.0), (1, 0.0, 0.0), (2, 1.0, 0.0), (7, 1.0, 1.0)]:
         with pytest.raises(ValueError, match="dispersion prior"):
             _core.run_glm_chain(*args, kind, a, b)
     with pytest.raises(ValueError):

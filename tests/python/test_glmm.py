@@ -116,12 +116,13 @@ def _geweke_problem(q, centred, group_level_w=False):
 
 def _geweke_z(family_code, kernel, q, centred, trials=1.0, drop=False, iterations=40000,
               group_level_w=False, lkj_eta=None, sampler_eta=None, dispersion=None,
-              sampler_dispersion=None):
+              sampler_dispersion=None, dispersion_kind=0):
     """z-scores of the successive-conditional simulator's moments against the prior's.
     Inverse-Wishart prior, or (lkj_eta) LKJ(lkj_eta) with half-normal SDs of scale
     sqrt(ES_kk) — half-normal so that Sigma's second moments exist; `sampler_eta` runs the
     sampler under another eta (a negative control). `dispersion` = (a, b): a family's
-    dispersion phi ~ Gamma(a, rate b) (its moments join the test); `sampler_dispersion` runs
+    dispersion phi ~ Gamma(a, rate b) (its moments join the test), or with dispersion_kind 2
+    zi = phi / (1 + phi) ~ Beta(a, b) (the zero-inflated Poisson); `sampler_dispersion` runs
     the sampler under another (a, b) (a negative control)."""
     X, Z, gs, m0, V0, nu, S, ES, pairs = _geweke_problem(q, centred, group_level_w)
     n = X.shape[0]
@@ -139,7 +140,7 @@ def _geweke_z(family_code, kernel, q, centred, trials=1.0, drop=False, iteration
     disp = {}
     if dispersion is not None:
         da, db = dispersion if sampler_dispersion is None else sampler_dispersion
-        disp = {"dispersion_kind": 0, "dispersion_a": da, "dispersion_b": db}
+        disp = {"dispersion_kind": dispersion_kind, "dispersion_a": da, "dispersion_b": db}
     y0 = np.ones(n) if family_code == 6 else np.zeros(n)  # gamma: y > 0 (only the layout)
     d = _core.glmm_geweke(X, Z, y0, np.full(n, trials), np.zeros(n), gs, family_code,
                           pairs, m0, V0, spec, a0, b0, cfg, iterations, 7, **disp)
@@ -175,7 +176,15 @@ def _geweke_z(family_code, kernel, q, centred, trials=1.0, drop=False, iteration
     if gaussian:
         funcs["phi"] = d[:, -1]
         exact["phi"] = b0 / (a0 - 1)
-    if dispersion is not None:  # phi ~ Gamma(a, b): E phi, E phi^2, E log phi
+    if dispersion is not None and dispersion_kind == 2:  # zi ~ Beta(a, b)
+        da, db = dispersion
+        phi = d[:, p + q * q + q]
+        zi = phi / (1.0 + phi)
+        funcs["zi"], exact["zi"] = zi, da / (da + db)
+        funcs["zi^2"], exact["zi^2"] = zi**2, da * (da + 1) / ((da + db) * (da + db + 1))
+        funcs["logit zi"], exact["logit zi"] = np.log(phi), digamma(da) - digamma(db)
+        funcs["zi b0^2"], exact["zi b0^2"] = zi * d[:, p + q * q] ** 2, da / (da + db) * ES[0, 0]
+    elif dispersion is not None:  # phi ~ Gamma(a, b): E phi, E phi^2, E log phi
         da, db = dispersion
         phi = d[:, p + q * q + q]
         funcs["phi"], exact["phi"] = phi, da / db
@@ -242,6 +251,22 @@ def test_geweke_dispersion_families(family_code, kernel, q, centred, trials):
                   iterations=20000)
     bad = {k: round(v, 1) for k, v in z.items() if abs(v) > 4.5}
     assert not bad, f"prior moments not recovered: {bad}"
+
+
+@pytest.mark.parametrize("kernel, q, centred", [(0, 2, True), (1, 1, False)])
+def test_geweke_zero_inflated_poisson(kernel, q, centred):
+    # zi ~ Beta(3, 5): mean 0.375; the slice step on logit zi under its Beta prior
+    z = _geweke_z(10, kernel, q, centred, dispersion=(3.0, 5.0), dispersion_kind=2,
+                  iterations=20000)
+    bad = {k: round(v, 1) for k, v in z.items() if abs(v) > 4.5}
+    assert not bad, f"prior moments not recovered: {bad}"
+
+
+def test_geweke_detects_a_wrong_zero_inflation_step():
+    # the step targets zi ~ Beta(3, 7) (mean 0.3) while the prior says Beta(3, 5)
+    z = _geweke_z(10, 0, 1, True, dispersion=(3.0, 5.0), sampler_dispersion=(3.0, 7.0),
+                  dispersion_kind=2, iterations=20000)
+    assert abs(z["zi"]) > 8, {k: round(v, 1) for k, v in z.items()}
 
 
 def test_geweke_detects_a_wrong_dispersion_step():

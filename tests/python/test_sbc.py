@@ -93,11 +93,13 @@ def test_glmm_sbc(case):
 
 
 # The GLMM with a family's dispersion (the slice step of log phi closes each sweep), at R = 600:
-# negbinomial with both group kernels and gamma. The beta-binomial cases (its likelihood costs
-# ~4x the others: about a minute each) run in validation/sbc.py; in CI the beta-binomial GLMM is
+# negbinomial with both group kernels, gamma, and the zero-inflated Poisson with the Laplace
+# kernel. The beta-binomial cases (its likelihood costs ~4x the others: about a minute each) and
+# the zero-inflated Poisson with the random-walk kernel run in validation/sbc.py; in CI those are
 # proven by the one-sweep Geweke tests of test_glmm.py.
 GLMM_DISPERSION_CASES = [c for c in testing.glmm_dispersion_sbc_cases()
-                         if not c.name.startswith("glmm-beta_binomial-")]
+                         if not c.name.startswith("glmm-beta_binomial-")
+                         and c.name != "glmm-zero_inflated_poisson-log-random_walk"]
 
 
 @pytest.mark.parametrize("case", GLMM_DISPERSION_CASES, ids=[c.name for c in GLMM_DISPERSION_CASES])
@@ -144,6 +146,10 @@ WRONG_CASES = [
     testing.glm_sbc_case("gamma", sampler="independence", fit_dispersion_rate_factor=1.5),
     # the same in the GLMM: negbinomial, random-walk group kernel (the cheapest GLMM case)
     testing.glmm_sbc_case("negbinomial", None, "random_walk", fit_dispersion_rate_factor=1.5),
+    # the zero-inflated Poisson GLMM fitted under zi ~ Beta(2, 8) (mean 0.2) while the data
+    # come from Beta(2, 4) (mean 1/3)
+    testing.glmm_sbc_case("zero_inflated_poisson", None, "random_walk",
+                          fit_dispersion_rate_factor=2.0),
 ]
 
 

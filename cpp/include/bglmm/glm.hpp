@@ -2,7 +2,8 @@
 // Hot loops are templates on the pair; the runtime family/link choice becomes one switch per
 // call (dispatch). Binomial-logit gets a fused canonical form: y eta - n log(1 + e^eta).
 // Families with a dispersion parameter sampled alongside beta (negative binomial, gamma,
-// beta-binomial) say so with `has_dispersion`; the pair's HasDispersion reads it.
+// beta-binomial, and the zero-inflated Poisson's odds of a structural zero) say so with
+// `has_dispersion`; the pair's HasDispersion reads it.
 #pragma once
 #include <cmath>
 #include <stdexcept>
@@ -16,6 +17,7 @@
 #include "bglmm/families/gaussian.hpp"
 #include "bglmm/families/negative_binomial.hpp"
 #include "bglmm/families/poisson.hpp"
+#include "bglmm/families/zero_inflated_poisson.hpp"
 #include "bglmm/links/cloglog.hpp"
 #include "bglmm/links/identity.hpp"
 #include "bglmm/links/log.hpp"
@@ -36,8 +38,9 @@ enum class FamilyLink : int {
   BetaBinomialLogit = 7,
   BetaBinomialProbit = 8,
   BetaBinomialCloglog = 9,
+  ZeroInflatedPoissonLog = 10,
 };
-constexpr int kLastFamilyLink = 9;
+constexpr int kLastFamilyLink = 10;
 
 // True for a family whose dispersion phi the GLM sampler updates (Family::has_dispersion).
 template <typename F, typename = void>
@@ -102,6 +105,7 @@ using GammaLog = Glm<families::Gamma, links::Log>;
 using BetaBinomialLogit = Glm<families::BetaBinomial<links::Logit>, links::Logit>;
 using BetaBinomialProbit = Glm<families::BetaBinomial<links::Probit>, links::Probit>;
 using BetaBinomialCloglog = Glm<families::BetaBinomial<links::Cloglog>, links::Cloglog>;
+using ZeroInflatedPoissonLog = Glm<families::ZeroInflatedPoisson, links::Log>;
 
 inline FamilyLink family_link_from_code(int code) {
   if (code < 0 || code > kLastFamilyLink)
@@ -123,6 +127,7 @@ decltype(auto) dispatch(FamilyLink family_link, F&& f) {
     case FamilyLink::BetaBinomialLogit: return f(BetaBinomialLogit{});
     case FamilyLink::BetaBinomialProbit: return f(BetaBinomialProbit{});
     case FamilyLink::BetaBinomialCloglog: return f(BetaBinomialCloglog{});
+    case FamilyLink::ZeroInflatedPoissonLog: return f(ZeroInflatedPoissonLog{});
   }
   throw std::invalid_argument("unknown family/link");
 }

@@ -38,6 +38,15 @@ void check_score_fd(double y, double n, double eta, double phi) {
 // The distribution of y as (value, probability) pairs; summed over in expectations.
 using Support = std::vector<std::pair<double, double>>;
 
+// The pmf of a count family with no trials on y = 0..y_max.
+template <typename G>
+Support count_support(double eta, double phi, int y_max) {
+  Support ys;
+  for (int y = 0; y <= y_max; ++y)
+    ys.push_back({static_cast<double>(y), std::exp(G::log_lik(y, 1.0, eta, phi))});
+  return ys;
+}
+
 // weight = E[-d score/d eta] = E[score^2] and E[score] = 0 under y ~ support.
 template <typename G>
 void check_weight_expectation(const Support& ys, double n, double eta, double phi) {

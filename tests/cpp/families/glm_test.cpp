@@ -17,8 +17,9 @@ TEST_CASE("family_link_from_code and dispatch") {
                                {"gamma", "log"},
                                {"beta_binomial", "logit"},
                                {"beta_binomial", "probit"},
-                               {"beta_binomial", "cloglog"}};
-  for (int code = 0; code <= 9; ++code) {
+                               {"beta_binomial", "cloglog"},
+                               {"zero_inflated_poisson", "log"}};
+  for (int code = 0; code <= bglmm::kLastFamilyLink; ++code) {
     const auto names = bglmm::dispatch(bglmm::family_link_from_code(code), [](auto g) {
       using G = decltype(g);
       return std::string(G::Family::name) + "/" + G::Link::name;
@@ -30,7 +31,7 @@ TEST_CASE("family_link_from_code and dispatch") {
     CHECK(dispersion == (code >= 5));
   }
   CHECK_THROWS(bglmm::family_link_from_code(-1));
-  CHECK_THROWS(bglmm::family_link_from_code(10));
+  CHECK_THROWS(bglmm::family_link_from_code(bglmm::kLastFamilyLink + 1));
 }
 
 BGLMM_TEST_MAIN()

@@ -11,15 +11,6 @@
 using G = bglmm::NegBinomialLog;
 namespace bt = bglmm::testing;
 
-namespace {
-bt::Support pmf_support(double eta, double phi, int y_max) {
-  bt::Support ys;
-  for (int y = 0; y <= y_max; ++y)
-    ys.push_back({static_cast<double>(y), std::exp(G::log_lik(y, 1.0, eta, phi))});
-  return ys;
-}
-}  // namespace
-
 TEST_CASE("negbinomial: log_lik equals scipy's nbinom.logpmf") {
   // scipy.stats.nbinom.logpmf(y, phi, phi / (mu + phi)) for (y, mu, phi):
   struct Row { double y, mu, phi, expected; };
@@ -36,7 +27,7 @@ TEST_CASE("negbinomial: log_lik equals scipy's nbinom.logpmf") {
 TEST_CASE("negbinomial: pmf sums to 1, score vs finite differences, weight vs expectation") {
   for (double phi : {0.5, 2.0, 30.0})
     for (double eta = -4.0; eta <= 3.0; eta += 0.5) {
-      const bt::Support ys = pmf_support(eta, phi, 3000);
+      const bt::Support ys = bt::count_support<G>(eta, phi, 3000);
       double total = 0.0;
       for (const auto& [y, p] : ys) total += p;
       CHECK_NEAR(total, 1.0, 1e-12);

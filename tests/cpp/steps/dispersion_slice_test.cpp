@@ -66,6 +66,29 @@ TEST_CASE("dispersion slice step: stationary law is the exact conditional") {
   }
 }
 
+// The Beta prior on zi = phi / (1 + phi) with a binomial-form likelihood zi^k (1 - zi)^s: the
+// exact conditional of zi is Beta(a + k, b + s).
+TEST_CASE("dispersion slice step: Beta prior on the odds' probability") {
+  const double k = 7.0, s = 30.0;
+  const auto log_lik = [&](double phi) { return k * std::log(phi) - (k + s) * std::log1p(phi); };
+  for (const auto& [a, b] : {std::pair{1.0, 1.0}, std::pair{0.5, 4.0}}) {
+    const st::DispersionPrior prior{st::DispersionPriorKind::BetaOdds, a, b};
+    std::vector<double> zi(200000);
+    double phi = 1.0;
+    for (std::size_t t = 0; t < zi.size(); ++t) {
+      bglmm::rng::Rng rng(bglmm::rng::ChainKey{11, 0}, t, 0, bglmm::rng::Stream::Test);
+      phi = st::dispersion_slice_step(log_lik, phi, prior, rng);
+      zi[t] = phi / (1.0 + phi);
+    }
+    const Estimate m = batch_mean(zi);
+    const double exact = (a + k) / (a + k + b + s);
+    CHECK_NEAR(m.mean, exact, 4.5 * m.mcse);
+    // negative control: the conditional under Beta(a + 2, b) is rejected
+    CHECK(std::fabs(m.mean - (a + 2.0 + k) / (a + 2.0 + k + b + s)) > 4.5 * m.mcse);
+  }
+  CHECK_THROWS(st::check_dispersion_prior({st::DispersionPriorKind::BetaOdds, 1.0, 0.0}));
+}
+
 TEST_CASE("dispersion slice step: fixed value, support and prior checks") {
   const st::DispersionPrior fixed{st::DispersionPriorKind::Fixed, 3.5, 0.0};
   bglmm::rng::Rng rng(bglmm::rng::ChainKey{1, 0}, 0, 0, bglmm::rng::Stream::Test);

@@ -2,23 +2,26 @@
 // binomial / beta-binomial phi, gamma shape) given everything else: one slice-sampling step
 // (slice.hpp) on u = log phi, whose target is log_lik(e^u) + log prior(e^u) + u (Jacobian).
 // Prior kinds: Gamma(shape a, rate b) on phi, density phi^(a-1) e^(-b phi) (brms's default for
-// these families is a = b = 0.01); or phi fixed at a (no update).
+// these families is a = b = 0.01); phi fixed at a (no update); or Beta(a, b) on the probability
+// phi / (1 + phi) (the zero-inflated Poisson's phi is the odds of a structural zero), whose
+// density on u = log phi = logit zi is zi^a (1 - zi)^b, i.e. a u - (a + b) log(1 + e^u).
 #pragma once
 #include <cmath>
 #include <limits>
 
 #include "bglmm/error.hpp"
+#include "bglmm/rng/distributions.hpp"
 #include "bglmm/rng/philox.hpp"
 #include "bglmm/steps/slice.hpp"
 
 namespace bglmm::steps {
 
-enum class DispersionPriorKind : int { Gamma = 0, Fixed = 1 };
+enum class DispersionPriorKind : int { Gamma = 0, Fixed = 1, BetaOdds = 2 };
 
 struct DispersionPrior {
   DispersionPriorKind kind = DispersionPriorKind::Gamma;
-  double a = 0.01;  // Gamma shape, or the fixed value
-  double b = 0.01;  // Gamma rate
+  double a = 0.01;  // Gamma shape, Beta's first shape, or the fixed value
+  double b = 0.01;  // Gamma rate, or Beta's second shape
 };
 
 // phi is kept in [e^-40, e^40] (4e-18 to 2e17): beyond, the target is -inf, so that the log
@@ -28,12 +31,29 @@ constexpr double kMaxAbsLogPhi = 40.0;
 inline void check_dispersion_prior(const DispersionPrior& p) {
   check_positive("dispersion prior", "a", p.a);
   if (p.kind == DispersionPriorKind::Gamma) check_positive("dispersion prior", "rate", p.b);
+  else if (p.kind == DispersionPriorKind::BetaOdds) check_positive("dispersion prior", "b", p.b);
   else if (p.kind != DispersionPriorKind::Fixed)
     throw std::invalid_argument("dispersion prior: unknown kind");
 }
 
+// The prior from the codes the bindings receive (kind 0 Gamma, 1 fixed, 2 Beta on the odds'
+// probability), checked.
+inline DispersionPrior dispersion_prior_from_code(int kind, double a, double b) {
+  if (kind < 0 || kind > 2)
+    throw std::invalid_argument(
+        concat("dispersion prior: kind must be 0 (Gamma), 1 (fixed) or 2 (Beta on "
+               "phi / (1 + phi)), got ", kind));
+  const DispersionPrior out{static_cast<DispersionPriorKind>(kind), a, b};
+  check_dispersion_prior(out);
+  return out;
+}
+
 // log prior density of u = log phi (Jacobian included), up to a constant.
 inline double dispersion_log_prior(const DispersionPrior& p, double u) {
+  if (p.kind == DispersionPriorKind::BetaOdds) {
+    const double softplus = u > 0.0 ? u + std::log1p(std::exp(-u)) : std::log1p(std::exp(u));
+    return p.a * u - (p.a + p.b) * softplus;
+  }
   return p.a * u - p.b * std::exp(u);
 }
 
@@ -67,6 +87,19 @@ double dispersion_mode(LogLik&& log_lik, const DispersionPrior& p) {
     }
   }
   return std::exp(0.5 * (lo + hi));
+}
+
+// One draw of phi from its prior (the Geweke simulators' and prior draws' start).
+inline double dispersion_prior_rng(const DispersionPrior& p, rng::Rng& rng) {
+  switch (p.kind) {
+    case DispersionPriorKind::Fixed: return p.a;
+    case DispersionPriorKind::BetaOdds: {
+      const double zi = rng::beta_rng(p.a, p.b, rng);
+      return zi / (1.0 - zi);
+    }
+    case DispersionPriorKind::Gamma: break;
+  }
+  return rng::gamma_rng(p.a, p.b, rng);
 }
 
 // One update of phi (returns the new value; phi itself when the prior fixes it).

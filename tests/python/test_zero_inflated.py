@@ -1,0 +1,213 @@
+"""The zero-inflated Poisson family (a structural zero with probability zi, otherwise Poisson):
+the core's density against scipy, the GLM posterior against an independent quadrature
+reference, the GLMM recovering zi and the SD, pointwise log-likelihood (also after load),
+posterior and prior predictive draws, data without zeros, and the refusals. Every statistical
+check has a negative control that shows it can fail. The one-sweep Geweke tests of the GLMM are
+in test_glmm.py, the SBC cases in test_sbc.py."""
+
+from __future__ import annotations
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import special, stats
+
+import bglmm
+from bglmm import _core
+from bglmm.priors import Beta, Gamma, Normal
+
+FAMILY = "zero_inflated_poisson"
+CODE = bglmm.families.resolve_family(FAMILY).code
+PRIOR_SD = 10.0
+
+
+def log_pmf(y, eta, zi):
+    """log p(y | eta, zi) from scipy's Poisson (the reference, independent of the core)."""
+    mu = np.exp(eta)
+    zero = np.log(zi + (1.0 - zi) * np.exp(-mu))
+    return np.where(y == 0, zero, np.log1p(-zi) + stats.poisson.logpmf(y, mu))
+
+
+def simulate(n, beta, zi, seed, groups=None, sd=0.0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(n)
+    eta = beta[0] + beta[1] * x
+    g = None
+    if groups is not None:
+        g = np.repeat(np.arange(groups), n // groups)
+        eta = eta + rng.normal(0.0, sd, groups)[g]
+    y = np.where(rng.random(n) < zi, 0.0, rng.poisson(np.exp(eta)).astype(float))
+    return x, y, g
+
+
+def test_core_log_lik_matches_scipy():
+    eta = np.linspace(-3, 3, 13)
+    for zi in (0.05, 0.4, 0.9):
+        for y in (0.0, 1.0, 4.0, 10.0):
+            Y = np.full_like(eta, y)
+            got = _core.families.evaluate(CODE, "log_lik", Y, np.ones_like(eta), eta,
+                                          zi / (1 - zi))
+            np.testing.assert_allclose(got, log_pmf(Y, eta, zi), rtol=1e-10, atol=1e-12)
+    extreme = np.array([-700.0, -30.0, 30.0, 700.0])
+    for y in (0.0, 3.0):
+        for what in ("log_lik", "score", "weight"):
+            v = _core.families.evaluate(CODE, what, np.full(4, y), np.ones(4), extreme, 0.5)
+            assert np.all(np.isfinite(v)), (what, y, v)
+    # at eta = 700 a zero is structural: log p(0) = log zi
+    v = _core.families.evaluate(CODE, "log_lik", np.zeros(1), np.ones(1), np.array([700.0]), 0.5)
+    assert v[0] == pytest.approx(np.log(1 / 3), rel=1e-14)
+
+
+# ---- the GLM against the posterior on a grid -----------------------------------------------
+
+def grid_means(x, y, lower, upper, points=40, odds_factor=1.0):
+    """Posterior means of (b0, b1, logit zi) by the midpoint rule on a 3-D grid, under
+    Normal(0, 10) on each coefficient and the default Beta(1, 1) on zi; odds_factor != 1
+    evaluates a deliberately wrong likelihood (the negative control)."""
+    axes = [lo + (hi - lo) * (np.arange(points) + 0.5) / points for lo, hi in zip(lower, upper)]
+    b0, b1, u = np.meshgrid(*axes, indexing="ij")
+    zi = special.expit(u + np.log(odds_factor))
+    lp = log_pmf(y, b0[..., None] + b1[..., None] * x, zi[..., None]).sum(axis=-1)
+    lp += -0.5 * (b0**2 + b1**2) / PRIOR_SD**2 + u - 2.0 * np.logaddexp(0.0, u)
+    w = np.exp(lp - lp.max())
+    w /= w.sum()
+    edge = max(w[[0, -1]].sum(), w[:, [0, -1]].sum(), w[:, :, [0, -1]].sum())
+    assert edge < 1e-4, "the grid does not cover the posterior"
+    return np.array([(w * b0).sum(), (w * b1).sum(), (w * u).sum()])
+
+
+@pytest.mark.parametrize("sampler", ["independence", "random_walk"])
+def test_glm_posterior_means_match_quadrature(sampler):
+    n = 60
+    x, y, _ = simulate(n, (0.8, 0.5), 0.3, seed=4)
+    X = np.column_stack([np.ones(n), x])
+    fit = bglmm.glm(X, y, FAMILY, prior=Normal(0, PRIOR_SD), sampler=sampler, chains=4,
+                    draws=1500, warmup=500, seed=5, threads=1)
+    zi = fit.posterior["zi"]
+    assert np.all((zi > 0) & (zi < 1))
+    draws = np.concatenate([fit.draws, special.logit(zi)[..., None]], axis=-1)
+    mean, sd = draws.mean(axis=(0, 1)), draws.std(axis=(0, 1))
+    mcse = np.array([float(az.mcse(draws[..., k])) for k in range(3)])
+    lower, upper = mean - 7 * sd, mean + 7 * sd
+    reference = grid_means(x, y, lower, upper)
+    z = (mean - reference) / mcse
+    assert np.all(np.abs(z) < 4), (z, mean, reference, mcse)
+    # negative control: the likelihood with the odds of a structural zero doubled is detected
+    wrong = grid_means(x, y, lower - [0, 0, 1], upper, odds_factor=2.0)
+    assert np.max(np.abs((mean - wrong) / mcse)) > 4
+
+
+# ---- the GLMM through bglmm.fit --------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def grouped():
+    x, y, g = simulate(600, (0.5, 0.4), 0.25, seed=7, groups=40, sd=0.6)
+    return pd.DataFrame({"y": y, "x": x, "g": g})
+
+
+@pytest.fixture(scope="module")
+def grouped_fit(grouped):
+    return bglmm.fit("y ~ x + (1 | g)", grouped, family="zip", seed=2, threads=1,
+                     progress=False)
+
+
+def test_glmm_recovers_zi_and_the_sd(grouped_fit):
+    fit = grouped_fit
+    s = fit.summary()
+    assert "zi" in s.index and "sd_g__Intercept" in s.index
+    for name, truth in (("zi", 0.25), ("sd_g__Intercept", 0.6), ("beta[x]", 0.4)):
+        lo, hi = s.loc[name, ["2.5%", "97.5%"]]
+        assert lo < truth < hi, (name, lo, hi)
+    assert s["r_hat"].max() <= 1.01 and s["ess_bulk"].min() >= 400
+    # negative control: the same interval check rejects a value outside it
+    lo, hi = s.loc["zi", ["2.5%", "97.5%"]]
+    assert not lo < 0.25 + 3 * (hi - lo) < hi
+    idata = fit.to_inference_data()
+    assert "zi" in idata.posterior
+
+
+def test_glmm_pointwise_log_lik_matches_scipy_also_after_load(grouped, grouped_fit, tmp_path):
+    fit = grouped_fit
+    eta = fit.predict(kind="link")
+    zi = fit.posterior["zi"].reshape(-1)[:, None]
+    expected = log_pmf(grouped["y"].to_numpy(), eta, zi)
+    got = fit.to_inference_data(log_likelihood=True).log_likelihood["y"].values
+    np.testing.assert_allclose(got.reshape(expected.shape), expected, rtol=1e-8, atol=1e-10)
+    path = tmp_path / "zip.nc"
+    fit.save(path)
+    back = bglmm.load(path).to_inference_data(log_likelihood=True).log_likelihood["y"].values
+    np.testing.assert_allclose(back.reshape(expected.shape), expected, rtol=1e-8, atol=1e-10)
+    # negative control: the plain Poisson density differs
+    plain = stats.poisson.logpmf(grouped["y"].to_numpy(), np.exp(eta))
+    assert np.max(np.abs(plain - expected)) > 0.1
+
+
+def test_glmm_predictive_draws_reproduce_the_zeros(grouped, grouped_fit):
+    rep = grouped_fit.posterior_predictive(draws=400, seed=3)
+    assert rep.shape == (400, len(grouped)) and np.all(rep >= 0) and np.all(rep == np.round(rep))
+    observed = float(np.mean(grouped["y"] == 0))
+    zeros = np.mean(rep == 0, axis=1)  # the share of zeros per replicate
+    assert np.quantile(zeros, 0.01) < observed < np.quantile(zeros, 0.99)
+    # negative control: a Poisson GLMM underpredicts the zeros
+    pois = bglmm.fit("y ~ x + (1 | g)", grouped, family="poisson", chains=2, draws=300,
+                     warmup=300, seed=2, threads=1, progress=False, check=False)
+    pz = np.mean(pois.posterior_predictive(draws=400, seed=3) == 0, axis=1)
+    assert np.quantile(pz, 0.99) < observed
+    prior = grouped_fit.prior_draws(draws=200, seed=1)
+    assert np.all((prior["zi"] > 0) & (prior["zi"] < 1))
+    y0 = grouped_fit.prior_predictive(draws=200, seed=1)
+    assert np.all(y0 >= 0) and np.all(y0 == np.round(y0))
+
+
+def test_data_without_zeros_still_samples():
+    rng = np.random.default_rng(3)
+    d = pd.DataFrame({"x": rng.standard_normal(200), "g": np.repeat(np.arange(20), 10)})
+    d["y"] = 1.0 + rng.poisson(np.exp(0.5 + 0.3 * d["x"]))
+    fit = bglmm.fit("y ~ x + (1 | g)", d, family=FAMILY, chains=2, draws=500, warmup=500,
+                    seed=1, threads=1, progress=False, check=False)
+    zi = fit.posterior["zi"]
+    assert np.all(np.isfinite(zi)) and np.all((zi > 0) & (zi < 1))
+    assert np.median(zi) < 0.02  # no zeros: the data push zi towards 0 (prior median 0.5)
+    glm = bglmm.fit("y ~ x", d, family=FAMILY, chains=2, draws=500, warmup=500, seed=1,
+                    threads=1, progress=False, check=False)
+    assert np.median(glm.posterior["zi"]) < 0.02
+
+
+def test_priors_and_fixed_zi(grouped):
+    small = grouped.iloc[:150]
+    fixed = bglmm.fit("y ~ x + (1 | g)", small, family=FAMILY, priors={"zi": 0.25}, chains=1,
+                      draws=100, warmup=100, seed=1, threads=1, progress=False, check=False)
+    assert "zi" not in fixed.posterior
+    assert fixed.attrs["fixed_dispersion"] == pytest.approx(0.25 / 0.75)
+    rep = fixed.posterior_predictive(draws=50, seed=1)
+    assert np.all(rep >= 0)
+    tight = bglmm.fit("y ~ x", small, family=FAMILY, priors={"zi": Beta(9000.0, 1000.0)},
+                      chains=1, draws=300, warmup=200, seed=1, threads=1, progress=False,
+                      check=False)
+    assert abs(np.mean(tight.posterior["zi"]) - 0.9) < 0.02  # the prior dominates
+    with pytest.raises(TypeError, match="Beta"):
+        bglmm.fit("y ~ x", small, family=FAMILY, priors={"zi": Gamma(1.0, 1.0)})
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        bglmm.fit("y ~ x", small, family=FAMILY, priors={"zi": 1.5})
+    with pytest.raises(ValueError, match="'zi'"):
+        bglmm.fit("y ~ x", small, family=FAMILY, priors={"phi": Gamma(1.0, 1.0)})
+    with pytest.raises(ValueError, match="zero_inflated_poisson"):
+        bglmm.glm(np.ones((5, 1)), np.ones(5), "poisson", dispersion_prior=Beta(1.0, 1.0))
+
+
+@pytest.mark.parametrize("y, message", [([-1.0, 2.0, 0.0, 1.0], "negative"),
+                                         ([0.5, 2.0, 0.0, 1.0], "integer")])
+def test_bad_counts_name_the_problem(y, message):
+    d = pd.DataFrame({"y": y, "g": [0, 0, 1, 1]})
+    with pytest.raises(ValueError, match=message):
+        bglmm.fit("y ~ 1 + (1 | g)", d, family=FAMILY)
+
+
+def test_family_names_and_draws_do_not_depend_on_threads(grouped):
+    assert bglmm.families.resolve_family("zip").name == FAMILY
+    assert bglmm.families.resolve_family("zero_inflated_poisson").dispersion == "zi"
+    small = grouped.iloc[:200]
+    fits = [bglmm.fit("y ~ x + (1 | g)", small, family=FAMILY, chains=1, draws=50, warmup=50,
+                      seed=9, threads=t, progress=False, check=False) for t in (1, 2)]
+    np.testing.assert_array_equal(fits[0].posterior["zi"], fits[1].posterior["zi"])
