@@ -32,18 +32,20 @@ void bind_families(py::module_& m) {
   f.def(
       "evaluate",
       [](int family_link, const std::string& what, const Vector& y, const Vector& trials,
-         const Vector& eta, double phi) {
+         const Vector& eta, double phi, double phi2) {
         check_size_match("evaluate", "y", y.size(), "eta", eta.size());
         check_size_match("evaluate", "trials", trials.size(), "eta", eta.size());
         check_positive("evaluate", "phi", phi);
+        check_positive("evaluate", "phi2", phi2);
+        const FamilyParams fp{phi, phi2};
         Vector out(eta.size());
         dispatch(family_link_from_code(family_link), [&](auto g) {
           using G = decltype(g);
           for (Index i = 0; i < eta.size(); ++i) {
-            if (what == "log_lik") out[i] = G::log_lik(y[i], trials[i], eta[i], phi);
-            else if (what == "log_kernel") out[i] = G::log_kernel(y[i], trials[i], eta[i], phi);
-            else if (what == "score") out[i] = G::score(y[i], trials[i], eta[i], phi);
-            else if (what == "weight") out[i] = G::weight(trials[i], eta[i], phi);
+            if (what == "log_lik") out[i] = G::log_lik(y[i], trials[i], eta[i], fp);
+            else if (what == "log_kernel") out[i] = G::log_kernel(y[i], trials[i], eta[i], fp);
+            else if (what == "score") out[i] = G::score(y[i], trials[i], eta[i], fp);
+            else if (what == "weight") out[i] = G::weight(trials[i], eta[i], fp);
             else if (what == "linkinv") out[i] = G::linkinv(eta[i]);
             else throw std::invalid_argument(concat("evaluate: unknown quantity '", what, "'"));
           }
@@ -51,7 +53,7 @@ void bind_families(py::module_& m) {
         });
         return out;
       },
-      "family_link"_a, "what"_a, "y"_a, "trials"_a, "eta"_a, "phi"_a = 1.0);
+      "family_link"_a, "what"_a, "y"_a, "trials"_a, "eta"_a, "phi"_a = 1.0, "phi2"_a = 1.0);
   f.def(
       "link_evaluate",
       [](const std::string& link, const std::string& what, const Vector& x) {

@@ -8,13 +8,16 @@ namespace {
 
 GlmPrior make_prior(const Vector& mean, const Matrix& covariance, double a0, double b0,
                     int dispersion_kind = 0, double dispersion_a = 0.01,
-                    double dispersion_b = 0.01) {
+                    double dispersion_b = 0.01, int dispersion2_kind = 0,
+                    double dispersion2_a = 0.01, double dispersion2_b = 0.01) {
   GlmPrior prior;
   prior.mean = mean;
   prior.covariance = covariance;
   prior.sigma2_shape = a0;
   prior.sigma2_scale = b0;
   prior.dispersion = steps::dispersion_prior_from_code(dispersion_kind, dispersion_a, dispersion_b);
+  prior.dispersion2 =
+      steps::dispersion_prior_from_code(dispersion2_kind, dispersion2_a, dispersion2_b);
   return prior;
 }
 
@@ -24,6 +27,7 @@ py::dict to_dict(GlmChainResult&& r) {
   out["beta"] = RowMatrix(r.beta.topRows(kept));
   out["sigma"] = r.sigma.size() ? Vector(r.sigma.head(kept)) : Vector();
   out["dispersion"] = r.dispersion.size() ? Vector(r.dispersion.head(kept)) : Vector();
+  out["dispersion2"] = r.dispersion2.size() ? Vector(r.dispersion2.head(kept)) : Vector();
   out["log_posterior"] = Vector(r.log_posterior.head(kept));
   out["accepted"] = Vector(r.accepted.head(kept));
   out["acceptance_rate"] = r.acceptance_rate;
@@ -47,10 +51,11 @@ void bind_glm(py::module_& m) {
          int method, int proposal_covariance, double target_acceptance, double initial_scale,
          double known_sigma, int threads, std::uint64_t seed, std::uint64_t chain,
          const py::object& progress, int dispersion_kind, double dispersion_a,
-         double dispersion_b) {
+         double dispersion_b, int dispersion2_kind, double dispersion2_a, double dispersion2_b) {
         const GlmData data = make_glm_data(x, y, trials, offset, family_link_from_code(family_link));
-        const GlmPrior prior = make_prior(prior_mean, prior_cov, sigma2_shape, sigma2_scale,
-                                          dispersion_kind, dispersion_a, dispersion_b);
+        const GlmPrior prior =
+            make_prior(prior_mean, prior_cov, sigma2_shape, sigma2_scale, dispersion_kind,
+                       dispersion_a, dispersion_b, dispersion2_kind, dispersion2_a, dispersion2_b);
         GlmConfig config;
         config.draws = draws;
         config.warmup = warmup;
@@ -74,9 +79,11 @@ void bind_glm(py::module_& m) {
       "draws"_a, "warmup"_a, "thin"_a, "method"_a, "proposal_covariance"_a,
       "target_acceptance"_a, "initial_scale"_a, "known_sigma"_a, "threads"_a, "seed"_a,
       "chain"_a, "progress"_a = py::none(), "dispersion_kind"_a = 0, "dispersion_a"_a = 0.01,
-      "dispersion_b"_a = 0.01,
+      "dispersion_b"_a = 0.01, "dispersion2_kind"_a = 0, "dispersion2_a"_a = 0.01,
+      "dispersion2_b"_a = 0.01,
       "Run one chain of the Bayesian GLM sampler (GIL released while sampling). "
-      "dispersion_kind: 0 Gamma(a, b) on phi, 1 phi fixed at a, 2 Beta(a, b) on phi / (1 + phi).");
+      "dispersion_kind: 0 Gamma(a, b) on phi, 1 phi fixed at a, 2 Beta(a, b) on phi / (1 + phi); "
+      "dispersion2_*: the same for a second parameter phi2 (zero_inflated_negbinomial).");
 
   m.def(
       "dispersion_slice_chain",
@@ -103,7 +110,8 @@ void bind_glm(py::module_& m) {
          int family_link, const Vector& prior_mean, const Matrix& prior_cov, double phi,
          int threads) {
         const GlmData data = make_glm_data(x, y, trials, offset, family_link_from_code(family_link));
-        const GlmMode mode = glm_mode(data, make_prior(prior_mean, prior_cov, 0, 0), phi, threads);
+        const GlmMode mode =
+            glm_mode(data, make_prior(prior_mean, prior_cov, 0, 0), FamilyParams{phi}, threads);
         return py::make_tuple(mode.beta, mode.covariance, mode.iterations, mode.converged);
       },
       "x"_a.noconvert(), "y"_a.noconvert(), "trials"_a.noconvert(), "offset"_a.noconvert(),
@@ -113,13 +121,14 @@ void bind_glm(py::module_& m) {
   m.def(
       "glm_pointwise_log_lik",
       [](ConstRowMatrixRef x, ConstVectorRef y, ConstVectorRef trials, ConstVectorRef offset,
-         int family_link, const RowMatrix& beta, const Vector& phi, int threads) {
+         int family_link, const RowMatrix& beta, const Vector& phi, int threads,
+         const Vector& phi2) {
         const GlmData data = make_glm_data(x, y, trials, offset, family_link_from_code(family_link));
         py::gil_scoped_release nogil;
-        return glm_pointwise_log_lik(data, beta, phi, threads);
+        return glm_pointwise_log_lik(data, beta, phi, phi2, threads);
       },
       "x"_a.noconvert(), "y"_a.noconvert(), "trials"_a.noconvert(), "offset"_a.noconvert(),
-      "family_link"_a, "beta"_a, "phi"_a, "threads"_a = 0,
+      "family_link"_a, "beta"_a, "phi"_a, "threads"_a = 0, "phi2"_a = Vector(),
       "Pointwise log-likelihood, draws x observations.");
 }
 

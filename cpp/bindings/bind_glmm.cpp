@@ -82,6 +82,7 @@ std::vector<ExtraBlock> extra_blocks(const std::vector<ExtraArrays>& arrays,
 GlmmPriors priors(const GlmmData& d, const Vector& beta_mean, const Matrix& beta_cov,
                   const py::dict& cov_prior, double phi_shape, double phi_scale,
                   const steps::DispersionPrior& dispersion,
+                  const steps::DispersionPrior& dispersion2,
                   const std::vector<ExtraArrays>& extra = {}) {
   GlmmPriors pr;
   pr.beta_mean = beta_mean;
@@ -95,6 +96,7 @@ GlmmPriors priors(const GlmmData& d, const Vector& beta_mean, const Matrix& beta
   pr.phi_shape = phi_shape;
   pr.phi_scale = phi_scale;
   pr.dispersion = dispersion;
+  pr.dispersion2 = dispersion2;
   prepare_priors(d, pr);
   return pr;
 }
@@ -134,6 +136,7 @@ py::dict to_dict(GlmmChainResult&& r) {
   out["sigma"] = RowMatrix(r.sigma.topRows(kept));
   out["b"] = r.b.size() ? RowMatrix(r.b.topRows(kept)) : RowMatrix();
   out["phi"] = r.phi.size() ? Vector(r.phi.head(kept)) : Vector();
+  out["phi2"] = r.phi2.size() ? Vector(r.phi2.head(kept)) : Vector();
   out["log_lik"] = Vector(r.log_lik.head(kept));
   out["group_accept_mean"] = Vector(r.group_accept_mean.head(kept));
   out["fixed_accepted"] = Vector(r.fixed_accepted.head(kept));
@@ -180,7 +183,8 @@ void bind_glmm(py::module_& m) {
          const py::dict& cov_prior, double phi_shape, double phi_scale,
          const py::dict& config, std::uint64_t seed, std::uint64_t chain,
          const py::object& progress, const py::list& extra, int dispersion_kind,
-         double dispersion_a, double dispersion_b) {
+         double dispersion_a, double dispersion_b, int dispersion2_kind, double dispersion2_a,
+         double dispersion2_b) {
         GlmmData data =
             make_glmm_data(grouped(x, z, y, trials, offset, group_start, family_link), centred);
         const std::vector<ExtraArrays> arrays = extra_arrays(extra);
@@ -189,6 +193,8 @@ void bind_glmm(py::module_& m) {
             priors(data, beta_mean, beta_cov, cov_prior, phi_shape, phi_scale,
                    steps::dispersion_prior_from_code(dispersion_kind, dispersion_a,
                                                      dispersion_b),
+                   steps::dispersion_prior_from_code(dispersion2_kind, dispersion2_a,
+                                                     dispersion2_b),
                    arrays);
         const GlmmConfig cfg = config_from(config);
         const RunControl control = make_run_control(progress);
@@ -204,9 +210,11 @@ void bind_glmm(py::module_& m) {
       "beta_mean"_a, "beta_cov"_a, "cov_prior"_a, "phi_shape"_a, "phi_scale"_a,
       "config"_a, "seed"_a, "chain"_a, "progress"_a = py::none(), "extra"_a = py::list(),
       "dispersion_kind"_a = 0, "dispersion_a"_a = 0.01, "dispersion_b"_a = 0.01,
+      "dispersion2_kind"_a = 0, "dispersion2_a"_a = 0.01, "dispersion2_b"_a = 0.01,
       "Run one chain of the GLMM Metropolis-within-Gibbs sampler (GIL released). "
-      "dispersion_kind (negbinomial, gamma, beta_binomial, zero_inflated_poisson): 0 Gamma(a, b) "
-      "on phi, 1 phi fixed at a, 2 Beta(a, b) on phi / (1 + phi).");
+      "dispersion_kind (the families with a dispersion phi): 0 Gamma(a, b) on phi, 1 phi fixed "
+      "at a, 2 Beta(a, b) on phi / (1 + phi); dispersion2_*: the same for a second parameter "
+      "phi2 (zero_inflated_negbinomial).");
 
   m.def(
       "glmm_geweke",
@@ -215,7 +223,8 @@ void bind_glmm(py::module_& m) {
          const std::vector<std::pair<Index, Index>>& centred, const Vector& beta_mean, const Matrix& beta_cov,
          const py::dict& cov_prior, double phi_shape, double phi_scale,
          const py::dict& config, std::int64_t iterations, std::uint64_t seed,
-         const py::list& extra, int dispersion_kind, double dispersion_a, double dispersion_b) {
+         const py::list& extra, int dispersion_kind, double dispersion_a, double dispersion_b,
+         int dispersion2_kind, double dispersion2_a, double dispersion2_b) {
         GlmmData data =
             make_glmm_data(grouped(x, z, y, trials, offset, group_start, family_link), centred);
         const std::vector<ExtraArrays> arrays = extra_arrays(extra);
@@ -224,6 +233,8 @@ void bind_glmm(py::module_& m) {
             priors(data, beta_mean, beta_cov, cov_prior, phi_shape, phi_scale,
                    steps::dispersion_prior_from_code(dispersion_kind, dispersion_a,
                                                      dispersion_b),
+                   steps::dispersion_prior_from_code(dispersion2_kind, dispersion2_a,
+                                                     dispersion2_b),
                    arrays);
         const GlmmConfig cfg = config_from(config);
         py::gil_scoped_release nogil;
@@ -234,23 +245,26 @@ void bind_glmm(py::module_& m) {
       "beta_mean"_a, "beta_cov"_a, "cov_prior"_a, "phi_shape"_a, "phi_scale"_a,
       "config"_a, "iterations"_a, "seed"_a, "extra"_a = py::list(),
       "dispersion_kind"_a = 0, "dispersion_a"_a = 0.01, "dispersion_b"_a = 0.01,
-      "Geweke successive-conditional simulator: rows (beta, Sigma, b_0, phi) per iteration.");
+      "dispersion2_kind"_a = 0, "dispersion2_a"_a = 0.01, "dispersion2_b"_a = 0.01,
+      "Geweke successive-conditional simulator: rows (beta, Sigma, b_0, phi, the extra blocks' "
+      "Sigma_k and b_k0, phi2) per iteration.");
 
   m.def(
       "glmm_pointwise_log_lik",
       [](ConstRowMatrixRef x, ConstRowMatrixRef z, ConstVectorRef y, ConstVectorRef trials,
          ConstVectorRef offset, ConstIndexVectorRef group_start, int family_link,
          const RowMatrix& beta, const RowMatrix& b, const Vector& phi, int threads,
-         const py::list& extra, const std::vector<RowMatrix>& extra_b) {
+         const py::list& extra, const std::vector<RowMatrix>& extra_b, const Vector& phi2) {
         const GroupedData obs = grouped(x, z, y, trials, offset, group_start, family_link);
         const std::vector<ExtraArrays> arrays = extra_arrays(extra);
         const std::vector<ExtraBlock> blocks = extra_blocks(arrays, obs);
         py::gil_scoped_release nogil;
-        return glmm_pointwise_log_lik(obs, beta, b, phi, threads, blocks, extra_b);
+        return glmm_pointwise_log_lik(obs, beta, b, phi, phi2, threads, blocks, extra_b);
       },
       "x"_a.noconvert(), "z"_a.noconvert(), "y"_a.noconvert(), "trials"_a.noconvert(),
       "offset"_a.noconvert(), "group_start"_a.noconvert(), "family_link"_a, "beta"_a, "b"_a,
-      "phi"_a, "threads"_a = 0, "extra"_a = py::list(), "extra_b"_a = std::vector<RowMatrix>(), "Pointwise log-likelihood (draws x observations).");
+      "phi"_a, "threads"_a = 0, "extra"_a = py::list(), "extra_b"_a = std::vector<RowMatrix>(),
+      "phi2"_a = Vector(), "Pointwise log-likelihood (draws x observations).");
 
   m.def(
       "glmm_log_lik_pass_seconds",

@@ -40,7 +40,7 @@ struct PriorPrecision {
 
 // X'WX and X'score at beta (fixed-order reduction of per-chunk partial sums).
 template <typename G>
-void fisher_and_score(const GlmData& d, const Vector& beta, double phi, int threads,
+void fisher_and_score(const GlmData& d, const Vector& beta, const FamilyParams& phi, int threads,
                       Matrix& info, Vector& score) {
   const Index p = d.cols();
   const std::int64_t n = d.rows();
@@ -77,7 +77,7 @@ void fisher_and_score(const GlmData& d, const Vector& beta, double phi, int thre
 }
 
 template <typename G>
-double log_kernel_sum(const GlmData& d, const Vector& beta, double phi, int threads) {
+double log_kernel_sum(const GlmData& d, const Vector& beta, const FamilyParams& phi, int threads) {
   return chunked_sum(d.rows(), kChunk, threads, [&](std::int64_t begin, std::int64_t end) {
     // eta for the whole chunk by one matrix-vector product into a stack buffer
     double buffer[kChunk];
@@ -95,8 +95,8 @@ double log_kernel_sum(const GlmData& d, const Vector& beta, double phi, int thre
 }
 
 template <typename G>
-GlmMode find_mode(const GlmData& d, const GlmPrior& prior, const PriorPrecision& pp, double phi,
-                  int threads) {
+GlmMode find_mode(const GlmData& d, const GlmPrior& prior, const PriorPrecision& pp,
+                  const FamilyParams& phi, int threads) {
   GlmMode mode;
   Vector beta = prior.mean;
   double lp = log_kernel_sum<G>(d, beta, phi, threads) + pp.log_density(beta, prior.mean);
@@ -164,12 +164,13 @@ Matrix scaled_cross_product(const GlmData& d) {
 }
 
 void allocate(GlmChainResult& out, std::int64_t kept, Index p, bool with_sigma,
-              bool with_dispersion = false) {
+              int family_params = 0) {
   out.beta.setZero(kept, p);
   out.log_posterior.setZero(kept);
   out.accepted.setZero(kept);
   if (with_sigma) out.sigma.setZero(kept);
-  if (with_dispersion) out.dispersion.setZero(kept);
+  if (family_params >= 1) out.dispersion.setZero(kept);
+  if (family_params >= 2) out.dispersion2.setZero(kept);
 }
 
 Vector linear_predictor(const GlmData& d, const Vector& beta) {
@@ -178,7 +179,7 @@ Vector linear_predictor(const GlmData& d, const Vector& beta) {
 
 // Sum of the full log-likelihood terms (kernel and constant: phi varies) at given eta.
 template <typename G>
-double log_lik_at_eta(const GlmData& d, const Vector& eta, double phi, int threads) {
+double log_lik_at_eta(const GlmData& d, const Vector& eta, const FamilyParams& phi, int threads) {
   return chunked_sum(d.rows(), kChunk, threads, [&](std::int64_t begin, std::int64_t end) {
     double total = 0.0;
     for (std::int64_t i = begin; i < end; ++i)
@@ -187,26 +188,36 @@ double log_lik_at_eta(const GlmData& d, const Vector& eta, double phi, int threa
   });
 }
 
-// The phi maximising the log-likelihood plus the log prior of log phi at beta.
+// The number of family parameters beyond beta the sampler updates: 0, 1 (phi) or 2 (phi2).
 template <typename G>
-double dispersion_mode(const GlmData& d, const Vector& beta, const steps::DispersionPrior& p,
-                       int threads) {
+constexpr int kFamilyParams = HasSecondDispersion<G> ? 2 : (HasDispersion<G> ? 1 : 0);
+
+// The value of parameter `which` maximising the log-likelihood plus its log prior (on the log)
+// at beta and the other parameter.
+template <typename G>
+double dispersion_mode(const GlmData& d, const Vector& beta, const FamilyParams& fp, int which,
+                       const steps::DispersionPrior& p, int threads) {
   const Vector eta = linear_predictor(d, beta);
   return steps::dispersion_mode(
-      [&](double phi) { return log_lik_at_eta<G>(d, eta, phi, threads); }, p);
+      [&](double v) { return log_lik_at_eta<G>(d, eta, fp.with(which, v), threads); }, p);
 }
 
-// The joint mode of (beta, phi) by alternating the IWLS mode of beta given phi and the mode
-// of phi given beta (a few rounds: beta and phi are nearly orthogonal for these families).
+// The joint mode of (beta, phi[, phi2]) by alternating the IWLS mode of beta given the family
+// parameters and the mode of each parameter given the rest (a few rounds: beta and phi are
+// nearly orthogonal for these families).
 template <typename G>
 GlmMode joint_mode(const GlmData& d, const GlmPrior& prior, const PriorPrecision& pp,
-                   int threads, double& phi) {
-  phi = prior.dispersion.kind == steps::DispersionPriorKind::Fixed ? prior.dispersion.a : 1.0;
-  for (int round = 0; round < 4; ++round) {
-    const GlmMode mode = find_mode<G>(d, prior, pp, phi, threads);
-    phi = dispersion_mode<G>(d, mode.beta, prior.dispersion, threads);
+                   int threads, FamilyParams& fp) {
+  for (int k = 0; k < kFamilyParams<G>; ++k) {
+    const steps::DispersionPrior& p = prior.family_prior(k);
+    fp = fp.with(k, p.kind == steps::DispersionPriorKind::Fixed ? p.a : 1.0);
   }
-  return find_mode<G>(d, prior, pp, phi, threads);
+  for (int round = 0; round < 4; ++round) {
+    const GlmMode mode = find_mode<G>(d, prior, pp, fp, threads);
+    for (int k = 0; k < kFamilyParams<G>; ++k)
+      fp = fp.with(k, dispersion_mode<G>(d, mode.beta, fp, k, prior.family_prior(k), threads));
+  }
+  return find_mode<G>(d, prior, pp, fp, threads);
 }
 
 template <typename G>
@@ -214,12 +225,13 @@ GlmChainResult metropolis_chain(const GlmData& d, const GlmPrior& prior, const G
                                 rng::ChainKey key, const RunControl& control) {
   const int threads = resolve_threads(cfg.threads);
   const Index p = d.cols();
-  double phi = std::is_same_v<G, GaussianIdentity> ? cfg.known_sigma * cfg.known_sigma : 1.0;
+  FamilyParams phi{std::is_same_v<G, GaussianIdentity> ? cfg.known_sigma * cfg.known_sigma : 1.0};
   if (std::is_same_v<G, GaussianIdentity> && !(cfg.known_sigma > 0.0))
     throw std::invalid_argument(
         "run_glm_chain: Metropolis sampling of a gaussian model needs a known sigma");
   constexpr bool kDispersion = HasDispersion<G>;
-  if constexpr (kDispersion) steps::check_dispersion_prior(prior.dispersion);
+  constexpr int kParams = kFamilyParams<G>;
+  for (int k = 0; k < kParams; ++k) steps::check_dispersion_prior(prior.family_prior(k));
   const PriorPrecision pp(prior);
   GlmMode mode = kDispersion ? joint_mode<G>(d, prior, pp, threads, phi)
                              : find_mode<G>(d, prior, pp, phi, threads);
@@ -236,7 +248,7 @@ GlmChainResult metropolis_chain(const GlmData& d, const GlmPrior& prior, const G
 
   const std::int64_t kept = cfg.draws;
   const std::int64_t total = cfg.warmup + cfg.draws * cfg.thin;
-  allocate(out, kept, p, false, kDispersion);
+  allocate(out, kept, p, false, kParams);
 
   auto log_post = [&](const Vector& b) {
     return log_kernel_sum<G>(d, b, phi, threads) + pp.log_density(b, prior.mean);
@@ -254,9 +266,10 @@ GlmChainResult metropolis_chain(const GlmData& d, const GlmPrior& prior, const G
   {
     rng::Rng rng(key, 0, 0, rng::Stream::Init);
     beta = linalg::multi_normal_chol_rng(mode.beta, 2.0 * l_v, rng);
-    // and phi within a factor of about e^(+-1) of its mode
-    if (kDispersion && prior.dispersion.kind != steps::DispersionPriorKind::Fixed)
-      phi *= std::exp(0.5 * rng.std_normal());
+    // and each family parameter within a factor of about e^(+-1) of its mode
+    for (int k = 0; k < kParams; ++k)
+      if (prior.family_prior(k).kind != steps::DispersionPriorKind::Fixed)
+        phi = phi.with(k, phi.get(k) * std::exp(0.5 * rng.std_normal()));
   }
   double lp = log_post(beta);
   if (!std::isfinite(lp)) {
@@ -291,13 +304,20 @@ GlmChainResult metropolis_chain(const GlmData& d, const GlmPrior& prior, const G
     double lp_stored = lp;  // with a dispersion: the full log-likelihood and phi's prior
     if constexpr (kDispersion) {
       const Vector eta = linear_predictor(d, beta);
-      const auto ll = [&](double ph) { return log_lik_at_eta<G>(d, eta, ph, threads); };
       rng::Rng phi_rng(key, static_cast<std::uint64_t>(t), 0, rng::Stream::Dispersion);
-      phi = steps::dispersion_slice_step(ll, phi, prior.dispersion, phi_rng);
+      for (int k = 0; k < kParams; ++k) {  // phi, then phi2 given phi
+        const auto ll = [&](double v) {
+          return log_lik_at_eta<G>(d, eta, phi.with(k, v), threads);
+        };
+        phi = phi.with(k, steps::dispersion_slice_step(ll, phi.get(k), prior.family_prior(k),
+                                                       phi_rng));
+      }
       lp = log_post(beta);  // the kernel depends on phi
-      if (!warmup)
-        lp_stored = ll(phi) + pp.log_density(beta, prior.mean) +
-                    steps::dispersion_log_prior(prior.dispersion, std::log(phi));
+      if (!warmup) {
+        lp_stored = log_lik_at_eta<G>(d, eta, phi, threads) + pp.log_density(beta, prior.mean);
+        for (int k = 0; k < kParams; ++k)
+          lp_stored += steps::dispersion_log_prior(prior.family_prior(k), std::log(phi.get(k)));
+      }
     }
     if (warmup) {
       accepted_warmup += accept;
@@ -315,7 +335,8 @@ GlmChainResult metropolis_chain(const GlmData& d, const GlmPrior& prior, const G
         out.beta.row(stored) = beta.transpose();
         out.log_posterior[stored] = lp_stored;
         out.accepted[stored] = accept ? 1.0 : 0.0;
-        if constexpr (kDispersion) out.dispersion[stored] = phi;
+        if constexpr (kParams >= 1) out.dispersion[stored] = phi.phi;
+        if constexpr (kParams >= 2) out.dispersion2[stored] = phi.phi2;
         ++stored;
       }
     }
@@ -379,7 +400,7 @@ GlmChainResult conjugate_chain(const GlmData& d, const GlmPrior& prior, const Gl
     out.beta.row(stored) = beta.transpose();
     out.sigma[stored] = std::sqrt(sigma2);
     out.log_posterior[stored] =
-        log_kernel_sum<GaussianIdentity>(d, beta, sigma2, threads) +
+        log_kernel_sum<GaussianIdentity>(d, beta, FamilyParams{sigma2}, threads) +
         (known ? 0.0 : -0.5 * static_cast<double>(n) * std::log(sigma2)) +
         pp.log_density(beta, prior.mean) / (known ? 1.0 : sigma2);
     out.accepted[stored] = 1.0;
@@ -426,23 +447,27 @@ GlmData make_glm_data(ConstRowMatrixRef x, ConstVectorRef y, ConstVectorRef tria
                  Eigen::Map<const Vector>(offset.data(), offset.size()), family_link};
 }
 
-GlmMode glm_mode(const GlmData& data, const GlmPrior& prior, double phi, int threads) {
+GlmMode glm_mode(const GlmData& data, const GlmPrior& prior, const FamilyParams& phi,
+                 int threads) {
   const PriorPrecision pp(prior);
   return dispatch(data.family_link, [&](auto g) {
     return find_mode<decltype(g)>(data, prior, pp, phi, resolve_threads(threads));
   });
 }
 
-GlmMode glm_joint_mode(const GlmData& data, const GlmPrior& prior, int threads, double& phi) {
+GlmMode glm_joint_mode(const GlmData& data, const GlmPrior& prior, int threads,
+                       FamilyParams& fp) {
   const PriorPrecision pp(prior);
   return dispatch(data.family_link, [&](auto g) {
     using G = decltype(g);
-    if constexpr (HasDispersion<G>) return joint_mode<G>(data, prior, pp, resolve_threads(threads), phi);
-    return find_mode<G>(data, prior, pp, phi, resolve_threads(threads));
+    if constexpr (HasDispersion<G>)
+      return joint_mode<G>(data, prior, pp, resolve_threads(threads), fp);
+    return find_mode<G>(data, prior, pp, fp, resolve_threads(threads));
   });
 }
 
-double glm_log_kernel(const GlmData& data, const Vector& beta, double phi, int threads) {
+double glm_log_kernel(const GlmData& data, const Vector& beta, const FamilyParams& phi,
+                      int threads) {
   return dispatch(data.family_link, [&](auto g) {
     return log_kernel_sum<decltype(g)>(data, beta, phi, resolve_threads(threads));
   });
@@ -468,10 +493,12 @@ GlmChainResult run_glm_chain(const GlmData& data, const GlmPrior& prior, const G
 }
 
 RowMatrix glm_pointwise_log_lik(const GlmData& data, const RowMatrix& beta, const Vector& phi,
-                                int threads) {
+                                const Vector& phi2, int threads) {
   check_size_match("glm_pointwise_log_lik", "beta columns", beta.cols(), "columns of X",
                    data.cols());
   check_size_match("glm_pointwise_log_lik", "phi", phi.size(), "draws", beta.rows());
+  if (phi2.size() > 0)
+    check_size_match("glm_pointwise_log_lik", "phi2", phi2.size(), "draws", beta.rows());
   RowMatrix out(beta.rows(), data.rows());
   const int n_threads = resolve_threads(threads);
   (void)n_threads;
@@ -484,8 +511,9 @@ RowMatrix glm_pointwise_log_lik(const GlmData& data, const RowMatrix& beta, cons
     for (Index s = 0; s < beta.rows(); ++s) {
       vault.run([&] {
         const Vector b = beta.row(s).transpose();
+        const FamilyParams fp{phi[s], phi2.size() > 0 ? phi2[s] : 1.0};
         for (Index i = 0; i < data.rows(); ++i)
-          out(s, i) = G::log_lik(data.y[i], data.trials[i], eta_at(data, b, i), phi[s]);
+          out(s, i) = G::log_lik(data.y[i], data.trials[i], eta_at(data, b, i), fp);
       });
     }
     vault.rethrow();

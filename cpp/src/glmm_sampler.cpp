@@ -320,7 +320,8 @@ void group_modes(const GlmmData& d, GlmmState& s, int threads, bool warm_start,
       QVec grad(q), mean(q), cand(q);
       QMat info(q, q);
       linalg::SmallCholesky<QMat> llt(q);
-      double lp = steps::group_data_pass<G, true>(d, g, beta_free.data(), x.data(), s.phi, grad,
+      double lp = steps::group_data_pass<G, true>(d, g, beta_free.data(), x.data(), s.params(),
+                                                  grad,
                                                   info);
       for (int it = 0; it < 30; ++it) {
         if (!steps::laplace_moments(x, grad, info, mu, prec, mean, llt)) break;
@@ -332,7 +333,8 @@ void group_modes(const GlmmData& d, GlmmState& s, int threads, bool warm_start,
           QVec g2(q);
           QMat i2(q, q);
           const double lc =
-              steps::group_data_pass<G, true>(d, g, beta_free.data(), cand.data(), s.phi, g2, i2);
+              steps::group_data_pass<G, true>(d, g, beta_free.data(), cand.data(), s.params(),
+                                              g2, i2);
           if (std::isfinite(lc) && lc + steps::gaussian_quad(cand, mu, prec) >= lp_x) {
             const double change = (cand - x).norm();
             x = cand;
@@ -359,17 +361,19 @@ void group_modes(const GlmmData& d, GlmmState& s, int threads, bool warm_start,
   vault.rethrow();
 }
 
-// The mode of phi given the other parameters, and the SD of log phi there (from the curvature
-// of its log target; 0.5 if that is not usable).
+// The mode of family parameter `which` (0: phi, 1: phi2) given the other parameters, and the
+// SD of its log there (from the curvature of its log target; 0.5 if that is not usable).
 template <typename G>
 std::pair<double, double> conditional_dispersion(const GlmmData& d, const GlmmPriors& pr,
-                                                 GlmmState& s, int threads) {
+                                                 GlmmState& s, int threads, int which) {
   full_linear_predictor(d, s, s.work.eta_rows, threads);
-  const auto log_lik = [&](double phi) {
-    return steps::dispersion_log_lik<G>(d, s.work.eta_rows, phi, threads);
+  const FamilyParams fp = s.params();
+  const auto log_lik = [&](double v) {
+    return steps::dispersion_log_lik<G>(d, s.work.eta_rows, fp.with(which, v), threads);
   };
-  const double phi = steps::dispersion_mode(log_lik, pr.dispersion);
-  const auto f = [&](double u) { return steps::dispersion_log_target(log_lik, pr.dispersion, u); };
+  const steps::DispersionPrior& prior = which == 0 ? pr.dispersion : pr.dispersion2;
+  const double phi = steps::dispersion_mode(log_lik, prior);
+  const auto f = [&](double u) { return steps::dispersion_log_target(log_lik, prior, u); };
   const double u = std::log(phi), h = 1e-3;
   const double curvature = (2.0 * f(u) - f(u - h) - f(u + h)) / (h * h);
   const double log_sd = curvature > 0.0 && std::isfinite(curvature) ? 1.0 / std::sqrt(curvature) : 0.5;
@@ -404,6 +408,7 @@ void initialise(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg, 
     if (d.obs.family_link == FamilyLink::GaussianIdentity)
       s.phi = rng::inv_gamma_rng(pr.phi_shape, pr.phi_scale, rng);
     if constexpr (HasDispersion<G>) s.phi = steps::dispersion_prior_rng(pr.dispersion, rng);
+    if constexpr (HasSecondDispersion<G>) s.phi2 = steps::dispersion_prior_rng(pr.dispersion2, rng);
   } else {
     // Fixed effects: the GLM posterior mode ignoring the groups, jittered by one of its
     // standard deviations so that chains start apart (R-hat can see non-convergence).
@@ -415,12 +420,21 @@ void initialise(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg, 
     gp.mean = pr.beta_mean;
     gp.covariance = pr.beta_cov;
     gp.dispersion = pr.dispersion;
-    const GlmMode mode = glm_joint_mode(glm, gp, threads, s.phi);
-    // a dispersion: the GLM's (which puts the groups' variation into it), then its mode given
-    // each round's effects below, then jittered by one conditional SD of log phi
-    constexpr bool kUpdatePhi = HasDispersion<G>;
-    const bool phi_free = pr.dispersion.kind != steps::DispersionPriorKind::Fixed;
-    if (kUpdatePhi && cfg.phi_init > 0.0) s.phi = cfg.phi_init;
+    gp.dispersion2 = pr.dispersion2;
+    FamilyParams fp = s.params();
+    const GlmMode mode = glm_joint_mode(glm, gp, threads, fp);
+    s.phi = fp.phi;
+    s.phi2 = fp.phi2;
+    // the family parameters: the GLM's (which puts the groups' variation into them), then each
+    // one's mode given each round's effects below, then jittered by one conditional SD of its
+    // log
+    constexpr int kParams = HasSecondDispersion<G> ? 2 : (HasDispersion<G> ? 1 : 0);
+    const auto free_param = [&](int which) {
+      const steps::DispersionPrior& p = which == 0 ? pr.dispersion : pr.dispersion2;
+      return p.kind != steps::DispersionPriorKind::Fixed && !(which == 0 && cfg.phi_init > 0.0);
+    };
+    const auto set_param = [&](int which, double v) { (which == 0 ? s.phi : s.phi2) = v; };
+    if (kParams > 0 && cfg.phi_init > 0.0) s.phi = cfg.phi_init;
     const Matrix lc = linalg::cholesky_lower(mode.covariance, "initial covariance");
     s.beta = linalg::multi_normal_chol_rng(mode.beta, lc, rng);
     // Sigma: a typical value under the prior, then group modes, then the mode of Sigma given
@@ -450,8 +464,8 @@ void initialise(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg, 
       // ignores the groups and may sit far out in a narrow conditional)
       const Vector beta_before = s.beta;
       steps::joint_free_mode<G>(d, pr, s, threads);
-      if constexpr (kUpdatePhi)
-        if (phi_free && !(cfg.phi_init > 0.0)) s.phi = conditional_dispersion<G>(d, pr, s, threads).first;
+      for (int k = 0; k < kParams; ++k)
+        if (free_param(k)) set_param(k, conditional_dispersion<G>(d, pr, s, threads, k).first);
       double change = (s.beta - beta_before).cwiseAbs().maxCoeff() /
                       (1.0 + beta_before.cwiseAbs().maxCoeff());
       for (Index k = 0; k < q; ++k)
@@ -460,10 +474,10 @@ void initialise(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg, 
                                         std::sqrt(s.sigma(k, k) * s.sigma(l, l)));
       if (round >= 1 && change < 0.005) break;
     }
-    if constexpr (kUpdatePhi) {
-      if (phi_free && !(cfg.phi_init > 0.0)) {
-        const auto [mode_phi, log_sd] = conditional_dispersion<G>(d, pr, s, threads);
-        s.phi = mode_phi * std::exp(log_sd * rng.std_normal());
+    for (int k = 0; k < kParams; ++k) {
+      if (free_param(k)) {
+        const auto [mode_k, log_sd] = conditional_dispersion<G>(d, pr, s, threads, k);
+        set_param(k, mode_k * std::exp(log_sd * rng.std_normal()));
       }
     }
   }
@@ -513,7 +527,7 @@ void extra_block_modes(const GlmmData& d, const GlmmPriors& pr, GlmmState& s, Ve
       const ExtraBlock& blk = d.extra[k];
       ExtraBlockState& st = s.extra[k];
       const RowMatrix before = st.b;
-      steps::extra_level_modes<G>(d, blk, st, s.phi, s.work.eta_rows, threads);
+      steps::extra_level_modes<G>(d, blk, st, s.params(), s.work.eta_rows, threads);
       for (Index i = 0; i < blk.rows(); ++i) {
         const Index j = static_cast<Index>(blk.codes[i]);
         offset[i] += blk.z.row(i).dot(st.b.row(j) - before.row(j));
@@ -689,6 +703,8 @@ class ChainRecord {
     if (d.obs.family_link == FamilyLink::GaussianIdentity ||
         dispatch(d.obs.family_link, [](auto g) { return HasDispersion<decltype(g)>; }))
       out.phi.setZero(kept);
+    if (dispatch(d.obs.family_link, [](auto g) { return HasSecondDispersion<decltype(g)>; }))
+      out.phi2.setZero(kept);
     out.log_lik.setZero(kept);
     out.group_accept_mean.setZero(kept);
     out.fixed_accepted.setZero(kept);
@@ -734,6 +750,7 @@ class ChainRecord {
       out_.b.row(r) = Eigen::Map<const Eigen::RowVectorXd>(dev.data(), m * q);
     }
     if (out_.phi.size() > 0) out_.phi[r] = s.phi;
+    if (out_.phi2.size() > 0) out_.phi2[r] = s.phi2;
     for (std::size_t e = 0; e < s.extra.size(); ++e) {
       const ExtraBlockState& st = s.extra[e];
       const Index qk = st.sigma.rows();
@@ -878,6 +895,10 @@ void simulate_y(const GlmmData& d, const GlmmState& s, Vector& y, rng::Rng& rng)
         const bool structural = rng.uniform() < s.phi / (1.0 + s.phi);
         const double count = poisson_rng(std::exp(eta), rng);
         y[i] = structural ? 0.0 : count;
+      } else if constexpr (std::is_same_v<G, ZeroInflatedNegBinomialLog>) {  // odds phi2
+        const bool structural = rng.uniform() < s.phi2 / (1.0 + s.phi2);
+        const double count = poisson_rng(rng::gamma_rng(s.phi, s.phi / std::exp(eta), rng), rng);
+        y[i] = structural ? 0.0 : count;
       } else {
         double mu = G::linkinv(eta);
         if constexpr (HasDispersion<G>) {  // beta-binomial: p ~ Beta(phi mu, phi (1 - mu))
@@ -937,7 +958,8 @@ RowMatrix geweke(const GlmmData& data, const GlmmPriors& pr, const GlmmConfig& c
   }
   Index extra_cols = 0;
   for (const ExtraBlock& blk : d.extra) extra_cols += blk.q() * blk.q() + blk.q();
-  RowMatrix out(iterations, p + q * q + q + 1 + extra_cols);
+  const Index second = HasSecondDispersion<G> ? 1 : 0;
+  RowMatrix out(iterations, p + q * q + q + 1 + extra_cols + second);
   GlmmStepInfo info;
   for (std::int64_t t = 0; t < iterations; ++t) {
     SweepArgs a{static_cast<std::uint64_t>(t) + 1, false, 0.0, threads, &marginal, &offset};
@@ -960,6 +982,7 @@ RowMatrix geweke(const GlmmData& data, const GlmmPriors& pr, const GlmmConfig& c
         for (Index a2 = 0; a2 < qk; ++a2) out(t, col++) = st.sigma(a1, a2);
       for (Index k = 0; k < qk; ++k) out(t, col++) = st.b(0, k);
     }
+    if (second) out(t, col) = s.phi2;
   }
   return out;
 }
@@ -1005,7 +1028,8 @@ RowMatrix run_glmm_geweke(const GlmmData& data, const GlmmPriors& priors,
 }
 
 RowMatrix glmm_pointwise_log_lik(const GroupedData& obs, const RowMatrix& beta,
-                                 const RowMatrix& b, const Vector& phi, int threads,
+                                 const RowMatrix& b, const Vector& phi, const Vector& phi2,
+                                 int threads,
                                  const std::vector<ExtraBlock>& extra,
                                  const std::vector<RowMatrix>& extra_b) {
   const char* fn = "glmm_pointwise_log_lik";
@@ -1014,6 +1038,7 @@ RowMatrix glmm_pointwise_log_lik(const GroupedData& obs, const RowMatrix& beta,
   check_size_match(fn, "b rows", b.rows(), "draws", S);
   check_size_match(fn, "b columns", b.cols(), "groups x terms", m * q);
   check_size_match(fn, "phi", phi.size(), "draws", S);
+  if (phi2.size() > 0) check_size_match(fn, "phi2", phi2.size(), "draws", S);
   check_size_match(fn, "extra effects", static_cast<Index>(extra_b.size()), "extra blocks",
                    static_cast<Index>(extra.size()));
   for (std::size_t k = 0; k < extra.size(); ++k) {
@@ -1032,6 +1057,7 @@ RowMatrix glmm_pointwise_log_lik(const GroupedData& obs, const RowMatrix& beta,
 #endif
     for (Index s = 0; s < S; ++s) {
       vault.run([&] {
+        const FamilyParams fp{phi[s], phi2.size() > 0 ? phi2[s] : 1.0};
         for (Index j = 0; j < m; ++j) {
           for (Index i = obs.begin(j); i < obs.begin(j) + obs.size(j); ++i) {
             double eta = obs.offset[i] + obs.x.row(i).dot(beta.row(s));
@@ -1041,7 +1067,7 @@ RowMatrix glmm_pointwise_log_lik(const GroupedData& obs, const RowMatrix& beta,
               const Index qe = blk.q(), level = static_cast<Index>(blk.codes[i]);
               for (Index k = 0; k < qe; ++k) eta += blk.z(i, k) * extra_b[e](s, level * qe + k);
             }
-            out(s, i) = G::log_lik(obs.y[i], obs.trials[i], eta, phi[s]);
+            out(s, i) = G::log_lik(obs.y[i], obs.trials[i], eta, fp);
           }
         }
       });
@@ -1074,7 +1100,8 @@ double glmm_log_lik_pass_seconds(const GroupedData& obs, const Vector& beta, con
         QVec grad(q);
         QMat info(q, q);
         part[static_cast<std::size_t>(j)] =
-            steps::group_data_pass<G, false>(d, j, beta.data(), b.data() + j * q, phi, grad, info);
+            steps::group_data_pass<G, false>(d, j, beta.data(), b.data() + j * q,
+                                             FamilyParams{phi}, grad, info);
       }
       double sum = 0.0;
       for (double v : part) sum += v;

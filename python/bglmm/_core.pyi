@@ -26,16 +26,16 @@ def dispersion_slice_chain(kind: int, a: float, b: float, phi: float, iterations
 def glm_mode(x: NDArray[np.float64], y: NDArray[np.float64], trials: NDArray[np.float64], offset: NDArray[np.float64], family_link: int, prior_mean: ArrayLike, prior_cov: ArrayLike, phi: float = ..., threads: int = ...) -> tuple[NDArray[np.float64], NDArray[np.float64], int, bool]:
     """Posterior mode and inverse curvature by penalised IWLS (Fisher scoring)."""
 
-def glm_pointwise_log_lik(x: NDArray[np.float64], y: NDArray[np.float64], trials: NDArray[np.float64], offset: NDArray[np.float64], family_link: int, beta: ArrayLike, phi: ArrayLike, threads: int = ...) -> NDArray[np.float64]:
+def glm_pointwise_log_lik(x: NDArray[np.float64], y: NDArray[np.float64], trials: NDArray[np.float64], offset: NDArray[np.float64], family_link: int, beta: ArrayLike, phi: ArrayLike, threads: int = ..., phi2: ArrayLike = ...) -> NDArray[np.float64]:
     """Pointwise log-likelihood, draws x observations."""
 
-def glmm_geweke(x: NDArray[np.float64], z: NDArray[np.float64], y: NDArray[np.float64], trials: NDArray[np.float64], offset: NDArray[np.float64], group_start: NDArray[np.int64], family_link: int, centred: Sequence[tuple[int, int]], beta_mean: ArrayLike, beta_cov: ArrayLike, cov_prior: dict[str, Any], phi_shape: float, phi_scale: float, config: dict[str, Any], iterations: int, seed: int, extra: list = ..., dispersion_kind: int = ..., dispersion_a: float = ..., dispersion_b: float = ...) -> NDArray[np.float64]:
-    """Geweke successive-conditional simulator: rows (beta, Sigma, b_0, phi) per iteration."""
+def glmm_geweke(x: NDArray[np.float64], z: NDArray[np.float64], y: NDArray[np.float64], trials: NDArray[np.float64], offset: NDArray[np.float64], group_start: NDArray[np.int64], family_link: int, centred: Sequence[tuple[int, int]], beta_mean: ArrayLike, beta_cov: ArrayLike, cov_prior: dict[str, Any], phi_shape: float, phi_scale: float, config: dict[str, Any], iterations: int, seed: int, extra: list = ..., dispersion_kind: int = ..., dispersion_a: float = ..., dispersion_b: float = ..., dispersion2_kind: int = ..., dispersion2_a: float = ..., dispersion2_b: float = ...) -> NDArray[np.float64]:
+    """Geweke successive-conditional simulator: rows (beta, Sigma, b_0, phi, the extra blocks' Sigma_k and b_k0, phi2) per iteration."""
 
 def glmm_log_lik_pass_seconds(x: NDArray[np.float64], z: NDArray[np.float64], y: NDArray[np.float64], trials: NDArray[np.float64], offset: NDArray[np.float64], group_start: NDArray[np.int64], family_link: int, beta: ArrayLike, b: ArrayLike, phi: float = ..., reps: int = ..., threads: int = ...) -> float:
     """Seconds of the fastest of `reps` plain log-likelihood passes over all observations."""
 
-def glmm_pointwise_log_lik(x: NDArray[np.float64], z: NDArray[np.float64], y: NDArray[np.float64], trials: NDArray[np.float64], offset: NDArray[np.float64], group_start: NDArray[np.int64], family_link: int, beta: ArrayLike, b: ArrayLike, phi: ArrayLike, threads: int = ..., extra: list = ..., extra_b: Sequence[ArrayLike] = ...) -> NDArray[np.float64]:
+def glmm_pointwise_log_lik(x: NDArray[np.float64], z: NDArray[np.float64], y: NDArray[np.float64], trials: NDArray[np.float64], offset: NDArray[np.float64], group_start: NDArray[np.int64], family_link: int, beta: ArrayLike, b: ArrayLike, phi: ArrayLike, threads: int = ..., extra: list = ..., extra_b: Sequence[ArrayLike] = ..., phi2: ArrayLike = ...) -> NDArray[np.float64]:
     """Pointwise log-likelihood (draws x observations)."""
 
 def have_openmp() -> bool:
@@ -65,11 +65,11 @@ def max_threads() -> int:
 def request_stop() -> None:
     """Ask every running chain to stop and return its draws (used on Ctrl-C)."""
 
-def run_glm_chain(x: NDArray[np.float64], y: NDArray[np.float64], trials: NDArray[np.float64], offset: NDArray[np.float64], family_link: int, prior_mean: ArrayLike, prior_cov: ArrayLike, sigma2_shape: float, sigma2_scale: float, draws: int, warmup: int, thin: int, method: int, proposal_covariance: int, target_acceptance: float, initial_scale: float, known_sigma: float, threads: int, seed: int, chain: int, progress: Any = ..., dispersion_kind: int = ..., dispersion_a: float = ..., dispersion_b: float = ...) -> dict[str, Any]:
-    """Run one chain of the Bayesian GLM sampler (GIL released while sampling). dispersion_kind: 0 Gamma(a, b) on phi, 1 phi fixed at a, 2 Beta(a, b) on phi / (1 + phi)."""
+def run_glm_chain(x: NDArray[np.float64], y: NDArray[np.float64], trials: NDArray[np.float64], offset: NDArray[np.float64], family_link: int, prior_mean: ArrayLike, prior_cov: ArrayLike, sigma2_shape: float, sigma2_scale: float, draws: int, warmup: int, thin: int, method: int, proposal_covariance: int, target_acceptance: float, initial_scale: float, known_sigma: float, threads: int, seed: int, chain: int, progress: Any = ..., dispersion_kind: int = ..., dispersion_a: float = ..., dispersion_b: float = ..., dispersion2_kind: int = ..., dispersion2_a: float = ..., dispersion2_b: float = ...) -> dict[str, Any]:
+    """Run one chain of the Bayesian GLM sampler (GIL released while sampling). dispersion_kind: 0 Gamma(a, b) on phi, 1 phi fixed at a, 2 Beta(a, b) on phi / (1 + phi); dispersion2_*: the same for a second parameter phi2 (zero_inflated_negbinomial)."""
 
-def run_glmm_chain(x: NDArray[np.float64], z: NDArray[np.float64], y: NDArray[np.float64], trials: NDArray[np.float64], offset: NDArray[np.float64], group_start: NDArray[np.int64], family_link: int, centred: Sequence[tuple[int, int]], beta_mean: ArrayLike, beta_cov: ArrayLike, cov_prior: dict[str, Any], phi_shape: float, phi_scale: float, config: dict[str, Any], seed: int, chain: int, progress: Any = ..., extra: list = ..., dispersion_kind: int = ..., dispersion_a: float = ..., dispersion_b: float = ...) -> dict[str, Any]:
-    """Run one chain of the GLMM Metropolis-within-Gibbs sampler (GIL released). dispersion_kind (negbinomial, gamma, beta_binomial, zero_inflated_poisson): 0 Gamma(a, b) on phi, 1 phi fixed at a, 2 Beta(a, b) on phi / (1 + phi)."""
+def run_glmm_chain(x: NDArray[np.float64], z: NDArray[np.float64], y: NDArray[np.float64], trials: NDArray[np.float64], offset: NDArray[np.float64], group_start: NDArray[np.int64], family_link: int, centred: Sequence[tuple[int, int]], beta_mean: ArrayLike, beta_cov: ArrayLike, cov_prior: dict[str, Any], phi_shape: float, phi_scale: float, config: dict[str, Any], seed: int, chain: int, progress: Any = ..., extra: list = ..., dispersion_kind: int = ..., dispersion_a: float = ..., dispersion_b: float = ..., dispersion2_kind: int = ..., dispersion2_a: float = ..., dispersion2_b: float = ...) -> dict[str, Any]:
+    """Run one chain of the GLMM Metropolis-within-Gibbs sampler (GIL released). dispersion_kind (the families with a dispersion phi): 0 Gamma(a, b) on phi, 1 phi fixed at a, 2 Beta(a, b) on phi / (1 + phi); dispersion2_*: the same for a second parameter phi2 (zero_inflated_negbinomial)."""
 
 def scale_step_chain(kind: int, a: float, b: float, ss: float, count: float, start: float, n: int, seed: int = ...) -> NDArray[np.float64]:
     """n successive variance draws of the scale step at fixed ss (for tests)."""

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from . import priors as P
-from .families import draw_response, inverse_link
+from .families import draw_response, inverse_link, to_core
 
 
 def sd_draws(prior: Any, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -81,18 +81,19 @@ def dispersion_draws(prior: Any, name: str, size: int, rng: np.random.Generator)
 
 
 def response_draws(family: Any, eta: np.ndarray, rng: np.random.Generator, *, sd: Any = None,
-                   trials: Any = None, dispersion: Any = None) -> np.ndarray:
-    """A draw of y per row of eta (draws, rows) of the linear predictor; ``dispersion`` the
-    family's dispersion per draw (its reported scale: phi, shape or zi)."""
+                   trials: Any = None, params: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """A draw of y per row of eta (draws, rows) of the linear predictor; ``params`` the family's
+    parameters per draw by name (their reported scale: phi, shape, zi)."""
     mu = inverse_link(family.link, eta)
     if family.name == "gaussian":
         return rng.normal(mu, sd)
     if family.name == "poisson":
         return rng.poisson(np.minimum(mu, 1e15)).astype(float)
-    if family.dispersion is not None:
-        phi = family.dispersion_to_core(np.asarray(dispersion, dtype=float))[:, None]
-        if family.name in ("negbinomial", "zero_inflated_poisson"):
+    if family.parameters:
+        core = [to_core(k, np.asarray(params[k], dtype=float))[:, None] for k in family.parameters]
+        if family.is_count:
             mu = np.minimum(mu, 1e15)
-        return draw_response(rng, family.name, mu, trials=trials, phi=phi)
+        return draw_response(rng, family.name, mu, trials=trials, phi=core[0],
+                             phi2=core[1] if len(core) > 1 else 1.0)
     n = np.ones(mu.shape[1]) if trials is None else np.asarray(trials)
     return rng.binomial(n.astype(np.int64), np.clip(mu, 0.0, 1.0)).astype(float)

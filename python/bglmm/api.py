@@ -42,7 +42,7 @@ import pandas as pd
 from . import priors as P
 from .families import DISPERSION_VARIABLES, Family, draw_response, inverse_link
 from .formula import ModelSpec, build_spec
-from .results import Fit, import_arviz, sd_cor_draws
+from .results import Fit, core_family_params, import_arviz, sd_cor_draws
 
 __all__ = ["fit", "load", "FormulaFit", "default_priors"]
 
@@ -118,8 +118,8 @@ def default_priors(spec: ModelSpec) -> dict[str, Any]:
     out: dict[str, Any] = {"beta": P.Normal(mean=m, sd=prior_sd)}
     if spec.family.name == "gaussian" and spec.se is None:
         out["sigma"] = P.InverseGamma(0.5, 0.5 * _residual_variance(spec))
-    if spec.family.dispersion is not None:  # phi, shape (gamma) or zi (zero_inflated_poisson)
-        out[spec.family.dispersion] = P.default_dispersion_prior(spec.family.dispersion)
+    for name in spec.family.parameters:  # phi, shape (gamma), zi (zero-inflated)
+        out[name] = P.default_dispersion_prior(name)
     if len(spec.random) == 1:
         block = spec.random[0]
         sd = _default_sd_priors(block, s)
@@ -198,10 +198,11 @@ def _resolve_priors(spec: ModelSpec, given: Any) -> dict[str, Any]:
             if spec.se is not None:
                 raise ValueError("priors['sigma'] does not apply with known standard errors (se=)")
         if k in DISPERSION_VARIABLES:
-            if spec.family.dispersion != k:
+            names = spec.family.parameters
+            if k not in names:
                 raise ValueError(f"priors[{k!r}] does not apply to the {spec.family.name} family"
-                                 + (f"; its dispersion is {spec.family.dispersion!r}"
-                                    if spec.family.dispersion else ""))
+                                 + (f"; its parameters are {', '.join(map(repr, names))}"
+                                    if names else ""))
             P.dispersion_prior_spec(value, k)  # validates now
         if k in ("sd", "cor", "Sigma") and block is None:
             raise ValueError(f"priors[{key!r}] needs a random-effects term in the formula")
@@ -363,9 +364,10 @@ def fit(
     data : pandas DataFrame with the columns the formula uses (no missing values in them).
     family, link : "gaussian" (identity), "poisson" (log), "binomial"/"bernoulli" (logit, probit,
         cloglog), "negbinomial" (log; "negative_binomial", "nb"), "gamma" (log) and
-        "beta_binomial" (logit, probit, cloglog; with trials) and "zero_inflated_poisson"
-        (log; "zip"), whose dispersion (``phi``; the gamma's ``shape``; the probability ``zi``
-        of a structural zero) is sampled too, with or without random effects.
+        "beta_binomial" (logit, probit, cloglog; with trials), "zero_inflated_poisson"
+        (log; "zip") and "zero_inflated_negbinomial" (log; "zinb"), whose parameters (``phi``;
+        the gamma's ``shape``; the probability ``zi`` of a structural zero) are sampled too,
+        with or without random effects.
     trials, offset, se : a column name or an array (binomial trials; a known part of the linear
         predictor such as log exposure; known standard errors of y for meta-analysis).
     priors : dict with keys ``"beta"`` (:class:`~bglmm.priors.Normal`), ``"sigma"``
@@ -515,7 +517,7 @@ def _run_model(spec: ModelSpec, used: dict[str, Any], mcmc: dict[str, Any],
             options.setdefault("sampler", "independence")
         inner = glm(X, spec.y, fam, trials=spec.trials if fam.needs_trials else None,
                     offset=spec.offset, prior=beta, sigma_prior=sigma_prior,
-                    dispersion_prior=used.get(fam.dispersion), **mcmc, **options)
+                    dispersion_prior=_family_priors(fam, used), **mcmc, **options)
         return inner, "glm"
     if len(spec.random) > 1:
         return _run_blocks(spec, used, mcmc, options), "glmm"
@@ -535,7 +537,7 @@ def _run_model(spec: ModelSpec, used: dict[str, Any], mcmc: dict[str, Any],
     inner = glmm(spec.y, X, Z, block.groups, family=fam,
                  trials=spec.trials if fam.needs_trials else None, offset=spec.offset,
                  prior=used["beta"], random_prior=cov_prior,
-                 dispersion_prior=used.get(fam.dispersion), **mcmc, **options)
+                 dispersion_prior=_family_priors(fam, used), **mcmc, **options)
     return inner, "glmm"
 
 
@@ -587,7 +589,7 @@ def _run_blocks(spec: ModelSpec, used: dict[str, Any], mcmc: dict[str, Any],
     if fam.name == "gaussian":
         kwargs["sigma_prior"] = used["sigma"]
     if fam.dispersion is not None:
-        kwargs["dispersion_prior"] = used[fam.dispersion]
+        kwargs["dispersion_prior"] = _family_priors(fam, used)
     # the primary's integer codes as its group labels: levels 0..m-1 in the blocks' order
     inner = glmm(spec.y, X, pd.DataFrame(main.Z, columns=main.terms), main.codes, family=fam,
                  trials=spec.trials if fam.needs_trials else None, offset=spec.offset,
@@ -804,8 +806,10 @@ class FormulaFit(Fit):
         if self.family.name == "gaussian":
             sd = spec.se if spec.se is not None else self._flat("sigma")[:, None]
         n = spec.trials if self.family.needs_trials else None
-        phi = self._core_dispersion() if self.family.dispersion is not None else None
-        ll = _log_density(self.family, spec.y, eta, sd=sd, trials=n, phi=phi)
+        phi = phi2 = None
+        if self.family.dispersion is not None:
+            phi, phi2 = self._core_dispersion()
+        ll = _log_density(self.family, spec.y, eta, sd=sd, trials=n, phi=phi, phi2=phi2)
         return {"y": ll.reshape(self.n_chains, self.n_draws, -1)}
 
     def to_inference_data(self, log_likelihood: bool = False, posterior_predictive: bool = False,
@@ -945,13 +949,13 @@ class FormulaFit(Fit):
         x = self.posterior[name]
         return x.reshape((-1,) + x.shape[2:])
 
-    def _core_dispersion(self, sel: Any = slice(None)) -> Any:
-        """The dispersion as the C++ core and the densities hold it, a column (draws, 1) of the
-        selected flat draws (the zero_inflated_poisson's zi as its odds), or the fixed value."""
-        name = self.family.dispersion
-        if name not in self.posterior:
-            return self.attrs["fixed_dispersion"]
-        return self.family.dispersion_to_core(self._flat(name)[sel][:, None])
+    def _core_dispersion(self, sel: Any = slice(None)) -> tuple[np.ndarray, np.ndarray]:
+        """The family's parameters as the C++ core and the densities hold them (phi, phi2; zi
+        as its odds), columns (draws, 1) of the selected flat draws."""
+        n = self.n_chains * self.n_draws
+        flat = {k: self._flat(k) for k in self.family.parameters if k in self.posterior}
+        phi, phi2 = core_family_params(self.family, flat, self.attrs, (n,))
+        return phi[sel][:, None], phi2[sel][:, None]
 
     def _factors(self) -> list[str]:
         """The grouping factors, in the formula's order (from the ``Sigma_<factor>`` variables)."""
@@ -1140,8 +1144,8 @@ class FormulaFit(Fit):
             n = self._row_values(trials, spec._trials_column, newdata, "trials") \
                 if trials is not None or spec._trials_column is not None \
                 else self._response_trials(newdata)
-        phi = self._core_dispersion(sel) if self.family.dispersion is not None else 1.0
-        return draw_response(rng, fam, mu, trials=n, phi=phi)
+        phi, phi2 = self._core_dispersion(sel) if self.family.dispersion is not None else (1.0, 1.0)
+        return draw_response(rng, fam, mu, trials=n, phi=phi, phi2=phi2)
 
     def posterior_predictive(self, draws: int | None = None, seed: int | None = None) -> np.ndarray:
         """Replicated data (brms's ``posterior_predict``): one draw of the response for every
@@ -1197,11 +1201,12 @@ class FormulaFit(Fit):
                 eta = eta + np.einsum("snq,nq->sn", b[:, block.codes, :], block.Z)
         sd = spec.se if spec.se is not None else (sigma[:, None] if sigma is not None else None)
         trials = spec.trials if self.family.needs_trials else None
-        disp = self.family.dispersion
-        if disp is not None:
-            out[disp] = _prior.dispersion_draws(self.priors[disp], disp, draws, rng)
+        params = {}
+        for name in self.family.parameters:
+            params[name] = _prior.dispersion_draws(self.priors[name], name, draws, rng)
+        out.update(params)
         return out, _prior.response_draws(self.family, eta, rng, sd=sd, trials=trials,
-                                          dispersion=out.get(disp) if disp else None)
+                                          params=params)
 
     def _factor_part(self, f: str, Z: np.ndarray, labels: Any, sel: np.ndarray, groups: str,
                      allow_new_levels: bool, rng: np.random.Generator) -> np.ndarray:
@@ -1323,8 +1328,13 @@ class FormulaFit(Fit):
         idata.to_netcdf(str(path), engine="h5netcdf")
 
 
+def _family_priors(family: Family, used: dict[str, Any]) -> dict[str, Any] | None:
+    """The priors of the family's parameters (phi, shape, zi) by name, None if it has none."""
+    return {k: used[k] for k in family.parameters} or None
+
+
 def _log_density(family: Family, y: np.ndarray, eta: np.ndarray, *, sd: Any = None,
-                 trials: Any = None, phi: Any = None) -> np.ndarray:
+                 trials: Any = None, phi: Any = None, phi2: Any = None) -> np.ndarray:
     """log p(y | eta) elementwise for draws eta (S, n) of the linear predictor, with the
     normalising constants (as the samplers' pointwise log-likelihood); ``phi`` the dispersion
     of the negbinomial, gamma and beta_binomial families."""
@@ -1335,7 +1345,7 @@ def _log_density(family: Family, y: np.ndarray, eta: np.ndarray, *, sd: Any = No
         z = (y - eta) / sd
         return -0.5 * z**2 - np.log(sd) - 0.5 * np.log(2 * np.pi)
     if family.dispersion is not None:
-        return _dispersion_log_density(family, y, eta, trials, phi)
+        return _dispersion_log_density(family, y, eta, trials, phi, phi2)
     mu = inverse_link(family.link, eta)
     if family.name == "poisson":
         with np.errstate(divide="ignore"):
@@ -1349,19 +1359,24 @@ def _log_density(family: Family, y: np.ndarray, eta: np.ndarray, *, sd: Any = No
 
 
 def _dispersion_log_density(family: Family, y: np.ndarray, eta: np.ndarray, trials: Any,
-                            phi: Any) -> np.ndarray:
-    """log p(y | eta, phi) of the families with a dispersion (negbinomial NB2, gamma with shape
-    phi, beta_binomial with p ~ Beta(phi mu, phi (1 - mu)), zero_inflated_poisson with the odds
-    phi of a structural zero)."""
+                            phi: Any, phi2: Any = None) -> np.ndarray:
+    """log p(y | eta, phi[, phi2]) of the families with a dispersion (negbinomial NB2, gamma
+    with shape phi, beta_binomial with p ~ Beta(phi mu, phi (1 - mu)), zero_inflated_poisson with
+    the odds phi of a structural zero, zero_inflated_negbinomial: NB2 with phi and the odds phi2
+    of a structural zero)."""
     from scipy import special
 
     phi = np.asarray(phi, dtype=float)
-    if family.name == "negbinomial":  # log mu / (mu + phi) = -log1p(phi / mu), stably in eta
-        log_mu = eta
-        l_ratio = -np.logaddexp(0.0, np.log(phi) - log_mu)       # log(mu / (mu + phi))
-        l_rest = -np.logaddexp(0.0, log_mu - np.log(phi))        # log(phi / (mu + phi))
-        return (special.gammaln(y + phi) - special.gammaln(phi) - special.gammaln(y + 1.0)
-                + np.where(y > 0, y * l_ratio, 0.0) + phi * l_rest)
+    if family.name in ("negbinomial", "zero_inflated_negbinomial"):
+        # log mu / (mu + phi) = -log1p(phi / mu), stably in eta
+        l_ratio = -np.logaddexp(0.0, np.log(phi) - eta)          # log(mu / (mu + phi))
+        l_rest = -np.logaddexp(0.0, eta - np.log(phi))           # log(phi / (mu + phi))
+        nb = (special.gammaln(y + phi) - special.gammaln(phi) - special.gammaln(y + 1.0)
+              + np.where(y > 0, y * l_ratio, 0.0) + phi * l_rest)
+        if family.name == "negbinomial":
+            return nb
+        odds = np.asarray(phi2, dtype=float)  # of a structural zero
+        return np.where(y > 0, nb, np.logaddexp(np.log(odds), phi * l_rest)) - np.log1p(odds)
     if family.name == "gamma":
         return (phi * np.log(phi) - special.gammaln(phi) + (phi - 1.0) * np.log(y)
                 - phi * eta - phi * y * np.exp(-eta))

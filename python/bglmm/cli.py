@@ -286,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     fit.add_argument("--formula", "-f", required=True, help='e.g. "y ~ x + (1 | g)"')
     fit.add_argument("--family", default="gaussian",
                      help="gaussian, poisson, binomial, bernoulli, negbinomial, gamma, "
-                          "beta_binomial or zero_inflated_poisson (default gaussian)")
+                          "beta_binomial, zero_inflated_poisson or zero_inflated_negbinomial "
+                          "(default gaussian)")
     fit.add_argument("--link", default=None, help="link function (default: the canonical one)")
     fit.add_argument("--trials", default=None, help="column of binomial trials")
     fit.add_argument("--offset", default=None, help="column added to the linear predictor")

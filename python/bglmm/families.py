@@ -20,6 +20,7 @@ _CODES = {
     ("beta_binomial", "probit"): 8,
     ("beta_binomial", "cloglog"): 9,
     ("zero_inflated_poisson", "log"): 10,
+    ("zero_inflated_negbinomial", "log"): 11,
 }
 
 LINKS = {
@@ -31,20 +32,42 @@ LINKS = {
     "gamma": ("log",),
     "beta_binomial": ("logit", "probit", "cloglog"),
     "zero_inflated_poisson": ("log",),
+    "zero_inflated_negbinomial": ("log",),
 }
 
 _ALIASES = {"normal": "gaussian", "binary": "bernoulli", "logistic": "bernoulli",
             "negative_binomial": "negbinomial", "nb": "negbinomial",
             "betabinomial": "beta_binomial", "zip": "zero_inflated_poisson",
-            "zeroinflatedpoisson": "zero_inflated_poisson"}
+            "zeroinflatedpoisson": "zero_inflated_poisson", "zinb": "zero_inflated_negbinomial",
+            "zero_inflated_negative_binomial": "zero_inflated_negbinomial"}
 
-# Families whose dispersion the GLM sampler updates, and the name it goes by (posterior
-# variable and prior key): var = mu + mu^2/phi (negbinomial), mu^2/shape (gamma),
-# n mu (1 - mu) (n + phi)/(1 + phi) (beta_binomial); zi, the probability of a structural zero
-# (zero_inflated_poisson: var = (1 - zi) mu (1 + zi mu)).
-DISPERSION_NAMES = {"negbinomial": "phi", "gamma": "shape", "beta_binomial": "phi",
-                    "zero_inflated_poisson": "zi"}
+# The parameters a family has besides its linear predictor, which the samplers update, under
+# the names they go by (posterior variables and prior keys): var = mu + mu^2/phi (negbinomial),
+# mu^2/shape (gamma), n mu (1 - mu) (n + phi)/(1 + phi) (beta_binomial); zi, the probability of
+# a structural zero (zero_inflated_poisson: var = (1 - zi) mu (1 + zi mu); and with the
+# negative binomial's phi in zero_inflated_negbinomial). The C++ core holds them as phi and phi2
+# (cpp/include/bglmm/family_params.hpp), zi as its odds zi / (1 - zi).
+FAMILY_PARAMETERS = {"negbinomial": ("phi",), "gamma": ("shape",), "beta_binomial": ("phi",),
+                     "zero_inflated_poisson": ("zi",),
+                     "zero_inflated_negbinomial": ("phi", "zi")}
 DISPERSION_VARIABLES = ("phi", "shape", "zi")  # every name above, in the summaries' order
+
+
+def to_core(name: str, value: Any) -> Any:
+    """A family parameter as the C++ core holds it: zi -> its odds zi / (1 - zi); the others
+    as they are."""
+    if name == "zi":
+        value = np.asarray(value, dtype=float)
+        return value / (1.0 - value)
+    return value
+
+
+def from_core(name: str, value: Any) -> Any:
+    """The inverse of :func:`to_core`: the odds -> zi = phi / (1 + phi)."""
+    if name == "zi":
+        value = np.asarray(value, dtype=float)
+        return value / (1.0 + value)
+    return value
 
 
 @dataclass(frozen=True)
@@ -71,32 +94,22 @@ class Family:
     @property
     def is_count(self) -> bool:
         return self.name in ("poisson", "binomial", "bernoulli", "negbinomial", "beta_binomial",
-                             "zero_inflated_poisson")
+                             "zero_inflated_poisson", "zero_inflated_negbinomial")
+
+    @property
+    def parameters(self) -> tuple[str, ...]:
+        """Names of the family's parameters besides eta (phi, shape, zi), in the core's order."""
+        return FAMILY_PARAMETERS.get(self.name, ())
+
+    @property
+    def dispersion2(self) -> str | None:
+        """Name of the family's second parameter (the core's phi2), None if it has none."""
+        return self.parameters[1] if len(self.parameters) > 1 else None
 
     @property
     def dispersion(self) -> str | None:
-        """Name of the family's sampled dispersion parameter (phi, shape), None if it has none."""
-        return DISPERSION_NAMES.get(self.name)
-
-    @property
-    def dispersion_is_probability(self) -> bool:
-        """The dispersion is a probability (zi), which the C++ core holds as its odds."""
-        return self.name == "zero_inflated_poisson"
-
-    def dispersion_from_core(self, phi: Any) -> Any:
-        """The reported dispersion from the core's phi: zi = phi / (1 + phi) for the
-        zero-inflated Poisson (the core samples the odds of a structural zero), else phi."""
-        if self.dispersion_is_probability:
-            phi = np.asarray(phi, dtype=float)
-            return phi / (1.0 + phi)
-        return phi
-
-    def dispersion_to_core(self, value: Any) -> Any:
-        """The inverse of :meth:`dispersion_from_core`: zi -> zi / (1 - zi)."""
-        if self.dispersion_is_probability:
-            value = np.asarray(value, dtype=float)
-            return value / (1.0 - value)
-        return value
+        """Name of the family's first parameter (phi, shape, zi), None if it has none."""
+        return self.parameters[0] if self.parameters else None
 
     def __str__(self) -> str:
         return f"{self.name}({self.link})"
@@ -147,13 +160,15 @@ def inverse_link(link: str, eta: np.ndarray) -> np.ndarray:
 
 
 def draw_response(rng: np.random.Generator, family: str, mu: np.ndarray, *,
-                  trials: np.ndarray | None = None, sigma: Any = 1.0, phi: Any = 1.0
-                  ) -> np.ndarray:
+                  trials: np.ndarray | None = None, sigma: Any = 1.0, phi: Any = 1.0,
+                  phi2: Any = 1.0) -> np.ndarray:
     """One draw of y given the mean mu, as float64 (the posterior predictive's last step).
 
     ``trials`` for the binomial families (default 1), ``sigma`` the gaussian residual SD,
-    ``phi`` the dispersion as the C++ core holds it (negbinomial phi, gamma shape, beta_binomial
-    phi, the zero_inflated_poisson's odds of a structural zero); arrays broadcast against mu.
+    ``phi`` and ``phi2`` the family's parameters as the C++ core holds them (negbinomial phi,
+    gamma shape, beta_binomial phi, the zero-inflated families' odds of a structural zero: phi
+    for the zero_inflated_poisson, phi2 for the zero_inflated_negbinomial, whose phi is the
+    negative binomial's); arrays broadcast against mu.
     """
     if family == "gaussian":
         return rng.normal(mu, sigma)
@@ -162,6 +177,9 @@ def draw_response(rng: np.random.Generator, family: str, mu: np.ndarray, *,
     if family == "zero_inflated_poisson":  # a structural zero with probability phi / (1 + phi)
         zero = rng.random(np.shape(mu)) < np.asarray(phi) / (1.0 + np.asarray(phi))
         return np.where(zero, 0.0, rng.poisson(mu).astype(float))
+    if family == "zero_inflated_negbinomial":
+        zero = rng.random(np.shape(mu)) < np.asarray(phi2) / (1.0 + np.asarray(phi2))
+        return np.where(zero, 0.0, draw_response(rng, "negbinomial", mu, phi=phi))
     if family == "negbinomial":  # a gamma-Poisson mixture with mean mu, shape phi
         return rng.poisson(rng.gamma(phi, mu / phi)).astype(float)
     if family == "gamma":

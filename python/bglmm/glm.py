@@ -18,7 +18,8 @@ Samplers (``sampler=``):
 
 Families with a dispersion — ``"negbinomial"`` (NB2, var = mu + mu^2/phi; phi is MASS's theta,
 brms's shape), ``"gamma"`` (var = mu^2/shape), ``"beta_binomial"`` (p ~ Beta(phi mu,
-phi (1 - mu))) and ``"zero_inflated_poisson"`` (a structural zero with probability zi) — alternate the Metropolis-Hastings step of beta given the dispersion with a
+phi (1 - mu))), ``"zero_inflated_poisson"`` (a structural zero with probability zi) and
+``"zero_inflated_negbinomial"`` (both phi and zi) — alternate the Metropolis-Hastings step of beta given the dispersion with a
 slice step on its logarithm (on logit zi); the proposal is built at the joint mode. The
 dispersion's prior is ``dispersion_prior``: a :class:`bglmm.priors.Gamma` (default
 :data:`bglmm.priors.DEFAULT_DISPERSION_PRIOR`, Gamma(0.01, 0.01) as brms) or a number that
@@ -47,8 +48,9 @@ from .data import (
     resolve_threads,
 )
 from .families import Family, draw_response, inverse_link, resolve_family
-from .priors import InverseGamma, Normal, family_dispersion_spec
-from .results import Fit, keep_completed, stack_chains
+from .priors import InverseGamma, Normal, family_dispersion_specs
+from .results import (Fit, core_family_params, family_parameter_draws, keep_completed,
+                      stack_chains)
 
 _METHODS = {"random_walk": 0, "rw": 0, "mh": 0, "independence": 1, "conjugate": 2}
 _PROPOSALS = {"fisher": 0, "crossproduct": 1}
@@ -96,22 +98,21 @@ class GlmFit(Fit):
         known = self.attrs.get("known_sigma", 1.0)
         return np.full(self.draws.shape[:2], float(known))
 
-    def _phi_draws(self) -> np.ndarray:
-        """The core's phi per (chain, draw): sigma^2 (gaussian), the dispersion, or 1."""
-        name = self.family.dispersion
-        if name is None:
-            return self._sigma_draws() ** 2
-        if name in self.posterior:
-            return self.family.dispersion_to_core(self.posterior[name])
-        return np.full(self.draws.shape[:2], float(self.attrs["fixed_dispersion"]))
+    def _phi_draws(self) -> tuple[np.ndarray, np.ndarray]:
+        """The core's phi and phi2 per (chain, draw): sigma^2 (gaussian) or the family's
+        parameters, else 1."""
+        if self.family.dispersion is None:
+            return self._sigma_draws() ** 2, np.ones(self.draws.shape[:2])
+        return core_family_params(self.family, self.posterior, self.attrs, self.draws.shape[:2])
 
     def _log_likelihood(self) -> dict[str, np.ndarray]:
         d = self._data
         c, s, p = self.draws.shape
         beta = np.ascontiguousarray(self.draws.reshape(c * s, p))
-        phi = np.ascontiguousarray(self._phi_draws().reshape(c * s))
+        phi, phi2 = (np.ascontiguousarray(v.reshape(c * s)) for v in self._phi_draws())
         ll = _core.glm_pointwise_log_lik(d["X"], d["y"], d["trials"], d["offset"],
-                                          self.family.code, beta, phi)
+                                          self.family.code, beta, phi,
+                                          phi2=phi2 if self.family.dispersion2 else np.empty(0))
         return {"y": ll.reshape(c, s, -1)}
 
     def _observed(self) -> dict[str, np.ndarray]:
@@ -153,9 +154,10 @@ class GlmFit(Fit):
                 raise ValueError(f"trials is required to predict {self.family.name} responses "
                                  "for new rows")
             n = as_vector(trials, mu.shape[-1], "trials")
+        phi, phi2 = self._phi_draws()
         return draw_response(rng, self.family.name, mu, trials=n,
-                             sigma=self._sigma_draws()[..., None],
-                             phi=self._phi_draws()[..., None])
+                             sigma=self._sigma_draws()[..., None], phi=phi[..., None],
+                             phi2=phi2[..., None])
 
 
 def glm(
@@ -192,7 +194,8 @@ def glm(
         bernoulli; positive for gamma).
     family, link : "gaussian" (identity), "poisson" (log), "binomial" or "bernoulli" (logit,
         probit, cloglog), "negbinomial" (log; aliases "negative_binomial", "nb"), "gamma" (log),
-        "beta_binomial" (logit, probit, cloglog), "zero_inflated_poisson" (log; "zip").
+        "beta_binomial" (logit, probit, cloglog), "zero_inflated_poisson" (log; "zip"),
+        "zero_inflated_negbinomial" (log; "zinb").
     trials : numbers of trials (required for binomial and beta_binomial).
     offset : known part of the linear predictor (e.g. log exposure).
     prior : :class:`bglmm.priors.Normal` on beta; default Normal(0, 10) on every coefficient.
@@ -202,7 +205,8 @@ def glm(
     dispersion_prior : negbinomial, gamma, beta_binomial only — a :class:`bglmm.priors.Gamma`
         on phi (the gamma family's shape), default Gamma(0.01, 0.01) (brms's default); or a
         positive number, which fixes it. zero_inflated_poisson: a :class:`bglmm.priors.Beta` on
-        zi (default Beta(1, 1)) or a number in (0, 1).
+        zi (default Beta(1, 1)) or a number in (0, 1). A dict {name: prior} gives the priors of
+        a family with two (zero_inflated_negbinomial: ``{"phi": ..., "zi": ...}``).
     sampler : "auto", "random_walk", "independence" or "conjugate" (see the module docs).
     chains, draws, warmup, thin : MCMC sizes (draws kept per chain, after thinning).
     seed : integer for reproducible draws (None: fresh entropy, stored in ``fit.seed``).
@@ -255,7 +259,7 @@ def glm(
             a0, b0 = sigma_prior.shape, sigma_prior.scale
     elif sigma is not None or sigma_prior is not None:
         raise ValueError(f"sigma/sigma_prior apply to the gaussian family only, not {fam.name!r}")
-    dispersion = family_dispersion_spec(fam.name, fam.dispersion, dispersion_prior)
+    specs = family_dispersion_specs(fam, dispersion_prior)
 
     chains = check_count("chains", chains, 1)
     draws = check_count("draws", draws, 1)
@@ -274,7 +278,7 @@ def glm(
         return _core.run_glm_chain(
             Xa, ya, ta, off, fam.code, m0, V0, a0, b0, draws, warmup, thin,
             _METHODS[method_name], _PROPOSALS[proposal], float(target_acceptance), 0.0,
-            known_sigma, inner_threads, seed_used, chain, callback, *dispersion,
+            known_sigma, inner_threads, seed_used, chain, callback, *specs[0], *specs[1],
         )
 
     results = run_chains(run_one, chains, n_threads, progress, warmup + draws * thin)
@@ -284,8 +288,8 @@ def glm(
     dims = {"beta": ["coef"]}
     if fam.name == "gaussian" and known_sigma == 0.0:
         posterior["sigma"] = stack_chains(kept, "sigma")
-    if fam.dispersion is not None and dispersion[0] != 1:  # sampled, not fixed
-        posterior[fam.dispersion] = fam.dispersion_from_core(stack_chains(kept, "dispersion"))
+    drawn, fixed = family_parameter_draws(fam, specs, kept, ("dispersion", "dispersion2"))
+    posterior.update(drawn)
     sample_stats = {"lp": stack_chains(kept, "log_posterior"),
                     "accepted": stack_chains(kept, "accepted").astype(bool)}
     attrs = {
@@ -296,8 +300,7 @@ def glm(
         "proposal_scale": [float(r["proposal_scale"]) for r in kept],
         "known_sigma": known_sigma if known_sigma > 0 else 1.0,
     }
-    if fam.dispersion is not None and dispersion[0] == 1:
-        attrs["fixed_dispersion"] = dispersion[1]
+    attrs.update(fixed)
     fit = GlmFit(
         posterior,
         dims=dims,

@@ -7,8 +7,9 @@
 Families: poisson (log), binomial with trials and bernoulli (logit, probit, cloglog), gaussian
 (identity; mainly for cross-checks against the conjugate Gibbs sampler of :func:`bglmm.lmm`),
 and with a dispersion phi: negbinomial (log; var = mu + mu^2/phi), gamma (log; shape phi),
-beta_binomial (logit, probit, cloglog; with trials) and zero_inflated_poisson (log; a structural
-zero with probability zi, sampled as its odds phi = zi / (1 - zi)).
+beta_binomial (logit, probit, cloglog; with trials), zero_inflated_poisson (log; a structural
+zero with probability zi, sampled as its odds phi = zi / (1 - zi)) and zero_inflated_negbinomial
+(log; the negative binomial's phi and zi).
 Both forms of the course notes are this model: "all coefficients vary by group",
 beta_j ~ N_p(theta, Sigma), is X = Z (theta = beta, beta_j = beta + b_j); "mixed" has some
 columns of X without a random term.
@@ -42,9 +43,9 @@ Metropolis-within-Gibbs (one sweep, in this order):
    approximation of its conditional posterior (frozen at the end of warm-up) and proposes
    from a multivariate t fitted to the warm-up draws: in the intermediate regime, where both
    parameterisations are slow, it comes close to drawing Sigma from its marginal posterior;
-5. gaussian: sigma^2 by inverse-gamma Gibbs; negbinomial, gamma, beta_binomial,
-   zero_inflated_poisson: the dispersion by a slice step on its logarithm (logit zi) given the linear predictor (the full log-likelihood over
-   all rows, summed in fixed chunks).
+5. gaussian: sigma^2 by inverse-gamma Gibbs; negbinomial, gamma, beta_binomial and the
+   zero-inflated families: each family parameter by a slice step on its logarithm (logit zi)
+   given the linear predictor (the full log-likelihood over all rows, summed in fixed chunks).
 
 Draws do not depend on the number of threads (counter-based random numbers per group).
 """
@@ -70,14 +71,15 @@ from .priors import (
     InverseWishart,
     Normal,
     covariance_prior_spec,
-    family_dispersion_spec,
+    family_dispersion_specs,
     has_flat_sd,
 )
-from .results import Fit, keep_drawn, sd_cor_draws, stack_chains, user_stacklevel
+from .results import (Fit, core_family_params, family_parameter_draws, keep_drawn, sd_cor_draws,
+                      stack_chains, user_stacklevel)
 from .warnings import AcceptanceWarning, BglmmWarning
 
 #: the entries of a chain's result with one row per draw
-_PER_DRAW = ("beta", "sigma", "b", "phi", "log_lik", "group_accept_mean", "fixed_accepted",
+_PER_DRAW = ("beta", "sigma", "b", "phi", "phi2", "log_lik", "group_accept_mean", "fixed_accepted",
              "extra_sigma", "extra_b")
 
 _KERNELS = {"laplace": 0, "random_walk": 1, "rw": 1}
@@ -204,22 +206,21 @@ class GlmmFit(Fit):
         c, s = b.shape[:2]
         return np.ascontiguousarray(b.reshape(c * s, -1))
 
-    def _phi_draws(self) -> np.ndarray:
-        """The core's phi per (chain, draw): sigma^2 (gaussian), the dispersion, or 1."""
+    def _phi_draws(self) -> tuple[np.ndarray, np.ndarray]:
+        """The core's phi and phi2 per (chain, draw): sigma^2 (gaussian) or the family's
+        parameters, else 1."""
         shape = self.posterior["beta"].shape[:2]
-        name = self.family.dispersion
-        if name is None:
-            return self.posterior["sigma"] ** 2 if "sigma" in self.posterior else np.ones(shape)
-        if name in self.posterior:
-            return self.family.dispersion_to_core(self.posterior[name])
-        return np.full(shape, float(self.attrs["fixed_dispersion"]))
+        if self.family.dispersion is None:
+            sigma2 = self.posterior["sigma"] ** 2 if "sigma" in self.posterior else np.ones(shape)
+            return sigma2, np.ones(shape)
+        return core_family_params(self.family, self.posterior, self.attrs, shape)
 
     def pointwise_log_lik(self) -> np.ndarray:
         """log p(y_i | draw), shaped (chain, draw, obs) in the caller's row order."""
         d = self._data
         beta = self.posterior["beta"]
         c, s, p = beta.shape
-        phi = self._phi_draws().reshape(c * s)
+        phi, phi2 = (np.ascontiguousarray(v.reshape(c * s)) for v in self._phi_draws())
         extra = d.get("extra", [])
         extra_core = [{k: e[k] for k in ("codes", "z", "level_start", "level_rows")}
                       for e in extra]
@@ -228,7 +229,8 @@ class GlmmFit(Fit):
         ll = _core.glmm_pointwise_log_lik(
             d["X"], d["Z"], d["y"], d["trials"], d["offset"], d["group_start"],
             self.family.code, np.ascontiguousarray(beta.reshape(c * s, p)), self._flat_b(),
-            np.ascontiguousarray(phi), d["threads"], extra_core, extra_b)
+            phi, d["threads"], extra_core, extra_b,
+            phi2=phi2 if self.family.dispersion2 else np.empty(0))
         ll = d["grouping"].unsort(ll, axis=1)
         return ll.reshape(c, s, -1)
 
@@ -343,8 +345,9 @@ class GlmmFit(Fit):
                                      "new rows")
                 n_tr = as_vector(trials, mu.shape[-1], "trials")
         sigma = self.posterior["sigma"][..., None] if "sigma" in self.posterior else 1.0
-        return draw_response(rng, fam.name, mu, trials=n_tr, sigma=sigma,
-                             phi=self._phi_draws()[..., None])
+        phi, phi2 = self._phi_draws()
+        return draw_response(rng, fam.name, mu, trials=n_tr, sigma=sigma, phi=phi[..., None],
+                             phi2=phi2[..., None])
 
 
 def _random_design(Z: Any, Xa: np.ndarray, x_names: list[str] | None, n: int,
@@ -437,7 +440,7 @@ def glmm(
     group : grouping factor, length n (any labels; missing values are an error).
     family, link : poisson (log), binomial / bernoulli (logit, probit, cloglog), gaussian,
         negbinomial (log), gamma (log), beta_binomial (logit, probit, cloglog),
-        zero_inflated_poisson (log).
+        zero_inflated_poisson (log), zero_inflated_negbinomial (log).
     trials : binomial numbers of trials; offset : known part of eta (e.g. log exposure).
     prior : :class:`~bglmm.priors.Normal` on beta (default N(0, 10^2) each).
     random_prior : :class:`~bglmm.priors.InverseWishart` on Sigma (default IW(q + 1, I):
@@ -448,7 +451,8 @@ def glmm(
     dispersion_prior : negbinomial, gamma, beta_binomial only — a :class:`bglmm.priors.Gamma`
         on the dispersion (``phi``; the gamma family's ``shape``; default Gamma(0.01, 0.01),
         as brms), or a positive number to fix it; zero_inflated_poisson: a
-        :class:`bglmm.priors.Beta` on ``zi`` (default Beta(1, 1)) or a number in (0, 1). A slice step on its logarithm updates it
+        :class:`bglmm.priors.Beta` on ``zi`` (default Beta(1, 1)) or a number in (0, 1); a dict
+        {name: prior} for a family with two (zero_inflated_negbinomial: phi and zi). A slice step on its logarithm updates it
         after every sweep.
     sampler : "laplace" (default) or "random_walk" (the course notes' kernel).
     parameterization : "centered" (Gibbs for the fixed effects with a random term; best when
@@ -553,7 +557,7 @@ def glmm(
         a0, b0 = sigma_prior.shape, sigma_prior.scale
     elif sigma_prior is not None:
         raise ValueError(f"sigma_prior applies to the gaussian family only, not {fam.name!r}")
-    dispersion = family_dispersion_spec(fam.name, fam.dispersion, dispersion_prior)
+    specs = family_dispersion_specs(fam, dispersion_prior)
 
     if not isinstance(sampler, str) or sampler.lower() not in _KERNELS:
         raise ValueError(f"unknown sampler {sampler!r}; use 'laplace' or 'random_walk'")
@@ -591,7 +595,7 @@ def glmm(
         return _core.run_glmm_chain(
             Xs, Zs, ys, ts, offs, gs, fam.code, centred, m0, V0, cov_spec, a0, b0,
             dict(config, threads=inner_threads), seed_used, chain, callback, extra_core,
-            *dispersion)
+            *specs[0], *specs[1])
 
     # chains run concurrently when there are threads for it (each with its share)
     results = run_chains(run_one, chains, n_threads, progress, warmup + draws * thin)
@@ -608,9 +612,9 @@ def glmm(
     if fam.name == "gaussian":
         posterior["sigma"] = np.sqrt(stack_chains(kept, "phi"))
         summary_vars.append("sigma")
-    if fam.dispersion is not None and dispersion[0] != 1:  # sampled, not fixed
-        posterior[fam.dispersion] = fam.dispersion_from_core(stack_chains(kept, "phi"))
-        summary_vars.append(fam.dispersion)
+    drawn, fixed = family_parameter_draws(fam, specs, kept, ("phi", "phi2"))
+    posterior.update(drawn)
+    summary_vars.extend(drawn)
     posterior["Sigma"] = sigma
     if keep_group_effects:
         posterior["b"] = stack_chains(kept, "b").reshape(n_chains, -1, m, q)
@@ -668,8 +672,7 @@ def glmm(
         "extra_level_acceptance": [[float(v) for v in r["extra_level_acceptance"]] for r in kept],
         "extra_scale_acceptance": [[float(v) for v in r["extra_scale_acceptance"]] for r in kept],
     }
-    if fam.dispersion is not None and dispersion[0] == 1:
-        attrs["fixed_dispersion"] = dispersion[1]
+    attrs.update(fixed)
     if kernel == 1 and pf:  # the random-walk block step's frozen scale c (unused by Laplace)
         attrs["fixed_scale"] = [float(r["fixed_scale"]) for r in kept]
     kernel_name = ("Laplace/IWLS-proposal" if kernel == 0 else "random-walk") + \

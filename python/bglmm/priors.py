@@ -184,18 +184,37 @@ def dispersion_prior_spec(prior: Any, what: str = "phi") -> tuple[int, float, fl
                     f"value), got {type(prior).__name__}")
 
 
-def family_dispersion_spec(family: str, name: str | None, prior: Any) -> tuple[int, float, float]:
-    """The (kind, a, b) triple of a family's dispersion prior for the C++ samplers: ``prior`` (a
-    :class:`Gamma`, a number that fixes the dispersion, or None for the default) when the family
-    has a dispersion called ``name``; otherwise ``prior`` must be None, and the default triple
-    (which the samplers then ignore) is returned."""
-    if name is not None:
-        return dispersion_prior_spec(default_dispersion_prior(name) if prior is None else prior,
-                                     name)
-    if prior is not None:
-        raise ValueError(f"dispersion_prior applies to the negbinomial, gamma, beta_binomial and "
-                         f"zero_inflated_poisson families, not {family!r}")
-    return 0, 0.01, 0.01
+def family_dispersion_specs(family: Any, prior: Any) -> list[tuple[int, float, float]]:
+    """The (kind, a, b) triples of the priors of a family's parameters for the C++ samplers,
+    the core's phi and phi2 in that order (a triple the samplers ignore where the family has
+    no such parameter). ``prior``: None (the defaults), one prior (the family's first
+    parameter; the others get their defaults), or a dict {name: prior} by the parameters'
+    names (``phi``, ``shape``, ``zi``); a prior is a :class:`Gamma` (a :class:`Beta` for zi) or
+    a number that fixes the parameter."""
+    names = family.parameters
+    if prior is not None and not names:
+        raise ValueError(f"dispersion_prior applies to the families with a dispersion "
+                         f"(negbinomial, gamma, beta_binomial, zero-inflated), not "
+                         f"{family.name!r}")
+    if prior is None:
+        given: dict[str, Any] = {}
+    elif isinstance(prior, dict):
+        given = dict(prior)
+        unknown = sorted(set(given) - set(names))
+        if unknown:
+            raise ValueError(f"dispersion_prior: {unknown} are not parameters of the "
+                             f"{family.name} family ({', '.join(names)})")
+    else:
+        given = {names[0]: prior}
+    out = []
+    for k in range(2):
+        if k < len(names):
+            name = names[k]
+            out.append(dispersion_prior_spec(given.get(name, default_dispersion_prior(name)),
+                                             name))
+        else:
+            out.append((0, 0.01, 0.01))
+    return out
 
 
 def ScaledInvChiSquare(nu: float, s: float) -> InverseGamma:  # noqa: N802 (a constructor)
@@ -385,6 +404,7 @@ __all__ = [
     "InverseGamma",
     "Gamma",
     "dispersion_prior_spec",
+    "family_dispersion_specs",
     "default_dispersion_prior",
     "Beta",
     "ScaledInvChiSquare",

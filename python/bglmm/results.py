@@ -81,6 +81,42 @@ def sd_cor_draws(cov: np.ndarray, terms: list[str], sd_prefix: str,
     return sds, cors
 
 
+def family_parameter_draws(family: Any, specs: list[tuple[int, float, float]],
+                           kept: list[dict[str, Any]], keys: tuple[str, str]
+                           ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """A family's parameters from the chains' results: the posterior variables (reported
+    scale, e.g. zi) of those sampled, and the attributes ``fixed_dispersion`` /
+    ``fixed_dispersion2`` (the core's values) of those fixed by their prior. ``keys``: the
+    results' keys of the core's phi and phi2."""
+    from .families import from_core
+
+    posterior: dict[str, np.ndarray] = {}
+    attrs: dict[str, float] = {}
+    for k, name in enumerate(family.parameters):
+        kind, a, _ = specs[k]
+        if kind == 1:
+            attrs["fixed_dispersion" + ("2" if k else "")] = a
+        else:
+            posterior[name] = from_core(name, stack_chains(kept, keys[k]))
+    return posterior, attrs
+
+
+def core_family_params(family: Any, posterior: dict[str, np.ndarray], attrs: dict[str, Any],
+                       shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The core's phi and phi2 per draw (arrays of ``shape``) from a fit's family parameters
+    (drawn, or fixed: ``fixed_dispersion`` / ``fixed_dispersion2``); 1 where the family has
+    none."""
+    from .families import to_core
+
+    out = [np.ones(shape), np.ones(shape)]
+    for k, name in enumerate(family.parameters):
+        if name in posterior:
+            out[k] = np.asarray(to_core(name, posterior[name]), dtype=float).reshape(shape)
+        else:
+            out[k] = np.full(shape, float(attrs["fixed_dispersion" + ("2" if k else "")]))
+    return out[0], out[1]
+
+
 class Interruption:
     """A Ctrl-C during sampling (true as a condition): what was asked for, per chain."""
 
@@ -112,7 +148,8 @@ def keep_drawn(results: list[dict[str, Any]], per_draw: tuple[str, ...],
 
 def keep_completed(results: list[dict[str, Any]], draws: int) -> tuple[list[dict], Any]:
     """:func:`keep_drawn` for the GLM sampler's results."""
-    return keep_drawn(results, ("beta", "sigma", "dispersion", "log_posterior", "accepted"), draws)
+    return keep_drawn(results, ("beta", "sigma", "dispersion", "dispersion2", "log_posterior",
+                                "accepted"), draws)
 
 
 def _first_draws(result: dict[str, Any], n: int, per_draw: tuple[str, ...]) -> dict[str, Any]:

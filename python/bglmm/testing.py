@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from . import families
-from .families import inverse_link, resolve_family
+from .families import inverse_link, resolve_family, to_core
 
 __all__ = [
     "Simulated",
@@ -100,10 +100,11 @@ def _rng(seed: Any) -> np.random.Generator:
 
 def draw_response(rng: np.random.Generator, family: str, link: str, eta: np.ndarray,
                   *, trials: np.ndarray | None = None, sigma: float | np.ndarray = 1.0,
-                  phi: float | np.ndarray = 1.0) -> np.ndarray:
-    """One draw of y given the linear predictor, as float64 (``phi``: the dispersion)."""
+                  phi: float | np.ndarray = 1.0, phi2: float | np.ndarray = 1.0) -> np.ndarray:
+    """One draw of y given the linear predictor, as float64 (``phi``, ``phi2``: the family's
+    parameters as the C++ core holds them)."""
     return families.draw_response(rng, family, inverse_link(link, eta), trials=trials,
-                                  sigma=sigma, phi=phi)
+                                  sigma=sigma, phi=phi, phi2=phi2)
 
 
 def _design(rng: np.random.Generator, n: int, p: int) -> np.ndarray:
@@ -419,7 +420,7 @@ def glm_sbc_case(family: str, link: str | None = None, sampler: str = "random_wa
         phi = 1.0
         if disp is not None:
             truth[disp] = _dispersion_draw(rng, disp, d_shape, d_rate)
-            phi = fam.dispersion_to_core(truth[disp])
+            phi = to_core(disp, truth[disp])
         data: dict[str, Any] = {"X": X}
         eta = X @ beta
         trials = None
@@ -520,7 +521,7 @@ def glmm_sbc_cases() -> list[SbcCase]:
 
 
 def glmm_dispersion_sbc_cases() -> list[SbcCase]:
-    """SBC cases of the GLMM with a family's dispersion (its slice step in the sweep): every
+    """SBC cases of the GLMM with a family's parameters (their slice steps in the sweep): every
     family x link with a dispersion, both group kernels between them."""
     return [
         glmm_sbc_case("negbinomial", None, "laplace"),
@@ -531,6 +532,7 @@ def glmm_dispersion_sbc_cases() -> list[SbcCase]:
         glmm_sbc_case("beta_binomial", "cloglog", "laplace"),
         glmm_sbc_case("zero_inflated_poisson", None, "laplace"),
         glmm_sbc_case("zero_inflated_poisson", None, "random_walk"),
+        glmm_sbc_case("zero_inflated_negbinomial", None, "laplace"),
     ]
 
 
@@ -539,13 +541,12 @@ def glmm_sbc_case(family: str, link: str | None = None, sampler: str = "laplace"
                   threads: int = 1, dispersion_prior: tuple[float, float] = _DISPERSION_PRIOR,
                   fit_dispersion_rate_factor: float = 1.0) -> SbcCase:
     """SBC case of :func:`bglmm.glmm`: intercept + slope, beta ~ N((0.3, -0.2), diag(1, 0.7)^2),
-    a random intercept b_j ~ N(0, s^2) with s^2 ~ IG(3, 1); poisson and negbinomial: offset ~
+    a random intercept b_j ~ N(0, s^2) with s^2 ~ IG(3, 1); the count families: offset ~
     U(0, 1); binomial and beta_binomial: trials ~ U{1..6}. Ranks of beta, the random-intercept SD
-    and every b_j; the families with a dispersion draw it from ``dispersion_prior`` =
-    Gamma(shape, rate) (default Gamma(2, 0.5)) and rank it too (``phi``, or ``shape`` for the
-    gamma family); the zero-inflated Poisson draws zi from Beta(a, b) (default Beta(2, 4)).
-    ``fit_dispersion_rate_factor`` != 1 fits under a wrong rate (Beta: a wrong b; a negative
-    control)."""
+    and every b_j; each of the family's parameters is drawn and ranked too: ``phi`` / ``shape``
+    from ``dispersion_prior`` = Gamma(shape, rate) (default Gamma(2, 0.5)), ``zi`` from
+    Beta(2, 4). ``fit_dispersion_rate_factor`` != 1 fits under wrong rates (Beta: a wrong b; a
+    negative control)."""
     from . import glmm
     from .priors import InverseGamma, Normal
 
@@ -555,15 +556,13 @@ def glmm_sbc_case(family: str, link: str | None = None, sampler: str = "laplace"
     var_prior = InverseGamma(3.0, 1.0)
     prior = Normal(_GLM_PRIOR_MEAN, _GLM_PRIOR_SD)
     name = f"glmm-{fam.name}-{fam.link}-{sampler}"
-    disp = fam.dispersion
-    if disp is not None and fit_dispersion_rate_factor != 1.0:
+    params = fam.parameters
+    if params and fit_dispersion_rate_factor != 1.0:
         name += f"-dispersion-rate-x{fit_dispersion_rate_factor:g}"
-    if disp == "zi" and tuple(dispersion_prior) == _DISPERSION_PRIOR:
-        dispersion_prior = _ZI_PRIOR
-    da, db = dispersion_prior
-    fit_dispersion = None
-    if disp is not None:
-        fit_dispersion = _dispersion_prior(disp, da, db * fit_dispersion_rate_factor)
+    # each parameter's SBC prior (a, b): Beta(2, 4) on zi, dispersion_prior on the others
+    sbc_priors = {k: _ZI_PRIOR if k == "zi" else tuple(dispersion_prior) for k in params}
+    fit_dispersion = {k: _dispersion_prior(k, a, b * fit_dispersion_rate_factor)
+                      for k, (a, b) in sbc_priors.items()} or None
 
     def simulate(rng: np.random.Generator) -> tuple[dict[str, Any], dict[str, Any]]:
         X = _design(rng, n, 2)
@@ -574,17 +573,19 @@ def glmm_sbc_case(family: str, link: str | None = None, sampler: str = "laplace"
         data: dict[str, Any] = {"X": X}
         truth: dict[str, Any] = {"beta": beta, "sd": sd, "b": b}
         trials = None
-        phi = 1.0
-        if disp is not None:
-            truth[disp] = _dispersion_draw(rng, disp, da, db)
-            phi = fam.dispersion_to_core(truth[disp])
-        if fam.name in ("poisson", "negbinomial", "zero_inflated_poisson"):
+        core = [1.0, 1.0]
+        for k, (key, (a, b)) in enumerate(sbc_priors.items()):
+            truth[key] = _dispersion_draw(rng, key, a, b)
+            core[k] = to_core(key, truth[key])
+        if fam.name in ("poisson", "negbinomial", "zero_inflated_poisson",
+                        "zero_inflated_negbinomial"):
             data["offset"] = rng.uniform(0.0, 1.0, n)
             eta = eta + data["offset"]
         elif fam.needs_trials:
             trials = rng.integers(1, 7, n).astype(float)
             data["trials"] = trials
-        data["y"] = draw_response(rng, fam.name, fam.link, eta, trials=trials, phi=phi)
+        data["y"] = draw_response(rng, fam.name, fam.link, eta, trials=trials, phi=core[0],
+                                  phi2=core[1])
         return truth, data
 
     def fit(data: dict[str, Any], L: int, seed: int) -> dict[str, np.ndarray]:
@@ -594,8 +595,8 @@ def glmm_sbc_case(family: str, link: str | None = None, sampler: str = "laplace"
                  warmup=warmup, seed=seed, threads=threads, check=False)
         out = {"beta": f.posterior["beta"][0], "sd": np.sqrt(f.posterior["Sigma"][0][:, 0, 0]),
                "b": f.posterior["b"][0]}
-        if disp is not None:
-            out[disp] = f.posterior[disp][0]
+        for key in params:
+            out[key] = f.posterior[key][0]
         return out
 
     return SbcCase(name, simulate, fit, {"sampler": sampler, "thin": thin, "warmup": warmup})
@@ -1165,7 +1166,7 @@ def glm_geweke(family: str, link: str | None, sampler: str, *, unknown_sigma: bo
     def data_draw(rng: np.random.Generator, theta: dict[str, Any]) -> np.ndarray:
         eta = X @ theta["beta"] + (0.0 if offset is None else offset)
         sigma = np.sqrt(theta["sigma2"]) if unknown_sigma else GEWEKE_SIGMA
-        phi = fam.dispersion_to_core(theta["phi"]) if disp is not None else 1.0
+        phi = to_core(disp, theta["phi"]) if disp is not None else 1.0
         return draw_response(rng, fam.name, fam.link, eta, trials=trials, sigma=sigma, phi=phi)
 
     def posterior_step(theta: dict[str, Any], y: np.ndarray, step_seed: int) -> dict[str, Any]:
@@ -1200,7 +1201,7 @@ def glm_geweke(family: str, link: str | None, sampler: str, *, unknown_sigma: bo
             g["sigma2"] = float(theta["sigma2"])
         if disp is not None:
             phi = float(theta["phi"])
-            log_phi = float(np.log(fam.dispersion_to_core(phi)))  # logit zi for zi
+            log_phi = float(np.log(to_core(disp, phi)))  # logit zi for zi
             g.update({disp: phi, f"{'logit' if disp == 'zi' else 'log'} {disp}": log_phi,
                       f"{disp}*beta0": phi * float(b[0])})
         return g

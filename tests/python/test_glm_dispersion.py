@@ -276,7 +276,7 @@ def test_wrong_priors_are_refused():
                   progress=False)
     with pytest.raises(ValueError, match="does not apply to the poisson family"):
         bglmm.fit("count ~ x", df, family="poisson", priors={"phi": Gamma(1, 1)}, progress=False)
-    with pytest.raises(ValueError, match="its dispersion is 'shape'"):
+    with pytest.raises(ValueError, match="its parameters are 'shape'"):
         bglmm.fit("count ~ x", df, family="gamma", priors={"phi": Gamma(1, 1)}, progress=False)
     with pytest.raises(TypeError, match="Gamma or a positive number"):
         bglmm.fit("count ~ x", df, family="nb", priors={"phi": Normal(0, 1)}, progress=False)

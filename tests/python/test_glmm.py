@@ -116,14 +116,17 @@ def _geweke_problem(q, centred, group_level_w=False):
 
 def _geweke_z(family_code, kernel, q, centred, trials=1.0, drop=False, iterations=40000,
               group_level_w=False, lkj_eta=None, sampler_eta=None, dispersion=None,
-              sampler_dispersion=None, dispersion_kind=0):
+              sampler_dispersion=None, dispersion_kind=0, dispersion2=None,
+              sampler_dispersion2=None):
     """z-scores of the successive-conditional simulator's moments against the prior's.
     Inverse-Wishart prior, or (lkj_eta) LKJ(lkj_eta) with half-normal SDs of scale
     sqrt(ES_kk) — half-normal so that Sigma's second moments exist; `sampler_eta` runs the
     sampler under another eta (a negative control). `dispersion` = (a, b): a family's
     dispersion phi ~ Gamma(a, rate b) (its moments join the test), or with dispersion_kind 2
     zi = phi / (1 + phi) ~ Beta(a, b) (the zero-inflated Poisson); `sampler_dispersion` runs
-    the sampler under another (a, b) (a negative control)."""
+    the sampler under another (a, b) (a negative control). `dispersion2` = (a, b): a second
+    parameter, zi = phi2 / (1 + phi2) ~ Beta(a, b) (the zero-inflated negative binomial), with
+    `sampler_dispersion2` its negative control."""
     X, Z, gs, m0, V0, nu, S, ES, pairs = _geweke_problem(q, centred, group_level_w)
     n = X.shape[0]
     gaussian = family_code == 0
@@ -141,6 +144,9 @@ def _geweke_z(family_code, kernel, q, centred, trials=1.0, drop=False, iteration
     if dispersion is not None:
         da, db = dispersion if sampler_dispersion is None else sampler_dispersion
         disp = {"dispersion_kind": dispersion_kind, "dispersion_a": da, "dispersion_b": db}
+    if dispersion2 is not None:
+        za, zb = dispersion2 if sampler_dispersion2 is None else sampler_dispersion2
+        disp.update(dispersion2_kind=2, dispersion2_a=za, dispersion2_b=zb)
     y0 = np.ones(n) if family_code == 6 else np.zeros(n)  # gamma: y > 0 (only the layout)
     d = _core.glmm_geweke(X, Z, y0, np.full(n, trials), np.zeros(n), gs, family_code,
                           pairs, m0, V0, spec, a0, b0, cfg, iterations, 7, **disp)
@@ -191,6 +197,14 @@ def _geweke_z(family_code, kernel, q, centred, trials=1.0, drop=False, iteration
         funcs["phi^2"], exact["phi^2"] = phi**2, da * (da + 1) / db**2
         funcs["log phi"], exact["log phi"] = np.log(phi), digamma(da) - np.log(db)
         funcs["phi b0^2"], exact["phi b0^2"] = phi * d[:, p + q * q] ** 2, da / db * ES[0, 0]
+    if dispersion2 is not None:  # zi ~ Beta(a, b) from phi2, the last column
+        za, zb = dispersion2
+        zi = d[:, -1] / (1.0 + d[:, -1])
+        funcs["zi"], exact["zi"] = zi, za / (za + zb)
+        funcs["zi^2"], exact["zi^2"] = zi**2, za * (za + 1) / ((za + zb) * (za + zb + 1))
+        funcs["logit zi"], exact["logit zi"] = np.log(d[:, -1]), digamma(za) - digamma(zb)
+        funcs["zi phi"], exact["zi phi"] = zi * d[:, p + q * q + q], \
+            za / (za + zb) * dispersion[0] / dispersion[1]
     z = {}
     for key, v in funcs.items():
         batches = v[: len(v) // 50 * 50].reshape(50, -1).mean(axis=1)
@@ -260,6 +274,22 @@ def test_geweke_zero_inflated_poisson(kernel, q, centred):
                   iterations=20000)
     bad = {k: round(v, 1) for k, v in z.items() if abs(v) > 4.5}
     assert not bad, f"prior moments not recovered: {bad}"
+
+
+@pytest.mark.parametrize("kernel, q, centred", [(0, 2, True), (1, 1, False)])
+def test_geweke_zero_inflated_negbinomial(kernel, q, centred):
+    # phi ~ Gamma(6, 2) and zi ~ Beta(3, 5): both slice steps, phi given zi then zi given phi
+    z = _geweke_z(11, kernel, q, centred, dispersion=(6.0, 2.0), dispersion2=(3.0, 5.0),
+                  iterations=20000)
+    bad = {k: round(v, 1) for k, v in z.items() if abs(v) > 4.5}
+    assert not bad, f"prior moments not recovered: {bad}"
+
+
+def test_geweke_detects_a_wrong_second_parameter_step():
+    # the zero-inflated negative binomial's zi step targets Beta(3, 7) under a Beta(3, 5) prior
+    z = _geweke_z(11, 0, 1, True, dispersion=(6.0, 2.0), dispersion2=(3.0, 5.0),
+                  sampler_dispersion2=(3.0, 7.0), iterations=20000)
+    assert abs(z["zi"]) > 8, {k: round(v, 1) for k, v in z.items()}
 
 
 def test_geweke_detects_a_wrong_zero_inflation_step():

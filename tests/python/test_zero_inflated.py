@@ -1,9 +1,10 @@
-"""The zero-inflated Poisson family (a structural zero with probability zi, otherwise Poisson):
-the core's density against scipy, the GLM posterior against an independent quadrature
-reference, the GLMM recovering zi and the SD, pointwise log-likelihood (also after load),
-posterior and prior predictive draws, data without zeros, and the refusals. Every statistical
-check has a negative control that shows it can fail. The one-sweep Geweke tests of the GLMM are
-in test_glmm.py, the SBC cases in test_sbc.py."""
+"""The zero-inflated Poisson and negative binomial families (a structural zero with probability
+zi, otherwise Poisson or NB2): the core's densities against scipy, the GLM posteriors against an
+independent quadrature reference, the GLMMs recovering zi, phi and the SD, pointwise
+log-likelihood (also after load), posterior and prior predictive draws, data without zeros, and
+the refusals. Every statistical check has a negative control that shows it can fail. The
+one-sweep Geweke tests of the GLMM are in test_glmm.py, the SBC cases in test_sbc.py, the
+grouseticks reference in test_reference_grouseticks_zip.py."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from bglmm.priors import Beta, Gamma, Normal
 
 FAMILY = "zero_inflated_poisson"
 CODE = bglmm.families.resolve_family(FAMILY).code
+ZINB = "zero_inflated_negbinomial"
+ZINB_CODE = bglmm.families.resolve_family(ZINB).code
 PRIOR_SD = 10.0
 
 
@@ -29,7 +32,9 @@ def log_pmf(y, eta, zi):
     return np.where(y == 0, zero, np.log1p(-zi) + stats.poisson.logpmf(y, mu))
 
 
-def simulate(n, beta, zi, seed, groups=None, sd=0.0):
+def simulate(n, beta, zi, seed, groups=None, sd=0.0, phi=None):
+    """x, y and the groups of a zero-inflated Poisson model (zero-inflated negative binomial
+    with dispersion phi when phi is given)."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(n)
     eta = beta[0] + beta[1] * x
@@ -37,7 +42,11 @@ def simulate(n, beta, zi, seed, groups=None, sd=0.0):
     if groups is not None:
         g = np.repeat(np.arange(groups), n // groups)
         eta = eta + rng.normal(0.0, sd, groups)[g]
-    y = np.where(rng.random(n) < zi, 0.0, rng.poisson(np.exp(eta)).astype(float))
+    odds = zi / (1 - zi)
+    if phi is None:
+        y = bglmm.families.draw_response(rng, FAMILY, np.exp(eta), phi=odds)
+    else:
+        y = bglmm.families.draw_response(rng, ZINB, np.exp(eta), phi=phi, phi2=odds)
     return x, y, g
 
 
@@ -192,7 +201,7 @@ def test_priors_and_fixed_zi(grouped):
         bglmm.fit("y ~ x", small, family=FAMILY, priors={"zi": 1.5})
     with pytest.raises(ValueError, match="'zi'"):
         bglmm.fit("y ~ x", small, family=FAMILY, priors={"phi": Gamma(1.0, 1.0)})
-    with pytest.raises(ValueError, match="zero_inflated_poisson"):
+    with pytest.raises(ValueError, match="not 'poisson'"):
         bglmm.glm(np.ones((5, 1)), np.ones(5), "poisson", dispersion_prior=Beta(1.0, 1.0))
 
 
@@ -211,3 +220,106 @@ def test_family_names_and_draws_do_not_depend_on_threads(grouped):
     fits = [bglmm.fit("y ~ x + (1 | g)", small, family=FAMILY, chains=1, draws=50, warmup=50,
                       seed=9, threads=t, progress=False, check=False) for t in (1, 2)]
     np.testing.assert_array_equal(fits[0].posterior["zi"], fits[1].posterior["zi"])
+
+
+# ---- the zero-inflated negative binomial -----------------------------------------------------
+
+def zinb_log_pmf(y, eta, phi, zi):
+    """log p(y | eta, phi, zi) from scipy's negative binomial (the reference)."""
+    mu = np.exp(eta)
+    nb = stats.nbinom.logpmf(y, phi, phi / (mu + phi))
+    zero = np.log(zi + (1.0 - zi) * np.exp(stats.nbinom.logpmf(0, phi, phi / (mu + phi))))
+    return np.where(y == 0, zero, np.log1p(-zi) + nb)
+
+
+def test_zinb_core_log_lik_matches_scipy():
+    eta = np.linspace(-3, 3, 13)
+    for zi in (0.05, 0.4, 0.9):
+        for phi in (0.5, 3.0, 40.0):
+            for y in (0.0, 1.0, 4.0, 10.0):
+                Y = np.full_like(eta, y)
+                got = _core.families.evaluate(ZINB_CODE, "log_lik", Y, np.ones_like(eta), eta,
+                                              phi, zi / (1 - zi))
+                np.testing.assert_allclose(got, zinb_log_pmf(Y, eta, phi, zi), rtol=1e-10,
+                                           atol=1e-12)
+    # negative control: the second parameter matters
+    got = _core.families.evaluate(ZINB_CODE, "log_lik", np.zeros(1), np.ones(1), np.ones(1),
+                                  2.0, 1.0)
+    assert abs(got[0] - zinb_log_pmf(0.0, 1.0, 2.0, 0.2)) > 0.1
+
+
+def zinb_grid_means(y, lower, upper, points=36, odds_factor=1.0):
+    """Posterior means of (b0, log phi, logit zi) of an intercept-only model by the midpoint
+    rule on a 3-D grid, under Normal(0, 10), phi ~ Gamma(0.01, 0.01) and zi ~ Beta(1, 1)."""
+    axes = [lo + (hi - lo) * (np.arange(points) + 0.5) / points for lo, hi in zip(lower, upper)]
+    b0, u, v = np.meshgrid(*axes, indexing="ij")
+    zi = special.expit(v + np.log(odds_factor))
+    values, counts = np.unique(y, return_counts=True)
+    lp = sum(c * zinb_log_pmf(val, b0, np.exp(u), zi) for val, c in zip(values, counts))
+    lp += -0.5 * b0**2 / PRIOR_SD**2 + 0.01 * u - 0.01 * np.exp(u) + v - 2 * np.logaddexp(0, v)
+    w = np.exp(lp - lp.max())
+    w /= w.sum()
+    edge = max(w[[0, -1]].sum(), w[:, [0, -1]].sum(), w[:, :, [0, -1]].sum())
+    assert edge < 1e-4, "the grid does not cover the posterior"
+    return np.array([(w * b0).sum(), (w * u).sum(), (w * v).sum()])
+
+
+def test_zinb_glm_posterior_means_match_quadrature():
+    _, y, _ = simulate(150, (1.2, 0.0), 0.3, seed=8, phi=2.0)
+    fit = bglmm.glm(np.ones((150, 1)), y, ZINB, prior=Normal(0, PRIOR_SD),
+                    sampler="independence", chains=4, draws=1500, warmup=500, seed=5, threads=1)
+    draws = np.stack([fit.draws[..., 0], np.log(fit.posterior["phi"]),
+                      special.logit(fit.posterior["zi"])], axis=-1)
+    mean, sd = draws.mean(axis=(0, 1)), draws.std(axis=(0, 1))
+    mcse = np.array([float(az.mcse(draws[..., k])) for k in range(3)])
+    # the box: 7 SDs either side, and 14 towards the long tails (log phi up towards the Poisson
+    # limit, logit zi down towards no inflation)
+    lower, upper = mean - 7 * sd, mean + 7 * sd
+    upper[1], lower[2] = mean[1] + 14 * sd[1], mean[2] - 14 * sd[2]
+    z = (mean - zinb_grid_means(y, lower, upper, points=48)) / mcse
+    assert np.all(np.abs(z) < 4), z
+    # negative control: the odds of a structural zero doubled in the likelihood
+    wrong = zinb_grid_means(y, lower - [0, 0, 1], upper, points=48, odds_factor=2.0)
+    assert np.max(np.abs((mean - wrong) / mcse)) > 4
+
+
+@pytest.fixture(scope="module")
+def zinb_grouped():
+    x, y, g = simulate(600, (0.8, 0.4), 0.25, seed=9, groups=40, sd=0.5, phi=3.0)
+    return pd.DataFrame({"y": y, "x": x, "g": g})
+
+
+def test_zinb_glmm_recovers_phi_zi_and_the_sd(zinb_grouped, tmp_path):
+    fit = bglmm.fit("y ~ x + (1 | g)", zinb_grouped, family="zinb", seed=3, threads=1,
+                    progress=False)
+    s = fit.summary()
+    for name, truth in (("phi", 3.0), ("zi", 0.25), ("sd_g__Intercept", 0.5), ("beta[x]", 0.4)):
+        lo, hi = s.loc[name, ["2.5%", "97.5%"]]
+        assert lo < truth < hi, (name, lo, hi)
+    assert s["r_hat"].max() <= 1.01 and s["ess_bulk"].min() >= 400
+    # pointwise log-likelihood against scipy, also after a save/load round trip
+    eta = fit.predict(kind="link")
+    phi = fit.posterior["phi"].reshape(-1)[:, None]
+    zi = fit.posterior["zi"].reshape(-1)[:, None]
+    expected = zinb_log_pmf(zinb_grouped["y"].to_numpy(), eta, phi, zi)
+    got = fit.to_inference_data(log_likelihood=True).log_likelihood["y"].values
+    np.testing.assert_allclose(got.reshape(expected.shape), expected, rtol=1e-8, atol=1e-10)
+    fit.save(tmp_path / "zinb.nc")
+    back = bglmm.load(tmp_path / "zinb.nc").to_inference_data(log_likelihood=True)
+    np.testing.assert_allclose(back.log_likelihood["y"].values.reshape(expected.shape), expected,
+                               rtol=1e-8, atol=1e-10)
+    # replicated data keep the share of zeros; prior draws carry both parameters
+    rep = fit.posterior_predictive(draws=400, seed=3)
+    observed = float(np.mean(zinb_grouped["y"] == 0))
+    zeros = np.mean(rep == 0, axis=1)
+    assert np.quantile(zeros, 0.01) < observed < np.quantile(zeros, 0.99)
+    prior = fit.prior_draws(draws=100, seed=1)
+    assert np.all(prior["phi"] > 0) and np.all((prior["zi"] > 0) & (prior["zi"] < 1))
+    # priors by name; a fixed zi
+    fixed = bglmm.fit("y ~ x + (1 | g)", zinb_grouped.iloc[:200], family=ZINB,
+                      priors={"zi": 0.25, "phi": Gamma(2.0, 1.0)}, chains=1, draws=100,
+                      warmup=100, seed=1, threads=1, progress=False, check=False)
+    assert "zi" not in fixed.posterior and "phi" in fixed.posterior
+    assert fixed.attrs["fixed_dispersion2"] == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match="'phi', 'zi'"):
+        bglmm.fit("y ~ x", zinb_grouped, family=ZINB, priors={"shape": Gamma(1.0, 1.0)})

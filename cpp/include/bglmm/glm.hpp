@@ -3,7 +3,8 @@
 // call (dispatch). Binomial-logit gets a fused canonical form: y eta - n log(1 + e^eta).
 // Families with a dispersion parameter sampled alongside beta (negative binomial, gamma,
 // beta-binomial, and the zero-inflated Poisson's odds of a structural zero) say so with
-// `has_dispersion`; the pair's HasDispersion reads it.
+// `has_dispersion`; the pair's HasDispersion reads it. A family with a second such parameter
+// (the zero-inflated negative binomial) says `has_second_dispersion`.
 #pragma once
 #include <cmath>
 #include <stdexcept>
@@ -11,12 +12,14 @@
 #include <type_traits>
 
 #include "bglmm/error.hpp"
+#include "bglmm/family_params.hpp"
 #include "bglmm/families/beta_binomial.hpp"
 #include "bglmm/families/binomial.hpp"
 #include "bglmm/families/gamma.hpp"
 #include "bglmm/families/gaussian.hpp"
 #include "bglmm/families/negative_binomial.hpp"
 #include "bglmm/families/poisson.hpp"
+#include "bglmm/families/zero_inflated_negative_binomial.hpp"
 #include "bglmm/families/zero_inflated_poisson.hpp"
 #include "bglmm/links/cloglog.hpp"
 #include "bglmm/links/identity.hpp"
@@ -39,8 +42,9 @@ enum class FamilyLink : int {
   BetaBinomialProbit = 8,
   BetaBinomialCloglog = 9,
   ZeroInflatedPoissonLog = 10,
+  ZeroInflatedNegBinomialLog = 11,
 };
-constexpr int kLastFamilyLink = 10;
+constexpr int kLastFamilyLink = 11;
 
 // True for a family whose dispersion phi the GLM sampler updates (Family::has_dispersion).
 template <typename F, typename = void>
@@ -51,21 +55,61 @@ struct FamilyHasDispersion<F, std::void_t<decltype(F::has_dispersion)>>
 template <typename G>
 constexpr bool HasDispersion = FamilyHasDispersion<typename G::Family>::value;
 
+// True for a family with a second parameter phi2 (Family::has_second_dispersion), whose
+// functions take (..., phi, phi2).
+template <typename F, typename = void>
+struct FamilyHasSecondDispersion : std::false_type {};
+template <typename F>
+struct FamilyHasSecondDispersion<F, std::void_t<decltype(F::has_second_dispersion)>>
+    : std::bool_constant<F::has_second_dispersion> {};
+template <typename G>
+constexpr bool HasSecondDispersion = FamilyHasSecondDispersion<typename G::Family>::value;
+
+// The pair's functions take the family's parameters (FamilyParams) and pass the family what it
+// uses; a bare phi is accepted for the families with at most one parameter (a family with two
+// given one fails to compile).
 template <typename FamilyT, typename LinkT>
 struct Glm {
   using Family = FamilyT;
   using Link = LinkT;
+  static constexpr bool kSecond = FamilyHasSecondDispersion<FamilyT>::value;
   static double linkinv(double eta) { return Link::linkinv(eta); }
+  static double log_kernel(double y, double n, double eta, const FamilyParams& p) {
+    if constexpr (kSecond) return Family::log_kernel(y, n, eta, p.phi, p.phi2);
+    else return Family::log_kernel(y, n, eta, p.phi);
+  }
+  static double log_constant(double y, double n, const FamilyParams& p) {
+    if constexpr (kSecond) return Family::log_constant(y, n, p.phi, p.phi2);
+    else return Family::log_constant(y, n, p.phi);
+  }
+  static double log_lik(double y, double n, double eta, const FamilyParams& p) {
+    return log_kernel(y, n, eta, p) + log_constant(y, n, p);
+  }
+  static double score(double y, double n, double eta, const FamilyParams& p) {
+    if constexpr (kSecond) return Family::score(y, n, eta, p.phi, p.phi2);
+    else return Family::score(y, n, eta, p.phi);
+  }
+  static double weight(double n, double eta, const FamilyParams& p) {
+    if constexpr (kSecond) return Family::weight(n, eta, p.phi, p.phi2);
+    else return Family::weight(n, eta, p.phi);
+  }
+  // the same with a bare phi (families with at most one parameter)
   static double log_kernel(double y, double n, double eta, double phi) {
-    return Family::log_kernel(y, n, eta, phi);
+    static_assert(!kSecond, "this family needs FamilyParams");
+    return log_kernel(y, n, eta, FamilyParams{phi});
   }
   static double log_lik(double y, double n, double eta, double phi) {
-    return Family::log_kernel(y, n, eta, phi) + Family::log_constant(y, n, phi);
+    static_assert(!kSecond, "this family needs FamilyParams");
+    return log_lik(y, n, eta, FamilyParams{phi});
   }
   static double score(double y, double n, double eta, double phi) {
-    return Family::score(y, n, eta, phi);
+    static_assert(!kSecond, "this family needs FamilyParams");
+    return score(y, n, eta, FamilyParams{phi});
   }
-  static double weight(double n, double eta, double phi) { return Family::weight(n, eta, phi); }
+  static double weight(double n, double eta, double phi) {
+    static_assert(!kSecond, "this family needs FamilyParams");
+    return weight(n, eta, FamilyParams{phi});
+  }
 };
 
 // Canonical binomial-logit: fused, overflow-safe forms.
@@ -76,22 +120,38 @@ struct Glm<families::Binomial<links::Logit>, links::Logit> {
   static double linkinv(double eta) { return links::inv_logit(eta); }
   // y eta - n log(1 + e^eta), written per sign of eta so that no large terms cancel:
   // for eta > 0 it is (y - n) eta - n log(1 + e^-eta).
-  static double log_kernel(double y, double n, double eta, double /*phi*/) {
+  static constexpr bool kSecond = false;
+  static double log_kernel(double y, double n, double eta, const FamilyParams& /*p*/) {
     if (eta > 0.0) return (y - n) * eta - n * std::log1p(std::exp(-eta));
     return y * eta - n * std::log1p(std::exp(eta));
   }
-  static double log_lik(double y, double n, double eta, double phi) {
-    return log_kernel(y, n, eta, phi) + Family::log_constant(y, n, phi);
+  static double log_constant(double y, double n, const FamilyParams& p) {
+    return Family::log_constant(y, n, p.phi);
+  }
+  static double log_lik(double y, double n, double eta, const FamilyParams& p) {
+    return log_kernel(y, n, eta, p) + log_constant(y, n, p);
   }
   // y - n mu = y (1 - mu) - (n - y) mu, with mu and 1 - mu from one exp(-|eta|), so that a
   // tiny score (y = n, eta = 30) keeps its relative accuracy instead of n - n (1 - 1e-13).
-  static double score(double y, double n, double eta, double /*phi*/) {
+  static double score(double y, double n, double eta, const FamilyParams& /*p*/) {
     const double e = std::exp(-std::fabs(eta));
     if (eta > 0.0) return (y * e - (n - y)) / (1.0 + e);
     return (y - (n - y) * e) / (1.0 + e);
   }
-  static double weight(double n, double eta, double /*phi*/) {
+  static double weight(double n, double eta, const FamilyParams& /*p*/) {
     return n * links::inv_logit(eta) * links::inv_logit(-eta);
+  }
+  static double log_kernel(double y, double n, double eta, double phi) {
+    return log_kernel(y, n, eta, FamilyParams{phi});
+  }
+  static double log_lik(double y, double n, double eta, double phi) {
+    return log_lik(y, n, eta, FamilyParams{phi});
+  }
+  static double score(double y, double n, double eta, double phi) {
+    return score(y, n, eta, FamilyParams{phi});
+  }
+  static double weight(double n, double eta, double phi) {
+    return weight(n, eta, FamilyParams{phi});
   }
 };
 
@@ -106,6 +166,7 @@ using BetaBinomialLogit = Glm<families::BetaBinomial<links::Logit>, links::Logit
 using BetaBinomialProbit = Glm<families::BetaBinomial<links::Probit>, links::Probit>;
 using BetaBinomialCloglog = Glm<families::BetaBinomial<links::Cloglog>, links::Cloglog>;
 using ZeroInflatedPoissonLog = Glm<families::ZeroInflatedPoisson, links::Log>;
+using ZeroInflatedNegBinomialLog = Glm<families::ZeroInflatedNegativeBinomial, links::Log>;
 
 inline FamilyLink family_link_from_code(int code) {
   if (code < 0 || code > kLastFamilyLink)
@@ -128,6 +189,7 @@ decltype(auto) dispatch(FamilyLink family_link, F&& f) {
     case FamilyLink::BetaBinomialProbit: return f(BetaBinomialProbit{});
     case FamilyLink::BetaBinomialCloglog: return f(BetaBinomialCloglog{});
     case FamilyLink::ZeroInflatedPoissonLog: return f(ZeroInflatedPoissonLog{});
+    case FamilyLink::ZeroInflatedNegBinomialLog: return f(ZeroInflatedNegBinomialLog{});
   }
   throw std::invalid_argument("unknown family/link");
 }

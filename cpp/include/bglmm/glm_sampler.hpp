@@ -3,8 +3,9 @@
 // posterior curvature X'WX + V0^{-1} at a Fisher-scoring (IWLS) mode, c tuned in warm-up only;
 // an independence MH with a multivariate-t proposal at that mode; and, for gaussian/identity,
 // exact conjugate draws (known variance: normal; unknown: normal-inverse-gamma).
-// Families with a dispersion phi (negative binomial, gamma, beta-binomial): each iteration
-// updates beta by the Metropolis-Hastings step given phi, then phi by a slice step on log phi
+// Families with a dispersion phi (negative binomial, gamma, beta-binomial, zero-inflated): each
+// iteration updates beta by the Metropolis-Hastings step given phi, then phi (and a second
+// parameter phi2, if the family has one) by a slice step on its log
 // (steps/dispersion_slice.hpp); the mode and proposal are computed at the joint mode.
 #pragma once
 #include <cstdint>
@@ -36,7 +37,11 @@ struct GlmPrior {
   Matrix covariance;      // V0 (for normal-inverse-gamma: V0 in units of sigma^2)
   double sigma2_shape = 0.0;  // a0 of sigma^2 ~ IG(a0, b0) (gaussian, unknown variance)
   double sigma2_scale = 0.0;  // b0
-  steps::DispersionPrior dispersion;  // families with a dispersion phi
+  steps::DispersionPrior dispersion;   // families with a dispersion phi
+  steps::DispersionPrior dispersion2;  // and with a second parameter phi2
+  const steps::DispersionPrior& family_prior(int which) const {
+    return which == 0 ? dispersion : dispersion2;
+  }
 };
 
 enum class GlmMethod : int { RandomWalk = 0, Independence = 1, Conjugate = 2 };
@@ -66,6 +71,7 @@ struct GlmChainResult {
   RowMatrix beta;                 // kept draws x p
   Vector sigma;                   // kept draws (gaussian), else empty
   Vector dispersion;              // kept draws of phi (families with a dispersion), else empty
+  Vector dispersion2;             // kept draws of phi2 (a second parameter), else empty
   Vector log_posterior;           // kept draws (up to a constant)
   Vector accepted;                // kept draws: 1 if the move to this draw was accepted
   double acceptance_rate = 0.0;   // over the sampling phase
@@ -78,21 +84,25 @@ struct GlmChainResult {
 };
 
 // Posterior mode by Fisher scoring (penalised IWLS) from beta = m0.
-GlmMode glm_mode(const GlmData& data, const GlmPrior& prior, double phi, int threads);
+GlmMode glm_mode(const GlmData& data, const GlmPrior& prior, const FamilyParams& fp,
+                 int threads);
 
-// The joint mode of (beta, phi) for a family with a dispersion (phi is set to its part; the
-// prior's dispersion is used); for the others, glm_mode at the given phi.
-GlmMode glm_joint_mode(const GlmData& data, const GlmPrior& prior, int threads, double& phi);
+// The joint mode of (beta, phi[, phi2]) for a family with a dispersion (fp is set to its part;
+// the prior's dispersion priors are used); for the others, glm_mode at the given fp.
+GlmMode glm_joint_mode(const GlmData& data, const GlmPrior& prior, int threads,
+                       FamilyParams& fp);
 
 // Sum of log-likelihood kernels over all rows at coefficient vector beta; fixed chunking so
 // the value is bitwise independent of the thread count.
-double glm_log_kernel(const GlmData& data, const Vector& beta, double phi, int threads);
+double glm_log_kernel(const GlmData& data, const Vector& beta, const FamilyParams& fp,
+                      int threads);
 
 GlmChainResult run_glm_chain(const GlmData& data, const GlmPrior& prior, const GlmConfig& config,
                              rng::ChainKey key, const RunControl& control);
 
 // Pointwise log-likelihood: draws x observations.
+// phi2: per draw, or empty for the families with at most one parameter.
 RowMatrix glm_pointwise_log_lik(const GlmData& data, const RowMatrix& beta, const Vector& phi,
-                                int threads);
+                                const Vector& phi2, int threads);
 
 }  // namespace bglmm

@@ -94,7 +94,8 @@ struct GlmmPriors {
   std::vector<steps::CovariancePrior> extra_cov;  // on each extra block's Sigma_k
   double phi_shape = 0.0;             // gaussian: sigma^2 ~ IG(a0, b0)
   double phi_scale = 0.0;
-  steps::DispersionPrior dispersion;  // negbinomial / beta-binomial phi, gamma shape
+  steps::DispersionPrior dispersion;  // negbinomial / beta-binomial phi, gamma shape, ZI odds
+  steps::DispersionPrior dispersion2;  // the second parameter (HasSecondDispersion)
   // derived (prepare_priors)
   Matrix beta_prec;                   // Q0 = V0^{-1}
 };
@@ -188,10 +189,8 @@ struct DataTerms {
 struct GlmmAdaptation {
   Vector log_rw_scale;         // m: log c_j (random-walk kernel)
   double log_fixed_scale = 0;  // random-walk kernel: log c of the free block's proposal
-  // the dispersion's slice width on log phi: 2.5 SDs of the warm-up draws of log phi (Welford
-  // moments; the initial width 1 until 20 of them)
-  double dispersion_width = 1.0;
-  double log_phi_count = 0, log_phi_mean = 0, log_phi_m2 = 0;
+  // the family parameters' slice widths on log phi and log phi2 (steps/dispersion_slice.hpp)
+  steps::SliceWidth dispersion_width, dispersion2_width;
   Matrix fixed_chol;           // random-walk kernel, p_free x p_free: Cholesky factor of V_F
 };
 
@@ -211,6 +210,7 @@ struct GlmmState {
   Matrix sigma_prec;  // Sigma^{-1}
   Matrix sigma_chol;  // lower Cholesky factor of Sigma
   double phi = 1.0;   // gaussian residual variance, a family's dispersion (HasDispersion), else 1
+  double phi2 = 1.0;  // a family's second parameter (HasSecondDispersion), else 1
   std::vector<ExtraBlockState> extra;  // the extra blocks' effects and covariances
 
   // -- derived from it: the group caches at the current state, and at a proposed move
@@ -219,6 +219,7 @@ struct GlmmState {
   GlmmAdaptation adapt;
   GlmmWorkspace work;
 
+  FamilyParams params() const { return {phi, phi2}; }
   // A move that computed its caches in `proposal` and was accepted makes them current.
   void commit_proposal() {
     cache.ll.swap(proposal.ll);

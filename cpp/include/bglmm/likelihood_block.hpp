@@ -17,22 +17,23 @@ using BlockArray = Eigen::Array<double, Eigen::Dynamic, 1, 0, kLikBlock, 1>;
 
 template <typename G>
 struct LikTerms {
-  static double kernel(double y, double n, double eta, double phi) {
-    return G::log_kernel(y, n, eta, phi);
+  static double kernel(double y, double n, double eta, const FamilyParams& fp) {
+    return G::log_kernel(y, n, eta, fp);
   }
-  static double all(double y, double n, double eta, double phi, double& score, double& weight) {
-    score = G::score(y, n, eta, phi);
-    weight = G::weight(n, eta, phi);
-    return G::log_kernel(y, n, eta, phi);
+  static double all(double y, double n, double eta, const FamilyParams& fp, double& score,
+                    double& weight) {
+    score = G::score(y, n, eta, fp);
+    weight = G::weight(n, eta, fp);
+    return G::log_kernel(y, n, eta, fp);
   }
 };
 
 template <>
 struct LikTerms<PoissonLog> {
-  static double kernel(double y, double /*n*/, double eta, double /*phi*/) {
+  static double kernel(double y, double /*n*/, double eta, const FamilyParams& /*p*/) {
     return y * eta - std::exp(eta);
   }
-  static double all(double y, double /*n*/, double eta, double /*phi*/, double& score,
+  static double all(double y, double /*n*/, double eta, const FamilyParams& /*p*/, double& score,
                     double& weight) {
     const double mu = std::exp(eta);
     score = y - mu;
@@ -47,11 +48,11 @@ struct LikTerms<BinomialLogit> {
   // With e in (0, 1], log(1 + e) has an absolute error below 3e-16, all a sum of
   // log-likelihood terms can use; log1p's extra relative accuracy for tiny e costs several
   // times as much (it dominated the profile of a sweep).
-  static double kernel(double y, double n, double eta, double /*phi*/) {
+  static double kernel(double y, double n, double eta, const FamilyParams& /*p*/) {
     const double e = std::exp(-std::fabs(eta));
     return y * eta - n * ((eta > 0.0 ? eta : 0.0) + std::log(1.0 + e));
   }
-  static double all(double y, double n, double eta, double /*phi*/, double& score,
+  static double all(double y, double n, double eta, const FamilyParams& /*p*/, double& score,
                     double& weight) {
     const double e = std::exp(-std::fabs(eta));
     const double r = 1.0 / (1.0 + e);
@@ -67,13 +68,13 @@ struct LikTerms<NegBinomialLog> {
   // With d = eta - log phi: kernel -(phi + y) softplus(d) + y d, score y - (y + phi) p and
   // weight phi p, p = inv_logit(d) (negative_binomial.hpp), from one exp(-|d|) as above. Here
   // log1p: softplus is multiplied by phi, which may be 1e6 and more (the Poisson limit).
-  static double kernel(double y, double /*n*/, double eta, double phi) {
-    const double dd = eta - std::log(phi), e = std::exp(-std::fabs(dd));
+  static double kernel(double y, double /*n*/, double eta, const FamilyParams& fp) {
+    const double phi = fp.phi, dd = eta - std::log(phi), e = std::exp(-std::fabs(dd));
     return y * dd - (phi + y) * ((dd > 0.0 ? dd : 0.0) + std::log1p(e));
   }
-  static double all(double y, double /*n*/, double eta, double phi, double& score,
+  static double all(double y, double /*n*/, double eta, const FamilyParams& fp, double& score,
                     double& weight) {
-    const double dd = eta - std::log(phi), e = std::exp(-std::fabs(dd));
+    const double phi = fp.phi, dd = eta - std::log(phi), e = std::exp(-std::fabs(dd));
     const double r = 1.0 / (1.0 + e);
     const double p = dd >= 0.0 ? r : e * r;
     score = y - (y + phi) * p;
@@ -89,13 +90,14 @@ struct LikTerms<NegBinomialLog> {
 template <typename L>
 struct LikTerms<Glm<families::BetaBinomial<L>, L>> {
   using G = Glm<families::BetaBinomial<L>, L>;
-  static double kernel(double y, double n, double eta, double phi) {
-    return G::log_kernel(y, n, eta, phi);
+  static double kernel(double y, double n, double eta, const FamilyParams& fp) {
+    return G::log_kernel(y, n, eta, fp);
   }
-  static double all(double y, double n, double eta, double phi, double& score, double& weight) {
-    score = G::score(y, n, eta, phi);
-    weight = G::Family::quasi_weight(n, eta, phi);
-    return G::log_kernel(y, n, eta, phi);
+  static double all(double y, double n, double eta, const FamilyParams& fp, double& score,
+                    double& weight) {
+    score = G::score(y, n, eta, fp);
+    weight = G::Family::quasi_weight(n, eta, fp.phi);
+    return G::log_kernel(y, n, eta, fp);
   }
 };
 
@@ -126,18 +128,18 @@ inline void load_block(const double* y, const double* trials, Index start, Index
 template <typename G>
 struct LikBlock {
   static double kernel(const BlockArray& y, const BlockArray& n, const BlockArray& eta,
-                       double phi, Index len) {
+                       const FamilyParams& fp, Index len) {
     double total = 0.0;
-    for (Index i = 0; i < len; ++i) total += LikTerms<G>::kernel(y[i], n[i], eta[i], phi);
+    for (Index i = 0; i < len; ++i) total += LikTerms<G>::kernel(y[i], n[i], eta[i], fp);
     return total;
   }
-  static double all(const BlockArray& y, const BlockArray& n, const BlockArray& eta, double phi,
-                    BlockArray& u, BlockArray& w, Index len) {
+  static double all(const BlockArray& y, const BlockArray& n, const BlockArray& eta,
+                    const FamilyParams& fp, BlockArray& u, BlockArray& w, Index len) {
     u.resize(eta.size());
     w.resize(eta.size());
     double total = 0.0;
     for (Index i = 0; i < len; ++i)
-      total += LikTerms<G>::all(y[i], n[i], eta[i], phi, u[i], w[i]);
+      total += LikTerms<G>::all(y[i], n[i], eta[i], fp, u[i], w[i]);
     return total;
   }
 };
@@ -145,13 +147,13 @@ struct LikBlock {
 template <>
 struct LikBlock<BinomialLogit> {
   static double kernel(const BlockArray& y, const BlockArray& n, const BlockArray& eta,
-                       double /*phi*/, Index len) {
+                       const FamilyParams& /*p*/, Index len) {
     const BlockArray e = (-eta.abs()).exp();
     const BlockArray t = y * eta - n * (eta.max(0.0) + (1.0 + e).log());
     return t.head(len).sum();
   }
   static double all(const BlockArray& y, const BlockArray& n, const BlockArray& eta,
-                    double /*phi*/, BlockArray& u, BlockArray& w, Index len) {
+                    const FamilyParams& /*p*/, BlockArray& u, BlockArray& w, Index len) {
     const BlockArray e = (-eta.abs()).exp();
     const BlockArray r = (1.0 + e).inverse();
     u = y - n * (eta >= 0.0).select(r, e * r);  // y - n inv_logit(eta)
@@ -164,12 +166,12 @@ struct LikBlock<BinomialLogit> {
 template <>
 struct LikBlock<PoissonLog> {
   static double kernel(const BlockArray& y, const BlockArray& /*n*/, const BlockArray& eta,
-                       double /*phi*/, Index len) {
+                       const FamilyParams& /*p*/, Index len) {
     const BlockArray t = y * eta - eta.exp();
     return t.head(len).sum();
   }
   static double all(const BlockArray& y, const BlockArray& /*n*/, const BlockArray& eta,
-                    double /*phi*/, BlockArray& u, BlockArray& w, Index len) {
+                    const FamilyParams& /*p*/, BlockArray& u, BlockArray& w, Index len) {
     w = eta.exp();
     u = y - w;
     const BlockArray t = y * eta - w;
@@ -198,14 +200,16 @@ struct LikBlock<NegBinomialLog> {  // the fused form of LikTerms<NegBinomialLog>
     return log1p_block(e);
   }
   static double kernel(const BlockArray& y, const BlockArray& /*n*/, const BlockArray& eta,
-                       double phi, Index len) {
+                       const FamilyParams& fp, Index len) {
+    const double phi = fp.phi;
     const BlockArray dd = eta - std::log(phi);
     const BlockArray e = (-dd.abs()).exp();
     const BlockArray t = y * dd - (phi + y) * (dd.max(0.0) + log1p_e(e, phi));
     return t.head(len).sum();
   }
   static double all(const BlockArray& y, const BlockArray& /*n*/, const BlockArray& eta,
-                    double phi, BlockArray& u, BlockArray& w, Index len) {
+                    const FamilyParams& fp, BlockArray& u, BlockArray& w, Index len) {
+    const double phi = fp.phi;
     const BlockArray dd = eta - std::log(phi);
     const BlockArray e = (-dd.abs()).exp();
     const BlockArray r = (1.0 + e).inverse();
@@ -220,12 +224,14 @@ struct LikBlock<NegBinomialLog> {  // the fused form of LikTerms<NegBinomialLog>
 template <>
 struct LikBlock<GammaLog> {  // kernel -phi (eta + y e^-eta), score phi (y e^-eta - 1), weight phi
   static double kernel(const BlockArray& y, const BlockArray& /*n*/, const BlockArray& eta,
-                       double phi, Index len) {
+                       const FamilyParams& fp, Index len) {
+    const double phi = fp.phi;
     const BlockArray r = (y.log() - eta).exp();  // y e^-eta, finite wherever it is
     return -phi * (eta + r).head(len).sum();
   }
   static double all(const BlockArray& y, const BlockArray& /*n*/, const BlockArray& eta,
-                    double phi, BlockArray& u, BlockArray& w, Index len) {
+                    const FamilyParams& fp, BlockArray& u, BlockArray& w, Index len) {
+    const double phi = fp.phi;
     const BlockArray r = (y.log() - eta).exp();
     u = phi * (r - 1.0);
     w.setConstant(eta.size(), phi);
@@ -236,11 +242,13 @@ struct LikBlock<GammaLog> {  // kernel -phi (eta + y e^-eta), score phi (y e^-et
 template <>
 struct LikBlock<GaussianIdentity> {
   static double kernel(const BlockArray& y, const BlockArray& /*n*/, const BlockArray& eta,
-                       double phi, Index len) {
+                       const FamilyParams& fp, Index len) {
+    const double phi = fp.phi;
     return -0.5 * (y - eta).head(len).square().sum() / phi;
   }
   static double all(const BlockArray& y, const BlockArray& /*n*/, const BlockArray& eta,
-                    double phi, BlockArray& u, BlockArray& w, Index len) {
+                    const FamilyParams& fp, BlockArray& u, BlockArray& w, Index len) {
+    const double phi = fp.phi;
     u = (y - eta) / phi;
     w.setConstant(eta.size(), 1.0 / phi);
     return -0.5 * (y - eta).head(len).square().sum() / phi;

@@ -24,8 +24,8 @@ double central_difference(F f, double x, double h = kFdStep) {
 // score vs the central difference of log_lik. The difference has truncation error
 // ~h^2 |f'''| / 6 and rounding error ~eps |log_lik| / h = 2.2e-11 |log_lik|; hence the
 // tolerance 1e-6 |score| + 1e-10 |log_lik| + 1e-9 (absolute floor for score ~ 0).
-template <typename G>
-void check_score_fd(double y, double n, double eta, double phi) {
+template <typename G, typename P>
+void check_score_fd(double y, double n, double eta, const P& phi) {
   const auto f = [&](double e) { return G::log_lik(y, n, e, phi); };
   const double fd = central_difference(f, eta), s = G::score(y, n, eta, phi);
   const double tol = 1e-6 * std::fabs(s) + 1e-10 * std::fabs(f(eta)) + 1e-9;
@@ -39,8 +39,8 @@ void check_score_fd(double y, double n, double eta, double phi) {
 using Support = std::vector<std::pair<double, double>>;
 
 // The pmf of a count family with no trials on y = 0..y_max.
-template <typename G>
-Support count_support(double eta, double phi, int y_max) {
+template <typename G, typename P>
+Support count_support(double eta, const P& phi, int y_max) {
   Support ys;
   for (int y = 0; y <= y_max; ++y)
     ys.push_back({static_cast<double>(y), std::exp(G::log_lik(y, 1.0, eta, phi))});
@@ -48,8 +48,8 @@ Support count_support(double eta, double phi, int y_max) {
 }
 
 // weight = E[-d score/d eta] = E[score^2] and E[score] = 0 under y ~ support.
-template <typename G>
-void check_weight_expectation(const Support& ys, double n, double eta, double phi) {
+template <typename G, typename P>
+void check_weight_expectation(const Support& ys, double n, double eta, const P& phi) {
   double e_neg_dscore = 0.0, e_score = 0.0, e_score2 = 0.0, scale = 0.0;
   for (const auto& [y, p] : ys) {
     const auto s = [&](double e) { return G::score(y, n, e, phi); };
@@ -66,8 +66,8 @@ void check_weight_expectation(const Support& ys, double n, double eta, double ph
 }
 
 // log_lik - log_kernel does not depend on eta (MH ratios may use the kernel).
-template <typename G>
-void check_kernel(double y, double n, double phi) {
+template <typename G, typename P>
+void check_kernel(double y, double n, const P& phi) {
   const double c0 = G::log_lik(y, n, 0.0, phi) - G::log_kernel(y, n, 0.0, phi);
   for (double eta : {-3.0, -0.5, 0.7, 2.0}) {
     const double c = G::log_lik(y, n, eta, phi) - G::log_kernel(y, n, eta, phi);
@@ -81,8 +81,8 @@ inline const std::vector<double>& extreme_etas() {
 }
 
 // log_lik, score, weight finite at every extreme eta for each (y, n).
-template <typename G>
-void check_finite(const std::vector<std::pair<double, double>>& y_n, double phi) {
+template <typename G, typename P>
+void check_finite(const std::vector<std::pair<double, double>>& y_n, const P& phi) {
   for (double eta : extreme_etas())
     for (const auto& [y, n] : y_n) {
       const double ll = G::log_lik(y, n, eta, phi), s = G::score(y, n, eta, phi),

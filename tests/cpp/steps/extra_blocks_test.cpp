@@ -143,7 +143,8 @@ TEST_CASE("level pass equals brute-force sums") {
   QVec delta(2), grad(2);
   delta << 0.3, -0.5;
   QMat info(2, 2);
-  const double ll = steps::level_pass<PoissonLog, true>(d, d.extra[0], 1, eta, delta, 1.0, grad, info);
+  const double ll = steps::level_pass<PoissonLog, true>(d, d.extra[0], 1, eta, delta,
+                                                         FamilyParams{}, grad, info);
   double ll_b = 0.0, g0 = 0.0, g1 = 0.0, h01 = 0.0;
   for (Index i = 1; i < 12; i += 3) {
     const double e = want[i] + f.zk.row(i).dot(Eigen::RowVector2d(0.3, -0.5));

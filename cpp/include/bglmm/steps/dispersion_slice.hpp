@@ -6,6 +6,7 @@
 // phi / (1 + phi) (the zero-inflated Poisson's phi is the odds of a structural zero), whose
 // density on u = log phi = logit zi is zi^a (1 - zi)^b, i.e. a u - (a + b) log(1 + e^u).
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -101,6 +102,22 @@ inline double dispersion_prior_rng(const DispersionPrior& p, rng::Rng& rng) {
   }
   return rng::gamma_rng(p.a, p.b, rng);
 }
+
+// The slice width of a parameter's step on its log, learned in warm-up: 2.5 SDs of the draws
+// of the log (Welford moments), within [1e-3, 1]; the initial width 1 until 20 of them. Any fixed
+// width leaves the target invariant; one near the conditional's scale takes the fewest
+// likelihood passes.
+struct SliceWidth {
+  double width = 1.0;
+  double count = 0.0, mean = 0.0, m2 = 0.0;
+  void learn(double u) {
+    const double delta = u - mean;
+    count += 1.0;
+    mean += delta / count;
+    m2 += delta * (u - mean);
+    if (count >= 20.0) width = std::min(1.0, std::max(1e-3, 2.5 * std::sqrt(m2 / (count - 1.0))));
+  }
+};
 
 // One update of phi (returns the new value; phi itself when the prior fixes it).
 template <typename LogLik>

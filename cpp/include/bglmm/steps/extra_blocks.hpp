@@ -57,7 +57,7 @@ inline rng::Stream extra_stream(Index block, ExtraPurpose purpose) {
 // time into contiguous arrays for the vectorised family kernels (likelihood_block.hpp).
 template <typename G, bool kDerivs, typename V, typename M>
 double level_pass(const GlmmData& d, const ExtraBlock& blk, Index j, const Vector& eta_rows,
-                  const V& delta, double phi, V& grad, M& info) {
+                  const V& delta, const FamilyParams& fp, V& grad, M& info) {
   const Index q = delta.size();
   if constexpr (kDerivs) {
     grad.setZero(q);
@@ -87,7 +87,7 @@ double level_pass(const GlmmData& d, const ExtraBlock& blk, Index j, const Vecto
     }
     for (Index r = len; r < padded; ++r) eta[r] = yb[r] = nb[r] = 0.0;  // finite, never summed
     if constexpr (kDerivs) {
-      ll += LikBlock<G>::all(yb, nb, eta, phi, u, w, len);
+      ll += LikBlock<G>::all(yb, nb, eta, fp, u, w, len);
       for (Index k = 0; k < q; ++k) {
         double gk = 0.0;
         for (Index r = 0; r < len; ++r) gk += u[r] * zb(r, k);
@@ -99,7 +99,7 @@ double level_pass(const GlmmData& d, const ExtraBlock& blk, Index j, const Vecto
         }
       }
     } else {
-      ll += LikBlock<G>::kernel(yb, nb, eta, phi, len);
+      ll += LikBlock<G>::kernel(yb, nb, eta, fp, len);
     }
   }
   if constexpr (kDerivs)
@@ -134,7 +134,7 @@ struct ExtraStepArgs {
 // 1. every level's b_{k,j} by Laplace-proposal MH.
 template <typename G, int Q>
 void extra_level_step_q(const GlmmData& d, const ExtraBlock& blk, ExtraBlockState& st,
-                        double phi, Index block, Vector& eta_rows,
+                        const FamilyParams& fp, Index block, Vector& eta_rows,
                         const ExtraStepArgs& a, ExtraStepInfo& out) {
   using V = typename QTypes<Q>::Vec;
   using M = typename QTypes<Q>::Mat;
@@ -159,7 +159,7 @@ void extra_level_step_q(const GlmmData& d, const ExtraBlock& blk, ExtraBlockStat
       V grad(q), grad_new(q), mean_fwd(q), mean_rev(q), z(q);
       M info(q, q), info_new(q, q);
       for (Index k = 0; k < q; ++k) z[k] = rng.std_normal();
-      const double ll = level_pass<G, true>(d, blk, j, eta_rows, zero, phi, grad, info);
+      const double ll = level_pass<G, true>(d, blk, j, eta_rows, zero, fp, grad, info);
       linalg::SmallCholesky<M> llt_fwd(q), llt_rev(q);
       if (!std::isfinite(ll) || !laplace_moments(x, grad, info, zero, prec, mean_fwd, llt_fwd))
         return;
@@ -180,7 +180,7 @@ void extra_level_step_q(const GlmmData& d, const ExtraBlock& blk, ExtraBlockStat
         return;
       }
       const double ll_new =
-          level_pass<G, true>(d, blk, j, eta_rows, delta, phi, grad_new, info_new);
+          level_pass<G, true>(d, blk, j, eta_rows, delta, fp, grad_new, info_new);
       if (!std::isfinite(ll_new) || !grad_new.allFinite() || !info_new.allFinite() ||
           !laplace_moments(proposal, grad_new, info_new, zero, prec, mean_rev, llt_rev))
         return;
@@ -204,11 +204,12 @@ void extra_level_step_q(const GlmmData& d, const ExtraBlock& blk, ExtraBlockStat
 }
 
 template <typename G>
-void extra_level_step(const GlmmData& d, const ExtraBlock& blk, ExtraBlockState& st, double phi,
+void extra_level_step(const GlmmData& d, const ExtraBlock& blk, ExtraBlockState& st,
+                      const FamilyParams& fp,
                       Index block, Vector& eta_rows, const ExtraStepArgs& a,
                       ExtraStepInfo& out) {
   with_q(blk.q(), [&](auto qc) {
-    extra_level_step_q<G, decltype(qc)::value>(d, blk, st, phi, block, eta_rows, a, out);
+    extra_level_step_q<G, decltype(qc)::value>(d, blk, st, fp, block, eta_rows, a, out);
   });
 }
 
@@ -452,7 +453,8 @@ inline void gaussian_scale_step(const steps::CovariancePrior& prior, const Extra
 // scores and information, sum_j h_j'g_j - h_j'H_j h_j / 2 with h_j the change of b_j.
 template <typename G>
 void extra_scale_step(const GlmmData& d, const steps::CovariancePrior& prior,
-                      const ExtraBlock& blk, ExtraBlockState& st, double phi, Vector& eta_rows,
+                      const ExtraBlock& blk, ExtraBlockState& st, const FamilyParams& fp,
+                      Vector& eta_rows,
                       rng::Rng& rng, const ExtraStepArgs& a, ExtraStepInfo& out) {
   const Index q = blk.q();
   Vector x;
@@ -507,7 +509,8 @@ void extra_scale_step(const GlmmData& d, const steps::CovariancePrior& prior,
           nb[r] = d.obs.trials[i];
         }
         for (Index r = len; r < padded; ++r) e0[r] = e1[r] = yb[r] = nb[r] = 0.0;
-        total += LikBlock<G>::kernel(yb, nb, e1, phi, len) - LikBlock<G>::kernel(yb, nb, e0, phi, len);
+        total += LikBlock<G>::kernel(yb, nb, e1, fp, len) -
+                 LikBlock<G>::kernel(yb, nb, e0, fp, len);
       }
       return total;
     });
@@ -540,7 +543,8 @@ void extra_scale_step(const GlmmData& d, const steps::CovariancePrior& prior,
 // rest (damped Newton on its rows), eta_rows kept in step; the offset is not touched (the
 // caller applies the change).
 template <typename G>
-void extra_level_modes(const GlmmData& d, const ExtraBlock& blk, ExtraBlockState& st, double phi,
+void extra_level_modes(const GlmmData& d, const ExtraBlock& blk, ExtraBlockState& st,
+                       const FamilyParams& fp,
                        Vector& eta_rows, int threads) {
   const Index m = blk.m(), q = blk.q();
   const QMat prec = st.prec;
@@ -556,7 +560,7 @@ void extra_level_modes(const GlmmData& d, const ExtraBlock& blk, ExtraBlockState
       linalg::SmallCholesky<QMat> llt(q);
       QVec shift = QVec::Zero(q);  // total change of b_j (eta_rows still at the start)
       for (int it = 0; it < 30; ++it) {
-        const double ll = level_pass<G, true>(d, blk, j, eta_rows, shift, phi, grad, info);
+        const double ll = level_pass<G, true>(d, blk, j, eta_rows, shift, fp, grad, info);
         if (!std::isfinite(ll) || !laplace_moments(x, grad, info, zero, prec, mean, llt)) break;
         const double cur = ll + gaussian_quad(x, zero, prec);
         double f = 1.0;
@@ -564,7 +568,7 @@ void extra_level_modes(const GlmmData& d, const ExtraBlock& blk, ExtraBlockState
         for (int half = 0; half < 30 && !moved; ++half, f *= 0.5) {
           const QVec cand = x + f * (mean - x);
           const QVec sh = shift + (cand - x);
-          const double lc = level_pass<G, false>(d, blk, j, eta_rows, sh, phi, g2, i2);
+          const double lc = level_pass<G, false>(d, blk, j, eta_rows, sh, fp, g2, i2);
           if (std::isfinite(lc) && lc + gaussian_quad(cand, zero, prec) >= cur) {
             moved = (cand - x).norm() > 1e-10;
             shift = sh;
@@ -598,7 +602,7 @@ void extra_blocks_sweep(const GlmmData& d, const GlmmPriors& pr, GlmmState& s, V
     ExtraBlockState& st = s.extra[static_cast<std::size_t>(k)];
     const steps::CovariancePrior& prior = pr.extra_cov[static_cast<std::size_t>(k)];
     ExtraStepInfo& out = info[static_cast<std::size_t>(k)];
-    extra_level_step<G>(d, blk, st, s.phi, k, s.work.eta_rows, a, out);
+    extra_level_step<G>(d, blk, st, s.params(), k, s.work.eta_rows, a, out);
     {
       rng::Rng rng(a.key, a.iteration, 0, extra_stream(k, ExtraPurpose::Covariance));
       extra_covariance_step(prior, st, rng);
@@ -614,7 +618,7 @@ void extra_blocks_sweep(const GlmmData& d, const GlmmPriors& pr, GlmmState& s, V
       if (std::is_same_v<G, GaussianIdentity> && st.level_grad.rows() == blk.m())
         gaussian_scale_step(prior, blk, st, s.work.eta_rows, rng, out);
       else
-        extra_scale_step<G>(d, prior, blk, st, s.phi, s.work.eta_rows, rng, a, out);
+        extra_scale_step<G>(d, prior, blk, st, s.params(), s.work.eta_rows, rng, a, out);
     }
   }
   std::vector<RowMatrix> change(static_cast<std::size_t>(n_blocks));

@@ -103,7 +103,7 @@ Matrix free_fixed_curvature(const GlmmData& d, const GlmmPriors& pr, const GlmmS
       const Index begin = d.obs.begin(g), end = begin + d.obs.size(g);
       for (Index i = begin; i < end; ++i) {
         const double eta = row_eta(d, i, beta_free.data(), s.gamma.data() + g * q);
-        const double w = G::weight(d.obs.trials[i], eta, s.phi);
+        const double w = G::weight(d.obs.trials[i], eta, s.params());
         h.selfadjointView<Eigen::Lower>().rankUpdate(d.x_free.row(i).transpose(), w);
       }
     }
@@ -156,7 +156,7 @@ void free_fixed_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& s,
       QVec grad(q), gamma = s.gamma.row(g).transpose();
       QMat inf(q, q);
       const double ll = group_data_pass<G, kDerivs>(d, g, proposal_free.data(), gamma.data(),
-                                                    s.phi, grad, inf);
+                                                    s.params(), grad, inf);
       if constexpr (kDerivs) {
         s.proposal.store(g, ll, grad, inf);
       } else {
@@ -232,7 +232,7 @@ double free_block_pass(const GlmmData& d, const GlmmState& s, const Vector& beta
         const Index len = std::min(kLikBlock, end - start);
         load_block(d.obs.y.data(), d.obs.trials.data(), start, len, yb, nb, eta);
         block_eta(d, start, len, q, beta_free.data(), gamma.data(), eta.data());
-        total += LikBlock<G>::all(yb, nb, eta, s.phi, u, w, len);
+        total += LikBlock<G>::all(yb, nb, eta, s.params(), u, w, len);
         // the free columns, within-group (minus the group means) when the move shifts
         for (Index k = 0; k < pf; ++k) {
           const double* xk = d.x_free.data() + k * n_rows + start;
@@ -360,11 +360,11 @@ void joint_free_mode(const GlmmData& d, const GlmmPriors& pr, GlmmState& s, int 
         for (Index i = d.obs.begin(g); i < d.obs.begin(g) + d.obs.size(g); ++i) {
           const double eta = row_eta(d, i, bf.data(), gam.data() + g * q);
           if (!derivs) {
-            ll += LikTerms<G>::kernel(d.obs.y[i], d.obs.trials[i], eta, s.phi);
+            ll += LikTerms<G>::kernel(d.obs.y[i], d.obs.trials[i], eta, s.params());
             continue;
           }
           double u, w;
-          ll += LikTerms<G>::all(d.obs.y[i], d.obs.trials[i], eta, s.phi, u, w);
+          ll += LikTerms<G>::all(d.obs.y[i], d.obs.trials[i], eta, s.params(), u, w);
           for (Index k = 0; k < q; ++k) {
             const double zk = d.obs.z(i, k);
             gz(g, k) += u * zk;

@@ -1,9 +1,10 @@
 // bglmm/steps/glmm_dispersion.hpp — the GLMM's dispersion given everything else.
 // Gaussian: Gibbs update of the residual variance, sigma^2 | . ~ IG(a0 + N/2, b0 + SSR/2),
 // SSR = sum_i (y_i - eta_i)^2 (Hoff 2009, §11.1); SSR is summed per group in parallel, then over
-// groups in order. Families with a dispersion (negbinomial / beta-binomial phi, gamma shape):
-// the slice step of dispersion_slice.hpp on log phi, whose likelihood is the full
-// sum_i log p(y_i | eta_i, phi) at the current linear predictor. Either way the draws do not
+// groups in order. Families with a dispersion (negbinomial / beta-binomial phi, gamma shape, the
+// zero-inflated families' odds): the slice step of dispersion_slice.hpp on log phi (and on log
+// phi2 for a family with two), whose likelihood is the full sum_i log p(y_i | eta_i, phi, phi2)
+// at the current linear predictor. Either way the draws do not
 // depend on the thread count, and the group caches (which depend on phi) are marked stale.
 #pragma once
 #include <algorithm>
@@ -55,10 +56,11 @@ inline void dispersion_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& 
   s.cache.valid = false;
 }
 
-// sum_i log p(y_i | eta_i, phi) at eta_rows: the kernels by the vectorised block forms over
-// fixed row chunks, the constants over the distinct (y, trials) pairs.
+// sum_i log p(y_i | eta_i, phi, phi2) at eta_rows: the kernels by the vectorised block forms
+// over fixed row chunks, the constants over the distinct (y, trials) pairs.
 template <typename G>
-double dispersion_log_lik(const GlmmData& d, const Vector& eta_rows, double phi, int threads) {
+double dispersion_log_lik(const GlmmData& d, const Vector& eta_rows, const FamilyParams& fp,
+                          int threads) {
   const double kernels = chunked_sum(d.obs.rows(), kRowChunk, threads,
                                      [&](std::int64_t begin, std::int64_t end) {
     double total = 0.0;
@@ -67,41 +69,39 @@ double dispersion_log_lik(const GlmmData& d, const Vector& eta_rows, double phi,
       const Index len = std::min<Index>(kLikBlock, end - start);
       load_block(d.obs.y.data(), d.obs.trials.data(), start, len, yb, nb, eta);
       for (Index i = 0; i < len; ++i) eta[i] = eta_rows[start + i];
-      total += LikBlock<G>::kernel(yb, nb, eta, phi, len);
+      total += LikBlock<G>::kernel(yb, nb, eta, fp, len);
     }
     return total;
   });
   double constants = 0.0;
   for (Index k = 0; k < d.distinct_y.size(); ++k)
-    constants += d.distinct_count[k] *
-                 G::Family::log_constant(d.distinct_y[k], d.distinct_trials[k], phi);
+    constants += d.distinct_count[k] * G::log_constant(d.distinct_y[k], d.distinct_trials[k], fp);
   return kernels + constants;
 }
 
-// Draws a family's dispersion phi by one slice step on log phi (eta_rows is scratch). In
-// warm-up (adapt) the step's width follows the spread of the draws of log phi: any fixed width
-// leaves the posterior invariant, and one near the conditional's scale takes the fewest
-// likelihood passes (a width of 1 on a log phi known to +-0.03 needs about twice as many).
+// Draws a family's dispersion phi, then its second parameter phi2 if it has one, each by one
+// slice step on its log given the other (eta_rows is scratch). In warm-up (adapt) each step's
+// width follows the spread of the draws of its log (SliceWidth).
 template <typename G>
 void family_dispersion_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& s, int threads,
                             bool adapt, rng::Rng& rng) {
   static_assert(HasDispersion<G>);
   full_linear_predictor(d, s, s.work.eta_rows, threads);
-  const auto log_lik = [&](double phi) {
-    return dispersion_log_lik<G>(d, s.work.eta_rows, phi, threads);
-  };
   GlmmAdaptation& ad = s.adapt;
-  s.phi = dispersion_slice_step(log_lik, s.phi, pr.dispersion, rng, ad.dispersion_width);
-  s.cache.valid = false;
-  if (!adapt) return;
-  const double u = std::log(s.phi), delta = u - ad.log_phi_mean;
-  ad.log_phi_count += 1.0;
-  ad.log_phi_mean += delta / ad.log_phi_count;
-  ad.log_phi_m2 += delta * (u - ad.log_phi_mean);
-  if (ad.log_phi_count >= 20.0) {
-    const double sd = std::sqrt(ad.log_phi_m2 / (ad.log_phi_count - 1.0));
-    ad.dispersion_width = std::min(1.0, std::max(1e-3, 2.5 * sd));
+  const auto log_lik_phi = [&](double phi) {
+    return dispersion_log_lik<G>(d, s.work.eta_rows, FamilyParams{phi, s.phi2}, threads);
+  };
+  s.phi = dispersion_slice_step(log_lik_phi, s.phi, pr.dispersion, rng, ad.dispersion_width.width);
+  if (adapt) ad.dispersion_width.learn(std::log(s.phi));
+  if constexpr (HasSecondDispersion<G>) {
+    const auto log_lik_phi2 = [&](double phi2) {
+      return dispersion_log_lik<G>(d, s.work.eta_rows, FamilyParams{s.phi, phi2}, threads);
+    };
+    s.phi2 = dispersion_slice_step(log_lik_phi2, s.phi2, pr.dispersion2, rng,
+                                   ad.dispersion2_width.width);
+    if (adapt) ad.dispersion2_width.learn(std::log(s.phi2));
   }
+  s.cache.valid = false;
 }
 
 }  // namespace bglmm::steps

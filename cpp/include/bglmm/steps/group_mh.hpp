@@ -26,7 +26,7 @@ namespace bglmm::steps {
 // group's rows in blocks of kLikBlock with the vectorised family kernels.
 template <typename G, bool kDerivs, typename V, typename M>
 double group_data_pass(const GlmmData& d, Index g, const double* beta_free, const double* gamma,
-                       double phi, V& grad, M& info) {
+                       const FamilyParams& fp, V& grad, M& info) {
   const Index q = fixed_or(V::RowsAtCompileTime, d.q());
   const Index begin = d.obs.begin(g), end = begin + d.obs.size(g);
   const Index n_rows = d.obs.rows();
@@ -42,7 +42,7 @@ double group_data_pass(const GlmmData& d, Index g, const double* beta_free, cons
     load_block(d.obs.y.data(), d.obs.trials.data(), start, len, yb, nb, eta);
     block_eta(d, start, len, q, beta_free, gamma, eta.data());
     if constexpr (kDerivs) {
-      ll += LikBlock<G>::all(yb, nb, eta, phi, u, w, len);
+      ll += LikBlock<G>::all(yb, nb, eta, fp, u, w, len);
       const double* uu = u.data();
       const double* ww = w.data();
       for (Index k = 0; k < q; ++k) {
@@ -60,7 +60,7 @@ double group_data_pass(const GlmmData& d, Index g, const double* beta_free, cons
         }
       }
     } else {
-      ll += LikBlock<G>::kernel(yb, nb, eta, phi, len);
+      ll += LikBlock<G>::kernel(yb, nb, eta, fp, len);
     }
   }
   if constexpr (kDerivs) {
@@ -85,7 +85,8 @@ void refresh_group_cache(const GlmmData& d, GlmmState& s, int threads) {
       QVec grad(q), gamma = s.gamma.row(g).transpose();
       QMat info(q, q);
       const double ll =
-          group_data_pass<G, kDerivs>(d, g, beta_free.data(), gamma.data(), s.phi, grad, info);
+          group_data_pass<G, kDerivs>(d, g, beta_free.data(), gamma.data(), s.params(), grad,
+                                      info);
       if constexpr (kDerivs) {
         s.cache.store(g, ll, grad, info);
       } else {
@@ -144,7 +145,7 @@ void group_mh_step_q(const GlmmData& d, GlmmState& s, const GroupStepArgs& a,
   const Vector beta_free = free_coefficients(d, s.beta);
   const M prec = s.sigma_prec;
   const M sigma_chol = s.sigma_chol;
-  const double phi = s.phi;
+  const FamilyParams fp = s.params();
   info.group_accepted.assign(static_cast<std::size_t>(m), 0);
   info.group_accept_prob.assign(static_cast<std::size_t>(m), 0.0);
   ExceptionVault vault;
@@ -176,7 +177,7 @@ void group_mh_step_q(const GlmmData& d, GlmmState& s, const GroupStepArgs& a,
         // proposal = mean + L^{-T} z
         proposal = llt_fwd.upper_solve(z);
         proposal += mean_fwd;
-        ll_new = group_data_pass<G, true>(d, g, beta_free.data(), proposal.data(), phi,
+        ll_new = group_data_pass<G, true>(d, g, beta_free.data(), proposal.data(), fp,
                                           grad_new, info_new);
         if (!std::isfinite(ll_new) || !grad_new.allFinite() || !info_new.allFinite() ||
             !laplace_moments(proposal, grad_new, info_new, mu, prec, mean_rev, llt_rev)) {
@@ -191,7 +192,7 @@ void group_mh_step_q(const GlmmData& d, GlmmState& s, const GroupStepArgs& a,
         const double c = std::exp(0.5 * s.adapt.log_rw_scale[g]);
         proposal.noalias() = sigma_chol.template triangularView<Eigen::Lower>() * z;
         proposal = x + c * proposal;
-        ll_new = group_data_pass<G, false>(d, g, beta_free.data(), proposal.data(), phi,
+        ll_new = group_data_pass<G, false>(d, g, beta_free.data(), proposal.data(), fp,
                                            grad_new, info_new);
         log_ratio = std::isfinite(ll_new) ? ll_new + gaussian_quad(proposal, mu, prec) -
                                                 s.cache.ll[g] - gaussian_quad(x, mu, prec)

@@ -114,7 +114,7 @@ void proposal_caches(const GlmmData& d, GlmmState& s, const NonCentredLayout& la
         V x = mu;
         for (Index k = 0; k < q; ++k) x[perm[static_cast<std::size_t>(k)]] += le[k];
         const double ll =
-            group_data_pass<G, true>(d, g, beta_free.data(), x.data(), s.phi, grad, inf);
+            group_data_pass<G, true>(d, g, beta_free.data(), x.data(), s.params(), grad, inf);
         s.proposal.store(g, ll, grad, inf);
       });
     }

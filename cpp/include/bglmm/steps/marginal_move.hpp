@@ -180,7 +180,7 @@ double marginal_move_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& s,
         change[gi] = gaussian_quad(xn, mu, prec_prop) - llt.log_det_lower() - cur;
         work.row(g) = xn.transpose();
         const double ll =
-            group_data_pass<G, true>(d, g, beta_free.data(), xn.data(), s.phi, grad, inf);
+            group_data_pass<G, true>(d, g, beta_free.data(), xn.data(), s.params(), grad, inf);
         s.proposal.store(g, ll, grad, inf);
       });
     }
