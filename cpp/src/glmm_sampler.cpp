@@ -895,6 +895,9 @@ void simulate_y(const GlmmData& d, const GlmmState& s, Vector& y, rng::Rng& rng)
         const bool structural = rng.uniform() < s.phi / (1.0 + s.phi);
         const double count = poisson_rng(std::exp(eta), rng);
         y[i] = structural ? 0.0 : count;
+      } else if constexpr (std::is_same_v<G, StudentIdentity>) {  // scale phi, df phi2
+        const double t = rng.std_normal() / std::sqrt(rng::chi_square_rng(s.phi2, rng) / s.phi2);
+        y[i] = eta + s.phi * t;
       } else if constexpr (std::is_same_v<G, ZeroInflatedNegBinomialLog>) {  // odds phi2
         const bool structural = rng.uniform() < s.phi2 / (1.0 + s.phi2);
         const double count = poisson_rng(rng::gamma_rng(s.phi, s.phi / std::exp(eta), rng), rng);

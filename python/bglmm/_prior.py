@@ -76,6 +76,8 @@ def dispersion_draws(prior: Any, name: str, size: int, rng: np.random.Generator)
         return rng.gamma(prior.shape, 1.0 / prior.rate, size)
     if isinstance(prior, P.Beta):
         return rng.beta(prior.a, prior.b, size)
+    if isinstance(prior, P.HalfStudentT):  # the Student-t's sigma
+        return sd_draws(prior, size, rng)
     P.dispersion_prior_spec(prior, name)  # a fixed value (validated)
     return np.full(size, float(prior))
 

@@ -54,12 +54,11 @@ _PRIOR_KEYS = ("beta", "sigma", "sd", "cor", "Sigma") + DISPERSION_VARIABLES
 
 
 def _scale_of_response(spec: ModelSpec) -> float:
-    """The data scale of the linear predictor: sd(y) for gaussian, 1 on the log/logit scale."""
-    if spec.family.name != "gaussian":
+    """The data scale of the linear predictor: sd(y) for the identity link (gaussian, student),
+    1 on the log/logit scale."""
+    if spec.family.link != "identity":
         return 1.0
-    y = spec.y - (spec.offset if spec.offset is not None else 0.0)
-    s = float(np.std(y, ddof=1)) if spec.n > 1 else 0.0
-    return s if s > 0 else 1.0
+    return P.response_sd(spec.y, spec.offset)
 
 
 def _residual_variance(spec: ModelSpec) -> float:
@@ -112,14 +111,14 @@ def default_priors(spec: ModelSpec) -> dict[str, Any]:
     v_int = (10 * s) ** 2 * (1.0 + float(np.sum(centre**2)))
     prior_sd = np.where(const, np.sqrt(v_int), prior_sd)
     m = np.zeros(spec.X.shape[1])
-    if spec.family.name == "gaussian":
+    if spec.family.link == "identity":
         y = spec.y - (spec.offset if spec.offset is not None else 0.0)
         m = np.where(const, float(np.mean(y)), 0.0)
     out: dict[str, Any] = {"beta": P.Normal(mean=m, sd=prior_sd)}
     if spec.family.name == "gaussian" and spec.se is None:
         out["sigma"] = P.InverseGamma(0.5, 0.5 * _residual_variance(spec))
-    for name in spec.family.parameters:  # phi, shape (gamma), zi (zero-inflated)
-        out[name] = P.default_dispersion_prior(name)
+    for name in spec.family.parameters:  # phi, shape, zi, the Student-t's sigma and nu
+        out[name] = P.default_dispersion_prior(name, s)
     if len(spec.random) == 1:
         block = spec.random[0]
         sd = _default_sd_priors(block, s)
@@ -190,11 +189,13 @@ def _resolve_priors(spec: ModelSpec, given: Any) -> dict[str, Any]:
             raise ValueError(f"unknown prior key {key!r}; use {', '.join(_PRIOR_KEYS)}")
         if k == "beta" and not isinstance(value, P.Normal):
             raise TypeError(f"priors['beta'] must be a bglmm.priors.Normal, got {type(value).__name__}")
-        if k == "sigma":
+        if k == "sigma" and spec.family.name == "student":
+            P.dispersion_prior_spec(value, k)  # validates now
+        elif k == "sigma":
             if spec.family.name != "gaussian":
                 raise ValueError(
-                    f"priors['sigma'] applies to the gaussian family only, not {spec.family.name!r}"
-                )
+                    f"priors['sigma'] applies to the gaussian and student families only, not "
+                    f"{spec.family.name!r}")
             if spec.se is not None:
                 raise ValueError("priors['sigma'] does not apply with known standard errors (se=)")
         if k in DISPERSION_VARIABLES:
@@ -246,9 +247,10 @@ def _check_common_prior(spec: ModelSpec, key: str, value: Any) -> None:
         if not isinstance(value, P.Normal):
             raise TypeError(f"priors['beta'] must be a bglmm.priors.Normal, got {type(value).__name__}")
         value.to_arrays(spec.X.shape[1], "priors['beta']")
-    elif key == "sigma":
+    elif key == "sigma" and spec.family.name != "student":
         if spec.family.name != "gaussian":
-            raise ValueError(f"priors['sigma'] applies to the gaussian family only, not {spec.family.name!r}")
+            raise ValueError(f"priors['sigma'] applies to the gaussian and student families only, "
+                             f"not {spec.family.name!r}")
         if spec.se is not None:
             raise ValueError("priors['sigma'] does not apply with known standard errors (se=)")
 
@@ -503,7 +505,7 @@ def _run_model(spec: ModelSpec, used: dict[str, Any], mcmc: dict[str, Any],
         from .glm import glm
 
         beta = used["beta"]
-        sigma_prior = used.get("sigma")
+        sigma_prior = used.get("sigma") if fam.name == "gaussian" else None
         if fam.name == "gaussian" and options.get("sampler", "auto") in ("auto", "conjugate"):
             # the conjugate prior is beta | sigma^2 ~ N(m0, sigma^2 V0): express the (absolute)
             # prior in units of sigma at its least-squares estimate
@@ -1039,7 +1041,8 @@ class FormulaFit(Fit):
         return _brms_table(np.column_stack(rows), index, prob)
 
     def sigma(self, prob: float = 0.95) -> pd.DataFrame:
-        """The residual SD of a gaussian model: posterior mean, sd and central interval."""
+        """The residual SD (gaussian; the Student-t's scale): posterior mean, sd and central
+        interval."""
         if "sigma" not in self.posterior:
             why = ("the standard errors are known (se=)" if self.family.name == "gaussian"
                    else f"the {self.family.name} family has no residual SD")
@@ -1364,7 +1367,7 @@ def _dispersion_log_density(family: Family, y: np.ndarray, eta: np.ndarray, tria
     with shape phi, beta_binomial with p ~ Beta(phi mu, phi (1 - mu)), zero_inflated_poisson with
     the odds phi of a structural zero, zero_inflated_negbinomial: NB2 with phi and the odds phi2
     of a structural zero)."""
-    from scipy import special
+    from scipy import special, stats
 
     phi = np.asarray(phi, dtype=float)
     if family.name in ("negbinomial", "zero_inflated_negbinomial"):
@@ -1380,6 +1383,8 @@ def _dispersion_log_density(family: Family, y: np.ndarray, eta: np.ndarray, tria
     if family.name == "gamma":
         return (phi * np.log(phi) - special.gammaln(phi) + (phi - 1.0) * np.log(y)
                 - phi * eta - phi * y * np.exp(-eta))
+    if family.name == "student":  # scale phi, degrees of freedom phi2
+        return stats.t.logpdf(y, np.asarray(phi2, dtype=float), loc=eta, scale=phi)
     if family.name == "zero_inflated_poisson":  # phi: the odds of a structural zero
         mu = np.exp(eta)
         log_zero = np.logaddexp(np.log(phi), -mu)                # log(phi + e^-mu)

@@ -21,6 +21,7 @@ _CODES = {
     ("beta_binomial", "cloglog"): 9,
     ("zero_inflated_poisson", "log"): 10,
     ("zero_inflated_negbinomial", "log"): 11,
+    ("student", "identity"): 12,
 }
 
 LINKS = {
@@ -33,24 +34,29 @@ LINKS = {
     "beta_binomial": ("logit", "probit", "cloglog"),
     "zero_inflated_poisson": ("log",),
     "zero_inflated_negbinomial": ("log",),
+    "student": ("identity",),
 }
 
 _ALIASES = {"normal": "gaussian", "binary": "bernoulli", "logistic": "bernoulli",
             "negative_binomial": "negbinomial", "nb": "negbinomial",
             "betabinomial": "beta_binomial", "zip": "zero_inflated_poisson",
             "zeroinflatedpoisson": "zero_inflated_poisson", "zinb": "zero_inflated_negbinomial",
-            "zero_inflated_negative_binomial": "zero_inflated_negbinomial"}
+            "zero_inflated_negative_binomial": "zero_inflated_negbinomial",
+            "student_t": "student", "studentt": "student", "t": "student"}
 
 # The parameters a family has besides its linear predictor, which the samplers update, under
 # the names they go by (posterior variables and prior keys): var = mu + mu^2/phi (negbinomial),
 # mu^2/shape (gamma), n mu (1 - mu) (n + phi)/(1 + phi) (beta_binomial); zi, the probability of
 # a structural zero (zero_inflated_poisson: var = (1 - zi) mu (1 + zi mu); and with the
-# negative binomial's phi in zero_inflated_negbinomial). The C++ core holds them as phi and phi2
-# (cpp/include/bglmm/family_params.hpp), zi as its odds zi / (1 - zi).
+# negative binomial's phi in zero_inflated_negbinomial); the Student-t's scale sigma and degrees
+# of freedom nu. The C++ core holds them as phi and phi2 (cpp/include/bglmm/family_params.hpp),
+# zi as its odds zi / (1 - zi).
 FAMILY_PARAMETERS = {"negbinomial": ("phi",), "gamma": ("shape",), "beta_binomial": ("phi",),
                      "zero_inflated_poisson": ("zi",),
-                     "zero_inflated_negbinomial": ("phi", "zi")}
-DISPERSION_VARIABLES = ("phi", "shape", "zi")  # every name above, in the summaries' order
+                     "zero_inflated_negbinomial": ("phi", "zi"),
+                     "student": ("sigma", "nu")}
+# every name above but sigma (the gaussian's too), in the summaries' order
+DISPERSION_VARIABLES = ("phi", "shape", "zi", "nu")
 
 
 def to_core(name: str, value: Any) -> Any:
@@ -174,6 +180,8 @@ def draw_response(rng: np.random.Generator, family: str, mu: np.ndarray, *,
         return rng.normal(mu, sigma)
     if family == "poisson":
         return rng.poisson(mu).astype(float)
+    if family == "student":  # scale phi, degrees of freedom phi2
+        return mu + np.asarray(phi) * rng.standard_t(np.broadcast_to(phi2, np.shape(mu)))
     if family == "zero_inflated_poisson":  # a structural zero with probability phi / (1 + phi)
         zero = rng.random(np.shape(mu)) < np.asarray(phi) / (1.0 + np.asarray(phi))
         return np.where(zero, 0.0, rng.poisson(mu).astype(float))

@@ -48,7 +48,7 @@ from .data import (
     resolve_threads,
 )
 from .families import Family, draw_response, inverse_link, resolve_family
-from .priors import InverseGamma, Normal, family_dispersion_specs
+from .priors import InverseGamma, Normal, family_dispersion_specs, response_sd
 from .results import (Fit, core_family_params, family_parameter_draws, keep_completed,
                       stack_chains)
 
@@ -259,7 +259,7 @@ def glm(
             a0, b0 = sigma_prior.shape, sigma_prior.scale
     elif sigma is not None or sigma_prior is not None:
         raise ValueError(f"sigma/sigma_prior apply to the gaussian family only, not {fam.name!r}")
-    specs = family_dispersion_specs(fam, dispersion_prior)
+    specs = family_dispersion_specs(fam, dispersion_prior, response_sd(ya, off))
 
     chains = check_count("chains", chains, 1)
     draws = check_count("draws", draws, 1)

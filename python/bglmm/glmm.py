@@ -72,6 +72,7 @@ from .priors import (
     Normal,
     covariance_prior_spec,
     family_dispersion_specs,
+    response_sd,
     has_flat_sd,
 )
 from .results import (Fit, core_family_params, family_parameter_draws, keep_drawn, sd_cor_draws,
@@ -557,7 +558,7 @@ def glmm(
         a0, b0 = sigma_prior.shape, sigma_prior.scale
     elif sigma_prior is not None:
         raise ValueError(f"sigma_prior applies to the gaussian family only, not {fam.name!r}")
-    specs = family_dispersion_specs(fam, dispersion_prior)
+    specs = family_dispersion_specs(fam, dispersion_prior, response_sd(ya, off))
 
     if not isinstance(sampler, str) or sampler.lower() not in _KERNELS:
         raise ValueError(f"unknown sampler {sampler!r}; use 'laplace' or 'random_walk'")

@@ -155,9 +155,17 @@ DEFAULT_DISPERSION_PRIOR = Gamma(0.01, 0.01)
 DEFAULT_ZI_PRIOR = Beta(1.0, 1.0)
 
 
-def default_dispersion_prior(name: str) -> Any:
-    """The default prior of a family's dispersion called ``name`` (phi, shape, zi)."""
-    return DEFAULT_ZI_PRIOR if name == "zi" else DEFAULT_DISPERSION_PRIOR
+# The Student-t family's defaults, as brms: nu ~ Gamma(2, 0.1) (mean 20; most mass on moderately
+# heavy tails, little below 2), sigma ~ Half-Student-t(3, 2.5 s) with s the data's scale.
+DEFAULT_NU_PRIOR = Gamma(2.0, 0.1)
+
+
+def default_dispersion_prior(name: str, scale: float = 1.0) -> Any:
+    """The default prior of a family parameter called ``name`` (phi, shape, zi, and the
+    Student-t's sigma and nu); ``scale``: the data's scale, for sigma."""
+    if name == "sigma":
+        return HalfStudentT(3.0, 2.5 * scale)
+    return {"zi": DEFAULT_ZI_PRIOR, "nu": DEFAULT_NU_PRIOR}.get(name, DEFAULT_DISPERSION_PRIOR)
 
 
 def dispersion_prior_spec(prior: Any, what: str = "phi") -> tuple[int, float, float]:
@@ -165,6 +173,14 @@ def dispersion_prior_spec(prior: Any, what: str = "phi") -> tuple[int, float, fl
     dispersion, kind 1 the dispersion fixed at a (given as a plain positive number), kind 2
     Beta(a, b) on phi / (1 + phi). For ``what == "zi"`` (a probability, which the core holds as
     its odds phi = zi / (1 - zi)) the prior is a :class:`Beta` or a number in (0, 1)."""
+    if what == "sigma":  # the Student-t's scale: a half-t (half-Cauchy) or a fixed value
+        if isinstance(prior, HalfStudentT):  # HalfCauchy is the half-t with df 1
+            return 3, float(prior.df), float(prior.scale)
+        if isinstance(prior, (int, float, np.integer, np.floating)) and not isinstance(prior, bool):
+            return 1, _positive("priors['sigma'] (a fixed value)", prior), 0.0
+        raise TypeError(f"priors['sigma'] of the student family must be a "
+                        f"bglmm.priors.HalfStudentT or HalfCauchy, or a positive number (a fixed "
+                        f"value), got {type(prior).__name__}")
     if what == "zi":
         if isinstance(prior, Beta):
             return 2, float(prior.a), float(prior.b)
@@ -184,13 +200,23 @@ def dispersion_prior_spec(prior: Any, what: str = "phi") -> tuple[int, float, fl
                     f"value), got {type(prior).__name__}")
 
 
-def family_dispersion_specs(family: Any, prior: Any) -> list[tuple[int, float, float]]:
+def response_sd(y: Any, offset: Any = None) -> float:
+    """The data's scale for the default priors of the identity-link families: sd(y - offset),
+    1 if that is zero or undefined."""
+    y = np.asarray(y, dtype=float) - (0.0 if offset is None else np.asarray(offset, dtype=float))
+    s = float(np.std(y, ddof=1)) if y.size > 1 else 0.0
+    return s if s > 0 and np.isfinite(s) else 1.0
+
+
+def family_dispersion_specs(family: Any, prior: Any,
+                            scale: float = 1.0) -> list[tuple[int, float, float]]:
     """The (kind, a, b) triples of the priors of a family's parameters for the C++ samplers,
     the core's phi and phi2 in that order (a triple the samplers ignore where the family has
     no such parameter). ``prior``: None (the defaults), one prior (the family's first
     parameter; the others get their defaults), or a dict {name: prior} by the parameters'
-    names (``phi``, ``shape``, ``zi``); a prior is a :class:`Gamma` (a :class:`Beta` for zi) or
-    a number that fixes the parameter."""
+    names (``phi``, ``shape``, ``zi``, ``sigma``, ``nu``); a prior is a :class:`Gamma` (a
+    :class:`Beta` for zi, a :class:`HalfStudentT` for sigma) or a number that fixes the
+    parameter. ``scale``: the data's scale (the default prior of the Student-t's sigma)."""
     names = family.parameters
     if prior is not None and not names:
         raise ValueError(f"dispersion_prior applies to the families with a dispersion "
@@ -210,8 +236,8 @@ def family_dispersion_specs(family: Any, prior: Any) -> list[tuple[int, float, f
     for k in range(2):
         if k < len(names):
             name = names[k]
-            out.append(dispersion_prior_spec(given.get(name, default_dispersion_prior(name)),
-                                             name))
+            out.append(dispersion_prior_spec(
+                given.get(name, default_dispersion_prior(name, scale)), name))
         else:
             out.append((0, 0.01, 0.01))
     return out

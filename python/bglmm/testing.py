@@ -314,20 +314,27 @@ _KNOWN_SIGMA = 0.8
 # the SBC models: proper and informative enough to simulate from (mean 4, 90% in 0.7 to 9.5;
 # the default Gamma(0.01, 0.01) would draw phi below 1e-10 three times in four).
 _DISPERSION_PRIOR = (2.0, 0.5)
-# Beta(a, b) prior on the zero-inflated Poisson's zi: mean 1/3, 90% in 0.08 to 0.66.
+# Beta(a, b) prior on the zero-inflated families' zi: mean 1/3, 90% in 0.08 to 0.66. The
+# Student-t's: sigma ~ half-t(3, 1), nu ~ Gamma(20, 4) (mean 5: heavy tails, finite variance).
 _ZI_PRIOR = (2.0, 4.0)
+_SBC_FAMILY_PRIORS = {"zi": _ZI_PRIOR, "sigma": (3.0, 1.0), "nu": (20.0, 4.0)}
 
 
 def _dispersion_prior(disp: str, a: float, b: float) -> Any:
-    """The dispersion prior object of the SBC models: Beta(a, b) on zi, else Gamma(a, b)."""
-    from .priors import Beta, Gamma
+    """The prior object of a family parameter in the SBC models: Beta(a, b) on zi, a
+    half-t(a, scale b) on the Student-t's sigma, else Gamma(a, b)."""
+    from .priors import Beta, Gamma, HalfStudentT
 
-    return (Beta if disp == "zi" else Gamma)(a, b)
+    return {"zi": Beta, "sigma": HalfStudentT}.get(disp, Gamma)(a, b)
 
 
 def _dispersion_draw(rng: np.random.Generator, disp: str, a: float, b: float) -> float:
-    """A draw of the dispersion from :func:`_dispersion_prior` (its reported scale)."""
-    return float(rng.beta(a, b) if disp == "zi" else rng.gamma(a, 1.0 / b))
+    """A draw of a family parameter from :func:`_dispersion_prior` (its reported scale)."""
+    if disp == "zi":
+        return float(rng.beta(a, b))
+    if disp == "sigma":
+        return float(b * abs(rng.standard_t(a)))
+    return float(rng.gamma(a, 1.0 / b))
 
 
 def glm_sbc_case(family: str, link: str | None = None, sampler: str = "random_walk", *,
@@ -533,6 +540,7 @@ def glmm_dispersion_sbc_cases() -> list[SbcCase]:
         glmm_sbc_case("zero_inflated_poisson", None, "laplace"),
         glmm_sbc_case("zero_inflated_poisson", None, "random_walk"),
         glmm_sbc_case("zero_inflated_negbinomial", None, "laplace"),
+        glmm_sbc_case("student", None, "laplace"),
     ]
 
 
@@ -545,8 +553,9 @@ def glmm_sbc_case(family: str, link: str | None = None, sampler: str = "laplace"
     U(0, 1); binomial and beta_binomial: trials ~ U{1..6}. Ranks of beta, the random-intercept SD
     and every b_j; each of the family's parameters is drawn and ranked too: ``phi`` / ``shape``
     from ``dispersion_prior`` = Gamma(shape, rate) (default Gamma(2, 0.5)), ``zi`` from
-    Beta(2, 4). ``fit_dispersion_rate_factor`` != 1 fits under wrong rates (Beta: a wrong b; a
-    negative control)."""
+    Beta(2, 4), the Student-t's sigma from half-t(3, 1) and nu from Gamma(20, 4).
+    ``fit_dispersion_rate_factor`` != 1 fits under wrong rates (Beta: a wrong b; a negative
+    control)."""
     from . import glmm
     from .priors import InverseGamma, Normal
 
@@ -559,8 +568,8 @@ def glmm_sbc_case(family: str, link: str | None = None, sampler: str = "laplace"
     params = fam.parameters
     if params and fit_dispersion_rate_factor != 1.0:
         name += f"-dispersion-rate-x{fit_dispersion_rate_factor:g}"
-    # each parameter's SBC prior (a, b): Beta(2, 4) on zi, dispersion_prior on the others
-    sbc_priors = {k: _ZI_PRIOR if k == "zi" else tuple(dispersion_prior) for k in params}
+    # each parameter's SBC prior (a, b): _SBC_FAMILY_PRIORS, dispersion_prior on the others
+    sbc_priors = {k: _SBC_FAMILY_PRIORS.get(k, tuple(dispersion_prior)) for k in params}
     fit_dispersion = {k: _dispersion_prior(k, a, b * fit_dispersion_rate_factor)
                       for k, (a, b) in sbc_priors.items()} or None
 

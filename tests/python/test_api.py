@@ -287,7 +287,7 @@ def test_prior_errors():
         bglmm.fit(RATS, rats, priors={"beta": HalfNormal(1)}, **kw)
     with pytest.raises(ValueError, match="needs a random-effects term"):
         bglmm.fit("weight ~ day", rats, priors={"sd": HalfNormal(1)}, **kw)
-    with pytest.raises(ValueError, match="gaussian family only"):
+    with pytest.raises(ValueError, match="gaussian and student families only"):
         bglmm.fit("weight ~ day", rats, "poisson", priors={"sigma": InverseGamma(1, 1)}, **kw)
 
 

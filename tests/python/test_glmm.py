@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.special import digamma
+from scipy.special import digamma, gammaln
 
 import bglmm
 from bglmm import _core
@@ -117,7 +117,7 @@ def _geweke_problem(q, centred, group_level_w=False):
 def _geweke_z(family_code, kernel, q, centred, trials=1.0, drop=False, iterations=40000,
               group_level_w=False, lkj_eta=None, sampler_eta=None, dispersion=None,
               sampler_dispersion=None, dispersion_kind=0, dispersion2=None,
-              sampler_dispersion2=None):
+              sampler_dispersion2=None, dispersion2_kind=2):
     """z-scores of the successive-conditional simulator's moments against the prior's.
     Inverse-Wishart prior, or (lkj_eta) LKJ(lkj_eta) with half-normal SDs of scale
     sqrt(ES_kk) — half-normal so that Sigma's second moments exist; `sampler_eta` runs the
@@ -146,7 +146,7 @@ def _geweke_z(family_code, kernel, q, centred, trials=1.0, drop=False, iteration
         disp = {"dispersion_kind": dispersion_kind, "dispersion_a": da, "dispersion_b": db}
     if dispersion2 is not None:
         za, zb = dispersion2 if sampler_dispersion2 is None else sampler_dispersion2
-        disp.update(dispersion2_kind=2, dispersion2_a=za, dispersion2_b=zb)
+        disp.update(dispersion2_kind=dispersion2_kind, dispersion2_a=za, dispersion2_b=zb)
     y0 = np.ones(n) if family_code == 6 else np.zeros(n)  # gamma: y > 0 (only the layout)
     d = _core.glmm_geweke(X, Z, y0, np.full(n, trials), np.zeros(n), gs, family_code,
                           pairs, m0, V0, spec, a0, b0, cfg, iterations, 7, **disp)
@@ -190,14 +190,27 @@ def _geweke_z(family_code, kernel, q, centred, trials=1.0, drop=False, iteration
         funcs["zi^2"], exact["zi^2"] = zi**2, da * (da + 1) / ((da + db) * (da + db + 1))
         funcs["logit zi"], exact["logit zi"] = np.log(phi), digamma(da) - digamma(db)
         funcs["zi b0^2"], exact["zi b0^2"] = zi * d[:, p + q * q] ** 2, da / (da + db) * ES[0, 0]
-    elif dispersion is not None:  # phi ~ Gamma(a, b): E phi, E phi^2, E log phi
+    elif dispersion is not None and dispersion_kind == 0:  # phi ~ Gamma(a, b)
         da, db = dispersion
         phi = d[:, p + q * q + q]
         funcs["phi"], exact["phi"] = phi, da / db
         funcs["phi^2"], exact["phi^2"] = phi**2, da * (da + 1) / db**2
         funcs["log phi"], exact["log phi"] = np.log(phi), digamma(da) - np.log(db)
         funcs["phi b0^2"], exact["phi b0^2"] = phi * d[:, p + q * q] ** 2, da / db * ES[0, 0]
-    if dispersion2 is not None:  # zi ~ Beta(a, b) from phi2, the last column
+    if dispersion is not None and dispersion_kind == 3:  # sigma ~ half-t(df a, scale b)
+        da, db = dispersion
+        sigma = d[:, p + q * q + q]
+        e_sigma = 2 * db * np.sqrt(da / np.pi) * np.exp(gammaln((da + 1) / 2) - gammaln(da / 2)) \
+            / (da - 1)
+        funcs["sigma"], exact["sigma"] = sigma, e_sigma
+        funcs["sigma^2"], exact["sigma^2"] = sigma**2, db**2 * da / (da - 2)
+    if dispersion2 is not None and dispersion2_kind == 0:  # nu ~ Gamma(a, b) from phi2
+        na, nb = dispersion2
+        nu = d[:, -1]
+        funcs["nu"], exact["nu"] = nu, na / nb
+        funcs["nu^2"], exact["nu^2"] = nu**2, na * (na + 1) / nb**2
+        funcs["log nu"], exact["log nu"] = np.log(nu), digamma(na) - np.log(nb)
+    elif dispersion2 is not None:  # zi ~ Beta(a, b) from phi2, the last column
         za, zb = dispersion2
         zi = d[:, -1] / (1.0 + d[:, -1])
         funcs["zi"], exact["zi"] = zi, za / (za + zb)
@@ -290,6 +303,23 @@ def test_geweke_detects_a_wrong_second_parameter_step():
     z = _geweke_z(11, 0, 1, True, dispersion=(6.0, 2.0), dispersion2=(3.0, 5.0),
                   sampler_dispersion2=(3.0, 7.0), iterations=20000)
     assert abs(z["zi"]) > 8, {k: round(v, 1) for k, v in z.items()}
+
+
+@pytest.mark.parametrize("kernel, q, centred", [(0, 2, True), (1, 1, False)])
+def test_geweke_student(kernel, q, centred):
+    # sigma ~ half-t(5, 1) and nu ~ Gamma(20, 4) (mean 5): the slice steps on log sigma, log nu
+    z = _geweke_z(12, kernel, q, centred, dispersion=(5.0, 1.0), dispersion_kind=3,
+                  dispersion2=(20.0, 4.0), dispersion2_kind=0, iterations=20000)
+    bad = {k: round(v, 1) for k, v in z.items() if abs(v) > 4.5}
+    assert not bad, f"prior moments not recovered: {bad}"
+
+
+def test_geweke_detects_a_wrong_student_scale_step():
+    # the sigma step targets half-t(5, 1.6) while the prior says half-t(5, 1)
+    z = _geweke_z(12, 0, 1, True, dispersion=(5.0, 1.0), sampler_dispersion=(5.0, 1.6),
+                  dispersion_kind=3, dispersion2=(20.0, 4.0), dispersion2_kind=0,
+                  iterations=20000)
+    assert abs(z["sigma"]) > 8, {k: round(v, 1) for k, v in z.items()}
 
 
 def test_geweke_detects_a_wrong_zero_inflation_step():

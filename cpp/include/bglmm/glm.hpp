@@ -4,7 +4,8 @@
 // Families with a dispersion parameter sampled alongside beta (negative binomial, gamma,
 // beta-binomial, and the zero-inflated Poisson's odds of a structural zero) say so with
 // `has_dispersion`; the pair's HasDispersion reads it. A family with a second such parameter
-// (the zero-inflated negative binomial) says `has_second_dispersion`.
+// (the zero-inflated negative binomial; the Student-t's scale and degrees of freedom) says
+// `has_second_dispersion`.
 #pragma once
 #include <cmath>
 #include <stdexcept>
@@ -19,6 +20,7 @@
 #include "bglmm/families/gaussian.hpp"
 #include "bglmm/families/negative_binomial.hpp"
 #include "bglmm/families/poisson.hpp"
+#include "bglmm/families/student_t.hpp"
 #include "bglmm/families/zero_inflated_negative_binomial.hpp"
 #include "bglmm/families/zero_inflated_poisson.hpp"
 #include "bglmm/links/cloglog.hpp"
@@ -43,8 +45,9 @@ enum class FamilyLink : int {
   BetaBinomialCloglog = 9,
   ZeroInflatedPoissonLog = 10,
   ZeroInflatedNegBinomialLog = 11,
+  StudentIdentity = 12,
 };
-constexpr int kLastFamilyLink = 11;
+constexpr int kLastFamilyLink = 12;
 
 // True for a family whose dispersion phi the GLM sampler updates (Family::has_dispersion).
 template <typename F, typename = void>
@@ -167,6 +170,7 @@ using BetaBinomialProbit = Glm<families::BetaBinomial<links::Probit>, links::Pro
 using BetaBinomialCloglog = Glm<families::BetaBinomial<links::Cloglog>, links::Cloglog>;
 using ZeroInflatedPoissonLog = Glm<families::ZeroInflatedPoisson, links::Log>;
 using ZeroInflatedNegBinomialLog = Glm<families::ZeroInflatedNegativeBinomial, links::Log>;
+using StudentIdentity = Glm<families::StudentT, links::Identity>;
 
 inline FamilyLink family_link_from_code(int code) {
   if (code < 0 || code > kLastFamilyLink)
@@ -190,6 +194,7 @@ decltype(auto) dispatch(FamilyLink family_link, F&& f) {
     case FamilyLink::BetaBinomialCloglog: return f(BetaBinomialCloglog{});
     case FamilyLink::ZeroInflatedPoissonLog: return f(ZeroInflatedPoissonLog{});
     case FamilyLink::ZeroInflatedNegBinomialLog: return f(ZeroInflatedNegBinomialLog{});
+    case FamilyLink::StudentIdentity: return f(StudentIdentity{});
   }
   throw std::invalid_argument("unknown family/link");
 }

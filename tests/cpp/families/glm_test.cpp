@@ -19,7 +19,8 @@ TEST_CASE("family_link_from_code and dispatch") {
                                {"beta_binomial", "probit"},
                                {"beta_binomial", "cloglog"},
                                {"zero_inflated_poisson", "log"},
-                               {"zero_inflated_negbinomial", "log"}};
+                               {"zero_inflated_negbinomial", "log"},
+                               {"student", "identity"}};
   for (int code = 0; code <= bglmm::kLastFamilyLink; ++code) {
     const auto names = bglmm::dispatch(bglmm::family_link_from_code(code), [](auto g) {
       using G = decltype(g);

@@ -4,7 +4,9 @@
 // Prior kinds: Gamma(shape a, rate b) on phi, density phi^(a-1) e^(-b phi) (brms's default for
 // these families is a = b = 0.01); phi fixed at a (no update); or Beta(a, b) on the probability
 // phi / (1 + phi) (the zero-inflated Poisson's phi is the odds of a structural zero), whose
-// density on u = log phi = logit zi is zi^a (1 - zi)^b, i.e. a u - (a + b) log(1 + e^u).
+// density on u = log phi = logit zi is zi^a (1 - zi)^b, i.e. a u - (a + b) log(1 + e^u); or a
+// half-Student-t(df a, scale b) on phi (the Student-t family's scale sigma), whose log density
+// on u is -(a + 1)/2 log(1 + e^(2u) / (a b^2)) + u.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -17,12 +19,12 @@
 
 namespace bglmm::steps {
 
-enum class DispersionPriorKind : int { Gamma = 0, Fixed = 1, BetaOdds = 2 };
+enum class DispersionPriorKind : int { Gamma = 0, Fixed = 1, BetaOdds = 2, HalfStudentT = 3 };
 
 struct DispersionPrior {
   DispersionPriorKind kind = DispersionPriorKind::Gamma;
-  double a = 0.01;  // Gamma shape, Beta's first shape, or the fixed value
-  double b = 0.01;  // Gamma rate, or Beta's second shape
+  double a = 0.01;  // Gamma shape, Beta's first shape, half-t df, or the fixed value
+  double b = 0.01;  // Gamma rate, Beta's second shape, or half-t scale
 };
 
 // phi is kept in [e^-40, e^40] (4e-18 to 2e17): beyond, the target is -inf, so that the log
@@ -33,6 +35,8 @@ inline void check_dispersion_prior(const DispersionPrior& p) {
   check_positive("dispersion prior", "a", p.a);
   if (p.kind == DispersionPriorKind::Gamma) check_positive("dispersion prior", "rate", p.b);
   else if (p.kind == DispersionPriorKind::BetaOdds) check_positive("dispersion prior", "b", p.b);
+  else if (p.kind == DispersionPriorKind::HalfStudentT)
+    check_positive("dispersion prior", "scale", p.b);
   else if (p.kind != DispersionPriorKind::Fixed)
     throw std::invalid_argument("dispersion prior: unknown kind");
 }
@@ -40,10 +44,10 @@ inline void check_dispersion_prior(const DispersionPrior& p) {
 // The prior from the codes the bindings receive (kind 0 Gamma, 1 fixed, 2 Beta on the odds'
 // probability), checked.
 inline DispersionPrior dispersion_prior_from_code(int kind, double a, double b) {
-  if (kind < 0 || kind > 2)
+  if (kind < 0 || kind > 3)
     throw std::invalid_argument(
-        concat("dispersion prior: kind must be 0 (Gamma), 1 (fixed) or 2 (Beta on "
-               "phi / (1 + phi)), got ", kind));
+        concat("dispersion prior: kind must be 0 (Gamma), 1 (fixed), 2 (Beta on "
+               "phi / (1 + phi)) or 3 (half-Student-t), got ", kind));
   const DispersionPrior out{static_cast<DispersionPriorKind>(kind), a, b};
   check_dispersion_prior(out);
   return out;
@@ -54,6 +58,10 @@ inline double dispersion_log_prior(const DispersionPrior& p, double u) {
   if (p.kind == DispersionPriorKind::BetaOdds) {
     const double softplus = u > 0.0 ? u + std::log1p(std::exp(-u)) : std::log1p(std::exp(u));
     return p.a * u - (p.a + p.b) * softplus;
+  }
+  if (p.kind == DispersionPriorKind::HalfStudentT) {
+    const double z = std::exp(u) / p.b;
+    return -0.5 * (p.a + 1.0) * std::log1p(z * z / p.a) + u;
   }
   return p.a * u - p.b * std::exp(u);
 }
@@ -98,6 +106,8 @@ inline double dispersion_prior_rng(const DispersionPrior& p, rng::Rng& rng) {
       const double zi = rng::beta_rng(p.a, p.b, rng);
       return zi / (1.0 - zi);
     }
+    case DispersionPriorKind::HalfStudentT:
+      return p.b * std::fabs(rng.std_normal()) / std::sqrt(rng::chi_square_rng(p.a, rng) / p.a);
     case DispersionPriorKind::Gamma: break;
   }
   return rng::gamma_rng(p.a, p.b, rng);
