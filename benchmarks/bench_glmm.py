@@ -1,4 +1,4 @@
-"""GLMM benchmarks B1, B2, B2x, B3, B3nb (bglmm.glmm, Laplace kernel). One command prints the table:
+"""GLMM benchmarks B1, B2, B2x, B3, B3nb, B3zip (bglmm.glmm, Laplace kernel). One command prints the table:
 
     python benchmarks/bench_glmm.py                 # all cases, 1 and 2 threads
     python benchmarks/bench_glmm.py --cases B1 B3   # a subset
@@ -12,6 +12,8 @@ B2: the same with m = 10,000 (4 x 400 draws after 200 warm-up); B2x: m = 100,000
 B3: poisson random intercept, m = 2,000 x 10, intercept 0.5, slope 0.3 (fixed), SD 0.7.
 B3nb: the same design with negative-binomial counts, phi = 2 (var = mu + mu^2 / 2), fitted with
     family="negbinomial" (phi sampled, default Gamma(0.01, 0.01) prior); its min ESS includes phi.
+B3zip: the same design with a structural zero in 20% of the rows, fitted with
+    family="zero_inflated_poisson" (zi sampled, default Beta(1, 1)); its min ESS includes zi.
 
 Each (case, threads) runs in its own process so that its peak memory (ru_maxrss) is its own.
 Columns: wall time of the fit (all chains, warm-up included), minimum bulk ESS over the fixed
@@ -38,6 +40,8 @@ CASES = {
     "B2x": dict(family="bernoulli", m=100000, k=20, chains=2, draws=400, warmup=100, keep=False),
     "B3": dict(family="poisson", m=2000, k=10, chains=4, draws=1000, warmup=1000, keep=True),
     "B3nb": dict(family="negbinomial", m=2000, k=10, chains=4, draws=1000, warmup=1000, keep=True),
+    "B3zip": dict(family="zero_inflated_poisson", m=2000, k=10, chains=4, draws=1000, warmup=1000,
+                  keep=True),
 }
 
 
@@ -60,6 +64,8 @@ def simulate(case: str, seed: int = 20261121):
         if c["family"] == "negbinomial":  # a gamma-Poisson mixture, phi = 2
             mu = rng.gamma(2.0, mu / 2.0)
         y = rng.poisson(mu).astype(float)
+        if c["family"] == "zero_inflated_poisson":  # a structural zero with probability 0.2
+            y[rng.random(len(y)) < 0.2] = 0.0
         Z = ["Intercept"]
     import pandas as pd
 
@@ -107,7 +113,7 @@ def run_one(case: str, threads: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cases", nargs="*", default=["B1", "B3", "B3nb", "B2", "B2x"])
+    ap.add_argument("--cases", nargs="*", default=["B1", "B3", "B3nb", "B3zip", "B2", "B2x"])
     ap.add_argument("--threads", nargs="*", type=int, default=[1, 2])
     ap.add_argument("--run", help=argparse.SUPPRESS)
     ap.add_argument("--run-threads", type=int, help=argparse.SUPPRESS)

@@ -350,10 +350,10 @@ def glm_sbc_case(family: str, link: str | None = None, sampler: str = "random_wa
     Prior beta ~ N((0.3, -0.2), diag(1, 0.7)^2); gaussian: known sigma = 0.8, or
     beta | sigma^2 ~ N(m0, sigma^2 V0), sigma^2 ~ IG(3, 2); poisson and negbinomial:
     offset ~ U(0, 1); binomial: trials ~ U{1..8}; beta_binomial: trials ~ U{2..10}. The
-    families with a dispersion (negbinomial, gamma, beta_binomial) draw it from
-    ``dispersion_prior`` = Gamma(shape, rate), default Gamma(2, 0.5), and rank it too (as
-    ``phi``, or ``shape`` for the gamma family); the zero-inflated Poisson (offset as poisson)
-    draws zi from Beta(a, b), default Beta(2, 4). ``n`` defaults to 15 rows, 20 with a
+    families with parameters besides beta draw each and rank it too: ``phi`` / ``shape`` from
+    ``dispersion_prior`` = Gamma(shape, rate), default Gamma(2, 0.5); ``zi`` from Beta(2, 4);
+    the Student-t's sigma from half-t(3, 1) and nu from Gamma(20, 4) (the zero-inflated
+    families get poisson's offset). ``n`` defaults to 15 rows, 20 with a
     dispersion. ``thin`` defaults to 1 for the conjugate sampler (independent draws), 4 for the
     independence sampler (3 with a dispersion) and 15 for random-walk MH (8 with one
     coefficient): enough for an effectively independent thinned sample, their integrated
@@ -372,9 +372,10 @@ def glm_sbc_case(family: str, link: str | None = None, sampler: str = "random_wa
     from .priors import InverseGamma, Normal
 
     fam = resolve_family(family, link)
-    disp = fam.dispersion  # None, "phi", "shape" or "zi"
-    if disp == "zi" and tuple(dispersion_prior) == _DISPERSION_PRIOR:
-        dispersion_prior = _ZI_PRIOR
+    params = fam.parameters  # (), or names among phi, shape, zi, sigma, nu
+    disp = fam.dispersion
+    # each parameter's SBC prior (a, b): _SBC_FAMILY_PRIORS, dispersion_prior on the others
+    sbc_priors = {k: _SBC_FAMILY_PRIORS.get(k, tuple(dispersion_prior)) for k in params}
     if sampler == "conjugate" and fam.name != "gaussian":
         raise ValueError("the conjugate sampler needs the gaussian family")
     if coefficients not in (1, 2):
@@ -403,14 +404,12 @@ def glm_sbc_case(family: str, link: str | None = None, sampler: str = "random_wa
         if fam.name != "gaussian" or unknown:
             raise ValueError("fit_sigma_factor applies to the known-sigma gaussian cases")
         name += f"-WRONG-sigma-x{fit_sigma_factor:g}"
-    if disp is not None and tuple(dispersion_prior) not in (_DISPERSION_PRIOR, _ZI_PRIOR):
+    if disp is not None and tuple(dispersion_prior) != _DISPERSION_PRIOR:
         name += f"-{disp}-prior-gamma({dispersion_prior[0]:g},{dispersion_prior[1]:g})"
     if fit_dispersion_rate_factor != 1.0:
         if disp is None:
             raise ValueError("fit_dispersion_rate_factor applies to the families with a dispersion")
         name += f"-WRONG-{disp}-rate-x{fit_dispersion_rate_factor:g}"
-    d_shape, d_rate = (float(v) for v in dispersion_prior)
-
     m0, sd0 = _GLM_PRIOR_MEAN[:coefficients], _GLM_PRIOR_SD[:coefficients]
 
     def simulate(rng: np.random.Generator) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -424,14 +423,15 @@ def glm_sbc_case(family: str, link: str | None = None, sampler: str = "random_wa
             beta = m0 + sd0 * rng.standard_normal(coefficients)
             sigma2 = _KNOWN_SIGMA**2
         truth["beta"] = beta
-        phi = 1.0
-        if disp is not None:
-            truth[disp] = _dispersion_draw(rng, disp, d_shape, d_rate)
-            phi = to_core(disp, truth[disp])
+        core = [1.0, 1.0]
+        for k, (key, (a, b)) in enumerate(sbc_priors.items()):
+            truth[key] = _dispersion_draw(rng, key, a, b)
+            core[k] = to_core(key, truth[key])
         data: dict[str, Any] = {"X": X}
         eta = X @ beta
         trials = None
-        if fam.name in ("poisson", "negbinomial", "zero_inflated_poisson"):
+        if fam.name in ("poisson", "negbinomial", "zero_inflated_poisson",
+                        "zero_inflated_negbinomial"):
             data["offset"] = rng.uniform(0.0, 1.0, n)
             eta = eta + data["offset"]
         elif fam.name == "binomial":
@@ -441,7 +441,7 @@ def glm_sbc_case(family: str, link: str | None = None, sampler: str = "random_wa
             trials = rng.integers(2, 11, n).astype(float)
             data["trials"] = trials
         data["y"] = draw_response(rng, fam.name, fam.link, eta, trials=trials,
-                                  sigma=np.sqrt(sigma2), phi=phi)
+                                  sigma=np.sqrt(sigma2), phi=core[0], phi2=core[1])
         return truth, data
 
     prior = Normal(m0, sd0 * fit_prior_sd_factor)
@@ -453,9 +453,10 @@ def glm_sbc_case(family: str, link: str | None = None, sampler: str = "random_wa
                 kwargs["sigma_prior"] = InverseGamma(a0, b0)
             else:
                 kwargs["sigma"] = _KNOWN_SIGMA * fit_sigma_factor
-        if disp is not None:
-            kwargs["dispersion_prior"] = _dispersion_prior(disp, d_shape,
-                                                           d_rate * fit_dispersion_rate_factor)
+        if params:
+            kwargs["dispersion_prior"] = {
+                k: _dispersion_prior(k, a, b * fit_dispersion_rate_factor)
+                for k, (a, b) in sbc_priors.items()}
         f = glm(data["X"], data["y"], fam.name, fam.link, trials=data.get("trials"),
                 offset=data.get("offset"), prior=prior, sampler=sampler, proposal=proposal,
                 chains=1, draws=L, thin=thin, warmup=warmup, seed=seed, threads=threads,
@@ -463,8 +464,8 @@ def glm_sbc_case(family: str, link: str | None = None, sampler: str = "random_wa
         out = {"beta": f.draws[0]}
         if unknown:
             out["sigma"] = f.posterior["sigma"][0]
-        if disp is not None:
-            out[disp] = f.posterior[disp][0]
+        for key in params:
+            out[key] = f.posterior[key][0]
         return out
 
     return SbcCase(name, simulate, fit, {"family": fam.name, "link": fam.link, "sampler": sampler,
@@ -472,8 +473,9 @@ def glm_sbc_case(family: str, link: str | None = None, sampler: str = "random_wa
 
 
 def glm_sbc_cases() -> list[SbcCase]:
-    """Every family x link x sampler of :func:`bglmm.glm` (31 cases; the last 12 are the
-    families with a dispersion: a Metropolis-Hastings step of beta, then a slice step of phi)."""
+    """Every family x link x sampler of :func:`bglmm.glm` (35 cases; the last 16 are the
+    families with parameters besides beta: a Metropolis-Hastings step of beta, then a slice
+    step of each parameter)."""
     cases = [
         glm_sbc_case("gaussian", sampler="conjugate", known_sigma=True),
         glm_sbc_case("gaussian", sampler="conjugate", known_sigma=False),
@@ -487,7 +489,8 @@ def glm_sbc_cases() -> list[SbcCase]:
         for link in ("logit", "probit", "cloglog"):
             for sampler in ("random_walk", "independence"):
                 cases.append(glm_sbc_case(fam, link, sampler))
-    for fam in ("negbinomial", "gamma", "zero_inflated_poisson"):
+    for fam in ("negbinomial", "gamma", "zero_inflated_poisson", "zero_inflated_negbinomial",
+                "student"):
         for sampler in ("random_walk", "independence"):
             cases.append(glm_sbc_case(fam, sampler=sampler))
     # The beta-binomial likelihood costs ~3x the others per evaluation: intercept-only models.

@@ -3,6 +3,10 @@ the interpreter healthy.
 
 The main test runs the fit in a child interpreter and sends it a real SIGINT from outside (what
 Ctrl-C in a terminal does), so that a failure cannot take the test session down.
+
+Every test runs with Python's own SIGINT handler, as an interactive session has it: a suite
+started as a background job (`cmd &` in a script) inherits SIGINT ignored, and then no Ctrl-C
+could reach the fit at all.
 """
 
 from __future__ import annotations
@@ -22,9 +26,11 @@ import pytest
 import bglmm
 
 CHILD = textwrap.dedent("""
-    import json, sys, time, warnings
+    import json, signal, sys, time, warnings
     import numpy as np
     import bglmm
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as in an interactive session
 
     sampler = sys.argv[1]
     rng = np.random.default_rng(0)
@@ -68,6 +74,14 @@ CHILD = textwrap.dedent("""
         and small.posterior["beta"].shape == (3, 20, 2),
     }), flush=True)
 """)
+
+
+@pytest.fixture(autouse=True)
+def interactive_sigint():
+    """Python's own SIGINT handler for the test, whatever the runner inherited."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
 
 
 @pytest.mark.parametrize("sampler", ["random_walk", "conjugate", "lmm", "glmm"])

@@ -198,6 +198,7 @@ struct GlmmAdaptation {
 struct GlmmWorkspace {
   RowMatrix eta;   // m x q: the interweaving and marginal moves' non-centred effects
   Vector eta_rows; // N: the full linear predictor (the extra blocks' steps)
+  std::vector<double> zero_terms;  // zero-inflated Poisson: e^-mu_i of the zero rows
 };
 
 // One chain: its Markov state (what the steps draw), the caches derived from it, the
