@@ -188,10 +188,6 @@ double log_lik_at_eta(const GlmData& d, const Vector& eta, const FamilyParams& p
   });
 }
 
-// The number of family parameters beyond beta the sampler updates: 0, 1 (phi) or 2 (phi2).
-template <typename G>
-constexpr int kFamilyParams = HasSecondDispersion<G> ? 2 : (HasDispersion<G> ? 1 : 0);
-
 // The value of parameter `which` maximising the log-likelihood plus its log prior (on the log)
 // at beta and the other parameter.
 template <typename G>

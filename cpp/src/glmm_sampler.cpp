@@ -371,7 +371,7 @@ std::pair<double, double> conditional_dispersion(const GlmmData& d, const GlmmPr
   const auto log_lik = [&](double v) {
     return steps::dispersion_log_lik<G>(d, s.work.eta_rows, fp.with(which, v), threads);
   };
-  const steps::DispersionPrior& prior = which == 0 ? pr.dispersion : pr.dispersion2;
+  const steps::DispersionPrior& prior = pr.family_prior(which);
   const double phi = steps::dispersion_mode(log_lik, prior);
   const auto f = [&](double u) { return steps::dispersion_log_target(log_lik, prior, u); };
   const double u = std::log(phi), h = 1e-3;
@@ -428,12 +428,11 @@ void initialise(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg, 
     // the family parameters: the GLM's (which puts the groups' variation into them), then each
     // one's mode given each round's effects below, then jittered by one conditional SD of its
     // log
-    constexpr int kParams = HasSecondDispersion<G> ? 2 : (HasDispersion<G> ? 1 : 0);
+    constexpr int kParams = kFamilyParams<G>;
     const auto free_param = [&](int which) {
-      const steps::DispersionPrior& p = which == 0 ? pr.dispersion : pr.dispersion2;
-      return p.kind != steps::DispersionPriorKind::Fixed && !(which == 0 && cfg.phi_init > 0.0);
+      return pr.family_prior(which).kind != steps::DispersionPriorKind::Fixed &&
+             !(which == 0 && cfg.phi_init > 0.0);
     };
-    const auto set_param = [&](int which, double v) { (which == 0 ? s.phi : s.phi2) = v; };
     if (kParams > 0 && cfg.phi_init > 0.0) s.phi = cfg.phi_init;
     const Matrix lc = linalg::cholesky_lower(mode.covariance, "initial covariance");
     s.beta = linalg::multi_normal_chol_rng(mode.beta, lc, rng);
@@ -465,7 +464,7 @@ void initialise(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg, 
       const Vector beta_before = s.beta;
       steps::joint_free_mode<G>(d, pr, s, threads);
       for (int k = 0; k < kParams; ++k)
-        if (free_param(k)) set_param(k, conditional_dispersion<G>(d, pr, s, threads, k).first);
+        if (free_param(k)) s.set_param(k, conditional_dispersion<G>(d, pr, s, threads, k).first);
       double change = (s.beta - beta_before).cwiseAbs().maxCoeff() /
                       (1.0 + beta_before.cwiseAbs().maxCoeff());
       for (Index k = 0; k < q; ++k)
@@ -477,7 +476,7 @@ void initialise(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg, 
     for (int k = 0; k < kParams; ++k) {
       if (free_param(k)) {
         const auto [mode_k, log_sd] = conditional_dispersion<G>(d, pr, s, threads, k);
-        set_param(k, mode_k * std::exp(log_sd * rng.std_normal()));
+        s.set_param(k, mode_k * std::exp(log_sd * rng.std_normal()));
       }
     }
   }

@@ -7,6 +7,9 @@ GLMM are in test_glmm.py."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import arviz as az
 import numpy as np
 import pandas as pd
@@ -16,6 +19,9 @@ from scipy import stats
 import bglmm
 from bglmm import _core
 from bglmm.priors import Gamma, HalfNormal, HalfStudentT, Normal
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _quadrature import grid, posterior_means  # noqa: E402
 
 FAMILY = "student"
 CODE = bglmm.families.resolve_family(FAMILY).code
@@ -61,17 +67,12 @@ def grid_means(y, lower, upper, points=40, nu_factor=1.0):
     """Posterior means of (b0, log sigma, log nu) of an intercept-only model by the midpoint
     rule on a 3-D grid, under Normal(0, 10), sigma ~ half-t(3, 2.5) and nu ~ Gamma(2, 0.1);
     nu_factor != 1 evaluates a deliberately wrong likelihood (the negative control)."""
-    axes = [lo + (hi - lo) * (np.arange(points) + 0.5) / points for lo, hi in zip(lower, upper)]
-    b0, u, v = np.meshgrid(*axes, indexing="ij")
+    b0, u, v = grid(lower, upper, points)
     sigma, nu = np.exp(u), np.exp(v)
     lp = stats.t.logpdf(y, nu_factor * nu[..., None], loc=b0[..., None],
                         scale=sigma[..., None]).sum(axis=-1)
     lp += -0.5 * b0**2 / 100.0 + stats.t.logpdf(sigma / 2.5, 3.0) + u + 2.0 * v - 0.1 * nu
-    w = np.exp(lp - lp.max())
-    w /= w.sum()
-    edge = max(w[[0, -1]].sum(), w[:, [0, -1]].sum(), w[:, :, [0, -1]].sum())
-    assert edge < 1e-4, "the grid does not cover the posterior"
-    return np.array([(w * b0).sum(), (w * u).sum(), (w * v).sum()])
+    return posterior_means(lp, [b0, u, v])
 
 
 def test_glm_posterior_means_match_quadrature():

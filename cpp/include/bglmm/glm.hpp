@@ -68,6 +68,10 @@ struct FamilyHasSecondDispersion<F, std::void_t<decltype(F::has_second_dispersio
 template <typename G>
 constexpr bool HasSecondDispersion = FamilyHasSecondDispersion<typename G::Family>::value;
 
+// The number of family parameters beyond beta the samplers update: 0, 1 (phi) or 2 (phi2).
+template <typename G>
+constexpr int kFamilyParams = HasSecondDispersion<G> ? 2 : (HasDispersion<G> ? 1 : 0);
+
 // The pair's functions take the family's parameters (FamilyParams) and pass the family what it
 // uses; a bare phi is accepted for the families with at most one parameter (a family with two
 // given one fails to compile).

@@ -96,6 +96,9 @@ struct GlmmPriors {
   double phi_scale = 0.0;
   steps::DispersionPrior dispersion;  // negbinomial / beta-binomial phi, gamma shape, ZI odds
   steps::DispersionPrior dispersion2;  // the second parameter (HasSecondDispersion)
+  const steps::DispersionPrior& family_prior(int which) const {
+    return which == 0 ? dispersion : dispersion2;
+  }
   // derived (prepare_priors)
   Matrix beta_prec;                   // Q0 = V0^{-1}
 };
@@ -221,6 +224,7 @@ struct GlmmState {
   GlmmWorkspace work;
 
   FamilyParams params() const { return {phi, phi2}; }
+  void set_param(int which, double v) { (which == 0 ? phi : phi2) = v; }
   // A move that computed its caches in `proposal` and was accepted makes them current.
   void commit_proposal() {
     cache.ll.swap(proposal.ll);
