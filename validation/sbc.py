@@ -10,9 +10,14 @@ over all statistics printed. Exit status 1 if any parameter fails.
 The cases include those with covariance priors of the default family (LKJ(2) + Half-Student-t(3)
 SDs; ``bglmm.testing.default_prior_sbc_cases()``, select them with ``--cases default-prior``).
 ``--negative-controls`` adds deliberately wrong cases (``bglmm.testing.
-wrong_default_prior_sbc_cases()``: the fit's SD prior scales halved), each of which must be
-flagged: they are printed with the verdict "flagged" / "MISSED" and count as failures only
-when missed.
+wrong_default_prior_sbc_cases()``: the fit's SD prior scales halved; ``bglmm.testing.
+wrong_cumulative_sbc_cases()``: a cumulative GLM fitted with its cutpoints' prior sd halved),
+each of which must be flagged: they are printed with the verdict "flagged" / "MISSED" and count
+as failures only when missed.
+
+The cumulative ordinal family's cases (``bglmm.testing.cumulative_sbc_cases()``; its GLMM case
+runs here only, not in the test suite) need >= 600 replications for the GLMM:
+``python validation/sbc.py --cases cumulative --replications 600 --negative-controls``.
 """
 
 from __future__ import annotations
@@ -41,10 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     cases = [c for c in testing.sbc_cases() if re.search(args.cases, c.name)]
-    wrong = [c.name for c in testing.wrong_default_prior_sbc_cases()]
+    wrong_cases = testing.wrong_default_prior_sbc_cases() + testing.wrong_cumulative_sbc_cases()
+    wrong = [c.name for c in wrong_cases]
     if args.negative_controls:
-        cases += [c for c in testing.wrong_default_prior_sbc_cases()
-                  if re.search(args.cases, c.name)]
+        cases += [c for c in wrong_cases if re.search(args.cases, c.name)]
     results = []
     t_all = time.perf_counter()
     for case in cases:

@@ -20,6 +20,8 @@ double link_function(const std::string& what, double x) {
     if (what == "log1m_mu") return Link::log1m_mu(x);
     if (what == "dlog_mu") return Link::dlog_mu(x);
     if (what == "dlog1m_mu") return Link::dlog1m_mu(x);
+    if constexpr (std::is_same_v<Link, links::Logit> || std::is_same_v<Link, links::Probit>)
+      if (what == "log_dmu_deta") return Link::log_dmu_deta(x);
   }
   throw std::invalid_argument(
       concat("link_evaluate: unknown quantity '", what, "' for link '", Link::name, "'"));
@@ -32,14 +34,20 @@ void bind_families(py::module_& m) {
   f.def(
       "evaluate",
       [](int family_link, const std::string& what, const Vector& y, const Vector& trials,
-         const Vector& eta, double phi, double phi2) {
+         const Vector& eta, double phi, double phi2, const Vector& cutpoints) {
         check_size_match("evaluate", "y", y.size(), "eta", eta.size());
         check_size_match("evaluate", "trials", trials.size(), "eta", eta.size());
         check_positive("evaluate", "phi", phi);
         check_positive("evaluate", "phi2", phi2);
-        const FamilyParams fp{phi, phi2};
+        const FamilyLink fl = family_link_from_code(family_link);
+        const RowMatrix cut_row = cutpoints.transpose();
+        check_category_codes("evaluate", fl, y, cut_row);
+        for (Index k = 1; k < cutpoints.size(); ++k)
+          if (!(cutpoints[k] > cutpoints[k - 1]))
+            throw std::invalid_argument("evaluate: cutpoints must increase");
+        const FamilyParams fp{phi, phi2, cutpoints.data(), static_cast<int>(cutpoints.size())};
         Vector out(eta.size());
-        dispatch(family_link_from_code(family_link), [&](auto g) {
+        dispatch(fl, [&](auto g) {
           using G = decltype(g);
           for (Index i = 0; i < eta.size(); ++i) {
             if (what == "log_lik") out[i] = G::log_lik(y[i], trials[i], eta[i], fp);
@@ -53,7 +61,10 @@ void bind_families(py::module_& m) {
         });
         return out;
       },
-      "family_link"_a, "what"_a, "y"_a, "trials"_a, "eta"_a, "phi"_a = 1.0, "phi2"_a = 1.0);
+      "family_link"_a, "what"_a, "y"_a, "trials"_a, "eta"_a, "phi"_a = 1.0, "phi2"_a = 1.0,
+      "cutpoints"_a = Vector(),
+      "Elementwise log_lik, log_kernel, score, weight or linkinv of a family x link at (y, "
+      "trials, eta) and its parameters (cutpoints: the cumulative families', increasing).");
   f.def(
       "link_evaluate",
       [](const std::string& link, const std::string& what, const Vector& x) {

@@ -28,6 +28,8 @@ py::dict to_dict(GlmChainResult&& r) {
   out["sigma"] = r.sigma.size() ? Vector(r.sigma.head(kept)) : Vector();
   out["dispersion"] = r.dispersion.size() ? Vector(r.dispersion.head(kept)) : Vector();
   out["dispersion2"] = r.dispersion2.size() ? Vector(r.dispersion2.head(kept)) : Vector();
+  out["cutpoints"] = r.cutpoints.size() ? RowMatrix(r.cutpoints.topRows(kept)) : RowMatrix();
+  out["joint_acceptance"] = r.joint_acceptance;
   out["log_posterior"] = Vector(r.log_posterior.head(kept));
   out["accepted"] = Vector(r.accepted.head(kept));
   out["acceptance_rate"] = r.acceptance_rate;
@@ -51,11 +53,14 @@ void bind_glm(py::module_& m) {
          int method, int proposal_covariance, double target_acceptance, double initial_scale,
          double known_sigma, int threads, std::uint64_t seed, std::uint64_t chain,
          const py::object& progress, int dispersion_kind, double dispersion_a,
-         double dispersion_b, int dispersion2_kind, double dispersion2_a, double dispersion2_b) {
+         double dispersion_b, int dispersion2_kind, double dispersion2_a, double dispersion2_b,
+         double cutpoint_sd, Index intercept_col, int categories) {
         const GlmData data = make_glm_data(x, y, trials, offset, family_link_from_code(family_link));
-        const GlmPrior prior =
+        GlmPrior prior =
             make_prior(prior_mean, prior_cov, sigma2_shape, sigma2_scale, dispersion_kind,
                        dispersion_a, dispersion_b, dispersion2_kind, dispersion2_a, dispersion2_b);
+        prior.cutpoints = steps::CutpointPrior{cutpoint_sd, intercept_col};
+        prior.categories = categories;
         GlmConfig config;
         config.draws = draws;
         config.warmup = warmup;
@@ -80,10 +85,13 @@ void bind_glm(py::module_& m) {
       "target_acceptance"_a, "initial_scale"_a, "known_sigma"_a, "threads"_a, "seed"_a,
       "chain"_a, "progress"_a = py::none(), "dispersion_kind"_a = 0, "dispersion_a"_a = 0.01,
       "dispersion_b"_a = 0.01, "dispersion2_kind"_a = 0, "dispersion2_a"_a = 0.01,
-      "dispersion2_b"_a = 0.01,
+      "dispersion2_b"_a = 0.01, "cutpoint_sd"_a = 0.0, "intercept_col"_a = -1,
+      "categories"_a = 0,
       "Run one chain of the Bayesian GLM sampler (GIL released while sampling). "
       "dispersion_kind: 0 Gamma(a, b) on phi, 1 phi fixed at a, 2 Beta(a, b) on phi / (1 + phi); "
-      "dispersion2_*: the same for a second parameter phi2 (zero_inflated_negbinomial).");
+      "dispersion2_*: the same for a second parameter phi2 (zero_inflated_negbinomial). "
+      "Cumulative families: y holds category codes 0 .. categories - 1, X an intercept "
+      "(column intercept_col), each cutpoint ~ N(0, cutpoint_sd^2) ordered.");
 
   m.def(
       "dispersion_slice_chain",
@@ -110,6 +118,9 @@ void bind_glm(py::module_& m) {
          int family_link, const Vector& prior_mean, const Matrix& prior_cov, double phi,
          int threads) {
         const GlmData data = make_glm_data(x, y, trials, offset, family_link_from_code(family_link));
+        if (dispatch(data.family_link, [](auto g) { return HasCutpoints<decltype(g)>; }))
+          throw std::invalid_argument("glm_mode: the cumulative families need their cutpoints; "
+                                      "run_glm_chain finds the joint mode");
         const GlmMode mode =
             glm_mode(data, make_prior(prior_mean, prior_cov, 0, 0), FamilyParams{phi}, threads);
         return py::make_tuple(mode.beta, mode.covariance, mode.iterations, mode.converged);
@@ -122,13 +133,15 @@ void bind_glm(py::module_& m) {
       "glm_pointwise_log_lik",
       [](ConstRowMatrixRef x, ConstVectorRef y, ConstVectorRef trials, ConstVectorRef offset,
          int family_link, const RowMatrix& beta, const Vector& phi, int threads,
-         const Vector& phi2) {
+         const Vector& phi2, const RowMatrix& cutpoints) {
         const GlmData data = make_glm_data(x, y, trials, offset, family_link_from_code(family_link));
+        check_category_codes("glm_pointwise_log_lik", data.family_link, data.y, cutpoints);
         py::gil_scoped_release nogil;
-        return glm_pointwise_log_lik(data, beta, phi, phi2, threads);
+        return glm_pointwise_log_lik(data, beta, phi, phi2, cutpoints, threads);
       },
       "x"_a.noconvert(), "y"_a.noconvert(), "trials"_a.noconvert(), "offset"_a.noconvert(),
       "family_link"_a, "beta"_a, "phi"_a, "threads"_a = 0, "phi2"_a = Vector(),
+      "cutpoints"_a = RowMatrix(),
       "Pointwise log-likelihood, draws x observations.");
 }
 

@@ -83,8 +83,10 @@ GlmmPriors priors(const GlmmData& d, const Vector& beta_mean, const Matrix& beta
                   const py::dict& cov_prior, double phi_shape, double phi_scale,
                   const steps::DispersionPrior& dispersion,
                   const steps::DispersionPrior& dispersion2,
-                  const std::vector<ExtraArrays>& extra = {}) {
+                  const std::vector<ExtraArrays>& extra = {},
+                  const steps::CutpointPrior& cutpoints = {}) {
   GlmmPriors pr;
+  pr.cutpoints = cutpoints;
   pr.beta_mean = beta_mean;
   pr.beta_cov = beta_cov;
   pr.cov = covariance_prior_from(cov_prior);
@@ -137,6 +139,7 @@ py::dict to_dict(GlmmChainResult&& r) {
   out["b"] = r.b.size() ? RowMatrix(r.b.topRows(kept)) : RowMatrix();
   out["phi"] = r.phi.size() ? Vector(r.phi.head(kept)) : Vector();
   out["phi2"] = r.phi2.size() ? Vector(r.phi2.head(kept)) : Vector();
+  out["cutpoints"] = r.cutpoints.size() ? RowMatrix(r.cutpoints.topRows(kept)) : RowMatrix();
   out["log_lik"] = Vector(r.log_lik.head(kept));
   out["group_accept_mean"] = Vector(r.group_accept_mean.head(kept));
   out["fixed_accepted"] = Vector(r.fixed_accepted.head(kept));
@@ -184,9 +187,9 @@ void bind_glmm(py::module_& m) {
          const py::dict& config, std::uint64_t seed, std::uint64_t chain,
          const py::object& progress, const py::list& extra, int dispersion_kind,
          double dispersion_a, double dispersion_b, int dispersion2_kind, double dispersion2_a,
-         double dispersion2_b) {
-        GlmmData data =
-            make_glmm_data(grouped(x, z, y, trials, offset, group_start, family_link), centred);
+         double dispersion2_b, int categories, double cutpoint_sd, Index intercept_col) {
+        GlmmData data = make_glmm_data(
+            grouped(x, z, y, trials, offset, group_start, family_link), centred, categories);
         const std::vector<ExtraArrays> arrays = extra_arrays(extra);
         data.extra = extra_blocks(arrays, data.obs);
         const GlmmPriors pr =
@@ -195,7 +198,7 @@ void bind_glmm(py::module_& m) {
                                                      dispersion_b),
                    steps::dispersion_prior_from_code(dispersion2_kind, dispersion2_a,
                                                      dispersion2_b),
-                   arrays);
+                   arrays, steps::CutpointPrior{cutpoint_sd, intercept_col});
         const GlmmConfig cfg = config_from(config);
         const RunControl control = make_run_control(progress);
         GlmmChainResult result;
@@ -211,10 +214,13 @@ void bind_glmm(py::module_& m) {
       "config"_a, "seed"_a, "chain"_a, "progress"_a = py::none(), "extra"_a = py::list(),
       "dispersion_kind"_a = 0, "dispersion_a"_a = 0.01, "dispersion_b"_a = 0.01,
       "dispersion2_kind"_a = 0, "dispersion2_a"_a = 0.01, "dispersion2_b"_a = 0.01,
+      "categories"_a = 0, "cutpoint_sd"_a = 0.0, "intercept_col"_a = -1,
       "Run one chain of the GLMM Metropolis-within-Gibbs sampler (GIL released). "
       "dispersion_kind (the families with a dispersion phi): 0 Gamma(a, b) on phi, 1 phi fixed "
       "at a, 2 Beta(a, b) on phi / (1 + phi); dispersion2_*: the same for a second parameter "
-      "phi2 (zero_inflated_negbinomial).");
+      "phi2 (zero_inflated_negbinomial). Cumulative families: y holds category codes 0 .. "
+      "categories - 1, X an intercept (column intercept_col), each cutpoint ~ N(0, "
+      "cutpoint_sd^2) ordered.");
 
   m.def(
       "glmm_geweke",
@@ -224,9 +230,10 @@ void bind_glmm(py::module_& m) {
          const py::dict& cov_prior, double phi_shape, double phi_scale,
          const py::dict& config, std::int64_t iterations, std::uint64_t seed,
          const py::list& extra, int dispersion_kind, double dispersion_a, double dispersion_b,
-         int dispersion2_kind, double dispersion2_a, double dispersion2_b) {
-        GlmmData data =
-            make_glmm_data(grouped(x, z, y, trials, offset, group_start, family_link), centred);
+         int dispersion2_kind, double dispersion2_a, double dispersion2_b, int categories,
+         double cutpoint_sd, Index intercept_col) {
+        GlmmData data = make_glmm_data(
+            grouped(x, z, y, trials, offset, group_start, family_link), centred, categories);
         const std::vector<ExtraArrays> arrays = extra_arrays(extra);
         data.extra = extra_blocks(arrays, data.obs);
         const GlmmPriors pr =
@@ -235,7 +242,7 @@ void bind_glmm(py::module_& m) {
                                                      dispersion_b),
                    steps::dispersion_prior_from_code(dispersion2_kind, dispersion2_a,
                                                      dispersion2_b),
-                   arrays);
+                   arrays, steps::CutpointPrior{cutpoint_sd, intercept_col});
         const GlmmConfig cfg = config_from(config);
         py::gil_scoped_release nogil;
         return run_glmm_geweke(data, pr, cfg, iterations, rng::ChainKey{seed, 0});
@@ -246,25 +253,30 @@ void bind_glmm(py::module_& m) {
       "config"_a, "iterations"_a, "seed"_a, "extra"_a = py::list(),
       "dispersion_kind"_a = 0, "dispersion_a"_a = 0.01, "dispersion_b"_a = 0.01,
       "dispersion2_kind"_a = 0, "dispersion2_a"_a = 0.01, "dispersion2_b"_a = 0.01,
+      "categories"_a = 0, "cutpoint_sd"_a = 0.0, "intercept_col"_a = -1,
       "Geweke successive-conditional simulator: rows (beta, Sigma, b_0, phi, the extra blocks' "
-      "Sigma_k and b_k0, phi2) per iteration.");
+      "Sigma_k and b_k0, phi2, the cutpoints) per iteration.");
 
   m.def(
       "glmm_pointwise_log_lik",
       [](ConstRowMatrixRef x, ConstRowMatrixRef z, ConstVectorRef y, ConstVectorRef trials,
          ConstVectorRef offset, ConstIndexVectorRef group_start, int family_link,
          const RowMatrix& beta, const RowMatrix& b, const Vector& phi, int threads,
-         const py::list& extra, const std::vector<RowMatrix>& extra_b, const Vector& phi2) {
+         const py::list& extra, const std::vector<RowMatrix>& extra_b, const Vector& phi2,
+         const RowMatrix& cutpoints) {
         const GroupedData obs = grouped(x, z, y, trials, offset, group_start, family_link);
+        check_category_codes("glmm_pointwise_log_lik", obs.family_link, obs.y, cutpoints);
         const std::vector<ExtraArrays> arrays = extra_arrays(extra);
         const std::vector<ExtraBlock> blocks = extra_blocks(arrays, obs);
         py::gil_scoped_release nogil;
-        return glmm_pointwise_log_lik(obs, beta, b, phi, phi2, threads, blocks, extra_b);
+        return glmm_pointwise_log_lik(obs, beta, b, phi, phi2, cutpoints, threads, blocks,
+                                      extra_b);
       },
       "x"_a.noconvert(), "z"_a.noconvert(), "y"_a.noconvert(), "trials"_a.noconvert(),
       "offset"_a.noconvert(), "group_start"_a.noconvert(), "family_link"_a, "beta"_a, "b"_a,
       "phi"_a, "threads"_a = 0, "extra"_a = py::list(), "extra_b"_a = std::vector<RowMatrix>(),
-      "phi2"_a = Vector(), "Pointwise log-likelihood (draws x observations).");
+      "phi2"_a = Vector(), "cutpoints"_a = RowMatrix(),
+      "Pointwise log-likelihood (draws x observations).");
 
   m.def(
       "glmm_log_lik_pass_seconds",

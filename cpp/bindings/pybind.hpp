@@ -10,6 +10,8 @@
 #include <atomic>
 
 #include "bglmm/control.hpp"
+#include "bglmm/error.hpp"
+#include "bglmm/glm.hpp"
 #include "bglmm/steps/covariance_prior.hpp"
 
 namespace py = pybind11;
@@ -50,6 +52,22 @@ inline RunControl make_run_control(const py::object& progress) {
     };
   }
   return control;
+}
+
+// The pointwise log-likelihoods of the cumulative families: one row of cutpoints per draw, and
+// y the category codes 0 .. K - 1 with K - 1 the number of cutpoints (else the family would read
+// past them).
+template <typename Y>
+void check_category_codes(const char* fn, FamilyLink family_link, const Y& y,
+                          const RowMatrix& cutpoints) {
+  if (!dispatch(family_link, [](auto g) { return HasCutpoints<decltype(g)>; })) return;
+  if (cutpoints.cols() == 0)
+    throw std::invalid_argument(concat(fn, ": the cumulative family needs cutpoints"));
+  const double k = static_cast<double>(cutpoints.cols());
+  for (Index i = 0; i < y.size(); ++i)
+    if (!(y[i] >= 0.0 && y[i] <= k && y[i] == std::floor(y[i])))
+      throw std::invalid_argument(concat(fn, ": y[", i, "] = ", y[i],
+                                         " is not a category code 0 .. ", k));
 }
 
 // A covariance prior from the dict that bglmm.priors.covariance_prior_spec builds:

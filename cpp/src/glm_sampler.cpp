@@ -216,6 +216,219 @@ GlmMode joint_mode(const GlmData& d, const GlmPrior& prior, const PriorPrecision
   return find_mode<G>(d, prior, pp, fp, threads);
 }
 
+// The cumulative families' cutpoints in the GLM chain (steps/cutpoints.hpp): theta (theta_0 =
+// 0) relative to the intercept, whose prior mean (in pr and pp) is kept at mean(theta).
+struct CutpointChain {
+  Vector theta;
+  steps::CategoryRows cats;
+  std::vector<steps::SliceWidth> widths;
+  GlmMode mode;
+
+  void sync(GlmPrior& pr, PriorPrecision& pp) const {
+    pr.mean[pr.cutpoints.intercept_col] = steps::intercept_prior_mean(theta);
+    pp.precision_mean = pp.precision * pr.mean;
+  }
+  // the joint mode of (beta, theta) by alternating beta's IWLS mode given theta and theta's
+  // coordinate-wise mode given beta, from the marginal category frequencies; phi points at theta
+  template <typename G>
+  void start(const GlmData& d, GlmPrior& pr, PriorPrecision& pp, int threads, FamilyParams& fp) {
+    steps::check_cutpoint_prior(pr.cutpoints, d.cols());
+    cats = steps::make_category_rows(d.y.data(), d.rows(), pr.categories);
+    steps::marginal_cutpoints<G>(cats, theta);
+    fp.cut = theta.data();
+    fp.n_cut = static_cast<int>(theta.size());
+    for (int round = 0; round < 4; ++round) {
+      sync(pr, pp);
+      mode = find_mode<G>(d, pr, pp, fp, threads);
+      const Vector eta = d.x * mode.beta + d.offset;
+      steps::cutpoint_mode<G>(cats, d.y.data(), eta.data(), theta,
+                              mode.beta[pr.cutpoints.intercept_col], pr.cutpoints.sd, threads);
+    }
+    sync(pr, pp);
+    mode = find_mode<G>(d, pr, pp, fp, threads);
+  }
+  // c_0 (a shift of beta_0 and theta_1..), then theta_1.. one by one
+  template <typename G>
+  void step(const GlmData& d, Vector& beta, GlmPrior& pr, PriorPrecision& pp, bool adapt,
+            int threads, rng::Rng& rng) {
+    const Index ic = pr.cutpoints.intercept_col;
+    Vector eta = d.x * beta + d.offset;
+    widths.resize(static_cast<std::size_t>(theta.size()));
+    const double delta = steps::first_cutpoint_shift<G>(cats, d.y.data(), eta.data(), theta,
+                                                        beta[ic], pr.cutpoints.sd, widths[0],
+                                                        adapt, threads, rng);
+    beta[ic] += delta;
+    eta.array() += delta;
+    steps::cutpoint_step<G>(cats, d.y.data(), eta.data(), theta,
+                            beta[pr.cutpoints.intercept_col], pr.cutpoints.sd, widths, adapt,
+                            threads, rng);
+    sync(pr, pp);
+  }
+  // the part of the cutpoints' joint log prior that the intercept's conditional prior leaves
+  // out: sum_k N(theta_k - beta_0) = N(beta_0; mean theta, s^2/(K-1)) * exp(-sum (theta_k -
+  // mean)^2 / (2 s^2)) up to constants
+  double spread_log_prior(const GlmPrior& pr) const {
+    const double sd = pr.cutpoints.sd;
+    return -0.5 * (theta.array() - theta.mean()).square().sum() / (sd * sd);
+  }
+
+  // ---- the joint move: psi = (beta, theta_1 ..) by an independence Metropolis-Hastings step
+  // with a multivariate-t proposal at the joint mode, scaled by the inverse Hessian there (the
+  // conditional steps alone mix slowly: the cutpoints and the intercept are strongly coupled).
+  static constexpr double kJointDf = 8.0;
+  Vector psi_mode;
+  Matrix psi_chol;  // lower Cholesky factor of the inverse Hessian at psi_mode
+  bool joint_ready = false;
+  std::int64_t joint_accepted = 0, joint_sampling = 0;
+
+  static bool ordered(const Vector& th) {
+    for (Index k = 1; k < th.size(); ++k)
+      if (!(th[k] > th[k - 1])) return false;
+    return true;
+  }
+  Vector pack(const Vector& beta, const Vector& th) const {
+    Vector psi(beta.size() + th.size() - 1);
+    psi << beta, th.tail(th.size() - 1);
+    return psi;
+  }
+  void unpack(const Vector& psi, Index p, Vector& beta, Vector& th) const {
+    beta = psi.head(p);
+    th.resize(theta.size());
+    th[0] = 0.0;
+    th.tail(th.size() - 1) = psi.tail(th.size() - 1);
+  }
+  // log p(y | beta, theta) + log p(beta without beta_0) + sum_k log N(theta_k - beta_0; 0, s^2)
+  template <typename G>
+  double joint_log_post(const GlmData& d, const GlmPrior& pr, const PriorPrecision& pp,
+                        const Vector& beta, const Vector& th, int threads) const {
+    if (!ordered(th) || !beta.allFinite()) return -std::numeric_limits<double>::infinity();
+    const Index ic = pr.cutpoints.intercept_col;
+    const FamilyParams fp{1.0, 1.0, th.data(), static_cast<int>(th.size())};
+    Vector m = pr.mean;
+    m[ic] = beta[ic];  // the intercept is independent of the rest a priori: its term vanishes
+    const double sd = pr.cutpoints.sd;
+    const double lp = log_kernel_sum<G>(d, beta, fp, threads) + pp.log_density(beta, m) -
+                      0.5 * (th.array() - beta[ic]).square().sum() / (sd * sd);
+    return std::isfinite(lp) ? lp : -std::numeric_limits<double>::infinity();
+  }
+  // its gradient in psi
+  template <typename G>
+  Vector joint_gradient(const GlmData& d, const GlmPrior& pr, const PriorPrecision& pp,
+                        const Vector& beta, const Vector& th) const {
+    using F = typename G::Family;
+    const Index p = d.cols(), kc = th.size(), ic = pr.cutpoints.intercept_col;
+    const FamilyParams fp{1.0, 1.0, th.data(), static_cast<int>(kc)};
+    Vector g = Vector::Zero(p + kc - 1);
+    for (Index i = 0; i < d.rows(); ++i) {
+      const double eta = eta_at(d, beta, i);
+      const int k = static_cast<int>(d.y[i]);
+      const double a = F::upper(k, eta, fp), b = F::lower(k, eta, fp);
+      const double lp = F::log_prob(a, b);
+      const double ra = F::density_ratio(a, lp), rb = F::density_ratio(b, lp);
+      g.head(p).noalias() += (rb - ra) * d.x.row(i).transpose();
+      if (k >= 1 && k < kc) g[p + k - 1] += ra;  // theta_k
+      if (k >= 2) g[p + k - 2] -= rb;           // theta_{k-1}
+    }
+    Vector m = pr.mean;
+    m[ic] = beta[ic];
+    g.head(p) -= pp.precision * (beta - m);
+    const double s2 = pr.cutpoints.sd * pr.cutpoints.sd;
+    for (Index k = 0; k < kc; ++k) {
+      const double r = (th[k] - beta[ic]) / s2;
+      g[ic] += r;
+      if (k >= 1) g[p + k - 1] -= r;
+    }
+    return g;
+  }
+  // the joint mode by Newton steps (Hessian by central differences of the gradient) from the
+  // alternating mode, and the proposal's scale; off if the Hessian is not negative definite
+  template <typename G>
+  void prepare_joint(const GlmData& d, const GlmPrior& pr, const PriorPrecision& pp,
+                     int threads) {
+    const Index p = d.cols();
+    for (Index j = 0; j < p; ++j)
+      if (j != pr.cutpoints.intercept_col &&
+          (pr.covariance(j, pr.cutpoints.intercept_col) != 0.0 ||
+           pr.covariance(pr.cutpoints.intercept_col, j) != 0.0))
+        throw std::invalid_argument(
+            "cumulative family: the intercept must be independent of the other coefficients a "
+            "priori");
+    Vector psi = pack(mode.beta, theta);
+    const Index dim = psi.size();
+    Vector beta, th;
+    const auto hessian = [&](const Vector& at) {
+      Matrix h(dim, dim);
+      for (Index j = 0; j < dim; ++j) {
+        const double step = 1e-5 * std::max(1.0, std::fabs(at[j]));
+        Vector up = at, down = at;
+        up[j] += step;
+        down[j] -= step;
+        unpack(up, p, beta, th);
+        const Vector gu = joint_gradient<G>(d, pr, pp, beta, th);
+        unpack(down, p, beta, th);
+        h.col(j) = -(gu - joint_gradient<G>(d, pr, pp, beta, th)) / (2.0 * step);
+      }
+      return Matrix(0.5 * (h + h.transpose()));
+    };
+    unpack(psi, p, beta, th);
+    double lp = joint_log_post<G>(d, pr, pp, beta, th, threads);
+    for (int it = 0; it < 20; ++it) {
+      Eigen::LLT<Matrix> llt(hessian(psi));
+      if (llt.info() != Eigen::Success) return;
+      unpack(psi, p, beta, th);
+      const Vector step = llt.solve(joint_gradient<G>(d, pr, pp, beta, th));
+      double f = 1.0, lp_new = -std::numeric_limits<double>::infinity();
+      Vector cand = psi;
+      for (int half = 0; half < 30; ++half, f *= 0.5) {
+        cand = psi + f * step;
+        unpack(cand, p, beta, th);
+        lp_new = joint_log_post<G>(d, pr, pp, beta, th, threads);
+        if (lp_new >= lp - 1e-12 * (1.0 + std::fabs(lp))) break;
+      }
+      if (!(lp_new >= lp - 1e-12 * (1.0 + std::fabs(lp)))) break;
+      const double moved = (cand - psi).norm();
+      psi = cand;
+      lp = lp_new;
+      if (moved < 1e-9 * (1.0 + psi.norm())) break;
+    }
+    Eigen::LLT<Matrix> llt(hessian(psi));
+    if (llt.info() != Eigen::Success) return;
+    const Matrix cov = llt.solve(Matrix::Identity(dim, dim));
+    Eigen::LLT<Matrix> chol(0.5 * (cov + cov.transpose()));
+    if (chol.info() != Eigen::Success) return;
+    psi_mode = psi;
+    psi_chol = chol.matrixL();
+    joint_ready = psi_chol.allFinite();
+  }
+  double joint_log_proposal(const Vector& psi) const {
+    Vector r = psi - psi_mode;
+    psi_chol.triangularView<Eigen::Lower>().solveInPlace(r);
+    return -0.5 * (kJointDf + static_cast<double>(psi.size())) *
+           std::log1p(r.squaredNorm() / kJointDf);
+  }
+  template <typename G>
+  void joint_step(const GlmData& d, GlmPrior& pr, PriorPrecision& pp, Vector& beta, int threads,
+                  rng::Rng& rng, rng::Rng& accept_rng) {
+    if (!joint_ready) return;
+    const Index p = d.cols(), dim = psi_mode.size();
+    Vector z(dim);
+    linalg::fill_std_normal(z, rng);
+    const double w = rng::chi_square_rng(kJointDf, rng) / kJointDf;
+    const Vector cand = psi_mode + (psi_chol * z) / std::sqrt(w);
+    Vector beta_c, th_c;
+    unpack(cand, p, beta_c, th_c);
+    const double lp_c = joint_log_post<G>(d, pr, pp, beta_c, th_c, threads);
+    const double log_ratio = lp_c - joint_log_post<G>(d, pr, pp, beta, theta, threads) +
+                             joint_log_proposal(pack(beta, theta)) - joint_log_proposal(cand);
+    if (std::isfinite(lp_c) && std::log(accept_rng.uniform()) < log_ratio) {
+      beta = beta_c;
+      theta = th_c;  // same size: the FamilyParams pointing at theta stay valid
+      sync(pr, pp);
+      ++joint_accepted;
+    }
+  }
+};
+
 template <typename G>
 GlmChainResult metropolis_chain(const GlmData& d, const GlmPrior& prior, const GlmConfig& cfg,
                                 rng::ChainKey key, const RunControl& control) {
@@ -226,11 +439,21 @@ GlmChainResult metropolis_chain(const GlmData& d, const GlmPrior& prior, const G
     throw std::invalid_argument(
         "run_glm_chain: Metropolis sampling of a gaussian model needs a known sigma");
   constexpr bool kDispersion = HasDispersion<G>;
+  constexpr bool kCut = HasCutpoints<G>;
   constexpr int kParams = kFamilyParams<G>;
   for (int k = 0; k < kParams; ++k) steps::check_dispersion_prior(prior.family_prior(k));
-  const PriorPrecision pp(prior);
-  GlmMode mode = kDispersion ? joint_mode<G>(d, prior, pp, threads, phi)
-                             : find_mode<G>(d, prior, pp, phi, threads);
+  GlmPrior pr = prior;  // cumulative families: the intercept's prior mean follows the cutpoints
+  PriorPrecision pp(prior);
+  CutpointChain cuts;
+  GlmMode mode;
+  if constexpr (kCut) {
+    cuts.start<G>(d, pr, pp, threads, phi);
+    cuts.prepare_joint<G>(d, pr, pp, threads);
+    mode = cuts.mode;
+  } else {
+    mode = kDispersion ? joint_mode<G>(d, prior, pp, threads, phi)
+                       : find_mode<G>(d, prior, pp, phi, threads);
+  }
 
   GlmChainResult out;
   out.mode = mode.beta;
@@ -245,9 +468,10 @@ GlmChainResult metropolis_chain(const GlmData& d, const GlmPrior& prior, const G
   const std::int64_t kept = cfg.draws;
   const std::int64_t total = cfg.warmup + cfg.draws * cfg.thin;
   allocate(out, kept, p, false, kParams);
+  if constexpr (kCut) out.cutpoints.setZero(kept, prior.categories - 1);
 
   auto log_post = [&](const Vector& b) {
-    return log_kernel_sum<G>(d, b, phi, threads) + pp.log_density(b, prior.mean);
+    return log_kernel_sum<G>(d, b, phi, threads) + pp.log_density(b, pr.mean);
   };
   // log density of the multivariate-t proposal, up to a constant.
   auto log_t = [&](const Vector& b) {
@@ -315,6 +539,17 @@ GlmChainResult metropolis_chain(const GlmData& d, const GlmPrior& prior, const G
           lp_stored += steps::dispersion_log_prior(prior.family_prior(k), std::log(phi.get(k)));
       }
     }
+    if constexpr (kCut) {
+      rng::Rng joint_rng(key, static_cast<std::uint64_t>(t), 1, rng::Stream::Beta);
+      rng::Rng joint_accept(key, static_cast<std::uint64_t>(t), 1, rng::Stream::BetaAccept);
+      const std::int64_t before = cuts.joint_accepted;
+      cuts.joint_step<G>(d, pr, pp, beta, threads, joint_rng, joint_accept);
+      if (!warmup) cuts.joint_sampling += cuts.joint_accepted - before;
+      rng::Rng cut_rng(key, static_cast<std::uint64_t>(t), 0, rng::Stream::Dispersion);
+      cuts.step<G>(d, beta, pr, pp, warmup, threads, cut_rng);
+      lp = log_post(beta);  // the kernel and the intercept's prior depend on the cutpoints
+      lp_stored = lp + cuts.spread_log_prior(pr);
+    }
     if (warmup) {
       accepted_warmup += accept;
       if (!independence) {
@@ -333,6 +568,9 @@ GlmChainResult metropolis_chain(const GlmData& d, const GlmPrior& prior, const G
         out.accepted[stored] = accept ? 1.0 : 0.0;
         if constexpr (kParams >= 1) out.dispersion[stored] = phi.phi;
         if constexpr (kParams >= 2) out.dispersion2[stored] = phi.phi2;
+        if constexpr (kCut)
+          out.cutpoints.row(stored) =
+              (cuts.theta.array() - beta[pr.cutpoints.intercept_col]).matrix().transpose();
         ++stored;
       }
     }
@@ -342,6 +580,11 @@ GlmChainResult metropolis_chain(const GlmData& d, const GlmPrior& prior, const G
     }
   }
   out.draws_done = stored;
+  if constexpr (kCut) {
+    out.joint_acceptance = cuts.joint_ready && sampled > 0
+                               ? static_cast<double>(cuts.joint_sampling) / static_cast<double>(sampled)
+                               : std::numeric_limits<double>::quiet_NaN();
+  }
   out.proposal_scale = independence ? 1.0 : std::exp(log_scale);
   out.warmup_acceptance_rate =
       cfg.warmup > 0 ? static_cast<double>(accepted_warmup) / static_cast<double>(cfg.warmup) : 0.0;
@@ -489,17 +732,22 @@ GlmChainResult run_glm_chain(const GlmData& data, const GlmPrior& prior, const G
 }
 
 RowMatrix glm_pointwise_log_lik(const GlmData& data, const RowMatrix& beta, const Vector& phi,
-                                const Vector& phi2, int threads) {
+                                const Vector& phi2, const RowMatrix& cutpoints, int threads) {
   check_size_match("glm_pointwise_log_lik", "beta columns", beta.cols(), "columns of X",
                    data.cols());
   check_size_match("glm_pointwise_log_lik", "phi", phi.size(), "draws", beta.rows());
   if (phi2.size() > 0)
     check_size_match("glm_pointwise_log_lik", "phi2", phi2.size(), "draws", beta.rows());
+  if (cutpoints.size() > 0)
+    check_size_match("glm_pointwise_log_lik", "cutpoint rows", cutpoints.rows(), "draws",
+                     beta.rows());
   RowMatrix out(beta.rows(), data.rows());
   const int n_threads = resolve_threads(threads);
   (void)n_threads;
   dispatch(data.family_link, [&](auto g) {
     using G = decltype(g);
+    if (HasCutpoints<G> && cutpoints.cols() == 0)
+      throw std::invalid_argument("glm_pointwise_log_lik: the cumulative family needs cutpoints");
     ExceptionVault vault;
 #ifdef BGLMM_HAVE_OPENMP
 #pragma omp parallel for schedule(static) num_threads(n_threads) if (beta.rows() * data.rows() > 100000)
@@ -507,7 +755,9 @@ RowMatrix glm_pointwise_log_lik(const GlmData& data, const RowMatrix& beta, cons
     for (Index s = 0; s < beta.rows(); ++s) {
       vault.run([&] {
         const Vector b = beta.row(s).transpose();
-        const FamilyParams fp{phi[s], phi2.size() > 0 ? phi2[s] : 1.0};
+        const Vector cut = cutpoints.size() > 0 ? Vector(cutpoints.row(s).transpose()) : Vector();
+        const FamilyParams fp{phi[s], phi2.size() > 0 ? phi2[s] : 1.0, cut.data(),
+                              static_cast<int>(cut.size())};
         for (Index i = 0; i < data.rows(); ++i)
           out(s, i) = G::log_lik(data.y[i], data.trials[i], eta_at(data, b, i), fp);
       });

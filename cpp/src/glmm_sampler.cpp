@@ -55,8 +55,11 @@ void GlmmState::commit_sigma(SigmaFactors&& f) {
   sigma_prec = std::move(f.prec);
 }
 
-// The distinct (y, trials) pairs and their counts, for a family with a dispersion (else empty).
+// The distinct (y, trials) pairs and their counts, for a family with a dispersion (else empty);
+// the rows of each category, for a cumulative family.
 static void tabulate_responses(GlmmData& d) {
+  if (d.categories > 0)
+    d.category_rows = steps::make_category_rows(d.obs.y.data(), d.obs.rows(), d.categories);
   dispatch(d.obs.family_link, [&](auto g) {
     using F = typename decltype(g)::Family;
     if constexpr (HasDispersion<decltype(g)>) {
@@ -79,7 +82,7 @@ static void tabulate_responses(GlmmData& d) {
 }
 
 GlmmData make_glmm_data(const GroupedData& obs,
-                        const std::vector<std::pair<Index, Index>>& centred) {
+                        const std::vector<std::pair<Index, Index>>& centred, int categories) {
   const Index p = obs.p(), q = obs.q(), n = obs.rows(), m = obs.n_groups();
   if (p == 0) throw std::invalid_argument("glmm: X has no columns");
   if (q > kMaxRandomTerms)
@@ -143,6 +146,12 @@ GlmmData make_glmm_data(const GroupedData& obs,
     }
     return 0;
   });
+  const bool cumulative =
+      dispatch(obs.family_link, [](auto g) { return HasCutpoints<decltype(g)>; });
+  if (cumulative != (categories > 0))
+    throw std::invalid_argument(cumulative ? "glmm: the cumulative family needs categories >= 2"
+                                           : "glmm: categories are for the cumulative family");
+  d.categories = categories;
   tabulate_responses(d);
   const bool counts = obs.family_link == FamilyLink::PoissonLog ||
                       obs.family_link == FamilyLink::BinomialLogit ||
@@ -286,6 +295,7 @@ void prepare_priors(const GlmmData& d, GlmmPriors& pr) {
     check_positive(fn, "residual variance prior scale", pr.phi_scale);
   }
   steps::check_dispersion_prior(pr.dispersion);
+  if (d.categories > 0) steps::check_cutpoint_prior(pr.cutpoints, p);
 }
 
 namespace {
@@ -380,8 +390,44 @@ std::pair<double, double> conditional_dispersion(const GlmmData& d, const GlmmPr
   return {phi, std::min(log_sd, 0.5)};
 }
 
+// Cumulative families: theta at its coordinate-wise mode given the current linear predictor,
+// and the intercept's prior mean with it.
 template <typename G>
-void initialise(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg, GlmmState& s,
+void cutpoints_to_mode(const GlmmData& d, GlmmPriors& pr, GlmmState& s, int threads) {
+  full_linear_predictor(d, s, s.work.eta_rows, threads);
+  steps::cutpoint_mode<G>(d.category_rows, d.obs.y.data(), s.work.eta_rows.data(), s.theta,
+                          s.beta[pr.cutpoints.intercept_col], pr.cutpoints.sd, threads);
+  sync_intercept_prior(pr, s);
+}
+
+// Cumulative families: one slice step of each cutpoint given the rest (steps/cutpoints.hpp).
+// First c_0 (a shift of beta_0, theta_1.. and a centred random intercept together; the effects
+// b_j stay), then theta_1.. one by one.
+template <typename G>
+void cutpoint_sweep(const GlmmData& d, GlmmPriors& pr, GlmmState& s, int threads, bool adapt,
+                    rng::Rng& rng) {
+  const Index ic = pr.cutpoints.intercept_col;
+  full_linear_predictor(d, s, s.work.eta_rows, threads);
+  s.adapt.cut_width.resize(static_cast<std::size_t>(s.theta.size()));
+  const double delta = steps::first_cutpoint_shift<G>(
+      d.category_rows, d.obs.y.data(), s.work.eta_rows.data(), s.theta, s.beta[ic],
+      pr.cutpoints.sd, s.adapt.cut_width[0], adapt, threads, rng);
+  s.beta[ic] += delta;
+  for (std::size_t a = 0; a < d.centred_cols.size(); ++a)
+    if (d.centred_cols[a] == ic)
+      s.gamma.col(d.centred_term[a]) += delta * d.centred_value.col(static_cast<Index>(a));
+  s.work.eta_rows.array() += delta;
+  steps::cutpoint_step<G>(d.category_rows, d.obs.y.data(), s.work.eta_rows.data(), s.theta,
+                          s.beta[pr.cutpoints.intercept_col], pr.cutpoints.sd, s.adapt.cut_width,
+                          adapt, threads, rng);
+  sync_intercept_prior(pr, s);
+  s.cache.valid = false;
+}
+
+// pr: the chain's copy of the priors (a cumulative family's intercept prior mean follows the
+// cutpoints).
+template <typename G>
+void initialise(const GlmmData& d, GlmmPriors& pr, const GlmmConfig& cfg, GlmmState& s,
                 rng::ChainKey key, int threads, bool from_prior) {
   const Index p = d.p(), q = d.q();
   allocate_state(d, s);
@@ -399,6 +445,11 @@ void initialise(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg, 
   if (from_prior) {
     const Matrix l0 = linalg::cholesky_lower(pr.beta_cov, "prior covariance");
     s.beta = linalg::multi_normal_chol_rng(pr.beta_mean, l0, rng);
+    if constexpr (HasCutpoints<G>) {  // (beta_0, theta) from the cutpoints' prior
+      s.beta[pr.cutpoints.intercept_col] =
+          steps::cutpoint_prior_rng(pr.cutpoints.sd, d.categories, s.theta, rng);
+      sync_intercept_prior(pr, s);
+    }
     s.set_sigma(steps::covariance_prior_rng(pr.cov, q, rng));
     Vector mu(q);
     for (Index g = 0; g < d.m(); ++g) {
@@ -416,6 +467,10 @@ void initialise(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg, 
                 Eigen::Map<const Vector>(d.obs.y.data(), d.obs.rows()),
                 Eigen::Map<const Vector>(d.obs.trials.data(), d.obs.rows()),
                 Eigen::Map<const Vector>(d.obs.offset.data(), d.obs.rows()), d.obs.family_link};
+    if constexpr (HasCutpoints<G>) {
+      steps::marginal_cutpoints<G>(d.category_rows, s.theta);
+      sync_intercept_prior(pr, s);
+    }
     GlmPrior gp;
     gp.mean = pr.beta_mean;
     gp.covariance = pr.beta_cov;
@@ -465,6 +520,7 @@ void initialise(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg, 
       steps::joint_free_mode<G>(d, pr, s, threads);
       for (int k = 0; k < kParams; ++k)
         if (free_param(k)) s.set_param(k, conditional_dispersion<G>(d, pr, s, threads, k).first);
+      if constexpr (HasCutpoints<G>) cutpoints_to_mode<G>(d, pr, s, threads);
       double change = (s.beta - beta_before).cwiseAbs().maxCoeff() /
                       (1.0 + beta_before.cwiseAbs().maxCoeff());
       for (Index k = 0; k < q; ++k)
@@ -479,6 +535,8 @@ void initialise(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg, 
         s.set_param(k, mode_k * std::exp(log_sd * rng.std_normal()));
       }
     }
+    if constexpr (HasCutpoints<G>)  // apart, by a few draws from their conditional
+      for (int rep = 0; rep < 3; ++rep) cutpoint_sweep<G>(d, pr, s, threads, false, rng);
   }
   s.adapt.log_rw_scale.setConstant(std::log(cfg.rw_scale));
   s.adapt.log_fixed_scale =
@@ -565,7 +623,7 @@ struct SweepArgs {
 };
 
 template <typename G, bool kLaplace>
-void sweep(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg, GlmmState& s,
+void sweep(const GlmmData& d, GlmmPriors& pr, const GlmmConfig& cfg, GlmmState& s,
            rng::ChainKey key, const SweepArgs& a, GlmmStepInfo& info) {
   // 0. the extra blocks (their parts are the primary block's offset)
   if (!d.extra.empty()) {
@@ -644,6 +702,11 @@ void sweep(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg, GlmmS
     rng::Rng rng(key, a.iteration, 0, rng::Stream::Dispersion);
     steps::family_dispersion_step<G>(d, pr, s, a.threads, a.warmup, rng);
   }
+  // 6. the cumulative families' cutpoints
+  if constexpr (HasCutpoints<G>) {
+    rng::Rng rng(key, a.iteration, 1, rng::Stream::Dispersion);
+    cutpoint_sweep<G>(d, pr, s, a.threads, a.warmup, rng);
+  }
 }
 
 int effective_threads(const GlmmData& d, const GlmmConfig& cfg) {
@@ -657,7 +720,7 @@ int effective_threads(const GlmmData& d, const GlmmConfig& cfg) {
 // free coefficients jittered apart), its caches, and the random walk's proposal covariance
 // (the Laplace kernel's Newton proposal needs none).
 template <typename G, bool kLaplace>
-void start_chain(const GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg, GlmmState& s,
+void start_chain(const GlmmData& d, GlmmPriors& pr, const GlmmConfig& cfg, GlmmState& s,
                  Vector& offset, rng::ChainKey key, int threads) {
   initialise<G>(d, pr, cfg, s, key, threads, false);
   init_extra_blocks(d, pr, s, offset, key, false);
@@ -692,8 +755,10 @@ void freeze_marginal(const GlmmData& d, const GlmmState& s, const steps::NonCent
 // What a chain keeps: the draws, and the acceptance of each step over warm-up and sampling.
 class ChainRecord {
  public:
-  ChainRecord(const GlmmData& d, const GlmmConfig& cfg, GlmmChainResult& out)
-      : d_(d), keep_b_(cfg.keep_group_effects), out_(out) {
+  ChainRecord(const GlmmData& d, const GlmmConfig& cfg, const GlmmPriors& pr,
+              GlmmChainResult& out)
+      : d_(d), keep_b_(cfg.keep_group_effects), intercept_col_(pr.cutpoints.intercept_col),
+        out_(out) {
     const std::int64_t kept = cfg.draws;
     const Index p = d.p(), q = d.q(), m = d.m(), n_extra = static_cast<Index>(d.extra.size());
     out.beta.setZero(kept, p);
@@ -704,6 +769,7 @@ class ChainRecord {
       out.phi.setZero(kept);
     if (dispatch(d.obs.family_link, [](auto g) { return HasSecondDispersion<decltype(g)>; }))
       out.phi2.setZero(kept);
+    if (d.categories > 0) out.cutpoints.setZero(kept, d.categories - 1);
     out.log_lik.setZero(kept);
     out.group_accept_mean.setZero(kept);
     out.fixed_accepted.setZero(kept);
@@ -750,6 +816,8 @@ class ChainRecord {
     }
     if (out_.phi.size() > 0) out_.phi[r] = s.phi;
     if (out_.phi2.size() > 0) out_.phi2[r] = s.phi2;
+    if (out_.cutpoints.size() > 0)
+      out_.cutpoints.row(r) = (s.theta.array() - s.beta[intercept_col_]).matrix().transpose();
     for (std::size_t e = 0; e < s.extra.size(); ++e) {
       const ExtraBlockState& st = s.extra[e];
       const Index qk = st.sigma.rows();
@@ -783,6 +851,7 @@ class ChainRecord {
  private:
   const GlmmData& d_;
   bool keep_b_;
+  Index intercept_col_;
   GlmmChainResult& out_;
   Vector group_warm_, group_samp_, extra_level_, extra_scale_;
   std::int64_t fixed_warm_ = 0, fixed_samp_ = 0, interweave_ = 0, marginal_ = 0;
@@ -792,16 +861,17 @@ class ChainRecord {
 };
 
 template <typename G, bool kLaplace>
-GlmmChainResult chain(GlmmData& d, const GlmmPriors& pr, const GlmmConfig& cfg,
+GlmmChainResult chain(GlmmData& d, const GlmmPriors& priors, const GlmmConfig& cfg,
                       rng::ChainKey key, const RunControl& control) {
   const int threads = effective_threads(d, cfg);
+  GlmmPriors pr = priors;  // this chain's (see sync_intercept_prior)
   Vector offset = d.obs.offset;
   point_offset_at(d, offset);
   GlmmState s;
   start_chain<G, kLaplace>(d, pr, cfg, s, offset, key, threads);
 
   GlmmChainResult out;
-  ChainRecord record(d, cfg, out);
+  ChainRecord record(d, cfg, pr, out);
   // The marginal move learns its proposal from the last three quarters of warm-up and is frozen
   // when sampling starts.
   steps::MarginalMove marginal;
@@ -897,6 +967,11 @@ void simulate_y(const GlmmData& d, const GlmmState& s, Vector& y, rng::Rng& rng)
       } else if constexpr (std::is_same_v<G, StudentIdentity>) {  // scale phi, df phi2
         const double t = rng.std_normal() / std::sqrt(rng::chi_square_rng(s.phi2, rng) / s.phi2);
         y[i] = eta + s.phi * t;
+      } else if constexpr (HasCutpoints<G>) {  // the first category k with u < F(theta_k - eta)
+        const double u = rng.uniform();
+        Index k = 0;
+        while (k < s.theta.size() && !(u < G::linkinv(s.theta[k] - eta))) ++k;
+        y[i] = static_cast<double>(k);
       } else if constexpr (std::is_same_v<G, ZeroInflatedNegBinomialLog>) {  // odds phi2
         const bool structural = rng.uniform() < s.phi2 / (1.0 + s.phi2);
         const double count = poisson_rng(rng::gamma_rng(s.phi, s.phi / std::exp(eta), rng), rng);
@@ -916,9 +991,10 @@ void simulate_y(const GlmmData& d, const GlmmState& s, Vector& y, rng::Rng& rng)
 }
 
 template <typename G, bool kLaplace>
-RowMatrix geweke(const GlmmData& data, const GlmmPriors& pr, const GlmmConfig& cfg,
+RowMatrix geweke(const GlmmData& data, const GlmmPriors& priors, const GlmmConfig& cfg,
                  std::int64_t iterations, rng::ChainKey key) {
   const int threads = effective_threads(data, cfg);
+  GlmmPriors pr = priors;  // see sync_intercept_prior
   const Index p = data.p(), q = data.q();
   Vector y = data.obs.y;
   GlmmData d = data;
@@ -961,7 +1037,8 @@ RowMatrix geweke(const GlmmData& data, const GlmmPriors& pr, const GlmmConfig& c
   Index extra_cols = 0;
   for (const ExtraBlock& blk : d.extra) extra_cols += blk.q() * blk.q() + blk.q();
   const Index second = HasSecondDispersion<G> ? 1 : 0;
-  RowMatrix out(iterations, p + q * q + q + 1 + extra_cols + second);
+  const Index n_cut = d.categories > 0 ? d.categories - 1 : 0;
+  RowMatrix out(iterations, p + q * q + q + 1 + extra_cols + second + n_cut);
   GlmmStepInfo info;
   for (std::int64_t t = 0; t < iterations; ++t) {
     SweepArgs a{static_cast<std::uint64_t>(t) + 1, false, 0.0, threads, &marginal, &offset};
@@ -984,7 +1061,9 @@ RowMatrix geweke(const GlmmData& data, const GlmmPriors& pr, const GlmmConfig& c
         for (Index a2 = 0; a2 < qk; ++a2) out(t, col++) = st.sigma(a1, a2);
       for (Index k = 0; k < qk; ++k) out(t, col++) = st.b(0, k);
     }
-    if (second) out(t, col) = s.phi2;
+    if (second) out(t, col++) = s.phi2;
+    for (Index k = 0; k < n_cut; ++k)
+      out(t, col++) = s.theta[k] - s.beta[pr.cutpoints.intercept_col];
   }
   return out;
 }
@@ -1031,7 +1110,7 @@ RowMatrix run_glmm_geweke(const GlmmData& data, const GlmmPriors& priors,
 
 RowMatrix glmm_pointwise_log_lik(const GroupedData& obs, const RowMatrix& beta,
                                  const RowMatrix& b, const Vector& phi, const Vector& phi2,
-                                 int threads,
+                                 const RowMatrix& cutpoints, int threads,
                                  const std::vector<ExtraBlock>& extra,
                                  const std::vector<RowMatrix>& extra_b) {
   const char* fn = "glmm_pointwise_log_lik";
@@ -1041,6 +1120,7 @@ RowMatrix glmm_pointwise_log_lik(const GroupedData& obs, const RowMatrix& beta,
   check_size_match(fn, "b columns", b.cols(), "groups x terms", m * q);
   check_size_match(fn, "phi", phi.size(), "draws", S);
   if (phi2.size() > 0) check_size_match(fn, "phi2", phi2.size(), "draws", S);
+  if (cutpoints.size() > 0) check_size_match(fn, "cutpoint rows", cutpoints.rows(), "draws", S);
   check_size_match(fn, "extra effects", static_cast<Index>(extra_b.size()), "extra blocks",
                    static_cast<Index>(extra.size()));
   for (std::size_t k = 0; k < extra.size(); ++k) {
@@ -1053,13 +1133,17 @@ RowMatrix glmm_pointwise_log_lik(const GroupedData& obs, const RowMatrix& beta,
   (void)nt;
   dispatch(obs.family_link, [&](auto g) {
     using G = decltype(g);
+    if (HasCutpoints<G> && cutpoints.cols() == 0)
+      throw std::invalid_argument(concat(fn, ": the cumulative family needs cutpoints"));
     ExceptionVault vault;
 #ifdef BGLMM_HAVE_OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt)
 #endif
     for (Index s = 0; s < S; ++s) {
       vault.run([&] {
-        const FamilyParams fp{phi[s], phi2.size() > 0 ? phi2[s] : 1.0};
+        const Vector cut = cutpoints.size() > 0 ? Vector(cutpoints.row(s).transpose()) : Vector();
+        const FamilyParams fp{phi[s], phi2.size() > 0 ? phi2[s] : 1.0, cut.data(),
+                              static_cast<int>(cut.size())};
         for (Index j = 0; j < m; ++j) {
           for (Index i = obs.begin(j); i < obs.begin(j) + obs.size(j); ++i) {
             double eta = obs.offset[i] + obs.x.row(i).dot(beta.row(s));
@@ -1088,6 +1172,8 @@ double glmm_log_lik_pass_seconds(const GroupedData& obs, const Vector& beta, con
   check_size_match("glmm_log_lik_pass_seconds", "b columns", b.cols(), "columns of Z", q);
   const int nt = resolve_threads(threads);
   (void)nt;
+  if (dispatch(obs.family_link, [](auto g) { return HasCutpoints<decltype(g)>; }))
+    throw std::invalid_argument("glmm_log_lik_pass_seconds: not for the cumulative families");
   const GlmmData d = make_glmm_data(obs, {});  // every column of X free
   std::vector<double> part(static_cast<std::size_t>(m));
   double best = 1e300, sink = 0.0;

@@ -40,13 +40,14 @@ import numpy as np
 import pandas as pd
 
 from . import priors as P
+from . import ordinal
 from .families import DISPERSION_VARIABLES, Family, draw_response, inverse_link
 from .formula import ModelSpec, build_spec
 from .results import Fit, core_family_params, import_arviz, sd_cor_draws
 
 __all__ = ["fit", "load", "FormulaFit", "default_priors"]
 
-_PRIOR_KEYS = ("beta", "sigma", "sd", "cor", "Sigma") + DISPERSION_VARIABLES
+_PRIOR_KEYS = ("beta", "sigma", "sd", "cor", "Sigma", "cutpoints") + DISPERSION_VARIABLES
 
 
 # ---------------------------------------------------------------------------------------------
@@ -103,6 +104,9 @@ def default_priors(spec: ModelSpec) -> dict[str, Any]:
       unidentified. ``InverseWishart`` under key ``"Sigma"`` replaces both.
     * known standard errors (``se``, the hierarchical normal model): the same prior on the
       intercept mu and Half-Student-t(3, 2.5 s) on the between-group SD tau.
+    * the cumulative family (no intercept): each cutpoint N(0, 5^2), jointly ordered (key
+      ``"cutpoints"``; :mod:`bglmm.ordinal`) — on the logit scale, cutpoints within +-10 (the
+      probability of a category boundary between 0.00005 and 0.99995) at two prior SDs.
     """
     s = _scale_of_response(spec)
     const, mean, sd = _column_scales(spec.X)
@@ -115,6 +119,10 @@ def default_priors(spec: ModelSpec) -> dict[str, Any]:
         y = spec.y - (spec.offset if spec.offset is not None else 0.0)
         m = np.where(const, float(np.mean(y)), 0.0)
     out: dict[str, Any] = {"beta": P.Normal(mean=m, sd=prior_sd)}
+    if spec.family.is_ordinal:
+        from .ordinal import DEFAULT_CUTPOINT_SD
+
+        out["cutpoints"] = P.Normal(0.0, DEFAULT_CUTPOINT_SD)
     if spec.family.name == "gaussian" and spec.se is None:
         out["sigma"] = P.InverseGamma(0.5, 0.5 * _residual_variance(spec))
     for name in spec.family.parameters:  # phi, shape, zi, the Student-t's sigma and nu
@@ -187,6 +195,8 @@ def _resolve_priors(spec: ModelSpec, given: Any) -> dict[str, Any]:
                  else "cor" if isinstance(value, P.LKJ) else "sd")
         if k not in _PRIOR_KEYS:
             raise ValueError(f"unknown prior key {key!r}; use {', '.join(_PRIOR_KEYS)}")
+        if k == "cutpoints":
+            _check_common_prior(spec, k, value)
         if k == "beta" and not isinstance(value, P.Normal):
             raise TypeError(f"priors['beta'] must be a bglmm.priors.Normal, got {type(value).__name__}")
         if k == "sigma" and spec.family.name == "student":
@@ -199,12 +209,7 @@ def _resolve_priors(spec: ModelSpec, given: Any) -> dict[str, Any]:
             if spec.se is not None:
                 raise ValueError("priors['sigma'] does not apply with known standard errors (se=)")
         if k in DISPERSION_VARIABLES:
-            names = spec.family.parameters
-            if k not in names:
-                raise ValueError(f"priors[{k!r}] does not apply to the {spec.family.name} family"
-                                 + (f"; its parameters are {', '.join(map(repr, names))}"
-                                    if names else ""))
-            P.dispersion_prior_spec(value, k)  # validates now
+            _check_common_prior(spec, k, value)
         if k in ("sd", "cor", "Sigma") and block is None:
             raise ValueError(f"priors[{key!r}] needs a random-effects term in the formula")
         if k == "beta":
@@ -243,7 +248,21 @@ def _resolve_priors(spec: ModelSpec, given: Any) -> dict[str, Any]:
 
 
 def _check_common_prior(spec: ModelSpec, key: str, value: Any) -> None:
-    if key == "beta":
+    if key == "cutpoints":
+        if not spec.family.is_ordinal:
+            raise ValueError(f"priors['cutpoints'] applies to the cumulative family only, not "
+                             f"{spec.family.name!r}")
+        from .ordinal import cutpoint_sd
+
+        cutpoint_sd(value)  # validates now
+    elif key in DISPERSION_VARIABLES:
+        names = spec.family.parameters
+        if key not in names:
+            raise ValueError(f"priors[{key!r}] does not apply to the {spec.family.name} family"
+                             + (f"; its parameters are {', '.join(map(repr, names))}"
+                                if names else ""))
+        P.dispersion_prior_spec(value, key)  # validates now
+    elif key == "beta":
         if not isinstance(value, P.Normal):
             raise TypeError(f"priors['beta'] must be a bglmm.priors.Normal, got {type(value).__name__}")
         value.to_arrays(spec.X.shape[1], "priors['beta']")
@@ -287,7 +306,7 @@ def _resolve_block_priors(spec: ModelSpec, used: dict[str, Any], given: dict[str
     for i, b in enumerate(spec.random):
         by_factor.setdefault(b.factor, []).append(i)
     for key, value in given.items():
-        if key in ("beta", "sigma"):
+        if key in ("beta", "sigma", "cutpoints") + DISPERSION_VARIABLES:
             _check_common_prior(spec, key, value)
             used[key] = value
             continue
@@ -513,13 +532,14 @@ def _run_model(spec: ModelSpec, used: dict[str, Any], mcmc: dict[str, Any],
             m0, V0 = beta.to_arrays(spec.X.shape[1], "priors['beta']")
             beta = P.Normal(mean=m0, cov=V0 / s2)
             used["beta (conjugate, per unit sigma)"] = beta
-        if fam.name != "gaussian":
+        if fam.name != "gaussian" and not fam.is_ordinal:
             # the t-proposal independence sampler centred at the mode mixes far better than the
             # random walk on these posteriors (close to normal): ESS ~ draws
             options.setdefault("sampler", "independence")
         inner = glm(X, spec.y, fam, trials=spec.trials if fam.needs_trials else None,
                     offset=spec.offset, prior=beta, sigma_prior=sigma_prior,
-                    dispersion_prior=_family_priors(fam, used), **mcmc, **options)
+                    dispersion_prior=_family_priors(fam, used),
+                    **_cutpoint_prior(fam, used), **mcmc, **options)
         return inner, "glm"
     if len(spec.random) > 1:
         return _run_blocks(spec, used, mcmc, options), "glmm"
@@ -539,7 +559,8 @@ def _run_model(spec: ModelSpec, used: dict[str, Any], mcmc: dict[str, Any],
     inner = glmm(spec.y, X, Z, block.groups, family=fam,
                  trials=spec.trials if fam.needs_trials else None, offset=spec.offset,
                  prior=used["beta"], random_prior=cov_prior,
-                 dispersion_prior=_family_priors(fam, used), **mcmc, **options)
+                 dispersion_prior=_family_priors(fam, used),
+                    **_cutpoint_prior(fam, used), **mcmc, **options)
     return inner, "glmm"
 
 
@@ -592,6 +613,7 @@ def _run_blocks(spec: ModelSpec, used: dict[str, Any], mcmc: dict[str, Any],
         kwargs["sigma_prior"] = used["sigma"]
     if fam.dispersion is not None:
         kwargs["dispersion_prior"] = _family_priors(fam, used)
+    kwargs.update(_cutpoint_prior(fam, used))
     # the primary's integer codes as its group labels: levels 0..m-1 in the blocks' order
     inner = glmm(spec.y, X, pd.DataFrame(main.Z, columns=main.terms), main.codes, family=fam,
                  trials=spec.trials if fam.needs_trials else None, offset=spec.offset,
@@ -656,10 +678,10 @@ def _name_by_factor(inner: Fit, posterior: dict, dims: dict, coords: dict, summa
         name = what if i == primary else f"{what}_blk{i}"
         return posterior.get(name)
 
-    own = ("beta", "sigma", "icc", "theta") + DISPERSION_VARIABLES  # not per factor
+    own = ("beta", "cutpoint", "sigma", "icc", "theta") + DISPERSION_VARIABLES  # not per factor
     keep = {k: v for k, v in posterior.items() if k in own}
     new_dims = {k: v for k, v in dims.items() if k in keep}
-    new_coords = {k: v for k, v in coords.items() if k in ("coef",)}
+    new_coords = {k: v for k, v in coords.items() if k in ("coef", "cutpoint_index")}
     if "theta" in keep:
         new_coords["group"] = coords["group"]
     sds: list[str] = []
@@ -697,7 +719,8 @@ def _name_by_factor(inner: Fit, posterior: dict, dims: dict, coords: dict, summa
             new_coords[f] = (list(coords["group"]) if len(spec.random) == 1
                              else list(spec.random[idx[0]].levels))
     tail = [k for k in ("sigma",) + DISPERSION_VARIABLES + ("icc",) if k in summary_vars]
-    return keep, new_dims, new_coords, ["beta"] + sds + cors + tail
+    head = ["beta"] + (["cutpoint"] if "cutpoint" in keep else [])
+    return keep, new_dims, new_coords, head + sds + cors + tail
 
 
 def _quantile_table(draws: np.ndarray, index: Any, prob: float = 0.95) -> pd.DataFrame:
@@ -757,6 +780,8 @@ class FormulaFit(Fit):
     @classmethod
     def from_inner(cls, inner: Fit, spec: ModelSpec, data: pd.DataFrame, used: dict[str, Any],
                    *, kind: str, arguments: dict[str, Any]) -> FormulaFit:
+        if spec.categories is not None:  # the cumulative family's labels, not their numbers
+            inner.attrs["categories"] = [str(c) for c in spec.categories]
         if kind == "hierarchical_normal":
             posterior, dims, coords, summary_vars = _standardise_hierarchical_normal(inner)
         else:
@@ -809,6 +834,9 @@ class FormulaFit(Fit):
             sd = spec.se if spec.se is not None else self._flat("sigma")[:, None]
         n = spec.trials if self.family.needs_trials else None
         phi = phi2 = None
+        if self.family.is_ordinal:
+            ll = ordinal.log_density(spec.y, eta, self._flat("cutpoint"), self.family.link)
+            return {"y": ll.reshape(self.n_chains, self.n_draws, -1)}
         if self.family.dispersion is not None:
             phi, phi2 = self._core_dispersion()
         ll = _log_density(self.family, spec.y, eta, sd=sd, trials=n, phi=phi, phi2=phi2)
@@ -1088,7 +1116,10 @@ class FormulaFit(Fit):
             known levels keep their posterior.
         kind : ``"link"`` (the linear predictor), ``"mean"`` (inverse link: mean, rate or
             probability) or ``"response"`` (a draw of y; binomial needs ``trials``, a column
-            name or array, unless the fitted trials column is in newdata).
+            name or array, unless the fitted trials column is in newdata). The cumulative
+            family: ``"mean"`` gives the category probabilities, (samples, rows, K), and
+            ``"response"`` draws of the categories' numbers 1 .. K (``fit.attrs["categories"]``
+            names them).
         """
         if self.spec is None:
             raise ValueError("the model design is not available (the formula could not be rebuilt)")
@@ -1126,6 +1157,9 @@ class FormulaFit(Fit):
                 eta = eta + self._factor_part(f, Z, labels, sel, groups, allow_new_levels, rng)
         if kind == "link":
             return eta
+        if self.family.is_ordinal:
+            return ordinal.predict_from_eta(kind, eta, self._flat("cutpoint")[sel],
+                                            self.family.link, rng)
         mu = inverse_link(self.family.link, eta)
         if kind == "mean":
             return mu
@@ -1208,6 +1242,11 @@ class FormulaFit(Fit):
         for name in self.family.parameters:
             params[name] = _prior.dispersion_draws(self.priors[name], name, draws, rng)
         out.update(params)
+        if self.family.is_ordinal:  # the order statistics of K - 1 draws from N(0, s^2)
+            s = ordinal.cutpoint_sd(self.priors["cutpoints"])
+            cut = np.sort(s * rng.standard_normal((draws, len(self.attrs["categories"]) - 1)), axis=1)
+            out["cutpoint"] = cut
+            return out, ordinal.draw_categories(rng, eta, cut, self.family.link)
         return out, _prior.response_draws(self.family, eta, rng, sd=sd, trials=trials,
                                           params=params)
 
@@ -1329,6 +1368,11 @@ class FormulaFit(Fit):
         if any(isinstance(v, (bool, np.bool_)) for v in top.values()):
             idata.attrs = {k: int(v) if isinstance(v, (bool, np.bool_)) else v for k, v in top.items()}
         idata.to_netcdf(str(path), engine="h5netcdf")
+
+
+def _cutpoint_prior(family: Family, used: dict[str, Any]) -> dict[str, Any]:
+    """The cumulative family's keyword for its cutpoints' prior (none for the others)."""
+    return {"cutpoint_prior": used["cutpoints"]} if family.is_ordinal else {}
 
 
 def _family_priors(family: Family, used: dict[str, Any]) -> dict[str, Any] | None:

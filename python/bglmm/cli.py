@@ -186,7 +186,7 @@ PRIORS_HELP = (
     'priors as "key = distribution(numbers); ...": key b (fixed effects), sigma (gaussian '
     "residual; inv_gamma on sigma^2), sd (every random-effect SD), cor (correlations), or a "
     "grouping factor's name, or a family's dispersion: phi or shape (gamma(shape, rate)) or zi "
-    "(beta(a, b)); distributions: normal(mean, sd), half_normal(scale), "
+    "(beta(a, b)), or the cumulative family's cutpoints (normal(0, s)); distributions: normal(mean, sd), half_normal(scale), "
     "half_t(df, scale) or half_t(df, 0, scale), half_cauchy(scale), inv_gamma(shape, scale), "
     'uniform(0, upper), lkj(eta), inv_wishart(df[, scale]), gamma(shape, rate), beta(a, b). Example: --priors "b = normal(0, '
     '2.5); sd = half_t(3, 0, 2.5); cor = lkj(2)". Unnamed keys keep bglmm\'s defaults')
@@ -286,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     fit.add_argument("--formula", "-f", required=True, help='e.g. "y ~ x + (1 | g)"')
     fit.add_argument("--family", default="gaussian",
                      help="gaussian, poisson, binomial, bernoulli, negbinomial, gamma, "
-                          "beta_binomial, zero_inflated_poisson or zero_inflated_negbinomial "
+                          "beta_binomial, zero_inflated_poisson, zero_inflated_negbinomial, "
+                          "student or cumulative (ordered ratings: integer categories) "
                           "(default gaussian)")
     fit.add_argument("--link", default=None, help="link function (default: the canonical one)")
     fit.add_argument("--trials", default=None, help="column of binomial trials")

@@ -50,13 +50,14 @@ def _numeric_column(values: Any, name: str) -> np.ndarray:
     return arr.astype(np.float64)
 
 
-def as_design(X: Any, name: str = "X") -> tuple[np.ndarray, list[str]]:
-    """A C-contiguous float64 design matrix and its column names."""
+def as_design(X: Any, name: str = "X", allow_empty: bool = False) -> tuple[np.ndarray, list[str]]:
+    """A C-contiguous float64 design matrix and its column names (no columns only with
+    ``allow_empty``: the cumulative family, whose cutpoints take the intercept's place)."""
     if isinstance(X, pd.Series):
         X = X.to_frame()
     if isinstance(X, pd.DataFrame):
         names = [str(c) for c in X.columns]
-        if X.shape[1] == 0:
+        if X.shape[1] == 0 and not allow_empty:
             raise ValueError(f"{name} has no columns")
         cols = [_numeric_column(X[c], f"{name} column {c!r}") for c in X.columns]
         arr = np.column_stack(cols) if cols else np.empty((len(X), 0))
@@ -77,7 +78,7 @@ def as_design(X: Any, name: str = "X") -> tuple[np.ndarray, list[str]]:
         names = [f"x{j}" for j in range(arr.shape[1])]
     if arr.shape[0] == 0:
         raise ValueError(f"{name} has no rows")
-    if arr.shape[1] == 0:
+    if arr.shape[1] == 0 and not allow_empty:
         raise ValueError(f"{name} has no columns")
     bad = ~np.isfinite(arr)
     if bad.any():
@@ -89,6 +90,8 @@ def as_design(X: Any, name: str = "X") -> tuple[np.ndarray, list[str]]:
 def check_full_rank(X: np.ndarray, names: Sequence[str], name: str = "X") -> None:
     """Raise if the columns of X are linearly dependent, naming a dependent column."""
     n, p = X.shape
+    if p == 0:
+        return
     scale = np.sqrt((X**2).sum(axis=0))
     zero = np.where(scale == 0)[0]
     if zero.size:

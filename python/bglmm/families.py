@@ -22,6 +22,8 @@ _CODES = {
     ("zero_inflated_poisson", "log"): 10,
     ("zero_inflated_negbinomial", "log"): 11,
     ("student", "identity"): 12,
+    ("cumulative", "logit"): 13,
+    ("cumulative", "probit"): 14,
 }
 
 LINKS = {
@@ -35,6 +37,7 @@ LINKS = {
     "zero_inflated_poisson": ("log",),
     "zero_inflated_negbinomial": ("log",),
     "student": ("identity",),
+    "cumulative": ("logit", "probit"),
 }
 
 _ALIASES = {"normal": "gaussian", "binary": "bernoulli", "logistic": "bernoulli",
@@ -42,7 +45,8 @@ _ALIASES = {"normal": "gaussian", "binary": "bernoulli", "logistic": "bernoulli"
             "betabinomial": "beta_binomial", "zip": "zero_inflated_poisson",
             "zeroinflatedpoisson": "zero_inflated_poisson", "zinb": "zero_inflated_negbinomial",
             "zero_inflated_negative_binomial": "zero_inflated_negbinomial",
-            "student_t": "student", "studentt": "student", "t": "student"}
+            "student_t": "student", "studentt": "student", "t": "student",
+            "ordinal": "cumulative", "ordered": "cumulative"}
 
 # The parameters a family has besides its linear predictor, which the samplers update, under
 # the names they go by (posterior variables and prior keys): var = mu + mu^2/phi (negbinomial),
@@ -101,6 +105,11 @@ class Family:
     def is_count(self) -> bool:
         return self.name in ("poisson", "binomial", "bernoulli", "negbinomial", "beta_binomial",
                              "zero_inflated_poisson", "zero_inflated_negbinomial")
+
+    @property
+    def is_ordinal(self) -> bool:
+        """The cumulative ordinal family (cutpoints instead of an intercept; bglmm.ordinal)."""
+        return self.name == "cumulative"
 
     @property
     def parameters(self) -> tuple[str, ...]:

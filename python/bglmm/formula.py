@@ -145,6 +145,10 @@ class ModelSpec:
     _se_column: str | None = field(repr=False, default=None)
     _columns: list[str] = field(repr=False, default_factory=list)
     _offset_array: bool = field(repr=False, default=False)  # offset= was an array, not a column
+    # the cumulative family: the response's categories (y holds their numbers 1 .. K), and the
+    # position of the formula's intercept, which its cutpoints replace (dropped from X)
+    categories: list[Any] | None = None
+    _dropped_intercept: int | None = field(repr=False, default=None)
 
     @property
     def has_random(self) -> bool:
@@ -172,6 +176,8 @@ class ModelSpec:
             raise ValueError(f"cannot build the fixed-effects design for newdata: {err}"
                              f"{_levels_hint(err)}") from err
         X = np.ascontiguousarray(X.reshape(len(newdata), -1))
+        if self._dropped_intercept is not None:
+            X = np.ascontiguousarray(np.delete(X, self._dropped_intercept, axis=1))
         blocks = []
         labels: dict[str, pd.Series] = {}  # one encoding per factor, shared by its blocks
         for block in self.random:
@@ -661,7 +667,8 @@ def build_spec(
     if len(data) == 0:
         raise ValueError("data has no rows")
     fam = resolve_family(family, link)
-    data = _keep_category_order(data.reset_index(drop=True))
+    given = data.reset_index(drop=True)  # (the cumulative family's response as it was given)
+    data = _keep_category_order(given)
     columns = [str(c) for c in data.columns]
     if env is None:
         env = Environment.capture(1)
@@ -727,7 +734,17 @@ def build_spec(
             _check_missing(data, name)
 
     # ---- response ------------------------------------------------------------------------
-    y, y_trials, y_se = _response(lhs, data, env, fam, response_text)
+    categories = None
+    if fam.is_ordinal:  # an ordered Categorical column or integers: the categories' numbers
+        from .ordinal import ordinal_response
+
+        raw = (given[lhs.name.lexeme] if isinstance(lhs, E.Variable) and lhs.level is None
+               and lhs.name.lexeme in columns
+               else _eval_single(lhs, data, env, "response"))
+        y, categories = ordinal_response(raw, f"the response {response_text!r}")
+        y_trials = y_se = None
+    else:
+        y, y_trials, y_se = _response(lhs, data, env, fam, response_text)
     n = len(data)
     if y.ndim != 1 or y.shape[0] != n:
         raise FormulaError(f"the response {response_text!r} must give one value per row")
@@ -795,6 +812,16 @@ def build_spec(
         j = int(np.where(~np.isfinite(X).all(axis=0))[0][0])
         raise ValueError(f"fixed-effect column {fixed_names[j]!r} has missing or infinite values")
     check_full_rank(X, fixed_names, "the fixed-effects design")
+    dropped = None
+    if fam.is_ordinal:
+        if "Intercept" not in fixed_names:
+            raise FormulaError(
+                f"formula {formula!r}: the cumulative family's cutpoints take the place of the "
+                "intercept, so the formula must keep it (drop '0 +' / '- 1'): a factor's first "
+                "level is then the reference")
+        dropped = fixed_names.index("Intercept")
+        X = np.ascontiguousarray(np.delete(X, dropped, axis=1))
+        fixed_names = [f for f in fixed_names if f != "Intercept"]
 
     off = np.zeros(n)
     for t in offset_terms:
@@ -842,6 +869,7 @@ def build_spec(
         _offset_array=offset is not None and not isinstance(offset, str),
         _trials_column=trials_column, _se_column=se_column,
         _columns=sorted(v for v in model.var_names if v in columns),
+        categories=categories, _dropped_intercept=dropped,
     )
     return spec
 

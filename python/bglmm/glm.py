@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from . import _core
+from . import ordinal as _ordinal
 from ._chains import run_chains
 from .data import (
     as_design,
@@ -108,6 +109,11 @@ class GlmFit(Fit):
     def _log_likelihood(self) -> dict[str, np.ndarray]:
         d = self._data
         c, s, p = self.draws.shape
+        if self.family.is_ordinal:
+            eta = self.linear_predictor().reshape(c * s, -1)
+            cut = self.posterior["cutpoint"].reshape(c * s, -1)
+            ll = _ordinal.log_density(d["y"], eta, cut, self.family.link)
+            return {"y": ll.reshape(c, s, -1)}
         beta = np.ascontiguousarray(self.draws.reshape(c * s, p))
         phi, phi2 = (np.ascontiguousarray(v.reshape(c * s)) for v in self._phi_draws())
         ll = _core.glm_pointwise_log_lik(d["X"], d["y"], d["trials"], d["offset"],
@@ -135,7 +141,15 @@ class GlmFit(Fit):
 
         ``kind="mean"``: the mean mu = h(eta) (for binomial, a probability);
         ``kind="response"``: a draw of y from the family (binomial: counts out of ``trials``).
+        Cumulative family: ``"mean"`` gives the category probabilities (chain, draw, rows, K),
+        ``"response"`` draws of the categories' numbers 1 .. K.
         """
+        if self.family.is_ordinal:
+            if kind not in ("mean", "response"):
+                raise ValueError(f"kind must be 'mean' or 'response', got {kind!r}")
+            return _ordinal.predict_from_eta(kind, self.linear_predictor(X, offset),
+                                             self.posterior["cutpoint"], self.family.link,
+                                             np.random.default_rng(seed))
         mu = inverse_link(self.family.link, self.linear_predictor(X, offset))
         if kind == "mean":
             return mu
@@ -172,6 +186,7 @@ def glm(
     sigma: float | None = None,
     sigma_prior: InverseGamma | None = None,
     dispersion_prior: Any = None,
+    cutpoint_prior: Normal | None = None,
     sampler: str = "auto",
     proposal: str = "fisher",
     target_acceptance: float | None = None,
@@ -189,13 +204,15 @@ def glm(
     Parameters
     ----------
     X : array (n, p) or DataFrame (column names become coefficient names). Include a column of
-        ones for an intercept.
+        ones for an intercept (not for the cumulative family: its cutpoints take its place).
     y : response of length n (counts for the count families; 0/1 for
-        bernoulli; positive for gamma).
+        bernoulli; positive for gamma; for cumulative an ordered pandas Categorical or integers
+        without gaps, modelled as the categories' numbers 1 .. K).
     family, link : "gaussian" (identity), "poisson" (log), "binomial" or "bernoulli" (logit,
         probit, cloglog), "negbinomial" (log; aliases "negative_binomial", "nb"), "gamma" (log),
         "beta_binomial" (logit, probit, cloglog), "zero_inflated_poisson" (log; "zip"),
-        "zero_inflated_negbinomial" (log; "zinb").
+        "zero_inflated_negbinomial" (log; "zinb"), "student" (identity), "cumulative" (logit,
+        probit; bglmm.ordinal).
     trials : numbers of trials (required for binomial and beta_binomial).
     offset : known part of the linear predictor (e.g. log exposure).
     prior : :class:`bglmm.priors.Normal` on beta; default Normal(0, 10) on every coefficient.
@@ -207,6 +224,8 @@ def glm(
         positive number, which fixes it. zero_inflated_poisson: a :class:`bglmm.priors.Beta` on
         zi (default Beta(1, 1)) or a number in (0, 1). A dict {name: prior} gives the priors of
         a family with two (zero_inflated_negbinomial: ``{"phi": ..., "zi": ...}``).
+    cutpoint_prior : cumulative only — Normal(0, s) on each cutpoint, jointly ordered (default
+        s = 5); the draws are the posterior variable ``cutpoint`` (chain, draw, K - 1).
     sampler : "auto", "random_walk", "independence" or "conjugate" (see the module docs).
     chains, draws, warmup, thin : MCMC sizes (draws kept per chain, after thinning).
     seed : integer for reproducible draws (None: fresh entropy, stored in ``fit.seed``).
@@ -217,8 +236,13 @@ def glm(
         nothing in a chain. Not for an interrupted fit.
     """
     fam = resolve_family(family, link)
-    Xa, names = as_design(X)
+    Xa, names = as_design(X, allow_empty=fam.is_ordinal)
     n, p = Xa.shape
+    y_given = y
+    if fam.is_ordinal:
+        y = _ordinal.ordinal_response(y, "y")[0]
+    elif cutpoint_prior is not None:
+        raise ValueError(f"cutpoint_prior applies to the cumulative family only, not {fam.name!r}")
     ya, ta, off = response_arrays(y, trials, offset, n, fam)
     check_magnitude(Xa, "X")
     check_full_rank(Xa, names)
@@ -274,11 +298,18 @@ def glm(
     if method_name == "conjugate":
         warmup = 0
 
+    X_core, y_core, m0_core, V0_core, core_kw = Xa, ya, m0, V0, {}
+    if fam.is_ordinal:  # the core's intercept and prior (bglmm.ordinal)
+        core = _ordinal.core_arrays(Xa, names, y_given, m0, V0, cutpoint_prior)
+        X_core, y_core, core_kw = core["X"], core["y_core"], core["kwargs"]
+        m0_core, V0_core = core["prior_mean"], core["prior_cov"]
+
     def run_one(chain: int, inner_threads: int, callback: Any) -> dict:
         return _core.run_glm_chain(
-            Xa, ya, ta, off, fam.code, m0, V0, a0, b0, draws, warmup, thin,
+            X_core, y_core, ta, off, fam.code, m0_core, V0_core, a0, b0, draws, warmup, thin,
             _METHODS[method_name], _PROPOSALS[proposal], float(target_acceptance), 0.0,
             known_sigma, inner_threads, seed_used, chain, callback, *specs[0], *specs[1],
+            **core_kw,
         )
 
     results = run_chains(run_one, chains, n_threads, progress, warmup + draws * thin)
@@ -286,6 +317,13 @@ def glm(
 
     posterior = {"beta": stack_chains(kept, "beta")}
     dims = {"beta": ["coef"]}
+    coords: dict[str, list[Any]] = {"coef": names}
+    if fam.is_ordinal:  # without the core's intercept; the cutpoints c = theta - beta_0
+        posterior["beta"] = posterior["beta"][..., 1:]
+        parts = _ordinal.posterior_parts(stack_chains(kept, "cutpoints"), core["categories"])
+        posterior.update(parts[0])
+        dims.update(parts[1])
+        coords.update(parts[2])
     if fam.name == "gaussian" and known_sigma == 0.0:
         posterior["sigma"] = stack_chains(kept, "sigma")
     drawn, fixed = family_parameter_draws(fam, specs, kept, ("dispersion", "dispersion2"))
@@ -300,11 +338,16 @@ def glm(
         "proposal_scale": [float(r["proposal_scale"]) for r in kept],
         "known_sigma": known_sigma if known_sigma > 0 else 1.0,
     }
+    if fam.is_ordinal:
+        # the joint independence move of (beta, cutpoints) (NaN where it could not be set up)
+        attrs["joint_acceptance"] = [float(r["joint_acceptance"]) for r in kept]
+        attrs["categories"] = [str(c) for c in core["categories"]]
+        attrs["cutpoint_sd"] = core["kwargs"]["cutpoint_sd"]
     attrs.update(fixed)
     fit = GlmFit(
         posterior,
         dims=dims,
-        coords={"coef": names},
+        coords=coords,
         sample_stats=sample_stats,
         attrs=attrs,
         seed=seed_used,

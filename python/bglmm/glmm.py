@@ -59,6 +59,7 @@ import numpy as np
 import pandas as pd
 
 from . import _core
+from . import ordinal as _ordinal
 from ._chains import run_chains
 from .data import as_design, as_vector, check_count, check_full_rank, resolve_seed, response_arrays
 from .data import resolve_threads
@@ -80,7 +81,7 @@ from .results import (Fit, core_family_params, family_parameter_draws, keep_draw
 from .warnings import AcceptanceWarning, BglmmWarning
 
 #: the entries of a chain's result with one row per draw
-_PER_DRAW = ("beta", "sigma", "b", "phi", "phi2", "log_lik", "group_accept_mean", "fixed_accepted",
+_PER_DRAW = ("beta", "sigma", "b", "phi", "phi2", "cutpoints", "log_lik", "group_accept_mean", "fixed_accepted",
              "extra_sigma", "extra_b")
 
 _KERNELS = {"laplace": 0, "random_walk": 1, "rw": 1}
@@ -221,6 +222,10 @@ class GlmmFit(Fit):
         d = self._data
         beta = self.posterior["beta"]
         c, s, p = beta.shape
+        if self.family.is_ordinal:
+            eta = self.predict(kind="link").reshape(c * s, -1)
+            cut = self.posterior["cutpoint"].reshape(c * s, -1)
+            return _ordinal.log_density(d["y_original"], eta, cut, self.family.link).reshape(c, s, -1)
         phi, phi2 = (np.ascontiguousarray(v.reshape(c * s)) for v in self._phi_draws())
         extra = d.get("extra", [])
         extra_core = [{k: e[k] for k in ("codes", "z", "level_start", "level_rows")}
@@ -332,6 +337,9 @@ class GlmmFit(Fit):
             eta = eta + np.einsum("cdnq,nq->cdn", b_new[:, :, codes, :], Zn)
         if kind == "link":
             return eta
+        if self.family.is_ordinal:  # category probabilities (..., K) or categories 1 .. K
+            return _ordinal.predict_from_eta(kind, eta, self.posterior["cutpoint"],
+                                             self.family.link, rng)
         mu = inverse_link(self.family.link, eta)
         if kind == "mean":
             return mu
@@ -407,6 +415,7 @@ def glmm(
     cov_prior: Any = None,
     sigma_prior: InverseGamma | None = None,
     dispersion_prior: Any = None,
+    cutpoint_prior: Normal | None = None,
     sampler: str = "laplace",
     parameterization: str = "centered",
     rw_scale: float = 0.5,
@@ -455,6 +464,9 @@ def glmm(
         :class:`bglmm.priors.Beta` on ``zi`` (default Beta(1, 1)) or a number in (0, 1); a dict
         {name: prior} for a family with two (zero_inflated_negbinomial: phi and zi). A slice step on its logarithm updates it
         after every sweep.
+    cutpoint_prior : cumulative only (y an ordered Categorical or integers; X without an
+        intercept) — Normal(0, s) on each cutpoint, jointly ordered (default s = 5); their draws
+        are the posterior variable ``cutpoint`` (bglmm.ordinal).
     sampler : "laplace" (default) or "random_walk" (the course notes' kernel).
     parameterization : "centered" (Gibbs for the fixed effects with a random term; best when
         groups carry much data) or "noncentered" (all fixed effects in the block step).
@@ -497,10 +509,21 @@ def glmm(
     translation : run those translation moves (False only to measure what they bring).
     """
     fam = resolve_family(family, link)
-    Xa, x_names = as_design(X)
+    Xa, x_names = as_design(X, allow_empty=fam.is_ordinal)
     n, p = Xa.shape
+    y_given = y
+    if fam.is_ordinal:
+        y = _ordinal.ordinal_response(y, "y")[0]
+    elif cutpoint_prior is not None:
+        raise ValueError(f"cutpoint_prior applies to the cumulative family only, not {fam.name!r}")
     ya, ta, off = response_arrays(y, trials, offset, n, fam)
     check_full_rank(Xa, x_names)
+    X_user, names_user = Xa, list(x_names)
+    ordinal = None
+    if fam.is_ordinal:  # the core samples with an intercept first (bglmm.ordinal)
+        m_user, V_user = (DEFAULT_PRIOR if prior is None else prior).to_arrays(p, "prior")
+        ordinal = _ordinal.core_arrays(Xa, x_names, y_given, m_user, V_user, cutpoint_prior)
+        Xa, x_names, p = ordinal["X"], ["(cutpoints)"] + list(x_names), p + 1
     Za, z_names = _random_design(Z, Xa, x_names if isinstance(X, (pd.DataFrame, pd.Series))
                                  else None, n)
     q = Za.shape[1]
@@ -539,7 +562,8 @@ def glmm(
     prior = DEFAULT_PRIOR if prior is None else prior
     if not isinstance(prior, Normal):
         raise TypeError(f"prior must be a bglmm.priors.Normal, got {type(prior).__name__}")
-    m0, V0 = prior.to_arrays(p, "prior")
+    m0, V0 = (prior.to_arrays(p, "prior") if ordinal is None
+              else (ordinal["prior_mean"], ordinal["prior_cov"]))
     if cov_prior is not None:
         if random_prior is not None:
             raise ValueError("give random_prior or cov_prior (an alias), not both")
@@ -578,7 +602,9 @@ def glmm(
     n_threads = resolve_threads(threads)
 
     # rows sorted by group: the core reads each group's rows as one block
-    ys, ts, offs = grouping.sort(ya), grouping.sort(ta), grouping.sort(off)
+    ys, ts, offs = grouping.sort(ya if ordinal is None else ordinal["y_core"]), \
+        grouping.sort(ta), grouping.sort(off)
+    core_kw = {} if ordinal is None else ordinal["kwargs"]
     gs = grouping.group_start
     config = {"draws": draws, "warmup": warmup, "thin": thin, "threads": 1,
               "kernel": kernel, "rw_scale": rw_scale, "rw_target": float(target_acceptance),
@@ -596,7 +622,7 @@ def glmm(
         return _core.run_glmm_chain(
             Xs, Zs, ys, ts, offs, gs, fam.code, centred, m0, V0, cov_spec, a0, b0,
             dict(config, threads=inner_threads), seed_used, chain, callback, extra_core,
-            *specs[0], *specs[1])
+            *specs[0], *specs[1], **core_kw)
 
     # chains run concurrently when there are threads for it (each with its share)
     results = run_chains(run_one, chains, n_threads, progress, warmup + draws * thin)
@@ -606,7 +632,14 @@ def glmm(
     sigma = stack_chains(kept, "sigma").reshape(n_chains, -1, q, q)
     posterior: dict[str, np.ndarray] = {"beta": stack_chains(kept, "beta")}
     dims: dict[str, list[str]] = {"beta": ["coef"], "Sigma": ["term", "term_"]}
-    summary_vars = ["beta"]
+    ordinal_parts = None
+    if ordinal is not None:  # without the core's intercept; the cutpoints c = theta - beta_0
+        posterior["beta"] = posterior["beta"][..., 1:]
+        ordinal_parts = _ordinal.posterior_parts(stack_chains(kept, "cutpoints"),
+                                                 ordinal["categories"])
+        posterior.update(ordinal_parts[0])
+        dims.update(ordinal_parts[1])
+    summary_vars = ["beta"] + (["cutpoint"] if ordinal is not None else [])
     for part in sd_cor_draws(sigma, list(z_names), "sd_", "corr_"):
         posterior.update(part)
         summary_vars.extend(part)
@@ -620,8 +653,10 @@ def glmm(
     if keep_group_effects:
         posterior["b"] = stack_chains(kept, "b").reshape(n_chains, -1, m, q)
         dims["b"] = ["group", "term"]
-    coords: dict[str, list[Any]] = {"coef": x_names, "term": z_names, "term_": z_names,
+    coords: dict[str, list[Any]] = {"coef": names_user, "term": z_names, "term_": z_names,
                                     "group": grouping.levels}
+    if ordinal_parts is not None:
+        coords.update(ordinal_parts[2])
     for k, e in enumerate(extra):
         name, terms, qk = e["name"], e["terms"], len(e["terms"])
         sig = np.stack([np.asarray(r["extra_sigma"][k]) for r in kept]).reshape(n_chains, -1, qk, qk)
@@ -664,7 +699,8 @@ def glmm(
         "sampling_seconds": [float(r["sampling_seconds"]) for r in kept],
         "sampling_sweeps": [int(r["sampling_sweeps"]) for r in kept],
         "threads_used": int(kept[0]["threads_used"]),
-        "term_in_X": term_in_X,
+        # (the cumulative family's core intercept is not a reported coefficient)
+        "term_in_X": term_in_X if ordinal is None else [j - 1 if j > 0 else -1 for j in term_in_X],
         "centred": [x_names[j] for j, _ in centred],
         "z_is_intercept": bool(q == 1 and np.all(Za == 1.0)),
         "n_obs": n,
@@ -674,6 +710,9 @@ def glmm(
         "extra_scale_acceptance": [[float(v) for v in r["extra_scale_acceptance"]] for r in kept],
     }
     attrs.update(fixed)
+    if ordinal is not None:
+        attrs["categories"] = [str(c) for c in ordinal["categories"]]
+        attrs["cutpoint_sd"] = ordinal["kwargs"]["cutpoint_sd"]
     if kernel == 1 and pf:  # the random-walk block step's frozen scale c (unused by Laplace)
         attrs["fixed_scale"] = [float(r["fixed_scale"]) for r in kept]
     kernel_name = ("Laplace/IWLS-proposal" if kernel == 0 else "random-walk") + \
@@ -689,8 +728,9 @@ def glmm(
         interrupted=interrupted,
         sampler=kernel_name,
         data={"X": Xs, "Z": Zs, "y": ys, "trials": ts, "offset": offs, "group_start": gs,
-              "grouping": grouping, "threads": n_threads, "X_original": Xa, "Z_original": Za,
+              "grouping": grouping, "threads": n_threads, "X_original": X_user, "Z_original": Za,
               "offset_original": off, "trials_original": ta, "y_original": ya,
+              "X_core_names": x_names,
               "codes": grouping.codes, "extra": extra},
         family=fam,
     )

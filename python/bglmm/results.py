@@ -148,7 +148,8 @@ def keep_drawn(results: list[dict[str, Any]], per_draw: tuple[str, ...],
 
 def keep_completed(results: list[dict[str, Any]], draws: int) -> tuple[list[dict], Any]:
     """:func:`keep_drawn` for the GLM sampler's results."""
-    return keep_drawn(results, ("beta", "sigma", "dispersion", "dispersion2", "log_posterior",
+    return keep_drawn(results, ("beta", "sigma", "dispersion", "dispersion2", "cutpoints",
+                                "log_posterior",
                                 "accepted"), draws)
 
 

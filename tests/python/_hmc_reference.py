@@ -1,7 +1,7 @@
-"""An independent reference sampler for Poisson and negative-binomial GLMMs with crossed /
-nested random intercepts: Hamiltonian Monte Carlo in NumPy on the non-centred parameterisation,
-with a hand-written gradient. It shares no code with bglmm's samplers (only NumPy and SciPy's
-sparse matrices and special functions).
+"""An independent reference sampler for Poisson, negative-binomial, zero-inflated Poisson and
+cumulative-link (ordinal) GLMMs with crossed / nested random intercepts: Hamiltonian Monte
+Carlo in NumPy on the non-centred parameterisation, with a hand-written gradient. It shares no
+code with bglmm's samplers (only NumPy and SciPy's sparse matrices and special functions).
 
 Model (as bglmm.fit parameterises it)::
 
@@ -10,9 +10,14 @@ Model (as bglmm.fit parameterises it)::
 
 or (``NegBinomialCrossedModel``) y_i ~ NB2(mean exp(eta_i), phi), var = mu + mu^2 / phi, with
 phi ~ Gamma(a, rate b), or (``ZeroInflatedPoissonCrossedModel``) a structural zero with
-probability zi ~ Beta(a, b), otherwise Poisson(exp(eta_i)) (v = logit zi). HMC runs on theta = (beta, u, z[, v]) with u_k = log sd_k and v = log phi
-(the log density carries the Jacobians). Several chains run side by side as rows of one array (one sparse product per gradient for
-all of them). Warm-up: dual averaging of a shared step size (Hoffman and Gelman 2014, target
+probability zi ~ Beta(a, b), otherwise Poisson(exp(eta_i)) (v = logit zi), or
+(``CumulativeCrossedModel``) an ordinal y_i in 0..K-1 with P(y_i <= k) = F(c_{k+1} - eta_i)
+for a logistic or standard normal CDF F, no intercept in X, and cutpoints c_1 < ... < c_{K-1}
+distributed as the order statistics of K-1 iid N(m_c, s_c^2) (v = (c_1, log(c_2 - c_1), ...,
+log(c_{K-1} - c_{K-2}))). HMC runs on theta = (beta, u, z[, v]) with u_k = log sd_k and
+v = log phi, logit zi or the cutpoints' coordinates (the log density carries the Jacobians).
+Several chains run side by side as rows of one array (one sparse product per gradient for all
+of them). Warm-up: dual averaging of a shared step size (Hoffman and Gelman 2014, target
 acceptance 0.8) and a diagonal metric from the warm-up draws' variances (two windows, as Stan);
 each iteration takes a uniformly jittered number of leapfrog steps (no periodicity), with the
 Metropolis correction on the exact joint density, so the chain targets the posterior whatever
@@ -173,20 +178,130 @@ class ZeroInflatedPoissonCrossedModel(PoissonCrossedModel):
         return lp, np.concatenate([g_beta, g_u, g_z, g_v[:, None]], axis=1)
 
 
+@dataclass
+class CumulativeCrossedModel(PoissonCrossedModel):
+    """The same random intercepts with a cumulative-link (ordinal) likelihood::
+
+        P(y_i <= k) = F(c_{k+1} - eta_i),   k = 0..K-2,   F logistic (link "logit") or N(0, 1)
+        (link "probit"),
+
+    y holds the categories 0..K-1 (K = n_cat, taken from the data unless given); X must have no
+    intercept column (the cutpoints take its place). The cutpoints' prior density is
+    prod_k N(c_k; cut_mean, cut_sd^2) on the ordered region (the order statistics of K - 1 iid
+    normals). The last K - 1 coordinates of theta are v = (c_1, log(c_2 - c_1), ...,
+    log(c_{K-1} - c_{K-2})), with the Jacobian of the log gaps in the log density."""
+
+    link: str = "logit"
+    cut_mean: float = 0.0
+    cut_sd: float = 5.0
+    n_cat: int | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.link not in ("logit", "probit"):
+            raise ValueError(f"link must be 'logit' or 'probit', got {self.link!r}")
+        cat = np.asarray(self.y)
+        if np.any(cat != np.round(cat)) or cat.min() < 0:
+            raise ValueError("y must hold the integer categories 0..K-1")
+        self.cat = cat.astype(np.int64)
+        self.n_cat = int(self.cat.max()) + 1 if self.n_cat is None else int(self.n_cat)
+        if self.n_cat < 2 or self.cat.max() >= self.n_cat:
+            raise ValueError("need at least two categories and y < n_cat")
+        self.n_cut = self.n_cat - 1
+        n = self.cat.size
+        # observation i has upper cutpoint c_{y_i + 1} (none for the last category) and lower
+        # cutpoint c_{y_i} (none for the first); as 0-based columns of the (n, K - 1) indicators:
+        up, lo = self.cat < self.n_cut, self.cat > 0
+        self.upper = sparse.csr_matrix((np.ones(up.sum()), (np.flatnonzero(up), self.cat[up])),
+                                       shape=(n, self.n_cut))
+        self.lower = sparse.csr_matrix((np.ones(lo.sum()), (np.flatnonzero(lo),
+                                                             self.cat[lo] - 1)),
+                                       shape=(n, self.n_cut))
+        self.dim += self.n_cut
+
+    def split(self, theta: np.ndarray):
+        return super().split(theta[:, :-self.n_cut])
+
+    def cutpoints(self, v: np.ndarray) -> np.ndarray:
+        """(C, K - 1) unconstrained v -> the ordered cutpoints."""
+        return np.cumsum(np.concatenate([v[:, :1], np.exp(v[:, 1:])], axis=1), axis=1)
+
+    def log_cdf(self, x: np.ndarray) -> np.ndarray:
+        return special.log_expit(x) if self.link == "logit" else special.log_ndtr(x)
+
+    def log_pdf(self, x: np.ndarray) -> np.ndarray:
+        if self.link == "logit":
+            return special.log_expit(x) + special.log_expit(-x)
+        return -0.5 * x * x - 0.5 * np.log(2.0 * np.pi)
+
+    def log_prob_between(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """log(F(a) - F(b)) for a > b (either may be infinite), without cancellation."""
+        if self.link == "logit":
+            # F(a) - F(b) = F(a) F(-b) (1 - e^{b - a}) for the logistic CDF
+            return special.log_expit(a) + special.log_expit(-b) + np.log(-np.expm1(b - a))
+        # for the normal, take the tail where both are small: F(a) - F(b) = F(-b) - F(-a)
+        flip = a + b > 0.0
+        hi, lo = np.where(flip, -b, a), np.where(flip, -a, b)
+        l_hi = special.log_ndtr(hi)
+        return l_hi + np.log(-np.expm1(special.log_ndtr(lo) - l_hi))
+
+    def logp_grad(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        beta, u, z = self.split(theta)
+        v = theta[:, -self.n_cut:]                              # (C, K - 1)
+        cut = self.cutpoints(v)
+        sd = np.exp(u)
+        sd_e = sd[:, self.factor_of]
+        w = z * sd_e
+        eta = self.off + beta @ self.X.T + (self.Zs @ w.T).T    # (C, n)
+        C = theta.shape[0]
+        padded = np.concatenate([np.full((C, 1), -np.inf), cut, np.full((C, 1), np.inf)], axis=1)
+        a = padded[:, self.cat + 1] - eta                       # upper bound, +inf for the last
+        b = padded[:, self.cat] - eta                           # lower bound, -inf for the first
+        ll = self.log_prob_between(a, b)                        # (C, n)
+        dens_a = np.exp(self.log_pdf(a) - ll)                   # f(a) / P(y_i), 0 at a = inf
+        dens_b = np.exp(self.log_pdf(b) - ll)
+        r = dens_b - dens_a                                     # d ll / d eta
+        g_cut = (self.upper.T @ dens_a.T).T - (self.lower.T @ dens_b.T).T  # d ll / d c
+        zc = (cut - self.cut_mean) / self.cut_sd
+        g_cut = g_cut - zc / self.cut_sd
+        # c_k = v_1 + sum_{2 <= j <= k} exp(v_j): d / d v_j = (sum_{k >= j} d / d c_k) dc/dv_j
+        g_v = np.cumsum(g_cut[:, ::-1], axis=1)[:, ::-1]
+        g_v[:, 1:] = g_v[:, 1:] * np.exp(v[:, 1:]) + 1.0         # + the log-gap Jacobian
+        zb = (beta - self.beta_mean) / self.beta_sd
+        lp = ll.sum(axis=1) - 0.5 * (zb**2).sum(axis=1) - 0.5 * (z**2).sum(axis=1) \
+            + self.log_prior_sd(u) - 0.5 * (zc**2).sum(axis=1) + v[:, 1:].sum(axis=1)
+        g_beta = r @ self.X - zb / self.beta_sd
+        g_w = (self.ZsT @ r.T).T
+        g_z = g_w * sd_e - z
+        g_u = self.factor_sums(g_w * w) - (sd / self.sd_scale) ** 2 + 1.0
+        return lp, np.concatenate([g_beta, g_u, g_z, g_v], axis=1)
+
+
 def hmc(model: PoissonCrossedModel, *, chains: int = 4, warmup: int = 1500, draws: int = 2000,
         steps: tuple[int, int] = (8, 24), seed: int = 0) -> dict[str, np.ndarray]:
     """Draws {"beta": (chains, draws, p), "sd": (chains, draws, K)} (and "phi": (chains, draws)
-    for the negative binomial, "zi" for the zero-inflated Poisson) and the acceptance rate."""
+    for the negative binomial, "zi" for the zero-inflated Poisson, the ordered "cutpoint":
+    (chains, draws, K - 1) for the cumulative model) and the acceptance rate."""
     rng = np.random.default_rng(seed)
     D = model.dim
     theta = np.concatenate([rng.normal(0, 0.1, (chains, model.p)),
                             np.log(rng.uniform(0.3, 1.0, (chains, model.K))),
                             rng.normal(0, 0.1, (chains, D - model.p - model.K))], axis=1)
-    theta[:, 0] += np.log(model.y.mean() + 0.5)
     nb = isinstance(model, NegBinomialCrossedModel)
     zip_ = isinstance(model, ZeroInflatedPoissonCrossedModel)
+    cumulative = isinstance(model, CumulativeCrossedModel)
+    if not cumulative:  # the cumulative model has no intercept: its cutpoints take the place
+        theta[:, 0] += np.log(model.y.mean() + 0.5)
     if nb or zip_:
         theta[:, -1] = rng.normal(0.0 if nb else -2.0, 0.2, chains)  # phi near 1, zi near 0.12
+    if cumulative:
+        # cutpoints at F^-1 of the empirical cumulative proportions (counts + 1/2, so that each
+        # gap is positive), jittered
+        counts = np.bincount(model.cat, minlength=model.n_cat) + 0.5
+        cum = np.cumsum(counts)[:-1] / counts.sum()
+        cut0 = special.logit(cum) if model.link == "logit" else special.ndtri(cum)
+        v0 = np.concatenate([cut0[:1], np.log(np.diff(cut0))])
+        theta[:, -model.n_cut:] = v0 + rng.normal(0.0, 0.1, (chains, model.n_cut))
     lp, grad = model.logp_grad(theta)
     inv_metric = np.ones(D)
     windows = [int(0.15 * warmup), int(0.45 * warmup), int(0.9 * warmup)]  # metric updates
@@ -200,6 +315,8 @@ def hmc(model: PoissonCrossedModel, *, chains: int = 4, warmup: int = 1500, draw
     keep_beta = np.empty((chains, draws, model.p))
     keep_sd = np.empty((chains, draws, model.K))
     keep_phi = np.empty((chains, draws))
+    if cumulative:
+        keep_cut = np.empty((chains, draws, model.n_cut))
     window_draws: list[np.ndarray] = []
     accepted = 0.0
     for it in range(warmup + draws):
@@ -243,12 +360,16 @@ def hmc(model: PoissonCrossedModel, *, chains: int = 4, warmup: int = 1500, draw
             keep_beta[:, j] = theta[:, :model.p]
             keep_sd[:, j] = np.exp(theta[:, model.p:model.p + model.K])
             keep_phi[:, j] = np.exp(theta[:, -1])
+            if cumulative:
+                keep_cut[:, j] = model.cutpoints(theta[:, -model.n_cut:])
             accepted += take.mean()
     out = {"beta": keep_beta, "sd": keep_sd, "acceptance": accepted / draws, "step_size": eps}
     if nb:
         out["phi"] = keep_phi
     if zip_:
         out["zi"] = keep_phi / (1.0 + keep_phi)  # exp(logit zi) is the odds
+    if cumulative:
+        out["cutpoint"] = keep_cut
     return out
 
 

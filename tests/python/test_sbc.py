@@ -7,23 +7,25 @@ runs its random-walk sampler with the logit link only), the hierarchical normal 
 Gibbs) and linear mixed model (Gibbs) samplers, and the GLMM Metropolis-within-Gibbs sampler
 (Laplace and random-walk group kernels, poisson / binomial / bernoulli), and for the LMM and GLMM
 samplers under covariance priors of the default family (LKJ(2) + Half-Student-t(3) SDs, q = 1,
-2, 3): draw parameters from the prior, data from the model, fit, and record the rank of each
-true parameter among L = 39 thinned posterior draws. For a correct sampler the ranks are uniform
-on {0, ..., 39}. Each scalar parameter is tested three ways
+2, 3), and the cumulative ordinal family's GLM sampler (logit, probit; K = 4 categories, the
+cutpoints ranked with beta): draw parameters from the prior, data from the model, fit, and
+record the rank of each true parameter among L = 39 thinned posterior draws. For a correct
+sampler the ranks are uniform on {0, ..., 39}. Each scalar parameter is tested three ways
 (``bglmm.testing.rank_uniformity``): a chi-square test on 20 bins (any shape), and two directed
 z-scores on u = (rank + 1/2)/40: its mean (a biased posterior, e.g. a sign error) and its
 variance (a posterior too narrow -> U-shaped ranks, too wide -> humped).
 
-Thresholds: about 260 scalar parameters x 3 statistics are tested, so each uses a per-test level
+Thresholds: 341 scalar parameters x 3 statistics are tested, so each uses a per-test level
 near 5e-5 (chi-square p < 5e-5, |z| > 4.0): a correct sampler then fails this file with
-probability at most about 5% (Bonferroni: 260 x (5e-5 + 2 x 6.3e-5)), and the seeds are fixed so
-the outcome is deterministic.
+probability at most about 6% (Bonferroni: 341 x (5e-5 + 2 x 6.3e-5) = 0.06), and the seeds are
+fixed so the outcome is deterministic.
 Power (``test_sbc_detects_wrong_posterior``): a sampler whose posterior variance is off by ~60%,
 or whose prior variance is off by a factor 4, is rejected (|z_var| ~ 5-15 at R = 600); a
 posterior biased by 0.2 of its SD moves z_mean by about 0.2 sqrt(R) (4.8 at R = 600); a
 dispersion prior whose rate is 1.5 times the simulator's (prior mean of phi 2.7 instead of 4) is
-rejected through phi's ranks (z_mean 7-8 at R = 600). The
-default-family cases are checked the same way (``test_sbc_detects_wrong_default_family_prior``:
+rejected through phi's ranks (z_mean 7-8 at R = 600); a cumulative model fitted with its
+cutpoints' prior sd halved is rejected through the cutpoints' ranks (|z| up to ~10 at R = 600).
+The default-family cases are checked the same way (``test_sbc_detects_wrong_default_family_prior``:
 the SD prior scales halved in the fit).
 
 The full-size version (>= 500 replications per case and a results table) is
@@ -99,8 +101,10 @@ def test_glmm_sbc(case):
 # Student-t run
 # in validation/sbc.py (to keep the suite's time); in CI those are proven by the one-sweep
 # Geweke tests of test_glmm.py.
+# So does the cumulative family's GLMM case (see CUMULATIVE_CASES below).
 VALIDATION_ONLY = ("glmm-zero_inflated_poisson-log-random_walk",
-                   "glmm-zero_inflated_negbinomial-log-laplace", "glmm-student-identity-laplace")
+                   "glmm-zero_inflated_negbinomial-log-laplace", "glmm-student-identity-laplace",
+                   "glmm-cumulative-logit-laplace")
 GLMM_DISPERSION_CASES = [c for c in testing.glmm_dispersion_sbc_cases()
                          if not c.name.startswith("glmm-beta_binomial-")
                          and c.name not in VALIDATION_ONLY]
@@ -131,6 +135,22 @@ def test_default_prior_sbc(case):
     assert not failures, f"{case.name} is not calibrated:\n" + "\n".join(failures)
 
 
+# The cumulative ordinal family (K = 4; bglmm.testing.cumulative_sbc_case): bglmm.glm's
+# random-walk sampler, with its slice steps of the cutpoints and joint independence step of beta
+# and the cutpoints, for the logit and probit links, n = 80, at R = 600 (about 20 s each). Ranks
+# of beta (2) and the 3 cutpoints. Data sets with an empty category (9-10% of them) are redrawn,
+# parameters and all; the event is one of the data alone, so the ranks stay uniform. The GLMM
+# case (logit, Laplace kernel, a random intercept over 10 groups of 8 rows; R >= 600 at ~150 ms
+# a replication: 90 s) is in VALIDATION_ONLY, to keep this file's time.
+CUMULATIVE_CASES = [c for c in testing.cumulative_sbc_cases() if c.name not in VALIDATION_ONLY]
+
+
+@pytest.mark.parametrize("case", CUMULATIVE_CASES, ids=[c.name for c in CUMULATIVE_CASES])
+def test_cumulative_sbc(case):
+    failures = run_case(case)
+    assert not failures, f"{case.name} is not calibrated:\n" + "\n".join(failures)
+
+
 # Deliberately wrong samplers (the fit targets a different posterior from the one that generated
 # the data); each must be flagged, which shows the test above has the power to catch a kernel
 # with a wrong variance.
@@ -154,6 +174,9 @@ WRONG_CASES = [
     # come from Beta(2, 4) (mean 1/3)
     testing.glmm_sbc_case("zero_inflated_poisson", None, "random_walk",
                           fit_dispersion_rate_factor=2.0),
+    # the cumulative GLM (logit) fitted with its cutpoints' prior sd halved (0.75 instead of
+    # 1.5: the prior variance of each cutpoint off by a factor 4)
+    *testing.wrong_cumulative_sbc_cases(),
 ]
 
 

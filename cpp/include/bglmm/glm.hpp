@@ -5,7 +5,8 @@
 // beta-binomial, and the zero-inflated Poisson's odds of a structural zero) say so with
 // `has_dispersion`; the pair's HasDispersion reads it. A family with a second such parameter
 // (the zero-inflated negative binomial; the Student-t's scale and degrees of freedom) says
-// `has_second_dispersion`.
+// `has_second_dispersion`. The cumulative ordinal families (`has_cutpoints`) take the whole
+// FamilyParams (their cutpoints).
 #pragma once
 #include <cmath>
 #include <stdexcept>
@@ -16,6 +17,7 @@
 #include "bglmm/family_params.hpp"
 #include "bglmm/families/beta_binomial.hpp"
 #include "bglmm/families/binomial.hpp"
+#include "bglmm/families/cumulative.hpp"
 #include "bglmm/families/gamma.hpp"
 #include "bglmm/families/gaussian.hpp"
 #include "bglmm/families/negative_binomial.hpp"
@@ -46,8 +48,10 @@ enum class FamilyLink : int {
   ZeroInflatedPoissonLog = 10,
   ZeroInflatedNegBinomialLog = 11,
   StudentIdentity = 12,
+  CumulativeLogit = 13,
+  CumulativeProbit = 14,
 };
-constexpr int kLastFamilyLink = 12;
+constexpr int kLastFamilyLink = 14;
 
 // True for a family whose dispersion phi the GLM sampler updates (Family::has_dispersion).
 template <typename F, typename = void>
@@ -68,6 +72,16 @@ struct FamilyHasSecondDispersion<F, std::void_t<decltype(F::has_second_dispersio
 template <typename G>
 constexpr bool HasSecondDispersion = FamilyHasSecondDispersion<typename G::Family>::value;
 
+// True for the cumulative ordinal families (Family::has_cutpoints), whose functions take the
+// FamilyParams (with its cutpoints).
+template <typename F, typename = void>
+struct FamilyHasCutpoints : std::false_type {};
+template <typename F>
+struct FamilyHasCutpoints<F, std::void_t<decltype(F::has_cutpoints)>>
+    : std::bool_constant<F::has_cutpoints> {};
+template <typename G>
+constexpr bool HasCutpoints = FamilyHasCutpoints<typename G::Family>::value;
+
 // The number of family parameters beyond beta the samplers update: 0, 1 (phi) or 2 (phi2).
 template <typename G>
 constexpr int kFamilyParams = HasSecondDispersion<G> ? 2 : (HasDispersion<G> ? 1 : 0);
@@ -80,41 +94,46 @@ struct Glm {
   using Family = FamilyT;
   using Link = LinkT;
   static constexpr bool kSecond = FamilyHasSecondDispersion<FamilyT>::value;
+  static constexpr bool kCut = FamilyHasCutpoints<FamilyT>::value;
   static double linkinv(double eta) { return Link::linkinv(eta); }
   static double log_kernel(double y, double n, double eta, const FamilyParams& p) {
-    if constexpr (kSecond) return Family::log_kernel(y, n, eta, p.phi, p.phi2);
+    if constexpr (kCut) return Family::log_kernel(y, n, eta, p);
+    else if constexpr (kSecond) return Family::log_kernel(y, n, eta, p.phi, p.phi2);
     else return Family::log_kernel(y, n, eta, p.phi);
   }
   static double log_constant(double y, double n, const FamilyParams& p) {
-    if constexpr (kSecond) return Family::log_constant(y, n, p.phi, p.phi2);
+    if constexpr (kCut) return Family::log_constant(y, n, p);
+    else if constexpr (kSecond) return Family::log_constant(y, n, p.phi, p.phi2);
     else return Family::log_constant(y, n, p.phi);
   }
   static double log_lik(double y, double n, double eta, const FamilyParams& p) {
     return log_kernel(y, n, eta, p) + log_constant(y, n, p);
   }
   static double score(double y, double n, double eta, const FamilyParams& p) {
-    if constexpr (kSecond) return Family::score(y, n, eta, p.phi, p.phi2);
+    if constexpr (kCut) return Family::score(y, n, eta, p);
+    else if constexpr (kSecond) return Family::score(y, n, eta, p.phi, p.phi2);
     else return Family::score(y, n, eta, p.phi);
   }
   static double weight(double n, double eta, const FamilyParams& p) {
-    if constexpr (kSecond) return Family::weight(n, eta, p.phi, p.phi2);
+    if constexpr (kCut) return Family::weight(n, eta, p);
+    else if constexpr (kSecond) return Family::weight(n, eta, p.phi, p.phi2);
     else return Family::weight(n, eta, p.phi);
   }
   // the same with a bare phi (families with at most one parameter)
   static double log_kernel(double y, double n, double eta, double phi) {
-    static_assert(!kSecond, "this family needs FamilyParams");
+    static_assert(!kSecond && !kCut, "this family needs FamilyParams");
     return log_kernel(y, n, eta, FamilyParams{phi});
   }
   static double log_lik(double y, double n, double eta, double phi) {
-    static_assert(!kSecond, "this family needs FamilyParams");
+    static_assert(!kSecond && !kCut, "this family needs FamilyParams");
     return log_lik(y, n, eta, FamilyParams{phi});
   }
   static double score(double y, double n, double eta, double phi) {
-    static_assert(!kSecond, "this family needs FamilyParams");
+    static_assert(!kSecond && !kCut, "this family needs FamilyParams");
     return score(y, n, eta, FamilyParams{phi});
   }
   static double weight(double n, double eta, double phi) {
-    static_assert(!kSecond, "this family needs FamilyParams");
+    static_assert(!kSecond && !kCut, "this family needs FamilyParams");
     return weight(n, eta, FamilyParams{phi});
   }
 };
@@ -175,6 +194,8 @@ using BetaBinomialCloglog = Glm<families::BetaBinomial<links::Cloglog>, links::C
 using ZeroInflatedPoissonLog = Glm<families::ZeroInflatedPoisson, links::Log>;
 using ZeroInflatedNegBinomialLog = Glm<families::ZeroInflatedNegativeBinomial, links::Log>;
 using StudentIdentity = Glm<families::StudentT, links::Identity>;
+using CumulativeLogit = Glm<families::Cumulative<links::Logit>, links::Logit>;
+using CumulativeProbit = Glm<families::Cumulative<links::Probit>, links::Probit>;
 
 inline FamilyLink family_link_from_code(int code) {
   if (code < 0 || code > kLastFamilyLink)
@@ -199,6 +220,8 @@ decltype(auto) dispatch(FamilyLink family_link, F&& f) {
     case FamilyLink::ZeroInflatedPoissonLog: return f(ZeroInflatedPoissonLog{});
     case FamilyLink::ZeroInflatedNegBinomialLog: return f(ZeroInflatedNegBinomialLog{});
     case FamilyLink::StudentIdentity: return f(StudentIdentity{});
+    case FamilyLink::CumulativeLogit: return f(CumulativeLogit{});
+    case FamilyLink::CumulativeProbit: return f(CumulativeProbit{});
   }
   throw std::invalid_argument("unknown family/link");
 }

@@ -7,12 +7,16 @@
 // iteration updates beta by the Metropolis-Hastings step given phi, then phi (and a second
 // parameter phi2, if the family has one) by a slice step on its log
 // (steps/dispersion_slice.hpp); the mode and proposal are computed at the joint mode.
+// Cumulative ordinal families: X holds an intercept, and each iteration updates beta given the
+// cutpoints, then the cutpoints by slice steps (steps/cutpoints.hpp), whose position sets the
+// intercept's prior mean.
 #pragma once
 #include <cstdint>
 
 #include "bglmm/control.hpp"
 #include "bglmm/glm.hpp"
 #include "bglmm/rng/philox.hpp"
+#include "bglmm/steps/cutpoints.hpp"
 #include "bglmm/steps/dispersion_slice.hpp"
 #include "bglmm/types.hpp"
 
@@ -39,6 +43,8 @@ struct GlmPrior {
   double sigma2_scale = 0.0;  // b0
   steps::DispersionPrior dispersion;   // families with a dispersion phi
   steps::DispersionPrior dispersion2;  // and with a second parameter phi2
+  steps::CutpointPrior cutpoints;      // cumulative families (steps/cutpoints.hpp)
+  int categories = 0;                  // cumulative families: K
   const steps::DispersionPrior& family_prior(int which) const {
     return which == 0 ? dispersion : dispersion2;
   }
@@ -72,6 +78,8 @@ struct GlmChainResult {
   Vector sigma;                   // kept draws (gaussian), else empty
   Vector dispersion;              // kept draws of phi (families with a dispersion), else empty
   Vector dispersion2;             // kept draws of phi2 (a second parameter), else empty
+  RowMatrix cutpoints;            // cumulative families: kept draws x (K - 1) of c = theta - beta_0
+  double joint_acceptance = 0.0;  // cumulative: the joint move's over sampling (NaN: it was off)
   Vector log_posterior;           // kept draws (up to a constant)
   Vector accepted;                // kept draws: 1 if the move to this draw was accepted
   double acceptance_rate = 0.0;   // over the sampling phase
@@ -101,8 +109,9 @@ GlmChainResult run_glm_chain(const GlmData& data, const GlmPrior& prior, const G
                              rng::ChainKey key, const RunControl& control);
 
 // Pointwise log-likelihood: draws x observations.
-// phi2: per draw, or empty for the families with at most one parameter.
+// phi2: per draw, or empty for the families with at most one parameter; cutpoints: per draw
+// (draws x (K - 1)), or empty for the families without.
 RowMatrix glm_pointwise_log_lik(const GlmData& data, const RowMatrix& beta, const Vector& phi,
-                                const Vector& phi2, int threads);
+                                const Vector& phi2, const RowMatrix& cutpoints, int threads);
 
 }  // namespace bglmm

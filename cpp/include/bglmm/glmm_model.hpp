@@ -18,6 +18,7 @@
 #include "bglmm/likelihood_block.hpp"
 #include "bglmm/random_blocks.hpp"
 #include "bglmm/steps/covariance_prior.hpp"
+#include "bglmm/steps/cutpoints.hpp"
 #include "bglmm/steps/dispersion_slice.hpp"
 #include "bglmm/types.hpp"
 
@@ -74,6 +75,9 @@ struct GlmmData {
   // Families with a dispersion: the distinct (y, trials) pairs and how often each occurs; the
   // phi-dependent constant of the log-likelihood is summed over these (steps/glmm_dispersion.hpp)
   Vector distinct_y, distinct_trials, distinct_count;
+  // Cumulative families: the number of categories K and the rows of each (steps/cutpoints.hpp)
+  int categories = 0;
+  steps::CategoryRows category_rows;
 
   Index p() const { return obs.p(); }
   Index q() const { return obs.q(); }
@@ -84,8 +88,10 @@ struct GlmmData {
 
 // Checks each (X column, Z term) pair (X col == Z col, or Z col all ones and X col constant
 // within groups) and builds x_free.
+// categories: K for the cumulative families (y holds codes 0 .. K - 1), else 0.
 GlmmData make_glmm_data(const GroupedData& obs,
-                        const std::vector<std::pair<Index, Index>>& centred);
+                        const std::vector<std::pair<Index, Index>>& centred,
+                        int categories = 0);
 
 struct GlmmPriors {
   Vector beta_mean;                   // m0 (p)
@@ -96,6 +102,9 @@ struct GlmmPriors {
   double phi_scale = 0.0;
   steps::DispersionPrior dispersion;  // negbinomial / beta-binomial phi, gamma shape, ZI odds
   steps::DispersionPrior dispersion2;  // the second parameter (HasSecondDispersion)
+  // cumulative families: the cutpoints' prior and the intercept's column; the intercept's prior
+  // mean follows the cutpoints (sync_intercept_prior), so each chain works on its own copy
+  steps::CutpointPrior cutpoints;
   const steps::DispersionPrior& family_prior(int which) const {
     return which == 0 ? dispersion : dispersion2;
   }
@@ -194,6 +203,7 @@ struct GlmmAdaptation {
   double log_fixed_scale = 0;  // random-walk kernel: log c of the free block's proposal
   // the family parameters' slice widths on log phi and log phi2 (steps/dispersion_slice.hpp)
   steps::SliceWidth dispersion_width, dispersion2_width;
+  std::vector<steps::SliceWidth> cut_width;  // the cutpoints' slice widths (cumulative)
   Matrix fixed_chol;           // random-walk kernel, p_free x p_free: Cholesky factor of V_F
 };
 
@@ -215,6 +225,7 @@ struct GlmmState {
   Matrix sigma_chol;  // lower Cholesky factor of Sigma
   double phi = 1.0;   // gaussian residual variance, a family's dispersion (HasDispersion), else 1
   double phi2 = 1.0;  // a family's second parameter (HasSecondDispersion), else 1
+  Vector theta;       // cumulative families: the cutpoints relative to the intercept, theta_0 = 0
   std::vector<ExtraBlockState> extra;  // the extra blocks' effects and covariances
 
   // -- derived from it: the group caches at the current state, and at a proposed move
@@ -223,7 +234,9 @@ struct GlmmState {
   GlmmAdaptation adapt;
   GlmmWorkspace work;
 
-  FamilyParams params() const { return {phi, phi2}; }
+  FamilyParams params() const {
+    return {phi, phi2, theta.size() > 0 ? theta.data() : nullptr, static_cast<int>(theta.size())};
+  }
   void set_param(int which, double v) { (which == 0 ? phi : phi2) = v; }
   // A move that computed its caches in `proposal` and was accepted makes them current.
   void commit_proposal() {
@@ -251,5 +264,11 @@ struct GlmmStepInfo {
   bool marginal_accepted = false;
   std::vector<ExtraStepInfo> extra;          // one per extra block
 };
+
+// Cumulative families: beta_0's prior given the cutpoints is N(mean(theta), s^2 / (K - 1))
+// (steps/cutpoints.hpp); its variance is in the prior covariance, its mean is set here.
+inline void sync_intercept_prior(GlmmPriors& pr, const GlmmState& s) {
+  pr.beta_mean[pr.cutpoints.intercept_col] = steps::intercept_prior_mean(s.theta);
+}
 
 }  // namespace bglmm

@@ -37,6 +37,7 @@ struct GlmmChainResult {
   RowMatrix b;                     // kept x m*q: b_j = gamma_j - mu (empty if not kept)
   Vector phi;                      // kept (gaussian residual variance, a dispersion), else empty
   Vector phi2;                     // kept (a family's second parameter), else empty
+  RowMatrix cutpoints;             // cumulative families: kept x (K - 1), c = theta - beta_0
   Vector log_lik;                  // kept: sum of the log-likelihood kernels
   Vector group_accept_mean;        // kept: mean over groups of the MH acceptance probability
   Vector fixed_accepted;           // kept: 1 if the block step moved (free beta)
@@ -74,15 +75,19 @@ GlmmChainResult run_glmm_chain(GlmmData data, const GlmmPriors& priors,
 // Geweke (2004) successive-conditional simulator: from a draw of the prior, alternate one
 // sweep (no adaptation) and a fresh y ~ p(y | theta). Rows: iterations; columns: beta (p),
 // Sigma (q*q), b_0 (q, group 0), phi, then per extra block Sigma_k (q_k*q_k) and b_{k,0} (q_k),
-// then phi2 for a family with a second parameter. The data's y only fixes the layout.
+// then phi2 for a family with a second parameter, then the cutpoints c_k = theta_k - beta_0
+// (K - 1) for a cumulative family. The data's y only fixes the layout.
 RowMatrix run_glmm_geweke(const GlmmData& data, const GlmmPriors& priors,
                           const GlmmConfig& config, std::int64_t iterations, rng::ChainKey key);
 
 // Pointwise log-likelihood (draws x N) at beta (S x p) and b (S x m*q, non-centred), phi (S),
-// phi2 (S, or empty for a family with at most one parameter), and each extra block's effects
+// phi2 (S, or empty for a family with at most one parameter), the cutpoints (S x (K - 1) for a
+// cumulative family, with y the category codes and X's intercept in beta; else empty), and each
+// extra block's effects
 // extra_b[k] (S x m_k*q_k).
 RowMatrix glmm_pointwise_log_lik(const GroupedData& obs, const RowMatrix& beta,
                                  const RowMatrix& b, const Vector& phi, const Vector& phi2,
+                                 const RowMatrix& cutpoints,
                                  int threads,
                                  const std::vector<ExtraBlock>& extra = {},
                                  const std::vector<RowMatrix>& extra_b = {});

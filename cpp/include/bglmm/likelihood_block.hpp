@@ -102,6 +102,52 @@ struct LikTerms<Glm<families::BetaBinomial<L>, L>> {
   }
 };
 
+// Cumulative logit: the K - 1 thresholds' CDF pairs once per row (one exp each), then the
+// kernel (the product form of families/cumulative.hpp), the score F(b) - (1 - F(a)) and the
+// weight sum_k P_k s_k^2 from them; the family's own functions past 32 categories or where a
+// probability underflows.
+template <>
+struct LikTerms<CumulativeLogit> {
+  using F = CumulativeLogit::Family;
+  static double kernel(double y, double n, double eta, const FamilyParams& fp) {
+    return CumulativeLogit::log_kernel(y, n, eta, fp);
+  }
+  static double all(double y, double n, double eta, const FamilyParams& fp, double& score,
+                    double& weight) {
+    constexpr int kStack = 32;
+    const int kc = fp.n_cut;
+    if (kc >= kStack) {
+      score = CumulativeLogit::score(y, n, eta, fp);
+      weight = CumulativeLogit::weight(n, eta, fp);
+      return kernel(y, n, eta, fp);
+    }
+    double lo[kStack], hi[kStack], x[kStack];
+    for (int j = 0; j < kc; ++j) {
+      x[j] = fp.cut[j] - eta;
+      F::cdf_pair(x[j], lo[j], hi[j]);
+    }
+    const int yk = static_cast<int>(y);
+    double w = 0.0, s_y = 0.0, p_y = 1.0;
+    for (int k = 0; k <= kc; ++k) {
+      const double fa = k < kc ? lo[k] : 1.0, ga = k < kc ? hi[k] : 0.0;
+      const double fb = k > 0 ? lo[k - 1] : 0.0, gb = k > 0 ? hi[k - 1] : 1.0;
+      const double prob = k > 0 && x[k - 1] > 0.0 ? gb - ga : fa - fb;
+      const double s = fb - ga;
+      w += prob * s * s;
+      if (k == yk) {
+        s_y = s;
+        // the kernel inside: F(a) (1 - F(b)) (1 - e^(b - a)), as log_prob forms it
+        if (k > 0 && k < kc) p_y = fa * gb * -std::expm1(x[k - 1] - x[k]);
+      }
+    }
+    score = s_y;
+    weight = w;
+    if (yk == 0) return -F::softplus(-x[0]);  // log F(a), as log_prob
+    if (yk == kc) return -F::softplus(x[kc - 1]);
+    return p_y > 1e-300 ? std::log(p_y) : kernel(y, n, eta, fp);
+  }
+};
+
 // Block forms. y, n, eta are BlockArrays of a padded length (a multiple of kLikPad, so the
 // vectorised exp/log never fall back to scalar code for a remainder); only the first `len`
 // entries are observations. Return the sum of the first `len` log-likelihood terms and fill

@@ -62,6 +62,11 @@ quine            146    days absent from school (``Days``) of Australian childre
                         ``Eth`` (A/N), ``Sex``, ``Age`` group (F0-F3), learner status ``Lrn``
                         (AL/SL); Quine (1975), via Aitkin (1978), JRSS A 141; R package MASS
                         (quine), the negative binomial example of ``glm.nb``.
+wine             72     bitterness ``rating`` of white wine (1-5, an ordered categorical;
+                        ``response`` the underlying 0-100 score) by ``judge`` (9), at ``temp``
+                        (cold/warm) and skin ``contact`` (no/yes), two ``bottle`` s per
+                        condition; Randall (1989), via R package ordinal (wine), the example of
+                        ``clmm``.
 ===============  =====  ==========================================================================
 """
 
@@ -77,6 +82,7 @@ _PACKAGE = "bglmm.datasets"
 _CATEGORICAL: dict[str, list[tuple[str, bool]]] = {
     "insteval": [("s", False), ("d", False), ("studage", True), ("lectage", True),
                  ("service", False), ("dept", False)],
+    "wine": [("rating", True), ("judge", False), ("bottle", False)],
 }
 
 

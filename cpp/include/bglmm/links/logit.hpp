@@ -16,5 +16,7 @@ struct Logit {
   static double log1m_mu(double eta) { return -log1p_exp(eta); }
   static double dlog_mu(double eta) { return inv_logit(-eta); }
   static double dlog1m_mu(double eta) { return -inv_logit(eta); }
+  // log of the density dmu/deta = mu (1 - mu), finite for any eta
+  static double log_dmu_deta(double eta) { return log_mu(eta) + log1m_mu(eta); }
 };
 }  // namespace bglmm::links

@@ -27,6 +27,7 @@ struct Probit {
   static double log1m_mu(double eta) { return std_normal_log_cdf(-eta); }
   static double dlog_mu(double eta) { return std_normal_mills(eta); }
   static double dlog1m_mu(double eta) { return -std_normal_mills(-eta); }
+  static double log_dmu_deta(double eta) { return std_normal_log_pdf(eta); }
 
  private:
   static double lower_quantile(double p) {  // 0 < p <= 1/2

@@ -15,6 +15,7 @@
 #include "bglmm/error.hpp"
 #include "bglmm/rng/distributions.hpp"
 #include "bglmm/rng/philox.hpp"
+#include "bglmm/steps/golden_section.hpp"
 #include "bglmm/steps/slice.hpp"
 
 namespace bglmm::steps {
@@ -82,20 +83,7 @@ template <typename LogLik>
 double dispersion_mode(LogLik&& log_lik, const DispersionPrior& p) {
   if (p.kind == DispersionPriorKind::Fixed) return p.a;
   const auto f = [&](double u) { return dispersion_log_target(log_lik, p, u); };
-  constexpr double kInvGolden = 0.6180339887498949;
-  double lo = -15.0, hi = 15.0;
-  double x1 = hi - kInvGolden * (hi - lo), x2 = lo + kInvGolden * (hi - lo);
-  double f1 = f(x1), f2 = f(x2);
-  while (hi - lo > 1e-6) {  // 36 steps from the width 30
-    if (f1 >= f2) {
-      hi = x2, x2 = x1, f2 = f1;
-      x1 = hi - kInvGolden * (hi - lo), f1 = f(x1);
-    } else {
-      lo = x1, x1 = x2, f1 = f2;
-      x2 = lo + kInvGolden * (hi - lo), f2 = f(x2);
-    }
-  }
-  return std::exp(0.5 * (lo + hi));
+  return std::exp(golden_section_argmax(f, -15.0, 15.0, 1e-6));  // 36 steps from the width 30
 }
 
 // One draw of phi from its prior (the Geweke simulators' and prior draws' start).
