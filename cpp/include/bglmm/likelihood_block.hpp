@@ -137,7 +137,10 @@ struct LikTerms<CumulativeLogit> {
       if (k == yk) {
         s_y = s;
         // the kernel inside: F(a) (1 - F(b)) (1 - e^(b - a)), as log_prob forms it
-        if (k > 0 && k < kc) p_y = fa * gb * -std::expm1(x[k - 1] - x[k]);
+        if (k > 0 && k < kc) {
+          const double d = x[k - 1] - x[k];
+          p_y = fa * gb * (d < -0.6931471805599453 ? 1.0 - std::exp(d) : -std::expm1(d));
+        }
       }
     }
     score = s_y;

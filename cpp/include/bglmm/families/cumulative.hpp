@@ -53,7 +53,8 @@ struct Cumulative {
       double fa, ga, fb, gb;
       cdf_pair(a, fa, ga);
       cdf_pair(b, fb, gb);
-      const double prod = fa * gb * -std::expm1(b - a);
+      const double d = b - a;  // 1 - e^d by exp where that does not cancel (exp is cheaper)
+      const double prod = fa * gb * (d < -0.6931471805599453 ? 1.0 - std::exp(d) : -std::expm1(d));
       if (prod > 1e-300) return std::log(prod);
     }
     if (b == -kInf) return a == kInf ? 0.0 : L::log_mu(a);

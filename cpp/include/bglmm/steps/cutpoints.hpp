@@ -27,6 +27,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "bglmm/error.hpp"
@@ -76,43 +77,90 @@ inline void check_cutpoint_prior(const CutpointPrior& p, Index p_cols) {
 // beta_0's prior mean given theta: mean(theta).
 inline double intercept_prior_mean(const Vector& theta) { return theta.mean(); }
 
-// sum over the rows of categories k and k + 1 of log p(y_i | eta_i - eta_shift, theta with
-// theta_k = t).
+// theta_k = t's log-likelihood through the rows of categories k and k + 1 (at eta - eta_shift),
+// up to a term free of t, as a function of t; built once per update. Cumulative logit: F(a) -
+// F(b) = F(a) (1 - F(b)) (1 - e^(b - a)), and the last factor does not depend on eta, so a row of
+// category k adds log F(t - eta_i) = -softplus(eta_i - t), one of category k + 1 adds
+// log(1 - F(t - eta_i)) = -softplus(t - eta_i), and the categories add n_k log(1 - e^(theta_{k-1}
+// - t)) and n_{k+1} log(1 - e^(t - theta_{k+1})): two vectorised transcendentals per row over
+// the rows' linear predictors, gathered here (one pass, in row order: no dependence on threads).
+// Other links: the family's log_kernel over the rows, in fixed chunks.
 template <typename G>
-double cutpoint_log_lik(const CategoryRows& cats, const double* y, const double* eta,
-                        const Vector& theta, Index k, double t, int threads,
-                        double eta_shift = 0.0) {
-  Vector trial = theta;
-  trial[k] = t;
-  const FamilyParams fp{1.0, 1.0, trial.data(), static_cast<int>(trial.size())};
-  double total = 0.0;
-  for (Index c = k; c <= k + 1; ++c) {
-    const std::vector<Index>& rows = cats.rows[static_cast<std::size_t>(c)];
-    total += chunked_sum(static_cast<std::int64_t>(rows.size()), 4096, threads,
-                         [&](std::int64_t begin, std::int64_t end) {
-                           double part = 0.0;
-                           for (std::int64_t r = begin; r < end; ++r) {
-                             const Index i = rows[static_cast<std::size_t>(r)];
-                             part += G::log_kernel(y[i], 1.0, eta[i] - eta_shift, fp);
-                           }
-                           return part;
-                         });
+class CutpointLogLik {
+ public:
+  CutpointLogLik(const CategoryRows& cats, const double* y, const double* eta, const Vector& theta,
+                 Index k, int threads, double eta_shift = 0.0)
+      : cats_(cats), y_(y), eta_(eta), theta_(theta), k_(k), threads_(threads),
+        shift_(eta_shift) {
+    if constexpr (kLogit) {
+      below_ = gather(cats.rows[static_cast<std::size_t>(k)]);
+      above_ = gather(cats.rows[static_cast<std::size_t>(k + 1)]);
+    }
   }
-  return total;
-}
+  double operator()(double t) const {
+    if constexpr (kLogit) {
+      const auto softplus_sum = [](const Eigen::ArrayXd& x) {
+        return (x.max(0.0) + (1.0 + (-x.abs()).exp()).log()).sum();
+      };
+      double total = 0.0;
+      if (below_.size() > 0) {
+        total -= softplus_sum(below_ - t);
+        if (k_ > 0) total += static_cast<double>(below_.size()) * std::log(-std::expm1(theta_[k_ - 1] - t));
+      }
+      if (above_.size() > 0) {
+        total -= softplus_sum(t - above_);
+        if (k_ + 1 < theta_.size())
+          total += static_cast<double>(above_.size()) * std::log(-std::expm1(t - theta_[k_ + 1]));
+      }
+      return total;
+    } else {
+      Vector trial = theta_;
+      trial[k_] = t;
+      const FamilyParams fp{1.0, 1.0, trial.data(), static_cast<int>(trial.size())};
+      double total = 0.0;
+      for (Index c = k_; c <= k_ + 1; ++c) {
+        const std::vector<Index>& rows = cats_.rows[static_cast<std::size_t>(c)];
+        total += chunked_sum(static_cast<std::int64_t>(rows.size()), 4096, threads_,
+                             [&](std::int64_t begin, std::int64_t end) {
+                               double part = 0.0;
+                               for (std::int64_t r = begin; r < end; ++r) {
+                                 const Index i = rows[static_cast<std::size_t>(r)];
+                                 part += G::log_kernel(y_[i], 1.0, eta_[i] - shift_, fp);
+                               }
+                               return part;
+                             });
+      }
+      return total;
+    }
+  }
+
+ private:
+  static constexpr bool kLogit = std::is_same_v<G, CumulativeLogit>;
+  Eigen::ArrayXd gather(const std::vector<Index>& rows) const {
+    Eigen::ArrayXd out(static_cast<Index>(rows.size()));
+    for (std::size_t r = 0; r < rows.size(); ++r) out[static_cast<Index>(r)] = eta_[rows[r]] - shift_;
+    return out;
+  }
+  const CategoryRows& cats_;
+  const double* y_;
+  const double* eta_;
+  const Vector& theta_;
+  Index k_;
+  int threads_;
+  double shift_;
+  Eigen::ArrayXd below_, above_;
+};
 
 // theta_k's full conditional, up to a constant (-inf outside (theta_{k-1}, theta_{k+1}); k = 0
-// has no lower bound).
-template <typename G>
-double cutpoint_log_target(const CategoryRows& cats, const double* y, const double* eta,
-                           const Vector& theta, Index k, double t, double beta0, double sd,
-                           int threads, double eta_shift = 0.0) {
+// has no lower bound), with its likelihood part log_lik (a CutpointLogLik).
+template <typename LogLik>
+double cutpoint_log_target(const LogLik& log_lik, const Vector& theta, Index k, double t,
+                           double beta0, double sd) {
   const Index last = theta.size() - 1;
   if ((k > 0 && !(t > theta[k - 1])) || (k < last && !(t < theta[k + 1])) || !std::isfinite(t))
     return -std::numeric_limits<double>::infinity();
   const double z = (t - beta0) / sd;
-  const double out =
-      cutpoint_log_lik<G>(cats, y, eta, theta, k, t, threads, eta_shift) - 0.5 * z * z;
+  const double out = log_lik(t) - 0.5 * z * z;
   return std::isfinite(out) ? out : -std::numeric_limits<double>::infinity();
 }
 
@@ -123,8 +171,9 @@ void cutpoint_step(const CategoryRows& cats, const double* y, const double* eta,
                    int threads, rng::Rng& rng) {
   widths.resize(static_cast<std::size_t>(theta.size()));
   for (Index k = 1; k < theta.size(); ++k) {
+    const CutpointLogLik<G> log_lik(cats, y, eta, theta, k, threads);
     const auto target = [&](double t) {
-      return cutpoint_log_target<G>(cats, y, eta, theta, k, t, beta0, sd, threads);
+      return cutpoint_log_target(log_lik, theta, k, t, beta0, sd);
     };
     SliceWidth& w = widths[static_cast<std::size_t>(k)];
     theta[k] = slice_step(target, theta[k], w.width, rng);
@@ -140,9 +189,8 @@ double first_cutpoint_shift(const CategoryRows& cats, const double* y, const dou
                             Vector& theta, double beta0, double sd, SliceWidth& width, bool adapt,
                             int threads, rng::Rng& rng) {
   const Vector c = theta.array() - beta0;  // the cutpoints on the data's scale
-  const auto target = [&](double t) {
-    return cutpoint_log_target<G>(cats, y, eta, c, 0, t, 0.0, sd, threads, beta0);
-  };
+  const CutpointLogLik<G> log_lik(cats, y, eta, c, 0, threads, beta0);
+  const auto target = [&](double t) { return cutpoint_log_target(log_lik, c, 0, t, 0.0, sd); };
   const double c0 = slice_step(target, c[0], width.width, rng);
   if (adapt) width.learn(c0);
   const double delta = -c0 - beta0;
@@ -181,9 +229,8 @@ void cutpoint_mode(const CategoryRows& cats, const double* y, const double* eta,
   const Index last = theta.size() - 1;
   for (int sweep = 0; sweep < 3; ++sweep) {
     for (Index k = 1; k <= last; ++k) {
-      const auto f = [&](double t) {
-        return cutpoint_log_target<G>(cats, y, eta, theta, k, t, beta0, sd, threads);
-      };
+      const CutpointLogLik<G> log_lik(cats, y, eta, theta, k, threads);
+      const auto f = [&](double t) { return cutpoint_log_target(log_lik, theta, k, t, beta0, sd); };
       const double span = k < last ? theta[k + 1] - theta[k - 1] : 0.0;
       const double lo = theta[k - 1] + 1e-6 * (1.0 + span);
       const double hi = k < last ? theta[k + 1] - 1e-6 * (1.0 + span) : theta[k] + 10.0;
