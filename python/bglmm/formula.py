@@ -149,6 +149,7 @@ class ModelSpec:
     # position of the formula's intercept, which its cutpoints replace (dropped from X)
     categories: list[Any] | None = None
     _dropped_intercept: int | None = field(repr=False, default=None)
+    _coded_levels: list[tuple[str, list[Any]]] = field(repr=False, default_factory=list)
 
     @property
     def has_random(self) -> bool:
@@ -170,12 +171,22 @@ class ModelSpec:
             raise ValueError(f"newdata lacks column(s) {missing} used by the formula {self.formula!r}")
         for c in sorted(needed):
             _check_missing(newdata, c, "newdata")
+        padded = newdata
+        for column, levels in self._coded_levels:  # every level of C(x, Sum, levels=[...])
+            if column not in newdata.columns:
+                continue
+            missing = [v for v in levels if v not in set(newdata[column])]
+            if missing:
+                base = padded.astype({column: object})
+                pad = pd.concat([base.iloc[[0]]] * len(missing), ignore_index=True)
+                pad[column] = missing
+                padded = pd.concat([base, pad], ignore_index=True)
         try:
-            X = np.asarray(self._common.evaluate_new_data(newdata).design_matrix, dtype=float)
+            X = np.asarray(self._common.evaluate_new_data(padded).design_matrix, dtype=float)
         except Exception as err:  # formulae raises on unseen categories and the like
             raise ValueError(f"cannot build the fixed-effects design for newdata: {err}"
                              f"{_levels_hint(err)}") from err
-        X = np.ascontiguousarray(X.reshape(len(newdata), -1))
+        X = np.ascontiguousarray(X.reshape(len(padded), -1)[:len(newdata)])
         if self._dropped_intercept is not None:
             X = np.ascontiguousarray(np.delete(X, self._dropped_intercept, axis=1))
         blocks = []
@@ -331,7 +342,21 @@ def _translate(formula: str) -> tuple[str, dict[str, list[Any]]]:
     # data that lacks some of the levels
     text = re.sub(rf"\bC\(\s*([A-Za-z_][\w.]*)\s*,\s*levels\s*=\s*({_LIST}\d+)\s*\)",
                   rf"{_LEVELS}(\1, \2)", "".join(out))
+    # with a coding too, C(x, Sum, levels=[...]) or C(x, levels=[...], Sum): the coding of that
+    # Categorical
+    text = re.sub(rf"\bC\(\s*([A-Za-z_][\w.]*)\s*,\s*([A-Za-z_]\w*)\s*,\s*levels\s*=\s*"
+                  rf"({_LIST}\d+)\s*\)", rf"C({_LEVELS}(\1, \3), \2)", text)
+    text = re.sub(rf"\bC\(\s*([A-Za-z_][\w.]*)\s*,\s*levels\s*=\s*({_LIST}\d+)\s*,\s*"
+                  rf"([A-Za-z_]\w*)\s*\)", rf"C({_LEVELS}(\1, \2), \3)", text)
     return text, lists
+
+
+def _coded_levels(text: str, lists: dict[str, list[Any]]) -> list[tuple[str, list[Any]]]:
+    """(column, levels) of each C(x, <coding>, levels=[...]) of a translated formula: formulae's
+    C() box checks new data against the levels it saw, so new data lacking some of them is
+    padded with them (:meth:`ModelSpec.new_design`)."""
+    found = re.findall(rf"\bC\({_LEVELS}\(([A-Za-z_][\w.]*), ({_LIST}\d+)\), \w+\)", text)
+    return [(column, lists[name]) for column, name in found]
 
 
 def _closing_bracket(text: str, start: int) -> int:
@@ -362,18 +387,21 @@ def _list_literal(text: str) -> list[Any]:
     return list(value)
 
 
-def _with_levels(values: Any, levels: list[Any]) -> pd.Categorical:
-    """The values as a Categorical with the categories `levels`, in that order."""
+def _with_levels(values: Any, levels: list[Any]) -> pd.Series:
+    """The values as a Categorical with the categories `levels`, in that order (a Series: what
+    formulae's C() takes when a coding is given too)."""
     values = np.asarray(values)
     missing = pd.unique(values[~pd.Series(values).isin(levels).to_numpy()])
     if len(missing):
         raise ValueError(f"C(x, levels={levels!r}): x has values {list(missing[:5])} that are not "
                          "in the levels; list every value")
-    return pd.Categorical(values, categories=levels, ordered=True)
+    return pd.Series(pd.Categorical(values, categories=levels, ordered=True))
 
 
 def _untranslate(name: str, lists: dict[str, list[Any]]) -> str:
     """A term or column name with the lists written out again (``levels=['lo', 'hi']``)."""
+    name = re.sub(rf"\bC\({_LEVELS}\(([^,()]+), ({_LIST}\d+)\), (\w+)\)", r"C(\1, \3, levels=\2)",
+                  name)
     name = re.sub(rf"\b{_LEVELS}\(([^,()]+), ({_LIST}\d+)\)", r"C(\1, levels=\2)", name)
     for key in sorted(lists, key=len, reverse=True):  # bglmm_list_10 before bglmm_list_1
         name = name.replace(key, repr(lists[key]))
@@ -870,6 +898,7 @@ def build_spec(
         _trials_column=trials_column, _se_column=se_column,
         _columns=sorted(v for v in model.var_names if v in columns),
         categories=categories, _dropped_intercept=dropped,
+        _coded_levels=_coded_levels(text, lists),
     )
     return spec
 

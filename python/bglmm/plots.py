@@ -263,6 +263,8 @@ def conditional_effects(fit: Any, term: str, *, prob: float = 0.95, points: int 
     grid = pd.DataFrame([_reference_row(data, fit.formula)] * len(values))
     grid[term] = pd.Series(values, dtype=col.dtype) if categorical else values
     mu = fit.predict(grid, groups="none", kind="mean")  # (S, values)
+    if mu.ndim == 3:  # the cumulative family's category probabilities: the expected category
+        mu = mu @ np.arange(1.0, mu.shape[-1] + 1.0)
     lo, mid, hi = np.quantile(mu, (1 - prob) / 2, axis=0), mu.mean(axis=0), \
         np.quantile(mu, (1 + prob) / 2, axis=0)
     plt = _pyplot()
@@ -289,6 +291,8 @@ def _mean_name(fit: Any) -> str:
         return f"P({_response_name(fit)} = 1)"
     if family == "binomial":
         return _response_name(fit).replace("(successes)", "(probability per trial)")
+    if family == "cumulative":
+        return f"{_response_name(fit)} (expected category, 1 = lowest)"
     return f"{_response_name(fit)} (expected)"
 
 

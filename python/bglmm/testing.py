@@ -746,12 +746,13 @@ def cumulative_sbc_case(link: str = "logit", sampler: str | None = None, *,
 
 def cumulative_sbc_cases() -> list[SbcCase]:
     """SBC cases of the cumulative ordinal family: :func:`bglmm.glm` (random-walk sampler) with
-    the logit and probit links, and :func:`bglmm.glmm` (logit, Laplace kernel, a random
-    intercept over 10 groups of 8 rows). Run the GLMM case with >= 600 replications."""
+    the logit and probit links, and :func:`bglmm.glmm` (both links, Laplace kernel, a random
+    intercept over 10 groups of 8 rows). Run the GLMM cases with >= 600 replications."""
     return [
         cumulative_sbc_case("logit"),
         cumulative_sbc_case("probit"),
         cumulative_sbc_case("logit", "laplace", groups=10),
+        cumulative_sbc_case("probit", "laplace", groups=10),
     ]
 
 

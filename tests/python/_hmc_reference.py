@@ -394,6 +394,17 @@ def compare_medians(a: dict, b: dict, names: list[str], z: float):
     return pd.DataFrame(rows).set_index("name")
 
 
+def assert_agrees(table, acceptance: float) -> None:
+    """Print a compare_medians table (with the reference's HMC acceptance) and assert that every
+    row is within its tolerance."""
+    import pandas as pd
+
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(f"\n(HMC acceptance {acceptance:.2f})\n{table}")
+    bad = table[~table["ok"]]
+    assert bad.empty, f"bglmm.fit disagrees with the HMC reference:\n{bad}"
+
+
 def gradient_errors(model: PoissonCrossedModel, theta: np.ndarray, coords: list[int],
                     h: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
     """The analytic gradient of model.logp_grad at theta (C, dim) for the coordinates `coords`,

@@ -257,6 +257,14 @@ def test_glmm_fit_and_workflow(ratings, tmp_path):
     assert np.mean(prior["cutpoint"][:, 0]) == pytest.approx(-5 * 1.02938, abs=0.25)
     assert set(np.unique(fit.prior_predictive(draws=20, seed=1))) <= {1.0, 2.0, 3.0, 4.0, 5.0}
     assert fit.loo().elpd_loo < 0
+    # conditional effects: the expected category number, rising with x1 (slope 0.8 > 0)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    ax = fit.conditional_effects("x1")[0]
+    assert "expected category" in ax.get_ylabel()
+    line = ax.get_lines()[0].get_ydata()
+    assert 1.0 < line[0] < line[-1] < 5.0
 
 
 def test_draws_do_not_depend_on_threads(ratings):

@@ -534,6 +534,23 @@ def test_C_with_levels_and_with_sum_coding(df):
         build_spec("y ~ C(a, contr.sum)", df)
 
 
+@pytest.mark.parametrize("formula", ["y ~ x + C(a, Sum, levels=['mid', 'hi', 'lo'])",
+                                     "y ~ x + C(a, levels=['mid', 'hi', 'lo'], Sum)"])
+def test_C_with_a_coding_and_levels_predicts_for_some_levels(df, formula):
+    s = build_spec(formula, df)
+    # sum-to-zero coding in the given order: the last level (lo) is -1 in every column
+    assert s.fixed_names == ["Intercept", "x", "C(a, Sum, levels=['mid', 'hi', 'lo'])[mid]",
+                             "C(a, Sum, levels=['mid', 'hi', 'lo'])[hi]"]
+    np.testing.assert_array_equal(s.X[(df.a == "lo").to_numpy(), 2:], -1.0)
+    np.testing.assert_array_equal(s.X[(df.a == "mid").to_numpy(), 2:], [[1.0, 0.0]] * 8)
+    # new rows with some of the levels only, also as a Categorical of other categories: the same
+    # rows of the design (formulae's C() alone refuses them)
+    for rows in (df[df.a == "hi"], df[df.a != "mid"].iloc[::3]):
+        np.testing.assert_array_equal(s.new_design(rows)["X"], s.X[rows.index])
+        as_cat = rows.assign(a=pd.Categorical(rows.a))
+        np.testing.assert_array_equal(s.new_design(as_cat)["X"], s.X[rows.index])
+
+
 def test_factor_makes_a_column_categorical(df):
     s = build_spec("y ~ factor(h) + (1 + factor(h) | g)", df)
     assert s.fixed_names == ["Intercept", "factor(h)[2]"]
