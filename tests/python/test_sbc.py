@@ -7,7 +7,7 @@ runs its random-walk sampler with the logit link only), the hierarchical normal 
 Gibbs) and linear mixed model (Gibbs) samplers, and the GLMM Metropolis-within-Gibbs sampler
 (Laplace and random-walk group kernels, poisson / binomial / bernoulli), and for the LMM and GLMM
 samplers under covariance priors of the default family (LKJ(2) + Half-Student-t(3) SDs, q = 1,
-2, 3), and the cumulative ordinal family's GLM sampler (logit, probit; K = 4 categories, the
+2, 3), and the cumulative ordinal family's GLM sampler (logit; K = 4 categories, the
 cutpoints ranked with beta): draw parameters from the prior, data from the model, fit, and
 record the rank of each true parameter among L = 39 thinned posterior draws. For a correct
 sampler the ranks are uniform on {0, ..., 39}. Each scalar parameter is tested three ways
@@ -15,9 +15,9 @@ sampler the ranks are uniform on {0, ..., 39}. Each scalar parameter is tested t
 z-scores on u = (rank + 1/2)/40: its mean (a biased posterior, e.g. a sign error) and its
 variance (a posterior too narrow -> U-shaped ranks, too wide -> humped).
 
-Thresholds: 341 scalar parameters x 3 statistics are tested, so each uses a per-test level
+Thresholds: 336 scalar parameters x 3 statistics are tested, so each uses a per-test level
 near 5e-5 (chi-square p < 5e-5, |z| > 4.0): a correct sampler then fails this file with
-probability at most about 6% (Bonferroni: 341 x (5e-5 + 2 x 6.3e-5) = 0.06), and the seeds are
+probability at most about 6% (Bonferroni: 336 x (5e-5 + 2 x 6.3e-5) = 0.06), and the seeds are
 fixed so the outcome is deterministic.
 Power (``test_sbc_detects_wrong_posterior``): a sampler whose posterior variance is off by ~60%,
 or whose prior variance is off by a factor 4, is rejected (|z_var| ~ 5-15 at R = 600); a
