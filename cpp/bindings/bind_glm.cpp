@@ -54,8 +54,9 @@ void bind_glm(py::module_& m) {
          double known_sigma, int threads, std::uint64_t seed, std::uint64_t chain,
          const py::object& progress, int dispersion_kind, double dispersion_a,
          double dispersion_b, int dispersion2_kind, double dispersion2_a, double dispersion2_b,
-         double cutpoint_sd, Index intercept_col, int categories) {
-        const GlmData data = make_glm_data(x, y, trials, offset, family_link_from_code(family_link));
+         double cutpoint_sd, Index intercept_col, int categories, ConstVectorRef weights) {
+        const GlmData data =
+            make_glm_data(x, y, trials, offset, family_link_from_code(family_link), weights);
         GlmPrior prior =
             make_prior(prior_mean, prior_cov, sigma2_shape, sigma2_scale, dispersion_kind,
                        dispersion_a, dispersion_b, dispersion2_kind, dispersion2_a, dispersion2_b);
@@ -86,12 +87,13 @@ void bind_glm(py::module_& m) {
       "chain"_a, "progress"_a = py::none(), "dispersion_kind"_a = 0, "dispersion_a"_a = 0.01,
       "dispersion_b"_a = 0.01, "dispersion2_kind"_a = 0, "dispersion2_a"_a = 0.01,
       "dispersion2_b"_a = 0.01, "cutpoint_sd"_a = 0.0, "intercept_col"_a = -1,
-      "categories"_a = 0,
+      "categories"_a = 0, "weights"_a.noconvert() = Vector(),
       "Run one chain of the Bayesian GLM sampler (GIL released while sampling). "
       "dispersion_kind: 0 Gamma(a, b) on phi, 1 phi fixed at a, 2 Beta(a, b) on phi / (1 + phi); "
       "dispersion2_*: the same for a second parameter phi2 (zero_inflated_negbinomial). "
       "Cumulative families: y holds category codes 0 .. categories - 1, X an intercept "
-      "(column intercept_col), each cutpoint ~ N(0, cutpoint_sd^2) ordered.");
+      "(column intercept_col), each cutpoint ~ N(0, cutpoint_sd^2) ordered. weights: case "
+      "weights (each row's log-likelihood times its weight), or empty.");
 
   m.def(
       "dispersion_slice_chain",
@@ -116,8 +118,9 @@ void bind_glm(py::module_& m) {
       "glm_mode",
       [](ConstRowMatrixRef x, ConstVectorRef y, ConstVectorRef trials, ConstVectorRef offset,
          int family_link, const Vector& prior_mean, const Matrix& prior_cov, double phi,
-         int threads) {
-        const GlmData data = make_glm_data(x, y, trials, offset, family_link_from_code(family_link));
+         int threads, ConstVectorRef weights) {
+        const GlmData data =
+            make_glm_data(x, y, trials, offset, family_link_from_code(family_link), weights);
         if (dispatch(data.family_link, [](auto g) { return HasCutpoints<decltype(g)>; }))
           throw std::invalid_argument("glm_mode: the cumulative families need their cutpoints; "
                                       "run_glm_chain finds the joint mode");
@@ -127,6 +130,7 @@ void bind_glm(py::module_& m) {
       },
       "x"_a.noconvert(), "y"_a.noconvert(), "trials"_a.noconvert(), "offset"_a.noconvert(),
       "family_link"_a, "prior_mean"_a, "prior_cov"_a, "phi"_a = 1.0, "threads"_a = 0,
+      "weights"_a.noconvert() = Vector(),
       "Posterior mode and inverse curvature by penalised IWLS (Fisher scoring).");
 
   m.def(

@@ -9,8 +9,9 @@ namespace {
 
 GroupedData grouped(ConstRowMatrixRef x, ConstRowMatrixRef z, ConstVectorRef y,
                     ConstVectorRef trials, ConstVectorRef offset, ConstIndexVectorRef group_start,
-                    int family_link) {
-  return make_grouped_data(x, z, y, trials, offset, group_start, family_link_from_code(family_link));
+                    int family_link, ConstVectorRef weights = Vector()) {
+  return make_grouped_data(x, z, y, trials, offset, group_start, family_link_from_code(family_link),
+                           weights);
 }
 
 // The extra random-effect blocks as Python passes them: a list of dicts with codes (N,
@@ -187,9 +188,11 @@ void bind_glmm(py::module_& m) {
          const py::dict& config, std::uint64_t seed, std::uint64_t chain,
          const py::object& progress, const py::list& extra, int dispersion_kind,
          double dispersion_a, double dispersion_b, int dispersion2_kind, double dispersion2_a,
-         double dispersion2_b, int categories, double cutpoint_sd, Index intercept_col) {
+         double dispersion2_b, int categories, double cutpoint_sd, Index intercept_col,
+         ConstVectorRef weights) {
         GlmmData data = make_glmm_data(
-            grouped(x, z, y, trials, offset, group_start, family_link), centred, categories);
+            grouped(x, z, y, trials, offset, group_start, family_link, weights), centred,
+            categories);
         const std::vector<ExtraArrays> arrays = extra_arrays(extra);
         data.extra = extra_blocks(arrays, data.obs);
         const GlmmPriors pr =
@@ -215,12 +218,14 @@ void bind_glmm(py::module_& m) {
       "dispersion_kind"_a = 0, "dispersion_a"_a = 0.01, "dispersion_b"_a = 0.01,
       "dispersion2_kind"_a = 0, "dispersion2_a"_a = 0.01, "dispersion2_b"_a = 0.01,
       "categories"_a = 0, "cutpoint_sd"_a = 0.0, "intercept_col"_a = -1,
+      "weights"_a.noconvert() = Vector(),
       "Run one chain of the GLMM Metropolis-within-Gibbs sampler (GIL released). "
       "dispersion_kind (the families with a dispersion phi): 0 Gamma(a, b) on phi, 1 phi fixed "
       "at a, 2 Beta(a, b) on phi / (1 + phi); dispersion2_*: the same for a second parameter "
       "phi2 (zero_inflated_negbinomial). Cumulative families: y holds category codes 0 .. "
       "categories - 1, X an intercept (column intercept_col), each cutpoint ~ N(0, "
-      "cutpoint_sd^2) ordered.");
+      "cutpoint_sd^2) ordered. weights: case weights (each row's log-likelihood times its "
+      "weight), or empty.");
 
   m.def(
       "glmm_geweke",

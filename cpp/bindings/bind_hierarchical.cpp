@@ -39,10 +39,10 @@ struct LmmInputs {
   Vector trials;
   GroupedData data;
   LmmInputs(ConstRowMatrixRef x, ConstRowMatrixRef z, ConstVectorRef y, ConstVectorRef offset,
-            ConstIndexVectorRef group_start)
+            ConstIndexVectorRef group_start, ConstVectorRef weights = Vector())
       : trials(Vector::Ones(y.size())),
         data(make_grouped_data(x, z, y, trials, offset, group_start,
-                               FamilyLink::GaussianIdentity)) {}
+                               FamilyLink::GaussianIdentity, weights)) {}
 };
 
 LmmPrior make_lmm_prior(const Vector& beta_mean, const Matrix& beta_cov, double a0, double b0,
@@ -204,8 +204,9 @@ void bind_hierarchical(py::module_& m) {
          ConstIndexVectorRef group_start, const Vector& beta_mean, const Matrix& beta_cov,
          double a0, double b0, const py::dict& cov_prior, std::int64_t draws, std::int64_t warmup,
          std::int64_t thin, int threads, bool keep_effects, std::uint64_t seed,
-         std::uint64_t chain, const py::object& progress, bool collapsed) {
-        const LmmInputs inputs(x, z, y, offset, group_start);
+         std::uint64_t chain, const py::object& progress, bool collapsed,
+         ConstVectorRef weights) {
+        const LmmInputs inputs(x, z, y, offset, group_start, weights);
         const LmmPrior prior = make_lmm_prior(beta_mean, beta_cov, a0, b0, cov_prior);
         LmmConfig config;
         config.collapsed = collapsed;
@@ -239,7 +240,9 @@ void bind_hierarchical(py::module_& m) {
       "group_start"_a.noconvert(), "beta_mean"_a, "beta_cov"_a, "sigma2_shape"_a,
       "sigma2_scale"_a, "cov_prior"_a, "draws"_a, "warmup"_a, "thin"_a, "threads"_a,
       "keep_effects"_a, "seed"_a, "chain"_a, "progress"_a = py::none(), "collapsed"_a = true,
-      "One chain of the linear mixed model Gibbs sampler (GIL released while sampling).");
+      "weights"_a.noconvert() = Vector(),
+      "One chain of the linear mixed model Gibbs sampler (GIL released while sampling); "
+      "weights: case weights (each row's log-likelihood times its weight), or empty.");
 
   m.def(
       "lmm_sweep",

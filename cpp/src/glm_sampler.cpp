@@ -58,8 +58,9 @@ void fisher_and_score(const GlmData& d, const Vector& beta, const FamilyParams& 
       const std::int64_t end = std::min(n, (c + 1) * kChunk);
       for (std::int64_t i = c * kChunk; i < end; ++i) {
         const double eta = eta_at(d, beta, i);
-        const double w = G::weight(d.trials[i], eta, phi);
-        const double u = G::score(d.y[i], d.trials[i], eta, phi);
+        const double wt = d.weight(i);
+        const double w = wt * G::weight(d.trials[i], eta, phi);
+        const double u = wt * G::score(d.y[i], d.trials[i], eta, phi);
         h.selfadjointView<Eigen::Lower>().rankUpdate(d.x.row(i).transpose(), w);
         s.noalias() += u * d.x.row(i).transpose();
       }
@@ -86,9 +87,16 @@ double log_kernel_sum(const GlmData& d, const Vector& beta, const FamilyParams& 
     eta.noalias() = d.x.middleRows(begin, len) * beta;
     eta += d.offset.segment(begin, len);
     double total = 0.0;
+    if (!d.weighted()) {
+      for (Index k = 0; k < len; ++k) {
+        const Index i = static_cast<Index>(begin) + k;
+        total += G::log_kernel(d.y[i], d.trials[i], eta[k], phi);
+      }
+      return total;
+    }
     for (Index k = 0; k < len; ++k) {
       const Index i = static_cast<Index>(begin) + k;
-      total += G::log_kernel(d.y[i], d.trials[i], eta[k], phi);
+      if (d.weights[i] != 0.0) total += d.weights[i] * G::log_kernel(d.y[i], d.trials[i], eta[k], phi);
     }
     return total;
   });
@@ -183,7 +191,7 @@ double log_lik_at_eta(const GlmData& d, const Vector& eta, const FamilyParams& p
   return chunked_sum(d.rows(), kChunk, threads, [&](std::int64_t begin, std::int64_t end) {
     double total = 0.0;
     for (std::int64_t i = begin; i < end; ++i)
-      total += G::log_lik(d.y[i], d.trials[i], eta[i], phi);
+      if (d.weight(i) != 0.0) total += d.weight(i) * G::log_lik(d.y[i], d.trials[i], eta[i], phi);
     return total;
   });
 }
@@ -601,11 +609,16 @@ GlmChainResult conjugate_chain(const GlmData& d, const GlmPrior& prior, const Gl
   const bool known = cfg.known_sigma > 0.0;
   const double known_var = cfg.known_sigma * cfg.known_sigma;
   const PriorPrecision pp(prior);
+  // with case weights W: X'WX, X'Wr, the weighted residual sum of squares and N = sum w
   Vector r = d.y - d.offset;
+  const Vector sqrt_w = d.weighted() ? Vector(d.weights.array().sqrt()) : Vector::Ones(n);
+  const RowMatrix xw = sqrt_w.asDiagonal() * d.x;
+  r.array() *= sqrt_w.array();
   Matrix xtx = Matrix::Zero(p, p);
-  xtx.selfadjointView<Eigen::Lower>().rankUpdate(d.x.transpose());
+  xtx.selfadjointView<Eigen::Lower>().rankUpdate(xw.transpose());
   xtx = xtx.selfadjointView<Eigen::Lower>();
-  const Vector xtr = d.x.transpose() * r;
+  const Vector xtr = xw.transpose() * r;
+  const double n_obs = d.weighted() ? d.weights.sum() : static_cast<double>(n);
   const double data_weight = known ? 1.0 / known_var : 1.0;
   const Matrix q = pp.precision + data_weight * xtx;
   const Matrix l = linalg::cholesky_lower(q, "posterior precision X'X + V0^{-1}");
@@ -616,9 +629,9 @@ GlmChainResult conjugate_chain(const GlmData& d, const GlmPrior& prior, const Gl
   if (!known) {
     check_positive("run_glm_chain", "sigma2 prior shape", prior.sigma2_shape);
     check_positive("run_glm_chain", "sigma2 prior scale", prior.sigma2_scale);
-    const Vector resid = r - d.x * mean;
+    const Vector resid = r - xw * mean;
     const Vector prior_dev = pp.l_precision.transpose() * (mean - prior.mean);
-    shape = prior.sigma2_shape + 0.5 * static_cast<double>(n);
+    shape = prior.sigma2_shape + 0.5 * n_obs;
     scale = prior.sigma2_scale + 0.5 * (resid.squaredNorm() + prior_dev.squaredNorm());
   }
   GlmChainResult out;
@@ -640,7 +653,7 @@ GlmChainResult conjugate_chain(const GlmData& d, const GlmPrior& prior, const Gl
     out.sigma[stored] = std::sqrt(sigma2);
     out.log_posterior[stored] =
         log_kernel_sum<GaussianIdentity>(d, beta, FamilyParams{sigma2}, threads) +
-        (known ? 0.0 : -0.5 * static_cast<double>(n) * std::log(sigma2)) +
+        (known ? 0.0 : -0.5 * n_obs * std::log(sigma2)) +
         pp.log_density(beta, prior.mean) / (known ? 1.0 : sigma2);
     out.accepted[stored] = 1.0;
     ++stored;
@@ -658,7 +671,7 @@ GlmChainResult conjugate_chain(const GlmData& d, const GlmPrior& prior, const Gl
 }  // namespace
 
 GlmData make_glm_data(ConstRowMatrixRef x, ConstVectorRef y, ConstVectorRef trials,
-                      ConstVectorRef offset, FamilyLink family_link) {
+                      ConstVectorRef offset, FamilyLink family_link, ConstVectorRef weights) {
   const char* fn = "glm";
   check_size_match(fn, "y", y.size(), "rows of X", x.rows());
   check_size_match(fn, "trials", trials.size(), "rows of X", x.rows());
@@ -669,6 +682,10 @@ GlmData make_glm_data(ConstRowMatrixRef x, ConstVectorRef y, ConstVectorRef tria
   check_all_finite(fn, "y", y);
   check_all_finite(fn, "trials", trials);
   check_all_finite(fn, "offset", offset);
+  check_weights(fn, weights, x.rows());
+  if (weights.size() > 0 &&
+      dispatch(family_link, [](auto g) { return HasCutpoints<decltype(g)>; }))
+    throw std::invalid_argument("glm: case weights are not supported for the cumulative family");
   dispatch(family_link, [&](auto g) {  // the new families check their support here too
     using F = typename decltype(g)::Family;
     if constexpr (HasDispersion<decltype(g)>) {
@@ -683,7 +700,8 @@ GlmData make_glm_data(ConstRowMatrixRef x, ConstVectorRef y, ConstVectorRef tria
   return GlmData{Eigen::Map<const RowMatrix>(x.data(), x.rows(), x.cols()),
                  Eigen::Map<const Vector>(y.data(), y.size()),
                  Eigen::Map<const Vector>(trials.data(), trials.size()),
-                 Eigen::Map<const Vector>(offset.data(), offset.size()), family_link};
+                 Eigen::Map<const Vector>(offset.data(), offset.size()), family_link,
+                 Eigen::Map<const Vector>(weights.data(), weights.size())};
 }
 
 GlmMode glm_mode(const GlmData& data, const GlmPrior& prior, const FamilyParams& phi,

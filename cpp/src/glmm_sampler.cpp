@@ -55,9 +55,10 @@ void GlmmState::commit_sigma(SigmaFactors&& f) {
   sigma_prec = std::move(f.prec);
 }
 
-// The distinct (y, trials) pairs and their counts, for a family with a dispersion (else empty);
-// the rows of each category, for a cumulative family.
+// The distinct (y, trials) pairs and their counts (the sums of their rows' case weights), for a
+// family with a dispersion (else empty); the rows of each category, for a cumulative family.
 static void tabulate_responses(GlmmData& d) {
+  d.total_weight = d.obs.total_weight();
   if (d.categories > 0)
     d.category_rows = steps::make_category_rows(d.obs.y.data(), d.obs.rows(), d.categories);
   dispatch(d.obs.family_link, [&](auto g) {
@@ -65,7 +66,7 @@ static void tabulate_responses(GlmmData& d) {
     if constexpr (HasDispersion<decltype(g)>) {
       std::map<std::pair<double, double>, double> distinct;
       for (Index i = 0; i < d.obs.rows(); ++i)
-        distinct[{d.obs.y[i], F::has_trials ? d.obs.trials[i] : 1.0}] += 1.0;
+        distinct[{d.obs.y[i], F::has_trials ? d.obs.trials[i] : 1.0}] += d.obs.weight(i);
       const Index u = static_cast<Index>(distinct.size());
       d.distinct_y.resize(u);
       d.distinct_trials.resize(u);
@@ -130,9 +131,16 @@ GlmmData make_glmm_data(const GroupedData& obs,
   for (Index k = 0; k < q && d.intercept_term < 0; ++k)
     if ((obs.z.col(k).array() == 1.0).all()) d.intercept_term = k;
   if (d.intercept_term >= 0) {
+    // group means of the free columns (weighted by the case weights where a group has any)
     d.xbar_free.setZero(m, pf);
-    for (Index g = 0; g < m; ++g)
-      d.xbar_free.row(g) = d.x_free.middleRows(obs.begin(g), obs.size(g)).colwise().mean();
+    for (Index g = 0; g < m; ++g) {
+      const auto rows = d.x_free.middleRows(obs.begin(g), obs.size(g));
+      const double tw = obs.weighted() ? obs.weights.segment(obs.begin(g), obs.size(g)).sum() : 0.0;
+      if (tw > 0.0)
+        d.xbar_free.row(g) = obs.weights.segment(obs.begin(g), obs.size(g)).transpose() * rows / tw;
+      else
+        d.xbar_free.row(g) = rows.colwise().mean();
+    }
     d.xbar_cross = d.xbar_free.transpose() * d.xbar_free;
   }
   dispatch(obs.family_link, [&](auto g) {  // families with a dispersion: their own support
@@ -151,6 +159,8 @@ GlmmData make_glmm_data(const GroupedData& obs,
   if (cumulative != (categories > 0))
     throw std::invalid_argument(cumulative ? "glmm: the cumulative family needs categories >= 2"
                                            : "glmm: categories are for the cumulative family");
+  if (cumulative && obs.weighted())
+    throw std::invalid_argument("glmm: case weights are not supported for the cumulative family");
   d.categories = categories;
   tabulate_responses(d);
   const bool counts = obs.family_link == FamilyLink::PoissonLog ||
@@ -435,10 +445,14 @@ void initialise(const GlmmData& d, GlmmPriors& pr, const GlmmConfig& cfg, GlmmSt
   if (d.obs.family_link == FamilyLink::GaussianIdentity) {
     if (cfg.phi_init > 0.0) {
       s.phi = cfg.phi_init;
-    } else {
+    } else if (!d.obs.weighted()) {
       const double mean = d.obs.y.mean();
       s.phi = std::max(1e-8, (d.obs.y.array() - mean).square().sum() /
                                  std::max<double>(1.0, static_cast<double>(d.obs.rows() - 1)));
+    } else {  // the variance of y, the case weights as frequencies
+      const double mean = d.obs.weights.dot(d.obs.y) / d.total_weight;
+      s.phi = std::max(1e-8, (d.obs.weights.array() * (d.obs.y.array() - mean).square()).sum() /
+                                 std::max(1.0, d.total_weight - 1.0));
     }
   }
   rng::Rng rng(key, 0, 0, rng::Stream::Init);
@@ -466,7 +480,8 @@ void initialise(const GlmmData& d, GlmmPriors& pr, const GlmmConfig& cfg, GlmmSt
     GlmData glm{Eigen::Map<const RowMatrix>(d.obs.x.data(), d.obs.rows(), p),
                 Eigen::Map<const Vector>(d.obs.y.data(), d.obs.rows()),
                 Eigen::Map<const Vector>(d.obs.trials.data(), d.obs.rows()),
-                Eigen::Map<const Vector>(d.obs.offset.data(), d.obs.rows()), d.obs.family_link};
+                Eigen::Map<const Vector>(d.obs.offset.data(), d.obs.rows()), d.obs.family_link,
+                Eigen::Map<const Vector>(d.obs.weights.data(), d.obs.weights.size())};
     if constexpr (HasCutpoints<G>) {
       steps::marginal_cutpoints<G>(d.category_rows, s.theta);
       sync_intercept_prior(pr, s);
@@ -993,6 +1008,8 @@ void simulate_y(const GlmmData& d, const GlmmState& s, Vector& y, rng::Rng& rng)
 template <typename G, bool kLaplace>
 RowMatrix geweke(const GlmmData& data, const GlmmPriors& priors, const GlmmConfig& cfg,
                  std::int64_t iterations, rng::ChainKey key) {
+  // case weights make the likelihood a tempered one, from which nothing simulates y
+  if (data.obs.weighted()) throw std::invalid_argument("glmm_geweke: not with case weights");
   const int threads = effective_threads(data, cfg);
   GlmmPriors pr = priors;  // see sync_intercept_prior
   const Index p = data.p(), q = data.q();

@@ -77,7 +77,7 @@ double residual_ss_direct(const LmmModel& mdl, const LmmState& s, LmmWorkspace& 
     for (Index j = static_cast<Index>(c) * kGroupChunk; j < chunk_end(mdl, c); ++j) {
       for (Index i = d.begin(j); i < d.begin(j) + d.size(j); ++i) {
         const double r = d.y[i] - d.offset[i] - d.x.row(i).dot(s.beta) - d.z.row(i).dot(s.b.row(j));
-        total += r * r;
+        total += d.weight(i) * r * r;
       }
     }
     ws.chunk_ssr[static_cast<std::size_t>(c)] = total;
@@ -90,8 +90,8 @@ double residual_ss_direct(const LmmModel& mdl, const LmmState& s, LmmWorkspace& 
 }  // namespace
 
 LmmModel make_lmm_model(const GroupedData& data, int threads) {
-  LmmModel mdl{data, 0, 0, 0, 0, {}, {}, {}, Matrix(), Vector(), 0.0, Vector(), Vector()};
-  mdl.n = data.rows();
+  LmmModel mdl{data, 0.0, 0, 0, 0, {}, {}, {}, Matrix(), Vector(), 0.0, Vector(), Vector()};
+  mdl.n = data.total_weight();
   mdl.m = data.n_groups();
   mdl.p = data.p();
   mdl.q = data.q();
@@ -117,17 +117,18 @@ LmmModel make_lmm_model(const GroupedData& data, int threads) {
       double* ztx = &mdl.ztx[static_cast<std::size_t>(j * q * p)];
       double* zty = &mdl.ztr[static_cast<std::size_t>(j * q)];
       for (Index i = data.begin(j); i < data.begin(j) + data.size(j); ++i) {
-        const double yi = data.y[i] - data.offset[i];
+        const double yi = data.y[i] - data.offset[i], wi = data.weight(i);
         for (Index a = 0; a < q; ++a) {
-          const double za = data.z(i, a);
-          zsq[cs][a] += za * za;
-          zty[a] += za * yi;
-          for (Index b = 0; b < q; ++b) ztz[a * q + b] += za * data.z(i, b);
-          for (Index k = 0; k < p; ++k) ztx[a * p + k] += za * data.x(i, k);
+          const double za = data.z(i, a), wza = wi * za;
+          zsq[cs][a] += wza * za;
+          zty[a] += wza * yi;
+          for (Index b = 0; b < q; ++b) ztz[a * q + b] += wza * data.z(i, b);
+          for (Index k = 0; k < p; ++k) ztx[a * p + k] += wza * data.x(i, k);
         }
         for (Index a = 0; a < p; ++a) {
-          xty[cs][a] += data.x(i, a) * yi;
-          for (Index b = 0; b <= a; ++b) xtx[cs](a, b) += data.x(i, a) * data.x(i, b);
+          const double wxa = wi * data.x(i, a);
+          xty[cs][a] += wxa * yi;
+          for (Index b = 0; b <= a; ++b) xtx[cs](a, b) += wxa * data.x(i, b);
         }
       }
     }
@@ -141,7 +142,7 @@ LmmModel make_lmm_model(const GroupedData& data, int threads) {
     mdl.z_mean_square += zsq[c];
   }
   mdl.xtx = mdl.xtx.selfadjointView<Eigen::Lower>();
-  mdl.z_mean_square /= static_cast<double>(mdl.n);
+  mdl.z_mean_square /= mdl.n;
   // beta_ref: least squares, with a tiny ridge so that a rank-deficient X still gives a point.
   {
     const double ridge = 1e-10 * std::max(1e-300, mdl.xtx.diagonal().maxCoeff());
@@ -165,7 +166,7 @@ LmmModel make_lmm_model(const GroupedData& data, int threads) {
       for (Index i = data.begin(j); i < data.begin(j) + data.size(j); ++i) {
         double r = data.y[i] - data.offset[i];
         for (Index k = 0; k < p; ++k) r -= data.x(i, k) * bref[k];
-        total += r * r;
+        total += data.weight(i) * r * r;
       }
     }
     rr[static_cast<std::size_t>(c)] = total;
@@ -207,7 +208,7 @@ LmmWorkspace::LmmWorkspace(const LmmModel& mdl, const LmmPrior& prior) {
   // log SD or a CPC, 1 / sqrt(2 N) for log sigma (refined in warm-up).
   Vector step(steps::unconstrained_dim(q) + 1);
   step.setConstant(1.0 / std::sqrt(2.0 * static_cast<double>(std::max<Index>(m, 1))));
-  step[step.size() - 1] = 1.0 / std::sqrt(2.0 * static_cast<double>(mdl.n));
+  step[step.size() - 1] = 1.0 / std::sqrt(2.0 * mdl.n);
   proposal = steps::make_adaptive_proposal(step);
   beta_prec = linalg::inverse_from_cholesky(
       linalg::cholesky_lower(prior.beta_cov, "beta prior covariance", true));
@@ -224,7 +225,7 @@ LmmState lmm_initial_state(const LmmModel& mdl, const LmmPrior& prior, rng::Chai
   l.triangularView<Eigen::Lower>().solveInPlace(delta);
   l.transpose().triangularView<Eigen::Upper>().solveInPlace(delta);
   const double ssr = mdl.rtr - 2.0 * delta.dot(mdl.xtr) + delta.dot(mdl.xtx * delta);
-  const double s2 = std::max(ssr / static_cast<double>(mdl.n), 1e-12 * (1.0 + mdl.rtr / mdl.n));
+  const double s2 = std::max(ssr / mdl.n, 1e-12 * (1.0 + mdl.rtr / mdl.n));
   rng::Rng rng(key, 0, 0, rng::Stream::Init);
   auto factor = [&] { return std::exp((2.0 * rng.uniform() - 1.0) * std::log(3.0)); };
   s.beta = mdl.beta_ref + delta;
@@ -327,7 +328,7 @@ Collapsed collapsed_terms(const LmmModel& mdl, const LmmPrior& prior, const Matr
   out.prec_chol = llt.matrixL();
   if (!out.prec_chol.allFinite() || !(out.prec_chol.diagonal().minCoeff() > 0.0)) return out;
   const Vector w = out.prec_chol.triangularView<Eigen::Lower>().solve(out.h);
-  const double n = static_cast<double>(mdl.n), mq = static_cast<double>(m * q);
+  const double n = mdl.n, mq = static_cast<double>(m * q);
   out.log_lik = -0.5 * ((n - mq) * std::log(s2) +
                         static_cast<double>(m) * linalg::log_det_from_cholesky(l_cov) + logdet +
                         linalg::log_det_from_cholesky(out.prec_chol) + (mdl.rtr - cc) / s2 +
@@ -460,7 +461,7 @@ void gibbs_steps(const LmmModel& mdl, const LmmPrior& prior, LmmState& s, LmmWor
       ++ws.fallbacks;
     }
     rng::Rng rng(key, iteration, 0, rng::Stream::Dispersion);
-    s.sigma2 = rng::inv_gamma_rng(prior.sigma2_shape + 0.5 * static_cast<double>(mdl.n),
+    s.sigma2 = rng::inv_gamma_rng(prior.sigma2_shape + 0.5 * mdl.n,
                                   prior.sigma2_scale + 0.5 * std::max(ssr, 0.0), rng);
   }
   // 3. Sigma | b.

@@ -43,8 +43,6 @@ def alias_hint(name: str, prefix: str = "") -> str | None:
 
 
 _NOT_YET = {
-    "weights": "observation weights are not supported yet",
-    "weight": "observation weights are not supported yet",
     "subset": "subsetting is not supported: pass data[rows] instead",
     "na_action": "missing values are not handled: drop the rows first (data.dropna(subset=...))",
 }

@@ -42,8 +42,9 @@ import pandas as pd
 from . import priors as P
 from . import ordinal
 from .families import DISPERSION_VARIABLES, Family, draw_response, inverse_link
+from .data import moments, residual_variance
 from .formula import ModelSpec, build_spec
-from .results import Fit, core_family_params, import_arviz, sd_cor_draws
+from .results import Fit, core_family_params, import_arviz, sd_cor_draws, weighted_log_lik
 
 __all__ = ["fit", "load", "FormulaFit", "default_priors"]
 
@@ -59,25 +60,23 @@ def _scale_of_response(spec: ModelSpec) -> float:
     1 on the log/logit scale."""
     if spec.family.link != "identity":
         return 1.0
-    return P.response_sd(spec.y, spec.offset)
+    return P.response_sd(spec.y, spec.offset, spec.weights)
 
 
 def _residual_variance(spec: ModelSpec) -> float:
-    """Residual variance of the least-squares fit of y - offset on X (sd(y)^2 as a fallback)."""
+    """Residual variance of the least-squares fit of y - offset on X (sd(y)^2 as a fallback);
+    the case weights count as frequencies, here and in the other data scales."""
     y = spec.y - (spec.offset if spec.offset is not None else 0.0)
-    coef, *_ = np.linalg.lstsq(spec.X, y, rcond=None)
-    resid = y - spec.X @ coef
-    dof = spec.n - spec.X.shape[1]
-    s2 = float(resid @ resid) / dof if dof > 0 else 0.0
+    s2 = residual_variance(spec.X, y, spec.weights)
     if not s2 > 0:
-        s2 = float(np.var(y)) if spec.n > 1 else 1.0
+        s2 = float(moments(y, spec.weights)[1]) ** 2 if spec.n > 1 else 1.0
     return s2 if s2 > 0 else 1.0
 
 
-def _column_scales(M: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _column_scales(M: np.ndarray, weights: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(is_constant, mean, sd) per column of a design matrix."""
-    mean = M.mean(axis=0)
-    sd = M.std(axis=0)
+    mean, sd = moments(M, weights)
     const = sd <= 1e-12 * np.maximum(1.0, np.abs(mean))
     return const, mean, np.where(const, 1.0, sd)
 
@@ -109,7 +108,7 @@ def default_priors(spec: ModelSpec) -> dict[str, Any]:
       probability of a category boundary between 0.00005 and 0.99995) at two prior SDs.
     """
     s = _scale_of_response(spec)
-    const, mean, sd = _column_scales(spec.X)
+    const, mean, sd = _column_scales(spec.X, spec.weights)
     prior_sd = np.where(const, 0.0, 2.5 * s / sd)
     centre = np.where(const, 0.0, mean / sd)
     v_int = (10 * s) ** 2 * (1.0 + float(np.sum(centre**2)))
@@ -117,7 +116,7 @@ def default_priors(spec: ModelSpec) -> dict[str, Any]:
     m = np.zeros(spec.X.shape[1])
     if spec.family.link == "identity":
         y = spec.y - (spec.offset if spec.offset is not None else 0.0)
-        m = np.where(const, float(np.mean(y)), 0.0)
+        m = np.where(const, float(moments(y, spec.weights)[0]), 0.0)
     out: dict[str, Any] = {"beta": P.Normal(mean=m, sd=prior_sd)}
     if spec.family.is_ordinal:
         from .ordinal import DEFAULT_CUTPOINT_SD
@@ -129,7 +128,7 @@ def default_priors(spec: ModelSpec) -> dict[str, Any]:
         out[name] = P.default_dispersion_prior(name, s)
     if len(spec.random) == 1:
         block = spec.random[0]
-        sd = _default_sd_priors(block, s)
+        sd = _default_sd_priors(block, s, spec.weights)
         if block.q == 1:
             out["sd"] = sd[0]
         else:
@@ -137,14 +136,14 @@ def default_priors(spec: ModelSpec) -> dict[str, Any]:
             out["cor"] = P.LKJ()
     else:
         for key, block in zip(_block_keys(spec), spec.random):
-            sd = _default_sd_priors(block, s)
+            sd = _default_sd_priors(block, s, spec.weights)
             out[key] = sd[0] if block.q == 1 else P.LKJ(sd=sd)
     return out
 
 
-def _default_sd_priors(block: Any, s: float) -> list[Any]:
+def _default_sd_priors(block: Any, s: float, weights: np.ndarray | None = None) -> list[Any]:
     """Half-Student-t(3, 2.5 s_z) per term: s_z = s / sd(z) for a slope, s for a constant."""
-    zconst, _, zsd = _column_scales(block.Z)
+    zconst, _, zsd = _column_scales(block.Z, weights)
     sz = np.where(zconst, s, s / zsd)
     return [P.HalfStudentT(3.0, float(2.5 * v)) for v in sz]
 
@@ -338,8 +337,8 @@ def _resolve_block_priors(spec: ModelSpec, used: dict[str, Any], given: dict[str
                                      "block has")
                 if not v:
                     continue
-            used[keys[i]] = _block_prior_with(used[keys[i]], v, block, key,
-                                              _default_sd_priors(block, _scale_of_response(spec)))
+            default_sd = _default_sd_priors(block, _scale_of_response(spec), spec.weights)
+            used[keys[i]] = _block_prior_with(used[keys[i]], v, block, key, default_sd)
             P.covariance_prior_spec(used[keys[i]], block.q, f"priors[{key!r}]", terms=block.terms)
     return used
 
@@ -357,6 +356,7 @@ def fit(
     trials: Any = None,
     offset: Any = None,
     se: Any = None,
+    weights: Any = None,
     priors: Any = None,
     chains: int = 4,
     draws: int = 1000,
@@ -381,7 +381,9 @@ def fit(
         ``(1 | a) + (1 | b)``, nested ``(1 | a/b)`` (= ``(1 | a) + (1 | a:b)``), interaction
         factors ``g1:g2``, observation-level ``(1 | obs)``. Response: a column or an
         expression; binomial ``cbind(successes, failures)``, ``successes / trials`` or
-        ``successes | trials(n)``; gaussian with known standard errors ``y | se(s)``.
+        ``successes | trials(n)``; gaussian with known standard errors ``y | se(s)``; case
+        weights ``y | weights(w)`` (brms; several terms join by ``+``:
+        ``s | trials(n) + weights(w)``).
     data : pandas DataFrame with the columns the formula uses (no missing values in them).
     family, link : "gaussian" (identity), "poisson" (log), "binomial"/"bernoulli" (logit, probit,
         cloglog), "negbinomial" (log; "negative_binomial", "nb"), "gamma" (log) and
@@ -391,6 +393,13 @@ def fit(
         with or without random effects.
     trials, offset, se : a column name or an array (binomial trials; a known part of the linear
         predictor such as log exposure; known standard errors of y for meta-analysis).
+    weights : a column name or an array of case weights >= 0 (lme4's prior weights, brms's
+        ``weights``): each row's log-likelihood is multiplied by its weight, so a row of integer
+        weight w counts as w copies of it (gaussian: beta and the group effects are fitted as
+        with residual variances sigma^2 / w_i, and sigma^2 counts sum(w) observations, where
+        lme4 counts the rows). The pointwise log-likelihood (``loo``, ``waic``) holds the
+        weighted terms; predictions do not depend on the weights. Every family but
+        ``cumulative``; not with known standard errors.
     priors : dict with keys ``"beta"`` (:class:`~bglmm.priors.Normal`), ``"sigma"``
         (:class:`~bglmm.priors.InverseGamma` on sigma^2), ``"sd"`` (one random-effect column:
         ``HalfStudentT``, ``HalfNormal``, ``UniformSD`` or ``InverseGamma`` on the variance) or
@@ -425,7 +434,7 @@ def fit(
     env = Environment.capture(1)
     with preparing(progress), fit_phases(warmup):  # "preparing the data" if it takes > 1 s
         spec = build_spec(formula, data, family, link, trials=trials, offset=offset, se=se,
-                          env=env)
+                          weights=weights, env=env)
         _check_options(spec, options)
         used = _resolve_priors(spec, priors)
         mcmc = dict(chains=chains, draws=draws, warmup=warmup, thin=thin, seed=seed,
@@ -433,13 +442,15 @@ def fit(
         # the array-level sampler does not check: the fit below does, once, under its own names
         inner, kind = _run(spec, used, mcmc, dict(options, check=False))
     out = FormulaFit.from_inner(inner, spec, data, used, kind=kind,
-                                arguments={"trials": trials, "offset": offset, "se": se})
+                                arguments={"trials": trials, "offset": offset, "se": se,
+                                           "weights": weights})
     if check:
         out._run_checks()
     return out
 
 
-_FIT_ARGUMENTS = ("formula", "data", "family", "link", "trials", "offset", "se", "priors",
+_FIT_ARGUMENTS = ("formula", "data", "family", "link", "trials", "offset", "se", "weights",
+                  "priors",
                   "chains", "draws", "warmup", "thin", "seed", "threads", "progress", "check")
 # set by fit itself, not sampler options
 _TAKEN = _FIT_ARGUMENTS + ("prior", "cov_prior", "random_prior", "sigma_prior", "mu_prior",
@@ -537,7 +548,7 @@ def _run_model(spec: ModelSpec, used: dict[str, Any], mcmc: dict[str, Any],
             # random walk on these posteriors (close to normal): ESS ~ draws
             options.setdefault("sampler", "independence")
         inner = glm(X, spec.y, fam, trials=spec.trials if fam.needs_trials else None,
-                    offset=spec.offset, prior=beta, sigma_prior=sigma_prior,
+                    offset=spec.offset, weights=spec.weights, prior=beta, sigma_prior=sigma_prior,
                     dispersion_prior=_family_priors(fam, used),
                     **_cutpoint_prior(fam, used), **mcmc, **options)
         return inner, "glm"
@@ -551,14 +562,15 @@ def _run_model(spec: ModelSpec, used: dict[str, Any], mcmc: dict[str, Any],
             return _run_known_se(spec, used, mcmc, options), "hierarchical_normal"
         from .lmm import lmm
 
-        inner = lmm(spec.y, X, Z, block.groups, offset=spec.offset, prior=used["beta"],
+        inner = lmm(spec.y, X, Z, block.groups, offset=spec.offset, weights=spec.weights,
+                    prior=used["beta"],
                     cov_prior=cov_prior, sigma_prior=used["sigma"], **mcmc, **options)
         return inner, "lmm"
     from .glmm import glmm
 
     inner = glmm(spec.y, X, Z, block.groups, family=fam,
                  trials=spec.trials if fam.needs_trials else None, offset=spec.offset,
-                 prior=used["beta"], random_prior=cov_prior,
+                 weights=spec.weights, prior=used["beta"], random_prior=cov_prior,
                  dispersion_prior=_family_priors(fam, used),
                     **_cutpoint_prior(fam, used), **mcmc, **options)
     return inner, "glmm"
@@ -617,6 +629,7 @@ def _run_blocks(spec: ModelSpec, used: dict[str, Any], mcmc: dict[str, Any],
     # the primary's integer codes as its group labels: levels 0..m-1 in the blocks' order
     inner = glmm(spec.y, X, pd.DataFrame(main.Z, columns=main.terms), main.codes, family=fam,
                  trials=spec.trials if fam.needs_trials else None, offset=spec.offset,
+                 weights=spec.weights,
                  prior=used["beta"], random_prior=used[keys[primary]], random_blocks=extra,
                  **mcmc, **kwargs)
     inner.attrs["primary_block"] = primary
@@ -626,6 +639,9 @@ def _run_blocks(spec: ModelSpec, used: dict[str, Any], mcmc: dict[str, Any],
 def _run_known_se(spec: ModelSpec, used, mcmc, options):
     from .hierarchical import hierarchical_normal
 
+    if spec.weights is not None:
+        raise ValueError("weights do not combine with known standard errors (se): the "
+                         "standard errors already say how much each row counts")
     block = spec.random[0]
     if block.terms != ["Intercept"] or spec.fixed_names != ["Intercept"] or spec.offset is not None:
         raise ValueError(
@@ -840,7 +856,7 @@ class FormulaFit(Fit):
         if self.family.dispersion is not None:
             phi, phi2 = self._core_dispersion()
         ll = _log_density(self.family, spec.y, eta, sd=sd, trials=n, phi=phi, phi2=phi2)
-        return {"y": ll.reshape(self.n_chains, self.n_draws, -1)}
+        return {"y": weighted_log_lik(ll, spec.weights).reshape(self.n_chains, self.n_draws, -1)}
 
     def to_inference_data(self, log_likelihood: bool = False, posterior_predictive: bool = False,
                           prior: bool = False):
@@ -1517,7 +1533,7 @@ def load(path: str) -> FormulaFit:
         try:
             spec = build_spec(formula, data, family, trials=args.get("trials"),
                               offset=args.get("offset"), se=args.get("se"),
-                              env=Environment([{}]))
+                              weights=args.get("weights"), env=Environment([{}]))
         except Exception as err:  # e.g. a user function the formula called is not defined here
             warnings.warn(f"bglmm.load: the model design could not be rebuilt ({err}); "
                           "predict() is unavailable", stacklevel=2)

@@ -156,7 +156,8 @@ def _fit(args: argparse.Namespace) -> int:
         return 2
     try:
         fit = bglmm.fit(args.formula, data, args.family, args.link, trials=args.trials,
-                        offset=args.offset, se=args.se, priors=priors, chains=args.chains,
+                        offset=args.offset, se=args.se, weights=args.weights, priors=priors,
+                        chains=args.chains,
                         draws=args.draws, warmup=args.warmup, thin=args.thin, seed=args.seed,
                         threads=args.threads, progress=not args.quiet)
     except (ValueError, TypeError) as err:
@@ -292,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     fit.add_argument("--link", default=None, help="link function (default: the canonical one)")
     fit.add_argument("--trials", default=None, help="column of binomial trials")
     fit.add_argument("--offset", default=None, help="column added to the linear predictor")
+    fit.add_argument("--weights", default=None,
+                     help="column of case weights (each row's log-likelihood times its weight)")
     fit.add_argument("--se", default=None, help="column of known standard errors (gaussian)")
     fit.add_argument("--thin", type=int, default=1, help="keep every thin-th draw")
     fit.add_argument("--threads", type=int, default=None, help="threads of the C++ core")

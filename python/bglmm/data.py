@@ -195,6 +195,56 @@ def response_arrays(y: Any, trials: Any, offset: Any, n: int,
     return ya, ta, off
 
 
+def check_weights(weights: Any, n: int, family: Family) -> np.ndarray | None:
+    """Case weights (lme4's prior weights, brms's ``weights``): None, or n finite values >= 0,
+    not all 0, each multiplying its row's log-likelihood (a row with integer weight w counts as
+    w copies of it). Every family but the cumulative one takes them."""
+    if weights is None:
+        return None
+    w = as_vector(weights, n, "weights")
+    if np.any(w < 0):
+        i = int(np.where(w < 0)[0][0])
+        raise ValueError(f"weights has {int((w < 0).sum())} negative values (first: row {i}, "
+                         f"{w[i]:g}); case weights must be >= 0")
+    if not np.any(w > 0):
+        raise ValueError("weights are all 0: no row would count")
+    check_magnitude(w, "weights")
+    if family.is_ordinal:
+        raise ValueError(f"weights are not supported for the {family.name} family yet; repeat "
+                         "the rows instead (integer weights)")
+    return w
+
+
+def moments(values: np.ndarray, weights: np.ndarray | None = None,
+            ddof: int = 0) -> tuple[Any, Any]:
+    """Mean and SD along the rows (axis 0) of `values`, the case weights counting as frequencies
+    (as if each row were repeated w_i times: the data the default priors are scaled by)."""
+    v = np.asarray(values, dtype=float)
+    if weights is None:
+        return v.mean(axis=0), v.std(axis=0, ddof=ddof) if v.shape[0] > ddof else 0.0 * v[0]
+    w = weights.reshape((-1,) + (1,) * (v.ndim - 1))
+    total = float(weights.sum())
+    mean = (w * v).sum(axis=0) / total
+    denom = total - ddof
+    var = (w * (v - mean) ** 2).sum(axis=0) / denom if denom > 0 else 0.0 * mean
+    return mean, np.sqrt(var)
+
+
+def residual_variance(X: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """The residual variance of the (weighted) least-squares fit of y on X, on sum(w) - p
+    degrees of freedom; 0 when there are none."""
+    r = np.ones(len(y)) if weights is None else np.sqrt(weights)
+    coef, *_ = np.linalg.lstsq(X * r[:, None], y * r, rcond=None)
+    resid = (y - X @ coef) * r
+    dof = (len(y) if weights is None else float(weights.sum())) - X.shape[1]
+    return float(resid @ resid) / dof if dof > 0 else 0.0
+
+
+def core_weights(weights: np.ndarray | None) -> np.ndarray:
+    """The core's form of the case weights: an empty array for none."""
+    return np.empty(0) if weights is None else np.ascontiguousarray(weights, dtype=np.float64)
+
+
 def check_count(name: str, value: Any, minimum: int) -> int:
     """An integer argument (draws, chains, ...) of at least `minimum`."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):

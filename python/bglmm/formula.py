@@ -10,8 +10,9 @@ treatment coding, interactions, the stateful transforms ``center(x)``, ``scale(x
 what formulae leaves to the caller:
 
 * the response forms: ``y``, ``cbind(successes, failures)``, ``successes / trials``,
-  ``successes | trials(n)`` and ``y | se(s)`` (brms), plus the ``trials=``, ``se=`` and
-  ``offset=`` arguments (a column name or an array);
+  ``successes | trials(n)``, ``y | se(s)`` and ``y | weights(w)`` (brms; several joined by
+  ``+``), plus the ``trials=``, ``se=``, ``weights=`` and ``offset=`` arguments (a column name
+  or an array);
 * the random-effect blocks: a parenthesised term ``(1 + x | g)`` is one block with one
   correlated covariance matrix (formulae splits it into one term per column);
   ``(1 + x | a/b)`` gives one block per factor (``a`` and the interaction ``a:b``), and
@@ -38,7 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .data import check_full_rank, check_response
+from .data import check_full_rank, check_response, check_weights
 from .families import Family, resolve_family
 
 __all__ = ["ModelSpec", "RandomBlock", "build_spec", "FormulaError"]
@@ -63,6 +64,7 @@ _NAMESPACE = {
     "cbind": _cbind,
     "trials": lambda v: np.asarray(v, dtype=float),
     "se": lambda v: np.asarray(v, dtype=float),
+    "weights": lambda v: np.asarray(v, dtype=float),
     "factor": lambda v: _factor(v),
     "bglmm_levels": lambda v, levels: _with_levels(v, levels),
     "TRUE": True,  # R's spelling, as in poly(x, 2, raw=TRUE)
@@ -138,11 +140,13 @@ class ModelSpec:
     offset: np.ndarray | None
     se: np.ndarray | None
     n: int
+    weights: np.ndarray | None = None  # case weights (each row's log-likelihood times w_i)
     _common: Any = field(repr=False, default=None)
     _offset_terms: list[Any] = field(repr=False, default_factory=list)
     _offset_column: str | None = field(repr=False, default=None)
     _trials_column: str | None = field(repr=False, default=None)
     _se_column: str | None = field(repr=False, default=None)
+    _weights_column: str | None = field(repr=False, default=None)
     _columns: list[str] = field(repr=False, default_factory=list)
     _offset_array: bool = field(repr=False, default=False)  # offset= was an array, not a column
     # the cumulative family: the response's categories (y holds their numbers 1 .. K), and the
@@ -677,11 +681,12 @@ def build_spec(
     trials: Any = None,
     offset: Any = None,
     se: Any = None,
+    weights: Any = None,
     env: Any = None,
 ) -> ModelSpec:
     """Parse `formula` on `data` and return the arrays of the model (rows in data order).
 
-    ``trials``, ``offset`` and ``se`` may each be a column name or an array. ``env`` is a
+    ``trials``, ``offset``, ``se`` and ``weights`` may each be a column name or an array. ``env`` is a
     formulae ``Environment`` in which names that are not columns are looked up (the caller's
     frame, by default the frame that called :func:`build_spec`).
     """
@@ -766,13 +771,18 @@ def build_spec(
     if fam.is_ordinal:  # an ordered Categorical column or integers: the categories' numbers
         from .ordinal import ordinal_response
 
+        lhs, extra = _response_additions(lhs, data, env, response_text)
+        if set(extra) - {"weights"}:
+            raise FormulaError(f"the response {response_text!r}: the cumulative family takes "
+                               "no trials() or se()")
         raw = (given[lhs.name.lexeme] if isinstance(lhs, E.Variable) and lhs.level is None
                and lhs.name.lexeme in columns
                else _eval_single(lhs, data, env, "response"))
         y, categories = ordinal_response(raw, f"the response {response_text!r}")
         y_trials = y_se = None
+        y_weights = extra.get("weights")
     else:
-        y, y_trials, y_se = _response(lhs, data, env, fam, response_text)
+        y, y_trials, y_se, y_weights = _response(lhs, data, env, fam, response_text)
     n = len(data)
     if y.ndim != 1 or y.shape[0] != n:
         raise FormulaError(f"the response {response_text!r} must give one value per row")
@@ -789,6 +799,15 @@ def build_spec(
         if y_se is not None:
             raise ValueError(f"the response {response_text!r} already gives se(); drop se=")
         y_se = _column_or_array(se, data, "se")
+
+    weights_column = weights if isinstance(weights, str) else None
+    if weights is not None:
+        if y_weights is not None:
+            raise ValueError(f"the response {response_text!r} already gives weights(); drop "
+                             "weights=")
+        y_weights = _column_or_array(weights, data, "weights")
+    if y_weights is not None:
+        y_weights = check_weights(y_weights, n, fam)
 
     if y_trials is not None and not fam.has_trials:
         raise ValueError(
@@ -891,11 +910,11 @@ def build_spec(
         formula=formula, family=fam, response=response_text, y=np.ascontiguousarray(y),
         trials=None if y_trials is None else np.ascontiguousarray(y_trials),
         X=X, fixed_names=fixed_names, random=random,
-        offset=off if has_offset else None, se=y_se, n=n, _common=common,
+        offset=off if has_offset else None, se=y_se, n=n, weights=y_weights, _common=common,
         _offset_terms=offset_terms,
         _offset_column=offset if isinstance(offset, str) else None,
         _offset_array=offset is not None and not isinstance(offset, str),
-        _trials_column=trials_column, _se_column=se_column,
+        _trials_column=trials_column, _se_column=se_column, _weights_column=weights_column,
         _columns=sorted(v for v in model.var_names if v in columns),
         categories=categories, _dropped_intercept=dropped,
         _coded_levels=_coded_levels(text, lists),
@@ -951,33 +970,61 @@ def response_trials(formula: str, family: Family, newdata: pd.DataFrame) -> np.n
     lhs = _parse(formula, text).left
     data = _keep_category_order(newdata.reset_index(drop=True))
     try:
-        _, trials, _ = _response(lhs, data, env, family, formula.split("~", 1)[0].strip())
+        _, trials, _, _ = _response(lhs, data, env, family, formula.split("~", 1)[0].strip(),
+                                    keep=("trials",))
     except (FormulaError, ValueError, TypeError) as err:
         raise ValueError(f"the trials of the response cannot be taken from newdata: {err}; "
                          "pass trials= (a column name or array)") from None
     return trials
 
 
-def _response(lhs, data: pd.DataFrame, env, fam: Family, text: str):
-    """(y, trials or None, se or None) from the left-hand side of the formula."""
+_ADDITION_TERMS = ("trials", "se", "weights")
+
+
+def _response_additions(lhs, data: pd.DataFrame, env, text: str,
+                        keep: tuple[str, ...] = _ADDITION_TERMS):
+    """brms's addition terms: ``y | trials(n)``, ``y | se(s)``, ``y | weights(w)`` and several
+    joined by ``+`` (``y | trials(n) + weights(w)``). Returns the response's node and a dict
+    of the values of the terms in `keep` (the others are not evaluated)."""
     from formulae import expr as E
 
-    trials = se = None
-    # brms: y | trials(n), y | se(s)
-    if isinstance(lhs, E.Binary) and lhs.operator.kind == "PIPE":
-        kind = _call_name(lhs.right)
-        if _is_double_pipe(lhs) or kind not in ("trials", "se") or len(lhs.right.args) != 1:
-            raise FormulaError(
-                f"unsupported response {text!r}: after '|' bglmm understands trials(n) and se(s)"
-            )
-        # evaluate the whole call (trials and se are the identity), so that its argument is a
-        # Python expression: trials(n + 1), not the formula n + 1
-        value = _eval_single(lhs.right, data, env, f"{kind}() of the response")
-        if kind == "trials":
-            trials = value
+    if not (isinstance(lhs, E.Binary) and lhs.operator.kind == "PIPE"):
+        return lhs, {}
+    unsupported = FormulaError(
+        f"unsupported response {text!r}: after '|' bglmm understands trials(n), se(s) and "
+        "weights(w), joined by '+'")
+    if _is_double_pipe(lhs):
+        raise unsupported
+    calls, stack = [], [lhs.right]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, E.Binary) and node.operator.kind == "PLUS":
+            stack += [node.right, node.left]
         else:
-            se = value
-        lhs = lhs.left
+            calls.append(node)
+    out: dict[str, np.ndarray] = {}
+    for call in calls:
+        kind = _call_name(call)
+        if kind not in _ADDITION_TERMS or len(call.args) != 1:
+            raise unsupported
+        if kind in out:
+            raise FormulaError(f"the response {text!r} gives {kind}() twice")
+        if kind not in keep:
+            continue
+        # evaluate the whole call (each is the identity), so that its argument is a Python
+        # expression: trials(n + 1), not the formula n + 1
+        out[kind] = _eval_single(call, data, env, f"{kind}() of the response")
+    return lhs.left, out
+
+
+def _response(lhs, data: pd.DataFrame, env, fam: Family, text: str,
+              keep: tuple[str, ...] = _ADDITION_TERMS):
+    """(y, trials or None, se or None, weights or None) from the left-hand side (the addition
+    terms in `keep`)."""
+    from formulae import expr as E
+
+    lhs, extra = _response_additions(lhs, data, env, text, keep)
+    trials, se, weights = extra.get("trials"), extra.get("se"), extra.get("weights")
     if _call_name(lhs) == "cbind":
         if len(lhs.args) != 2:
             raise FormulaError(
@@ -993,7 +1040,7 @@ def _response(lhs, data: pd.DataFrame, env, fam: Family, text: str):
             )
         if np.any(f < 0):
             raise ValueError(f"the failures in {text!r} have {int((f < 0).sum())} negative values")
-        return s, s + f, se
+        return s, s + f, se, weights
     if isinstance(lhs, E.Binary) and lhs.operator.kind == "SLASH":
         s = _eval_single(_as_python(lhs.left), data, env, "numerator of the response")
         n = _eval_single(_as_python(lhs.right), data, env, "denominator (trials) of the response")
@@ -1002,10 +1049,10 @@ def _response(lhs, data: pd.DataFrame, env, fam: Family, text: str):
                 f"the response {text!r} is a proportion successes / trials but family is "
                 f"{fam.name!r}; use family='binomial'"
             )
-        return s, n, se
+        return s, n, se, weights
     y = _eval_single(lhs, data, env, "response")
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1:
         raise FormulaError(f"the response {text!r} must be one column")
-    return y, trials, se
+    return y, trials, se, weights

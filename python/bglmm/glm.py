@@ -44,6 +44,9 @@ from .data import (
     check_count,
     check_full_rank,
     check_magnitude,
+    check_weights,
+    core_weights,
+    moments,
     response_arrays,
     resolve_seed,
     resolve_threads,
@@ -51,7 +54,7 @@ from .data import (
 from .families import Family, draw_response, inverse_link, resolve_family
 from .priors import InverseGamma, Normal, family_dispersion_specs, response_sd
 from .results import (Fit, core_family_params, family_parameter_draws, keep_completed,
-                      stack_chains)
+                      stack_chains, weighted_log_lik)
 
 _METHODS = {"random_walk": 0, "rw": 0, "mh": 0, "independence": 1, "conjugate": 2}
 _PROPOSALS = {"fisher": 0, "crossproduct": 1}
@@ -119,7 +122,7 @@ class GlmFit(Fit):
         ll = _core.glm_pointwise_log_lik(d["X"], d["y"], d["trials"], d["offset"],
                                           self.family.code, beta, phi,
                                           phi2=phi2 if self.family.dispersion2 else np.empty(0))
-        return {"y": ll.reshape(c, s, -1)}
+        return {"y": weighted_log_lik(ll.reshape(c, s, -1), d.get("weights"))}
 
     def _observed(self) -> dict[str, np.ndarray]:
         return {"y": self._data["y"]}
@@ -182,6 +185,7 @@ def glm(
     *,
     trials: Any = None,
     offset: Any = None,
+    weights: Any = None,
     prior: Normal | None = None,
     sigma: float | None = None,
     sigma_prior: InverseGamma | None = None,
@@ -215,6 +219,10 @@ def glm(
         probit; bglmm.ordinal).
     trials : numbers of trials (required for binomial and beta_binomial).
     offset : known part of the linear predictor (e.g. log exposure).
+    weights : case weights (lme4's prior weights, brms's ``weights``), one value >= 0 per row:
+        each row's log-likelihood is multiplied by its weight, so a row of integer weight w
+        counts as w copies of it (gaussian: beta is fitted as with residual variances
+        sigma^2 / w_i, and sigma^2 counts sum(w) observations). Not for the cumulative family.
     prior : :class:`bglmm.priors.Normal` on beta; default Normal(0, 10) on every coefficient.
     sigma : gaussian only — a known residual standard deviation; None means unknown, with
         ``sigma_prior`` (default Inverse-Gamma(1/2, var(y)/2) on sigma^2, i.e. one prior
@@ -244,6 +252,7 @@ def glm(
     elif cutpoint_prior is not None:
         raise ValueError(f"cutpoint_prior applies to the cumulative family only, not {fam.name!r}")
     ya, ta, off = response_arrays(y, trials, offset, n, fam)
+    wa = check_weights(weights, n, fam)
     check_magnitude(Xa, "X")
     check_full_rank(Xa, names)
 
@@ -276,14 +285,14 @@ def glm(
                              "leave sampler='auto' for the exact conjugate sampler")
         if sigma is None:
             if sigma_prior is None:
-                var = float(np.var(ya - off)) if n > 1 else 1.0
+                var = float(moments(ya - off, wa)[1]) ** 2 if n > 1 else 1.0
                 sigma_prior = InverseGamma(0.5, 0.5 * max(var, 1e-12))
             if not isinstance(sigma_prior, InverseGamma):
                 raise TypeError("sigma_prior must be a bglmm.priors.InverseGamma on sigma^2")
             a0, b0 = sigma_prior.shape, sigma_prior.scale
     elif sigma is not None or sigma_prior is not None:
         raise ValueError(f"sigma/sigma_prior apply to the gaussian family only, not {fam.name!r}")
-    specs = family_dispersion_specs(fam, dispersion_prior, response_sd(ya, off))
+    specs = family_dispersion_specs(fam, dispersion_prior, response_sd(ya, off, wa))
 
     chains = check_count("chains", chains, 1)
     draws = check_count("draws", draws, 1)
@@ -309,7 +318,7 @@ def glm(
             X_core, y_core, ta, off, fam.code, m0_core, V0_core, a0, b0, draws, warmup, thin,
             _METHODS[method_name], _PROPOSALS[proposal], float(target_acceptance), 0.0,
             known_sigma, inner_threads, seed_used, chain, callback, *specs[0], *specs[1],
-            **core_kw,
+            weights=core_weights(wa), **core_kw,
         )
 
     results = run_chains(run_one, chains, n_threads, progress, warmup + draws * thin)
@@ -356,7 +365,7 @@ def glm(
                  "mh": "random-walk Metropolis-Hastings",
                  "independence": "independence Metropolis-Hastings (t proposal)",
                  "conjugate": "exact conjugate (normal" + ("" if known_sigma else "-inverse-gamma") + ")"}[method_name],
-        data={"X": Xa, "y": ya, "trials": ta, "offset": off},
+        data={"X": Xa, "y": ya, "trials": ta, "offset": off, "weights": wa},
         family=fam,
     )
     fit.mode = kept[0]["mode"]

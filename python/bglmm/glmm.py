@@ -61,8 +61,8 @@ import pandas as pd
 from . import _core
 from . import ordinal as _ordinal
 from ._chains import run_chains
-from .data import as_design, as_vector, check_count, check_full_rank, resolve_seed, response_arrays
-from .data import resolve_threads
+from .data import (as_design, as_vector, check_count, check_full_rank, check_weights, core_weights,
+                   moments, resolve_seed, resolve_threads, response_arrays)
 from .families import Family, draw_response, inverse_link, resolve_family
 from .grouping import encode_groups
 from .priors import (
@@ -77,7 +77,7 @@ from .priors import (
     has_flat_sd,
 )
 from .results import (Fit, core_family_params, family_parameter_draws, keep_drawn, sd_cor_draws,
-                      stack_chains, user_stacklevel)
+                      stack_chains, user_stacklevel, weighted_log_lik)
 from .warnings import AcceptanceWarning, BglmmWarning
 
 #: the entries of a chain's result with one row per draw
@@ -218,7 +218,8 @@ class GlmmFit(Fit):
         return core_family_params(self.family, self.posterior, self.attrs, shape)
 
     def pointwise_log_lik(self) -> np.ndarray:
-        """log p(y_i | draw), shaped (chain, draw, obs) in the caller's row order."""
+        """log p(y_i | draw), shaped (chain, draw, obs) in the caller's row order (without the
+        case weights, which the ArviZ log-likelihood group multiplies in)."""
         d = self._data
         beta = self.posterior["beta"]
         c, s, p = beta.shape
@@ -243,7 +244,8 @@ class GlmmFit(Fit):
     def _log_likelihood(self) -> dict[str, np.ndarray] | None:
         if "b" not in self.posterior:
             return None
-        return {"y": self.pointwise_log_lik()}
+        return {"y": weighted_log_lik(self.pointwise_log_lik(),
+                                      self._data.get("weights_original"))}
 
     def _observed(self) -> dict[str, np.ndarray]:
         return {"y": self._data["y_original"]}
@@ -388,11 +390,12 @@ def _random_design(Z: Any, Xa: np.ndarray, x_names: list[str] | None, n: int,
     return Za, names
 
 
-def _covariance_prior(prior: Any, q: int, Z: np.ndarray, terms: list[str]) -> dict[str, Any]:
+def _covariance_prior(prior: Any, q: int, Z: np.ndarray, terms: list[str],
+                      weights: np.ndarray | None = None) -> dict[str, Any]:
     """The core's covariance-prior dict. Default: q = 1, InverseWishart(2, 1) (IG(1, 1/2) on the
     variance); q > 1, LKJ with Half-Student-t(3, 2.5 / sd(z_k)) on each SD (2.5 for a constant
     column), the log/logit-scale version of bglmm.fit's defaults."""
-    zsd = Z.std(axis=0)
+    zsd = moments(Z, weights)[1]
     zsd = np.where(zsd > 1e-12 * (1.0 + np.abs(Z).max(axis=0)), zsd, 1.0)
     default_sd = [HalfStudentT(3.0, float(2.5 / v)) for v in zsd]
     if prior is None:
@@ -410,6 +413,7 @@ def glmm(
     *,
     trials: Any = None,
     offset: Any = None,
+    weights: Any = None,
     prior: Normal | None = None,
     random_prior: Any = None,
     cov_prior: Any = None,
@@ -452,6 +456,8 @@ def glmm(
         negbinomial (log), gamma (log), beta_binomial (logit, probit, cloglog),
         zero_inflated_poisson (log), zero_inflated_negbinomial (log).
     trials : binomial numbers of trials; offset : known part of eta (e.g. log exposure).
+    weights : case weights, one value >= 0 per row: each row's log-likelihood times its weight
+        (a row of integer weight w counts as w copies of it). Not for the cumulative family.
     prior : :class:`~bglmm.priors.Normal` on beta (default N(0, 10^2) each).
     random_prior : :class:`~bglmm.priors.InverseWishart` on Sigma (default IW(q + 1, I):
         uniform marginal correlations); for q = 1 also InverseGamma on the variance or
@@ -517,6 +523,7 @@ def glmm(
     elif cutpoint_prior is not None:
         raise ValueError(f"cutpoint_prior applies to the cumulative family only, not {fam.name!r}")
     ya, ta, off = response_arrays(y, trials, offset, n, fam)
+    wa = check_weights(weights, n, fam)
     check_full_rank(Xa, x_names)
     X_user, names_user = Xa, list(x_names)
     ordinal = None
@@ -568,21 +575,21 @@ def glmm(
         if random_prior is not None:
             raise ValueError("give random_prior or cov_prior (an alias), not both")
         random_prior = cov_prior
-    cov_spec = _covariance_prior(random_prior, q, Za, z_names)
+    cov_spec = _covariance_prior(random_prior, q, Za, z_names, wa)
     if has_flat_sd(cov_spec) and m < 3:
         raise ValueError("a flat prior on the SD (UniformSD()) needs at least 3 groups")
 
     a0 = b0 = 0.0
     if fam.name == "gaussian":
         if sigma_prior is None:
-            var = float(np.var(ya - off)) if n > 1 else 1.0
+            var = float(moments(ya - off, wa)[1]) ** 2 if n > 1 else 1.0
             sigma_prior = InverseGamma(0.5, 0.5 * max(var, 1e-12))
         if not isinstance(sigma_prior, InverseGamma):
             raise TypeError("sigma_prior must be a bglmm.priors.InverseGamma on sigma^2")
         a0, b0 = sigma_prior.shape, sigma_prior.scale
     elif sigma_prior is not None:
         raise ValueError(f"sigma_prior applies to the gaussian family only, not {fam.name!r}")
-    specs = family_dispersion_specs(fam, dispersion_prior, response_sd(ya, off))
+    specs = family_dispersion_specs(fam, dispersion_prior, response_sd(ya, off, wa))
 
     if not isinstance(sampler, str) or sampler.lower() not in _KERNELS:
         raise ValueError(f"unknown sampler {sampler!r}; use 'laplace' or 'random_walk'")
@@ -605,6 +612,7 @@ def glmm(
     ys, ts, offs = grouping.sort(ya if ordinal is None else ordinal["y_core"]), \
         grouping.sort(ta), grouping.sort(off)
     core_kw = {} if ordinal is None else ordinal["kwargs"]
+    ws = core_weights(None if wa is None else grouping.sort(wa))
     gs = grouping.group_start
     config = {"draws": draws, "warmup": warmup, "thin": thin, "threads": 1,
               "kernel": kernel, "rw_scale": rw_scale, "rw_target": float(target_acceptance),
@@ -613,7 +621,7 @@ def glmm(
               "marginal_move": bool(marginal_move), "translation": bool(translation),
               "min_rows_per_thread": check_count("min_rows_per_thread", min_rows_per_thread, 1)}
 
-    extra = _extra_blocks(random_blocks, n, grouping)
+    extra = _extra_blocks(random_blocks, n, grouping, wa)
     extra_core = [{k: e[k] for k in ("codes", "z", "level_start", "level_rows", "cov_prior",
                                      "parent", "parent_level") if k in e}
                   for e in extra]
@@ -622,7 +630,7 @@ def glmm(
         return _core.run_glmm_chain(
             Xs, Zs, ys, ts, offs, gs, fam.code, centred, m0, V0, cov_spec, a0, b0,
             dict(config, threads=inner_threads), seed_used, chain, callback, extra_core,
-            *specs[0], *specs[1], **core_kw)
+            *specs[0], *specs[1], weights=ws, **core_kw)
 
     # chains run concurrently when there are threads for it (each with its share)
     results = run_chains(run_one, chains, n_threads, progress, warmup + draws * thin)
@@ -730,6 +738,7 @@ def glmm(
         data={"X": Xs, "Z": Zs, "y": ys, "trials": ts, "offset": offs, "group_start": gs,
               "grouping": grouping, "threads": n_threads, "X_original": X_user, "Z_original": Za,
               "offset_original": off, "trials_original": ta, "y_original": ya,
+              "weights_original": wa,
               "X_core_names": x_names,
               "codes": grouping.codes, "extra": extra},
         family=fam,
@@ -739,7 +748,8 @@ def glmm(
     return fit
 
 
-def _extra_blocks(blocks: Any, n: int, grouping: Any) -> list[dict[str, Any]]:
+def _extra_blocks(blocks: Any, n: int, grouping: Any,
+                  weights: np.ndarray | None = None) -> list[dict[str, Any]]:
     """The further random-effect blocks laid out for the core: rows in the primary block's
     order, each block's level codes, term matrix and CSR index of its levels' rows."""
     if blocks is None:
@@ -784,7 +794,7 @@ def _extra_blocks(blocks: Any, n: int, grouping: Any) -> list[dict[str, Any]]:
         start = np.zeros(m_k + 1, dtype=np.int64)
         np.cumsum(counts, out=start[1:])
         rows = np.argsort(codes_sorted, kind="stable").astype(np.int64)
-        cov_spec = _covariance_prior(blk.get("prior"), Zk.shape[1], Zk, terms)
+        cov_spec = _covariance_prior(blk.get("prior"), Zk.shape[1], Zk, terms, weights)
         out.append({"name": name, "terms": terms, "levels": levels, "codes_original": codes,
                     "Z_original": Zk, "codes": codes_sorted,
                     "z": np.ascontiguousarray(Zk[grouping.order]), "level_start": start,

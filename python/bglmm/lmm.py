@@ -43,10 +43,14 @@ import pandas as pd
 
 from . import _core
 from ._chains import run_chains
-from .data import as_design, as_vector, check_count, check_full_rank, resolve_seed, resolve_threads
+from .data import (as_design, as_vector, check_count, check_full_rank, check_weights,
+                   core_weights, moments, residual_variance, resolve_seed, resolve_threads)
+from .families import resolve_family
 from .grouping import encode_groups
 from .priors import LKJ, HalfStudentT, InverseGamma, Normal, covariance_prior_spec, has_flat_sd
-from .results import Fit, keep_drawn, sd_cor_draws, stack_chains
+from .results import Fit, keep_drawn, sd_cor_draws, stack_chains, weighted_log_lik
+
+GAUSSIAN = resolve_family("gaussian")
 
 #: the entries of a chain's result with one row per draw
 _PER_DRAW = ("beta", "cov", "sigma", "b")
@@ -67,20 +71,19 @@ def _as_y(y: Any) -> np.ndarray:
     return as_vector(y, n, "y")
 
 
-def default_lmm_priors(y: np.ndarray, X: np.ndarray, Z: np.ndarray) -> dict[str, Any]:
-    """The data-scaled default priors (see the module docs)."""
-    sd_y = float(np.std(y, ddof=1)) if y.size > 1 else 1.0
+def default_lmm_priors(y: np.ndarray, X: np.ndarray, Z: np.ndarray,
+                       weights: np.ndarray | None = None) -> dict[str, Any]:
+    """The data-scaled default priors (see the module docs); the case weights count as
+    frequencies."""
+    mean_y, sd_y = (float(v) for v in moments(y, weights, ddof=1)) if y.size > 1 else (0.0, 1.0)
     sd_y = sd_y if sd_y > 0 else 1.0
-    sd_x = X.std(axis=0, ddof=0)
+    sd_x = moments(X, weights)[1]
     const = sd_x <= 1e-12 * (1.0 + np.abs(X).max(axis=0))
-    mean = np.where(const, float(np.mean(y)), 0.0)
+    mean = np.where(const, mean_y if y.size > 1 else float(np.mean(y)), 0.0)
     sd = np.where(const, 10.0 * sd_y, 10.0 * sd_y / np.where(const, 1.0, sd_x))
-    coef, *_ = np.linalg.lstsq(X, y, rcond=None)
-    resid = y - X @ coef
-    dof = max(y.size - X.shape[1], 1)
-    s2 = float(resid @ resid) / dof
+    s2 = residual_variance(X, y, weights)
     s2 = s2 if s2 > 0 else sd_y**2
-    ms_z = (Z**2).mean(axis=0)
+    ms_z = moments(Z**2, weights)[0]
     ms_z = np.where(ms_z > 0, ms_z, 1.0)
     q = Z.shape[1]
     if q == 1:
@@ -138,7 +141,8 @@ class LmmFit(Fit):
         eta = self.predict(kind="mean")
         sigma = self.posterior["sigma"][..., None]
         z = (self._data["y"] - eta) / sigma
-        return {"y": -0.5 * z**2 - np.log(sigma) - 0.5 * np.log(2 * np.pi)}
+        ll = -0.5 * z**2 - np.log(sigma) - 0.5 * np.log(2 * np.pi)
+        return {"y": weighted_log_lik(ll, self._data.get("weights"))}
 
     def _observed(self) -> dict[str, np.ndarray]:
         return {"y": self._data["y"]}
@@ -257,6 +261,7 @@ def lmm(
     group: Any = None,
     *,
     offset: Any = None,
+    weights: Any = None,
     prior: Normal | None = None,
     cov_prior: Any = None,
     sigma_prior: InverseGamma | None = None,
@@ -283,6 +288,9 @@ def lmm(
         coefficients (used by :meth:`LmmFit.coef`).
     group : group label of each row (length n); at least 2 levels. Groups with one row are fine.
     offset : known part of the mean (length n).
+    weights : case weights, one value >= 0 per row: each row's log-likelihood times its weight
+        (a row of integer weight w counts as w copies; beta and b are fitted as with residual
+        variances sigma^2 / w_i, and sigma^2 counts sum(w) observations).
     prior : :class:`~bglmm.priors.Normal` on beta (default: data-scaled, see module docs).
     cov_prior : :class:`~bglmm.priors.LKJ` (correlations, with per-term SD priors),
         :class:`~bglmm.priors.InverseWishart` on Sigma, or a prior on the SD of every term
@@ -317,12 +325,13 @@ def lmm(
         raise TypeError("group is required (the grouping factor of the random effects)")
     grouping = encode_groups(group, n, "group", min_groups=2)
     off = np.zeros(n) if offset is None else as_vector(offset, n, "offset")
+    wa = check_weights(weights, n, GAUSSIAN)
     check_full_rank(Xa, x_names)
     p, q, m = Xa.shape[1], Za.shape[1], grouping.n_groups
     if len(set(z_names)) != q:
         raise ValueError(f"Z column names must be unique, got {z_names}")
 
-    defaults = default_lmm_priors(ya - off, Xa, Za)
+    defaults = default_lmm_priors(ya - off, Xa, Za, wa)
     prior = defaults["prior"] if prior is None else prior
     if not isinstance(prior, Normal):
         raise TypeError(f"prior must be a bglmm.priors.Normal, got {type(prior).__name__}")
@@ -349,11 +358,13 @@ def lmm(
 
     Xs, Zs, ys, offs = (grouping.sort(Xa), grouping.sort(Za), grouping.sort(ya), grouping.sort(off))
     gs = grouping.group_start
+    ws = core_weights(None if wa is None else grouping.sort(wa))
+
     def run_one(chain: int, inner_threads: int, callback: Any) -> dict:
         return _core.lmm_run(Xs, Zs, ys, offs, gs, m0, V0, sigma_prior.shape, sigma_prior.scale,
                              cov_spec, draws, warmup, thin,
                              inner_threads, keep_effects, seed_used, chain, callback,
-                             bool(collapsed))
+                             bool(collapsed), weights=ws)
 
     results = run_chains(run_one, chains, n_threads, progress, warmup + draws * thin)
     kept, interrupted = keep_drawn(results, _PER_DRAW, draws)
@@ -396,7 +407,7 @@ def lmm(
                  "then sigma^2, then Sigma)" if collapsed else
                  "blocked Gibbs ((beta, b) jointly, then sigma^2, then Sigma)"),
         data={"X": Xa, "Z": Za, "y": ya, "offset": off, "codes": grouping.codes,
-              "z_is_intercept": z_is_intercept},
+              "z_is_intercept": z_is_intercept, "weights": wa},
         b_mean=b_mean,
         b_sd=b_sd,
     )

@@ -200,11 +200,13 @@ def dispersion_prior_spec(prior: Any, what: str = "phi") -> tuple[int, float, fl
                     f"value), got {type(prior).__name__}")
 
 
-def response_sd(y: Any, offset: Any = None) -> float:
-    """The data's scale for the default priors of the identity-link families: sd(y - offset),
-    1 if that is zero or undefined."""
+def response_sd(y: Any, offset: Any = None, weights: Any = None) -> float:
+    """The data's scale for the default priors of the identity-link families: sd(y - offset)
+    (the case weights counting as frequencies), 1 if that is zero or undefined."""
+    from .data import moments
+
     y = np.asarray(y, dtype=float) - (0.0 if offset is None else np.asarray(offset, dtype=float))
-    s = float(np.std(y, ddof=1)) if y.size > 1 else 0.0
+    s = float(moments(y, weights, ddof=1)[1]) if y.size > 1 else 0.0
     return s if s > 0 and np.isfinite(s) else 1.0
 
 

@@ -117,6 +117,12 @@ def core_family_params(family: Any, posterior: dict[str, np.ndarray], attrs: dic
     return out[0], out[1]
 
 
+def weighted_log_lik(ll: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+    """Pointwise log-likelihood (..., obs) times the case weights (brms's convention: the
+    terms of the weighted likelihood the posterior is based on)."""
+    return ll if weights is None else ll * weights
+
+
 class Interruption:
     """A Ctrl-C during sampling (true as a condition): what was asked for, per chain."""
 

@@ -1,6 +1,6 @@
 // Tests of lmm_sampler.hpp and hierarchical_normal.hpp at the C++ level: bitwise-identical
 // chains with 1, 2 and 4 threads, the cross-product residual sum of squares against a direct
-// pass, and invalid priors / data that must throw.
+// pass, case weights against repeated rows, and invalid priors / data that must throw.
 #include <cmath>
 
 #include "bglmm/hierarchical_normal.hpp"
@@ -101,6 +101,55 @@ TEST_CASE("cross-product SSR equals the direct residual sum of squares") {
     cross += b.dot(ztz * b) - 2.0 * b.dot(ztr - ztx * delta);
   }
   CHECK_NEAR(cross, direct, 1e-9 * direct);
+}
+
+TEST_CASE("case weights: the cross-products and the chain equal those of the rows repeated") {
+  const Data d = make_data(6);
+  const Index n = d.y.size();
+  Vector w(n);
+  for (Index i = 0; i < n; ++i) w[i] = static_cast<double>(i % 3);  // 0, 1, 2 per group
+  Data r;  // each row repeated w_i times, within its group
+  const Index nr = static_cast<Index>(w.sum());
+  r.x.resize(nr, 2);
+  r.y.resize(nr);
+  r.start.resize(d.start.size());
+  r.start[0] = 0;
+  Index k = 0;
+  for (Index j = 0; j + 1 < d.start.size(); ++j) {
+    for (Index i = d.start[j]; i < d.start[j + 1]; ++i)
+      for (int c = 0; c < static_cast<int>(w[i]); ++c, ++k) {
+        r.x.row(k) = d.x.row(i);
+        r.y[k] = d.y[i];
+      }
+    r.start[j + 1] = k;
+  }
+  r.z = r.x;
+  r.trials = Vector::Ones(nr);
+  r.offset = Vector::Zero(nr);
+  const GroupedData gw = make_grouped_data(d.x, d.z, d.y, d.trials, d.offset, d.start,
+                                           FamilyLink::GaussianIdentity, w);
+  const GroupedData gr = make_grouped_data(r.x, r.z, r.y, r.trials, r.offset, r.start,
+                                           FamilyLink::GaussianIdentity);
+  const LmmModel mw = make_lmm_model(gw, 1), mr = make_lmm_model(gr, 1);
+  CHECK_NEAR(mw.n, mr.n, 0.0);
+  CHECK_NEAR((mw.xtx - mr.xtx).norm(), 0.0, 1e-12 * mr.xtx.norm());
+  CHECK_NEAR((mw.xtr - mr.xtr).norm(), 0.0, 1e-10);
+  CHECK_NEAR(mw.rtr, mr.rtr, 1e-10 * mr.rtr);
+  for (std::size_t i = 0; i < mr.ztz.size(); ++i) CHECK_NEAR(mw.ztz[i], mr.ztz[i], 1e-12);
+  for (std::size_t i = 0; i < mr.ztx.size(); ++i) CHECK_NEAR(mw.ztx[i], mr.ztx[i], 1e-12);
+  for (std::size_t i = 0; i < mr.ztr.size(); ++i) CHECK_NEAR(mw.ztr[i], mr.ztr[i], 1e-10);
+  LmmConfig cfg;
+  cfg.draws = 20;
+  cfg.warmup = 10;
+  const LmmResult a = run_lmm_chain(mw, make_prior(), cfg, rng::ChainKey{5, 0}, RunControl{});
+  const LmmResult b = run_lmm_chain(mr, make_prior(), cfg, rng::ChainKey{5, 0}, RunControl{});
+  CHECK_NEAR((a.beta - b.beta).cwiseAbs().maxCoeff(), 0.0, 1e-7);
+  CHECK_NEAR((a.sigma - b.sigma).cwiseAbs().maxCoeff(), 0.0, 1e-7);
+  CHECK_NEAR((a.cov - b.cov).cwiseAbs().maxCoeff(), 0.0, 1e-7);
+  Vector negative = w;
+  negative[0] = -0.5;
+  CHECK_THROWS(make_grouped_data(d.x, d.z, d.y, d.trials, d.offset, d.start,
+                                 FamilyLink::GaussianIdentity, negative));
 }
 
 TEST_CASE("invalid priors and data throw") {

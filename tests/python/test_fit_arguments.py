@@ -25,7 +25,7 @@ def rats():
     ("random_state", "use seed"),
     ("tune", "use warmup"),
     ("prior", "use priors"),
-    ("weights", "not supported yet"),
+    ("weight", "did you mean weights?"),
     ("seeed", "did you mean seed?"),
     ("warmpu", "did you mean warmup?"),
 ])

@@ -41,7 +41,7 @@ import bglmm
 ACCEPTABLE = (ValueError, TypeError, bglmm.NumericalError)
 DRAWS = 5
 
-CI_SETTINGS = settings(max_examples=2000, deadline=None, derandomize=True, database=None,
+CI_SETTINGS = settings(max_examples=1500, deadline=None, derandomize=True, database=None,
                        suppress_health_check=list(HealthCheck))
 
 FAMILIES = ["gaussian", "poisson", "binomial", "bernoulli"]
@@ -160,6 +160,16 @@ def fit_calls(draw):
     lhs = "y" if family != "binomial" or draw(st.booleans()) else "y | trials(n)"
     formula = f"{lhs} ~ {fixed} + " + " + ".join(terms)
     kwargs = {"trials": "n"} if family == "binomial" and lhs == "y" else {}
+    weights = draw(st.sampled_from([None, None, "valid", "zeros", "spoiled"]))
+    if weights is not None:  # case weights, sometimes with zeros or a bad value
+        w = np.array(draw(st.lists(st.sampled_from([0.0, 0.5, 1.0, 3.0]), min_size=n,
+                                   max_size=n)), float)
+        if weights == "zeros":
+            w[:] = 0.0
+        elif weights == "spoiled":
+            w[draw(st.integers(0, n - 1))] = draw(st.sampled_from([-1.0, np.nan, np.inf]))
+        frame["w"] = w
+        kwargs["weights"] = "w"
     return formula, frame, family, link, kwargs, draw(st.integers(0, 2**32))
 
 

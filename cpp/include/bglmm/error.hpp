@@ -45,4 +45,18 @@ void check_all_finite(const char* function, const char* name, const MatrixLike& 
     throw std::invalid_argument(concat(function, ": ", name, " contains NaN or infinite values"));
 }
 
+// Case weights: empty, or n finite values >= 0 with a positive sum.
+template <typename VectorLike>
+void check_weights(const char* function, const VectorLike& weights, long long n) {
+  if (weights.size() == 0) return;
+  check_size_match(function, "weights", weights.size(), "y", n);
+  check_all_finite(function, "weights", weights);
+  for (long long i = 0; i < n; ++i)
+    if (weights[i] < 0.0)
+      throw std::invalid_argument(
+          concat(function, ": weights[", i, "] = ", weights[i], " is negative"));
+  if (!(weights.sum() > 0.0))
+    throw std::invalid_argument(concat(function, ": the weights are all 0"));
+}
+
 }  // namespace bglmm

@@ -29,12 +29,17 @@ struct GlmData {
   Eigen::Map<const Vector> trials;  // ignored unless the family has trials
   Eigen::Map<const Vector> offset;
   FamilyLink family_link;
+  Eigen::Map<const Vector> weights;  // case weights (each row's log-likelihood times w_i), or empty
   Index rows() const { return x.rows(); }
   Index cols() const { return x.cols(); }
+  bool weighted() const { return weights.size() > 0; }
+  double weight(Index i) const { return weighted() ? weights[i] : 1.0; }
 };
 
+// weights: empty, or one value >= 0 per row (not for the cumulative families).
 GlmData make_glm_data(ConstRowMatrixRef x, ConstVectorRef y, ConstVectorRef trials,
-                      ConstVectorRef offset, FamilyLink family_link);
+                      ConstVectorRef offset, FamilyLink family_link,
+                      ConstVectorRef weights = Vector());
 
 struct GlmPrior {
   Vector mean;            // m0
@@ -108,7 +113,7 @@ double glm_log_kernel(const GlmData& data, const Vector& beta, const FamilyParam
 GlmChainResult run_glm_chain(const GlmData& data, const GlmPrior& prior, const GlmConfig& config,
                              rng::ChainKey key, const RunControl& control);
 
-// Pointwise log-likelihood: draws x observations.
+// Pointwise log-likelihood: draws x observations (unweighted: log p(y_i | draw)).
 // phi2: per draw, or empty for the families with at most one parameter; cutpoints: per draw
 // (draws x (K - 1)), or empty for the families without.
 RowMatrix glm_pointwise_log_lik(const GlmData& data, const RowMatrix& beta, const Vector& phi,

@@ -75,6 +75,7 @@ struct GlmmData {
   // Families with a dispersion: the distinct (y, trials) pairs and how often each occurs; the
   // phi-dependent constant of the log-likelihood is summed over these (steps/glmm_dispersion.hpp)
   Vector distinct_y, distinct_trials, distinct_count;
+  double total_weight = 0.0;        // N, or the sum of the case weights
   // Cumulative families: the number of categories K and the rows of each (steps/cutpoints.hpp)
   int categories = 0;
   steps::CategoryRows category_rows;
@@ -212,6 +213,7 @@ struct GlmmWorkspace {
   RowMatrix eta;   // m x q: the interweaving and marginal moves' non-centred effects
   Vector eta_rows; // N: the full linear predictor (the extra blocks' steps)
   std::vector<double> zero_terms;  // zero-inflated Poisson: e^-mu_i of the zero rows
+  std::vector<double> zero_weights;  // and their case weights
 };
 
 // One chain: its Markov state (what the steps draw), the caches derived from it, the

@@ -4,7 +4,9 @@
 // exp and log are vectorised (SIMD), for the pairs that dominate the run time (poisson,
 // binomial-logit, gaussian, negative binomial, gamma, zero-inflated poisson); the others loop
 // over LikTerms. A block's sum is added in a fixed order, so results do not depend on the
-// thread count.
+// thread count. Case weights (lme4's prior weights, brms's `weights`): row i's log-likelihood
+// term, score and Fisher weight are each multiplied by w_i (lik_kernel, lik_all: one home for
+// the weighting; a row with integer weight w counts as w copies of it).
 #pragma once
 #include <cmath>
 
@@ -332,5 +334,34 @@ struct LikBlock<GaussianIdentity> {
     return -0.5 * (y - eta).head(len).square().sum() / phi;
   }
 };
+
+// A block with case weights wt[0 .. len - 1] (nullptr: unweighted, the block forms above).
+// Weighted rows go through the row forms (LikTerms), each term times its weight.
+template <typename G>
+double lik_kernel(const BlockArray& y, const BlockArray& n, const BlockArray& eta,
+                  const double* wt, const FamilyParams& fp, Index len) {
+  if (wt == nullptr) return LikBlock<G>::kernel(y, n, eta, fp, len);
+  double total = 0.0;
+  for (Index i = 0; i < len; ++i)
+    if (wt[i] != 0.0) total += wt[i] * LikTerms<G>::kernel(y[i], n[i], eta[i], fp);
+  return total;
+}
+
+template <typename G>
+double lik_all(const BlockArray& y, const BlockArray& n, const BlockArray& eta, const double* wt,
+               const FamilyParams& fp, BlockArray& u, BlockArray& w, Index len) {
+  if (wt == nullptr) return LikBlock<G>::all(y, n, eta, fp, u, w, len);
+  u.setZero(eta.size());
+  w.setZero(eta.size());
+  double total = 0.0;
+  for (Index i = 0; i < len; ++i) {
+    if (wt[i] == 0.0) continue;
+    double ui, wi;
+    total += wt[i] * LikTerms<G>::all(y[i], n[i], eta[i], fp, ui, wi);
+    u[i] = wt[i] * ui;
+    w[i] = wt[i] * wi;
+  }
+  return total;
+}
 
 }  // namespace bglmm

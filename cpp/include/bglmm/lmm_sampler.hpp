@@ -22,6 +22,8 @@
 // so that the cross-products hold residuals and lose no digits):
 //   -1/2 [ (N - m q) log sigma^2 + m log|Sigma| + sum_j log|M_j| + log|P|
 //          + (r'r - sum_j c_j'c_j) / sigma^2 + (m0 - beta_ref)'V0^-1(m0 - beta_ref) - h'P^-1 h ].
+// Case weights w_i (each row's log-likelihood times w_i): every cross-product above is weighted
+// (Z'WZ, X'Wr, r'Wr, ...) and N becomes sum w; nothing else changes.
 // Per-group work runs in parallel over fixed chunks of groups; chunk partial sums are added in
 // chunk order, so draws do not depend on the thread count. Draws are keyed by
 // (iteration, group, stream).
@@ -41,7 +43,8 @@ namespace bglmm {
 // Cross-products that never change, computed once; r = y - offset - X beta_ref.
 struct LmmModel {
   GroupedData data;      // the rows (used for the residual fallback)
-  Index n = 0, m = 0, p = 0, q = 0;
+  double n = 0.0;        // N, or the sum of the case weights
+  Index m = 0, p = 0, q = 0;
   std::vector<double> ztz;  // m blocks of q x q (row-major)
   std::vector<double> ztx;  // m blocks of q x p (row-major)
   std::vector<double> ztr;  // m blocks of q

@@ -64,7 +64,8 @@ double level_pass(const GlmmData& d, const ExtraBlock& blk, Index j, const Vecto
     info.setZero(q, q);
   }
   double ll = 0.0;
-  BlockArray eta, yb, nb, u, w;
+  BlockArray eta, yb, nb, u, w, wb;
+  const bool weighted = d.obs.weighted();
   Eigen::Matrix<double, kLikBlock, Eigen::Dynamic, 0, kLikBlock, kMaxRandomTerms> zb(kLikBlock, q);
   const Index end = blk.end(j);
   for (Index start = blk.begin(j); start < end; start += kLikBlock) {
@@ -73,8 +74,10 @@ double level_pass(const GlmmData& d, const ExtraBlock& blk, Index j, const Vecto
     eta.resize(padded);
     yb.resize(padded);
     nb.resize(padded);
+    if (weighted) wb.resize(padded);
     for (Index r = 0; r < len; ++r) {
       const Index i = static_cast<Index>(blk.level_rows[start + r]);
+      if (weighted) wb[r] = d.obs.weights[i];
       const double* zi = blk.z.data() + i * q;
       double e = eta_rows[i];
       for (Index k = 0; k < q; ++k) {
@@ -86,8 +89,9 @@ double level_pass(const GlmmData& d, const ExtraBlock& blk, Index j, const Vecto
       nb[r] = d.obs.trials[i];
     }
     for (Index r = len; r < padded; ++r) eta[r] = yb[r] = nb[r] = 0.0;  // finite, never summed
+    const double* wt = weighted ? wb.data() : nullptr;
     if constexpr (kDerivs) {
-      ll += LikBlock<G>::all(yb, nb, eta, fp, u, w, len);
+      ll += lik_all<G>(yb, nb, eta, wt, fp, u, w, len);
       for (Index k = 0; k < q; ++k) {
         double gk = 0.0;
         for (Index r = 0; r < len; ++r) gk += u[r] * zb(r, k);
@@ -99,7 +103,7 @@ double level_pass(const GlmmData& d, const ExtraBlock& blk, Index j, const Vecto
         }
       }
     } else {
-      ll += LikBlock<G>::kernel(yb, nb, eta, fp, len);
+      ll += lik_kernel<G>(yb, nb, eta, wt, fp, len);
     }
   }
   if constexpr (kDerivs)
@@ -509,8 +513,8 @@ void extra_scale_step(const GlmmData& d, const steps::CovariancePrior& prior,
           nb[r] = d.obs.trials[i];
         }
         for (Index r = len; r < padded; ++r) e0[r] = e1[r] = yb[r] = nb[r] = 0.0;
-        total += LikBlock<G>::kernel(yb, nb, e1, fp, len) -
-                 LikBlock<G>::kernel(yb, nb, e0, fp, len);
+        const double* wt = d.obs.weights_from(start);
+        total += lik_kernel<G>(yb, nb, e1, wt, fp, len) - lik_kernel<G>(yb, nb, e0, wt, fp, len);
       }
       return total;
     });

@@ -232,7 +232,7 @@ double free_block_pass(const GlmmData& d, const GlmmState& s, const Vector& beta
         const Index len = std::min(kLikBlock, end - start);
         load_block(d.obs.y.data(), d.obs.trials.data(), start, len, yb, nb, eta);
         block_eta(d, start, len, q, beta_free.data(), gamma.data(), eta.data());
-        total += LikBlock<G>::all(yb, nb, eta, s.params(), u, w, len);
+        total += lik_all<G>(yb, nb, eta, d.obs.weights_from(start), s.params(), u, w, len);
         // the free columns, within-group (minus the group means) when the move shifts
         for (Index k = 0; k < pf; ++k) {
           const double* xk = d.x_free.data() + k * n_rows + start;
@@ -360,11 +360,15 @@ void joint_free_mode(const GlmmData& d, const GlmmPriors& pr, GlmmState& s, int 
         for (Index i = d.obs.begin(g); i < d.obs.begin(g) + d.obs.size(g); ++i) {
           const double eta = row_eta(d, i, bf.data(), gam.data() + g * q);
           if (!derivs) {
-            ll += LikTerms<G>::kernel(d.obs.y[i], d.obs.trials[i], eta, s.params());
+            ll += d.obs.weight(i) *
+                  LikTerms<G>::kernel(d.obs.y[i], d.obs.trials[i], eta, s.params());
             continue;
           }
           double u, w;
-          ll += LikTerms<G>::all(d.obs.y[i], d.obs.trials[i], eta, s.params(), u, w);
+          const double wt = d.obs.weight(i);
+          ll += wt * LikTerms<G>::all(d.obs.y[i], d.obs.trials[i], eta, s.params(), u, w);
+          u *= wt;
+          w *= wt;
           for (Index k = 0; k < q; ++k) {
             const double zk = d.obs.z(i, k);
             gz(g, k) += u * zk;

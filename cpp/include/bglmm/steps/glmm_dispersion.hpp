@@ -36,7 +36,7 @@ inline double residual_sum_of_squares(const GlmmData& d, const GlmmState& s, int
       const Index begin = d.obs.begin(g), end = begin + d.obs.size(g);
       for (Index i = begin; i < end; ++i) {
         const double r = d.obs.y[i] - row_eta(d, i, beta_free.data(), s.gamma.data() + g * q);
-        total += r * r;
+        total += d.obs.weight(i) * r * r;
       }
       part[static_cast<std::size_t>(g)] = total;
     });
@@ -51,7 +51,7 @@ inline double residual_sum_of_squares(const GlmmData& d, const GlmmState& s, int
 inline void dispersion_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& s, int threads,
                             rng::Rng& rng) {
   const double ssr = residual_sum_of_squares(d, s, threads);
-  s.phi = rng::inv_gamma_rng(pr.phi_shape + 0.5 * static_cast<double>(d.obs.rows()),
+  s.phi = rng::inv_gamma_rng(pr.phi_shape + 0.5 * d.total_weight,
                              pr.phi_scale + 0.5 * ssr, rng);
   s.cache.valid = false;
 }
@@ -69,7 +69,7 @@ double dispersion_log_lik(const GlmmData& d, const Vector& eta_rows, const Famil
       const Index len = std::min<Index>(kLikBlock, end - start);
       load_block(d.obs.y.data(), d.obs.trials.data(), start, len, yb, nb, eta);
       for (Index i = 0; i < len; ++i) eta[i] = eta_rows[start + i];
-      total += LikBlock<G>::kernel(yb, nb, eta, fp, len);
+      total += lik_kernel<G>(yb, nb, eta, d.obs.weights_from(start), fp, len);
     }
     return total;
   });
@@ -93,14 +93,20 @@ void family_dispersion_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& 
   if constexpr (std::is_same_v<G, ZeroInflatedPoissonLog>) {
     // only the zeros' terms and the constant depend on the odds phi:
     // sum_{y_i = 0} log(phi + e^-mu_i) - N log(1 + phi), with e^-mu_i computed once per step
+    // (times the rows' weights)
     std::vector<double>& a = s.work.zero_terms;
+    std::vector<double>& wa = s.work.zero_weights;
     a.clear();
+    wa.clear();
     for (Index i = 0; i < d.obs.rows(); ++i)
-      if (d.obs.y[i] == 0.0) a.push_back(std::exp(-std::exp(s.work.eta_rows[i])));
-    const double n_rows = static_cast<double>(d.obs.rows());
+      if (d.obs.y[i] == 0.0) {
+        a.push_back(std::exp(-std::exp(s.work.eta_rows[i])));
+        wa.push_back(d.obs.weight(i));
+      }
+    const double n_rows = d.total_weight;
     const auto log_lik_odds = [&](double phi) {
       double total = 0.0;
-      for (double v : a) total += std::log(phi + v);
+      for (std::size_t k = 0; k < a.size(); ++k) total += wa[k] * std::log(phi + a[k]);
       return total - n_rows * std::log1p(phi);
     };
     s.phi = dispersion_slice_step(log_lik_odds, s.phi, pr.dispersion, rng,

@@ -42,7 +42,7 @@ double group_data_pass(const GlmmData& d, Index g, const double* beta_free, cons
     load_block(d.obs.y.data(), d.obs.trials.data(), start, len, yb, nb, eta);
     block_eta(d, start, len, q, beta_free, gamma, eta.data());
     if constexpr (kDerivs) {
-      ll += LikBlock<G>::all(yb, nb, eta, fp, u, w, len);
+      ll += lik_all<G>(yb, nb, eta, d.obs.weights_from(start), fp, u, w, len);
       const double* uu = u.data();
       const double* ww = w.data();
       for (Index k = 0; k < q; ++k) {
@@ -60,7 +60,7 @@ double group_data_pass(const GlmmData& d, Index g, const double* beta_free, cons
         }
       }
     } else {
-      ll += LikBlock<G>::kernel(yb, nb, eta, fp, len);
+      ll += lik_kernel<G>(yb, nb, eta, d.obs.weights_from(start), fp, len);
     }
   }
   if constexpr (kDerivs) {
