@@ -241,7 +241,8 @@ struct CutpointChain {
   template <typename G>
   void start(const GlmData& d, GlmPrior& pr, PriorPrecision& pp, int threads, FamilyParams& fp) {
     steps::check_cutpoint_prior(pr.cutpoints, d.cols());
-    cats = steps::make_category_rows(d.y.data(), d.rows(), pr.categories);
+    cats = steps::make_category_rows(d.y.data(), d.rows(), pr.categories,
+                                     d.weighted() ? d.weights.data() : nullptr);
     steps::marginal_cutpoints<G>(cats, theta);
     fp.cut = theta.data();
     fp.n_cut = static_cast<int>(theta.size());
@@ -328,11 +329,13 @@ struct CutpointChain {
     const FamilyParams fp{1.0, 1.0, th.data(), static_cast<int>(kc)};
     Vector g = Vector::Zero(p + kc - 1);
     for (Index i = 0; i < d.rows(); ++i) {
+      const double wt = d.weight(i);  // case weight
+      if (wt == 0.0) continue;
       const double eta = eta_at(d, beta, i);
       const int k = static_cast<int>(d.y[i]);
       const double a = F::upper(k, eta, fp), b = F::lower(k, eta, fp);
       const double lp = F::log_prob(a, b);
-      const double ra = F::density_ratio(a, lp), rb = F::density_ratio(b, lp);
+      const double ra = wt * F::density_ratio(a, lp), rb = wt * F::density_ratio(b, lp);
       g.head(p).noalias() += (rb - ra) * d.x.row(i).transpose();
       if (k >= 1 && k < kc) g[p + k - 1] += ra;  // theta_k
       if (k >= 2) g[p + k - 2] -= rb;           // theta_{k-1}
@@ -683,9 +686,6 @@ GlmData make_glm_data(ConstRowMatrixRef x, ConstVectorRef y, ConstVectorRef tria
   check_all_finite(fn, "trials", trials);
   check_all_finite(fn, "offset", offset);
   check_weights(fn, weights, x.rows());
-  if (weights.size() > 0 &&
-      dispatch(family_link, [](auto g) { return HasCutpoints<decltype(g)>; }))
-    throw std::invalid_argument("glm: case weights are not supported for the cumulative family");
   dispatch(family_link, [&](auto g) {  // the new families check their support here too
     using F = typename decltype(g)::Family;
     if constexpr (HasDispersion<decltype(g)>) {

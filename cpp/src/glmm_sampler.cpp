@@ -60,7 +60,8 @@ void GlmmState::commit_sigma(SigmaFactors&& f) {
 static void tabulate_responses(GlmmData& d) {
   d.total_weight = d.obs.total_weight();
   if (d.categories > 0)
-    d.category_rows = steps::make_category_rows(d.obs.y.data(), d.obs.rows(), d.categories);
+    d.category_rows = steps::make_category_rows(d.obs.y.data(), d.obs.rows(), d.categories,
+                                                d.obs.weighted() ? d.obs.weights.data() : nullptr);
   dispatch(d.obs.family_link, [&](auto g) {
     using F = typename decltype(g)::Family;
     if constexpr (HasDispersion<decltype(g)>) {
@@ -159,8 +160,6 @@ GlmmData make_glmm_data(const GroupedData& obs,
   if (cumulative != (categories > 0))
     throw std::invalid_argument(cumulative ? "glmm: the cumulative family needs categories >= 2"
                                            : "glmm: categories are for the cumulative family");
-  if (cumulative && obs.weighted())
-    throw std::invalid_argument("glmm: case weights are not supported for the cumulative family");
   d.categories = categories;
   tabulate_responses(d);
   const bool counts = obs.family_link == FamilyLink::PoissonLog ||

@@ -398,8 +398,8 @@ def fit(
         weight w counts as w copies of it (gaussian: beta and the group effects are fitted as
         with residual variances sigma^2 / w_i, and sigma^2 counts sum(w) observations, where
         lme4 counts the rows). The pointwise log-likelihood (``loo``, ``waic``) holds the
-        weighted terms; predictions do not depend on the weights. Every family but
-        ``cumulative``; not with known standard errors.
+        weighted terms; predictions do not depend on the weights. Every family; not with known
+        standard errors.
     priors : dict with keys ``"beta"`` (:class:`~bglmm.priors.Normal`), ``"sigma"``
         (:class:`~bglmm.priors.InverseGamma` on sigma^2), ``"sd"`` (one random-effect column:
         ``HalfStudentT``, ``HalfNormal``, ``UniformSD`` or ``InverseGamma`` on the variance) or
@@ -852,7 +852,8 @@ class FormulaFit(Fit):
         phi = phi2 = None
         if self.family.is_ordinal:
             ll = ordinal.log_density(spec.y, eta, self._flat("cutpoint"), self.family.link)
-            return {"y": ll.reshape(self.n_chains, self.n_draws, -1)}
+            return {"y": weighted_log_lik(ll, spec.weights).reshape(self.n_chains, self.n_draws,
+                                                                    -1)}
         if self.family.dispersion is not None:
             phi, phi2 = self._core_dispersion()
         ll = _log_density(self.family, spec.y, eta, sd=sd, trials=n, phi=phi, phi2=phi2)

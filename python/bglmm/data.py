@@ -198,7 +198,7 @@ def response_arrays(y: Any, trials: Any, offset: Any, n: int,
 def check_weights(weights: Any, n: int, family: Family) -> np.ndarray | None:
     """Case weights (lme4's prior weights, brms's ``weights``): None, or n finite values >= 0,
     not all 0, each multiplying its row's log-likelihood (a row with integer weight w counts as
-    w copies of it). Every family but the cumulative one takes them."""
+    w copies of it). Every family takes them."""
     if weights is None:
         return None
     w = as_vector(weights, n, "weights")
@@ -209,9 +209,6 @@ def check_weights(weights: Any, n: int, family: Family) -> np.ndarray | None:
     if not np.any(w > 0):
         raise ValueError("weights are all 0: no row would count")
     check_magnitude(w, "weights")
-    if family.is_ordinal:
-        raise ValueError(f"weights are not supported for the {family.name} family yet; repeat "
-                         "the rows instead (integer weights)")
     return w
 
 

@@ -116,7 +116,7 @@ class GlmFit(Fit):
             eta = self.linear_predictor().reshape(c * s, -1)
             cut = self.posterior["cutpoint"].reshape(c * s, -1)
             ll = _ordinal.log_density(d["y"], eta, cut, self.family.link)
-            return {"y": ll.reshape(c, s, -1)}
+            return {"y": weighted_log_lik(ll.reshape(c, s, -1), d.get("weights"))}
         beta = np.ascontiguousarray(self.draws.reshape(c * s, p))
         phi, phi2 = (np.ascontiguousarray(v.reshape(c * s)) for v in self._phi_draws())
         ll = _core.glm_pointwise_log_lik(d["X"], d["y"], d["trials"], d["offset"],
@@ -222,7 +222,7 @@ def glm(
     weights : case weights (lme4's prior weights, brms's ``weights``), one value >= 0 per row:
         each row's log-likelihood is multiplied by its weight, so a row of integer weight w
         counts as w copies of it (gaussian: beta is fitted as with residual variances
-        sigma^2 / w_i, and sigma^2 counts sum(w) observations). Not for the cumulative family.
+        sigma^2 / w_i, and sigma^2 counts sum(w) observations).
     prior : :class:`bglmm.priors.Normal` on beta; default Normal(0, 10) on every coefficient.
     sigma : gaussian only — a known residual standard deviation; None means unknown, with
         ``sigma_prior`` (default Inverse-Gamma(1/2, var(y)/2) on sigma^2, i.e. one prior

@@ -457,7 +457,7 @@ def glmm(
         zero_inflated_poisson (log), zero_inflated_negbinomial (log).
     trials : binomial numbers of trials; offset : known part of eta (e.g. log exposure).
     weights : case weights, one value >= 0 per row: each row's log-likelihood times its weight
-        (a row of integer weight w counts as w copies of it). Not for the cumulative family.
+        (a row of integer weight w counts as w copies of it).
     prior : :class:`~bglmm.priors.Normal` on beta (default N(0, 10^2) each).
     random_prior : :class:`~bglmm.priors.InverseWishart` on Sigma (default IW(q + 1, I):
         uniform marginal correlations); for q = 1 also InverseGamma on the variance or

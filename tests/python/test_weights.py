@@ -5,12 +5,13 @@
   weights.
 * Integer weights against the rows repeated, end to end through ``bglmm.fit`` for every sampler
   that takes weights (the conjugate GLM, the GLM Metropolis-Hastings, the linear mixed model's
-  Gibbs sampler, the GLMM with one and with two crossed factors): the samplers see the same
+  Gibbs sampler, the GLMM with one and with two crossed factors, the cumulative family's
+  cutpoint steps in the GLM and the GLMM): the samplers see the same
   target, so with the same seed they make the same draws up to rounding.
 * The pointwise log-likelihood holds the weighted terms (``loo``/``waic`` of a weighted model),
   before and after ``save``/``load``.
 * The formula forms, and bad weights: negative, missing, all zero, given twice, with known
-  standard errors, with the cumulative family.
+  standard errors.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import pytest
 from scipy import stats
 
 import bglmm
+from bglmm.formula import FormulaError
 from bglmm.priors import Normal
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -82,6 +84,7 @@ def _data(seed=3, groups=12, per=6):
         "y": eta + 0.5 * rng.standard_normal(n),
         "s": rng.binomial(6, 1 / (1 + np.exp(-eta))).astype(float), "n": 6.0,
         "w": rng.integers(0, 4, size=n).astype(float),
+        "rating": 1 + np.digitize(eta + 0.8 * rng.standard_normal(n), [-0.2, 0.6, 1.3]),
     })
 
 
@@ -99,6 +102,9 @@ CASES = [
     ("count ~ x + (1 | g)", "zero_inflated_poisson", {}),         # ... its zero-inflation step
     ("count ~ x + (1 | g) + (1 | h)", "negbinomial", {}),         # two crossed factors
     ("y ~ x + (1 | g) + (1 | h)", "gaussian", {}),                # gaussian level steps
+    ("rating ~ x", "cumulative", {}),                             # cutpoints, joint move
+    ("rating ~ x + (1 | g)", "cumulative", {}),                   # ... in the GLMM
+    ("rating ~ x + (1 | g)", "cumulative", {"link": "probit"}),   # the general cutpoint target
 ]
 
 
@@ -189,8 +195,7 @@ def test_weights_refusals():
     d["se"] = 1.0
     with pytest.raises(ValueError, match="known standard errors"):
         bglmm.fit("y | se(se) ~ 1 + (1 | g)", d, weights="w", progress=False)
-    d["rating"] = pd.Categorical(np.where(d["x"] > 0, "hi", "lo"), ["lo", "hi"], ordered=True)
-    with pytest.raises(ValueError, match="not supported for the cumulative family"):
-        bglmm.fit("rating | weights(w) ~ x", d, "cumulative", progress=False)
+    with pytest.raises(FormulaError, match="takes no trials"):
+        bglmm.fit("count | trials(n) + weights(w) ~ x", d, "cumulative", progress=False)
     with pytest.raises(ValueError, match="weights has 60 values"):
         bglmm.glm(np.ones((72, 1)), d["count"], "poisson", weights=np.ones(60), progress=False)

@@ -36,7 +36,7 @@ struct GlmData {
   double weight(Index i) const { return weighted() ? weights[i] : 1.0; }
 };
 
-// weights: empty, or one value >= 0 per row (not for the cumulative families).
+// weights: empty, or one value >= 0 per row.
 GlmData make_glm_data(ConstRowMatrixRef x, ConstVectorRef y, ConstVectorRef trials,
                       ConstVectorRef offset, FamilyLink family_link,
                       ConstVectorRef weights = Vector());

@@ -2,7 +2,9 @@
 // then draw from the prior alone, the order statistics of K - 1 = 3 draws from N(0, s^2), whose
 // means are (-1, 0, 1) 3 s / (2 sqrt(pi)) and second moments (1 + sqrt(3)/(2 pi),
 // 1 - sqrt(3)/pi, 1 + sqrt(3)/(2 pi)) s^2; the direct prior draws match them too. Tolerances:
-// 5 Monte-Carlo standard errors from batch means.
+// 5 Monte-Carlo standard errors from batch means. With data: a cutpoint's likelihood with case
+// weights equals the one of the rows repeated (both links, the first cutpoint's shifted form),
+// and the starting cutpoints count the weights.
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -89,6 +91,44 @@ TEST_CASE("cutpoints: the slice steps without data leave the prior invariant") {
   CHECK(chain_without_data(kSd / std::sqrt(3.0)).max_z() < 5.0);
   // negative control: beta_0's conditional prior 20% too wide
   CHECK(chain_without_data(1.2 * kSd / std::sqrt(3.0)).max_z() > 5.0);
+}
+
+namespace {
+// the cutpoint log-likelihood of theta_k = t, with 8 rows weighted and with the rows repeated
+template <typename G>
+void check_weighted_cutpoint_lik() {
+  const std::vector<double> y = {0, 1, 2, 3, 1, 2, 0, 3}, eta = {-1.0, 0.2, 0.9, 2.0, -0.3, 1.4,
+                                                                  0.5, 1.1};
+  const std::vector<double> w = {2, 0, 1, 3, 1, 2, 1, 1};
+  std::vector<double> yr, er;
+  for (std::size_t i = 0; i < y.size(); ++i)
+    for (int c = 0; c < static_cast<int>(w[i]); ++c) {
+      yr.push_back(y[i]);
+      er.push_back(eta[i]);
+    }
+  const auto cw = bglmm::steps::make_category_rows(y.data(), 8, 4, w.data());
+  const auto cr = bglmm::steps::make_category_rows(yr.data(), static_cast<bglmm::Index>(yr.size()), 4);
+  bglmm::Vector theta(3);
+  theta << 0.0, 0.7, 1.9;
+  for (bglmm::Index k = 1; k < 3; ++k) {
+    const bglmm::steps::CutpointLogLik<G> lw(cw, y.data(), eta.data(), theta, k, 1);
+    const bglmm::steps::CutpointLogLik<G> lr(cr, yr.data(), er.data(), theta, k, 1);
+    for (double t : {theta[k - 1] + 0.1, theta[k] + 0.05, (k < 2 ? theta[k + 1] : 3.0) - 0.1})
+      CHECK_NEAR(lw(t), lr(t), 1e-11 * (1.0 + std::fabs(lr(t))));
+  }
+  const bglmm::steps::CutpointLogLik<G> sw(cw, y.data(), eta.data(), theta, 0, 1, 0.4);
+  const bglmm::steps::CutpointLogLik<G> sr(cr, yr.data(), er.data(), theta, 0, 1, 0.4);
+  CHECK_NEAR(sw(-0.3), sr(-0.3), 1e-11 * (1.0 + std::fabs(sr(-0.3))));
+  bglmm::Vector mw, mr;
+  CHECK_NEAR(bglmm::steps::marginal_cutpoints<G>(cw, mw), bglmm::steps::marginal_cutpoints<G>(cr, mr),
+             1e-12);
+  CHECK_NEAR((mw - mr).norm(), 0.0, 1e-12);
+}
+}  // namespace
+
+TEST_CASE("cutpoints: weighted rows count as repeated rows") {
+  check_weighted_cutpoint_lik<bglmm::CumulativeLogit>();
+  check_weighted_cutpoint_lik<bglmm::CumulativeProbit>();
 }
 
 BGLMM_TEST_MAIN()

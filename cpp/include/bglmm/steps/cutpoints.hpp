@@ -14,7 +14,8 @@
 // beta_0, theta_k's conditional is its likelihood terms (the rows of categories k and k + 1)
 // times N(theta_k - beta_0; 0, s^2) on (theta_{k-1}, theta_{k+1}); each theta_k is drawn from it
 // by a slice step (slice.hpp), its width learned in warm-up. Sums over rows run in fixed chunks
-// of each category's row list, so the draws do not depend on the thread count.
+// of each category's row list, so the draws do not depend on the thread count. Case weights
+// multiply each row's term (and count in the categories' totals).
 //
 // These moves leave one direction slow: c_0 alone (theta_0 = 0 ties it to beta_0, so moving it
 // means moving beta_0 and every theta_k together). The first_cutpoint_shift step updates c_0
@@ -46,13 +47,18 @@ struct CutpointPrior {
   Index intercept_col = -1;  // beta_0's column of X
 };
 
-// The rows of each category 0 .. K-1, each list ascending.
+// The rows of each category 0 .. K-1, each list ascending; with case weights (the caller's, or
+// nullptr) each category's total weight (else its number of rows).
 struct CategoryRows {
   std::vector<std::vector<Index>> rows;
+  std::vector<double> total;
+  const double* weights = nullptr;
   int categories() const { return static_cast<int>(rows.size()); }
+  double weight(Index i) const { return weights != nullptr ? weights[i] : 1.0; }
 };
 
-inline CategoryRows make_category_rows(const double* y, Index n, int categories) {
+inline CategoryRows make_category_rows(const double* y, Index n, int categories,
+                                       const double* weights = nullptr) {
   if (categories < 2)
     throw std::invalid_argument(concat("cumulative family: needs at least 2 categories, got ",
                                        categories));
@@ -65,6 +71,11 @@ inline CategoryRows make_category_rows(const double* y, Index n, int categories)
                                          " is not a category code 0 .. ", categories - 1));
     out.rows[static_cast<std::size_t>(v)].push_back(i);
   }
+  out.weights = weights;
+  out.total.assign(static_cast<std::size_t>(categories), 0.0);
+  for (int k = 0; k < categories; ++k)
+    for (Index i : out.rows[static_cast<std::size_t>(k)])
+      out.total[static_cast<std::size_t>(k)] += out.weight(i);
   return out;
 }
 
@@ -83,8 +94,9 @@ inline double intercept_prior_mean(const Vector& theta) { return theta.mean(); }
 // category k adds log F(t - eta_i) = -softplus(eta_i - t), one of category k + 1 adds
 // log(1 - F(t - eta_i)) = -softplus(t - eta_i), and the categories add n_k log(1 - e^(theta_{k-1}
 // - t)) and n_{k+1} log(1 - e^(t - theta_{k+1})): two vectorised transcendentals per row over
-// the rows' linear predictors, gathered here (one pass, in row order: no dependence on threads).
-// Other links: the family's log_kernel over the rows, in fixed chunks.
+// the rows' linear predictors, gathered here (one pass, in row order: no dependence on threads);
+// with case weights, each term times its row's weight and n_k the category's total weight.
+// Other links: the family's log_kernel over the rows (times their weights), in fixed chunks.
 template <typename G>
 class CutpointLogLik {
  public:
@@ -93,24 +105,26 @@ class CutpointLogLik {
       : cats_(cats), y_(y), eta_(eta), theta_(theta), k_(k), threads_(threads),
         shift_(eta_shift) {
     if constexpr (kLogit) {
-      below_ = gather(cats.rows[static_cast<std::size_t>(k)]);
-      above_ = gather(cats.rows[static_cast<std::size_t>(k + 1)]);
+      gather(cats.rows[static_cast<std::size_t>(k)], below_, below_w_);
+      gather(cats.rows[static_cast<std::size_t>(k + 1)], above_, above_w_);
     }
   }
   double operator()(double t) const {
     if constexpr (kLogit) {
-      const auto softplus_sum = [](const Eigen::ArrayXd& x) {
-        return (x.max(0.0) + (1.0 + (-x.abs()).exp()).log()).sum();
+      const auto softplus_sum = [](const Eigen::ArrayXd& x, const Eigen::ArrayXd& w) {
+        const Eigen::ArrayXd s = x.max(0.0) + (1.0 + (-x.abs()).exp()).log();
+        return w.size() > 0 ? (w * s).sum() : s.sum();
       };
+      const double n_below = cats_.total[static_cast<std::size_t>(k_)];
+      const double n_above = cats_.total[static_cast<std::size_t>(k_ + 1)];
       double total = 0.0;
       if (below_.size() > 0) {
-        total -= softplus_sum(below_ - t);
-        if (k_ > 0) total += static_cast<double>(below_.size()) * std::log(-std::expm1(theta_[k_ - 1] - t));
+        total -= softplus_sum(below_ - t, below_w_);
+        if (k_ > 0) total += n_below * std::log(-std::expm1(theta_[k_ - 1] - t));
       }
       if (above_.size() > 0) {
-        total -= softplus_sum(t - above_);
-        if (k_ + 1 < theta_.size())
-          total += static_cast<double>(above_.size()) * std::log(-std::expm1(t - theta_[k_ + 1]));
+        total -= softplus_sum(t - above_, above_w_);
+        if (k_ + 1 < theta_.size()) total += n_above * std::log(-std::expm1(t - theta_[k_ + 1]));
       }
       return total;
     } else {
@@ -125,7 +139,9 @@ class CutpointLogLik {
                                double part = 0.0;
                                for (std::int64_t r = begin; r < end; ++r) {
                                  const Index i = rows[static_cast<std::size_t>(r)];
-                                 part += G::log_kernel(y_[i], 1.0, eta_[i] - shift_, fp);
+                                 const double w = cats_.weight(i);
+                                 if (w != 0.0)
+                                   part += w * G::log_kernel(y_[i], 1.0, eta_[i] - shift_, fp);
                                }
                                return part;
                              });
@@ -136,10 +152,13 @@ class CutpointLogLik {
 
  private:
   static constexpr bool kLogit = std::is_same_v<G, CumulativeLogit>;
-  Eigen::ArrayXd gather(const std::vector<Index>& rows) const {
-    Eigen::ArrayXd out(static_cast<Index>(rows.size()));
-    for (std::size_t r = 0; r < rows.size(); ++r) out[static_cast<Index>(r)] = eta_[rows[r]] - shift_;
-    return out;
+  // the rows' eta - shift, and their weights (left empty without weights)
+  void gather(const std::vector<Index>& rows, Eigen::ArrayXd& eta, Eigen::ArrayXd& w) const {
+    eta.resize(static_cast<Index>(rows.size()));
+    for (std::size_t r = 0; r < rows.size(); ++r) eta[static_cast<Index>(r)] = eta_[rows[r]] - shift_;
+    if (cats_.weights == nullptr) return;
+    w.resize(eta.size());
+    for (std::size_t r = 0; r < rows.size(); ++r) w[static_cast<Index>(r)] = cats_.weights[rows[r]];
   }
   const CategoryRows& cats_;
   const double* y_;
@@ -148,7 +167,7 @@ class CutpointLogLik {
   Index k_;
   int threads_;
   double shift_;
-  Eigen::ArrayXd below_, above_;
+  Eigen::ArrayXd below_, above_, below_w_, above_w_;
 };
 
 // theta_k's full conditional, up to a constant (-inf outside (theta_{k-1}, theta_{k+1}); k = 0
@@ -198,18 +217,19 @@ double first_cutpoint_shift(const CategoryRows& cats, const double* y, const dou
   return delta;
 }
 
-// Starting cutpoints theta from the marginal category frequencies, relative to beta_0 = -F^{-1}
-// (the share of category 0), and the corresponding beta_0 (returned); each share is kept within
-// [1 / (2 N), 1 - 1 / (2 N)] so that an empty category still gives distinct cutpoints.
+// Starting cutpoints theta from the marginal category frequencies (total weights), relative to
+// beta_0 = -F^{-1}(the share of category 0), and the corresponding beta_0 (returned); each share
+// is kept within [1 / (2 N), 1 - 1 / (2 N)] so that an empty category still gives distinct
+// cutpoints.
 template <typename G>
 double marginal_cutpoints(const CategoryRows& cats, Vector& theta) {
   const int k_cats = cats.categories();
   double n = 0.0;
-  for (const auto& r : cats.rows) n += static_cast<double>(r.size());
+  for (double t : cats.total) n += t;
   theta.resize(k_cats - 1);
   double below = 0.0, previous = -std::numeric_limits<double>::infinity(), first = 0.0;
   for (int k = 0; k + 1 < k_cats; ++k) {
-    below += static_cast<double>(cats.rows[static_cast<std::size_t>(k)].size());
+    below += cats.total[static_cast<std::size_t>(k)];
     const double share = std::min(std::max(below / n, 0.5 / n), 1.0 - 0.5 / n);
     double c = G::Link::link(share);
     if (!(c > previous + 0.05)) c = previous + 0.05;
