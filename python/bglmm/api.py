@@ -918,17 +918,28 @@ class FormulaFit(Fit):
                 coords={**coords, "obs": idata.observed_data["y"].coords["obs"].values}))
 
     def _with_log_likelihood(self, what: str):
+        """The InferenceData for loo()/waic() and the labels of its rows: rows of case weight 0
+        are left out (they add nothing to the weighted log-likelihood, and a row whose terms are
+        all 0 has no defined Pareto k)."""
         idata = self.to_inference_data(log_likelihood=True)
         if "log_likelihood" not in idata.groups():
             raise ValueError(f"{what} needs the group effects' draws, which were not kept "
                              "(keep_group_effects=False)")
-        return idata
+        labels = self.coords.get("obs")
+        weights = self.spec.weights if self.spec is not None else None
+        if weights is not None and np.any(weights == 0):
+            keep = np.flatnonzero(weights > 0)
+            idata.log_likelihood = idata.log_likelihood.isel(obs=keep)
+            if "observed_data" in idata.groups():
+                idata.observed_data = idata.observed_data.isel(obs=keep)
+            labels = None if labels is None else np.asarray(labels)[keep]
+        return idata, labels
 
     def waic(self, **kwargs: Any):
         """WAIC by ArviZ from the pointwise log-likelihood; a :class:`~bglmm.BglmmWarning` names
         the rows whose log predictive density has posterior variance > 0.4 (WAIC unreliable)."""
         az = import_arviz()
-        idata = self._with_log_likelihood("waic()")
+        idata, labels = self._with_log_likelihood("waic()")
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="For one or more samples",
                                     category=UserWarning)
@@ -936,16 +947,17 @@ class FormulaFit(Fit):
         var = idata.log_likelihood["y"].values.reshape(-1, idata.log_likelihood["y"].shape[-1])
         bad = np.flatnonzero(np.var(var, axis=0, ddof=1) > 0.4)
         if bad.size:
-            _warn_rows(bad, self.coords.get("obs"), "a posterior variance of the log "
+            _warn_rows(bad, labels, "a posterior variance of the log "
                        "predictive density > 0.4", "WAIC is unreliable with them: use loo()")
         return out
 
     def loo(self, **kwargs: Any):
-        """PSIS-LOO by ArviZ from the pointwise log-likelihood (pointwise: ``pareto_k`` per row);
+        """PSIS-LOO by ArviZ from the pointwise log-likelihood (pointwise: ``pareto_k`` per row;
+        rows of case weight 0 are left out);
         a :class:`~bglmm.BglmmWarning` names the rows whose Pareto k exceeds ArviZ's threshold
         (``good_k``, 0.7 for 2,200 draws or more): their LOO estimate is unreliable."""
         az = import_arviz()
-        idata = self._with_log_likelihood("loo()")
+        idata, labels = self._with_log_likelihood("loo()")
         kwargs["pointwise"] = True
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto",
@@ -955,7 +967,7 @@ class FormulaFit(Fit):
         good = float(getattr(out, "good_k", 0.7))
         bad = np.flatnonzero(k > good)
         if bad.size:
-            _warn_rows(bad, self.coords.get("obs"), f"Pareto k > {good:.2f} (max {k.max():.2f})",
+            _warn_rows(bad, labels, f"Pareto k > {good:.2f} (max {k.max():.2f})",
                        "PSIS-LOO is unreliable for them (influential or badly fitted "
                        "observations): consider a more robust model, or exact leave-one-out "
                        "for these rows")
@@ -985,8 +997,14 @@ class FormulaFit(Fit):
             levels = [f"{len(self.coords[f])} {f}" for f in self._factors() if f in self.coords]
             groups = f"; random effects {' + '.join(parts)}" + (
                 f" ({', '.join(levels)} levels)" if levels else "")
+        weights = ""
+        if self.spec is not None and self.spec.weights is not None:
+            w = self.spec.weights
+            name = self.spec._weights_column
+            weights = (f"case weights{f' {name!r}' if name else ''}: sum {w.sum():.6g} over "
+                       f"{w.size} rows ({int((w == 0).sum())} of weight 0)\n")
         head = (f"bglmm fit: {self.formula}\n"
-                f"family {self.family}{groups}\n"
+                f"family {self.family}{groups}\n{weights}"
                 f"sampler: {self.sampler}; {self.n_chains} chains x {self.n_draws} draws; "
                 f"seed {self.seed}\n")
         with pd.option_context("display.width", 120, "display.max_columns", 20):

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 
 import arviz as az
@@ -140,6 +141,13 @@ def test_formula_and_argument_forms_agree():
                   **settings)
     np.testing.assert_array_equal(a.posterior["beta"], b.posterior["beta"])
     np.testing.assert_allclose(a.posterior["beta"], c.posterior["beta"], rtol=1e-12)
+    # the printed fit says that the rows are weighted
+    total, zeros = d["w"].sum(), int((d["w"] == 0).sum())
+    assert f"case weights: sum {total:g} over {len(d)} rows ({zeros} of weight 0)" in str(c)
+    e = bglmm.fit("s | trials(n) ~ x + (1 | g)", d, "binomial", weights="w", **settings)
+    assert f"case weights 'w': sum {total:g}" in str(e)
+    assert "case weights" not in str(bglmm.fit("s | trials(n) ~ x + (1 | g)", d, "binomial",
+                                               **settings))
 
 
 # ---- the pointwise log-likelihood -----------------------------------------------------------
@@ -158,6 +166,25 @@ def test_pointwise_log_lik_is_weighted_also_after_load(tmp_path):
     loaded = bglmm.load(path)
     again = loaded.to_inference_data(log_likelihood=True).log_likelihood["y"].values
     np.testing.assert_allclose(again, ll, rtol=1e-9, atol=1e-12)
+
+
+def test_rows_of_weight_zero_do_not_count_and_loo_leaves_them_out():
+    # the same fit on the rows of positive weight: the same draws, and the same LOO (ArviZ
+    # would give the zero rows, whose log-likelihood terms are all 0, an infinite Pareto k)
+    d = _data()
+    settings = dict(chains=2, draws=200, warmup=100, seed=4, threads=1, progress=False,
+                    check=False)
+    full = bglmm.fit("count ~ x + (1 | g)", d, "poisson", weights="w", **settings)
+    kept = d[d["w"] > 0].reset_index(drop=True)
+    part = bglmm.fit("count ~ x + (1 | g)", kept, "poisson", weights="w", **settings)
+    np.testing.assert_allclose(full.posterior["beta"], part.posterior["beta"], rtol=1e-6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bglmm.BglmmWarning)  # rows with a large k, if any
+        a, b = full.loo(), part.loo()
+        wa, wb = full.waic(), part.waic()
+    assert len(a.pareto_k) == len(kept) and np.all(np.isfinite(a.pareto_k))
+    np.testing.assert_allclose(a.elpd_loo, b.elpd_loo, rtol=1e-6)
+    np.testing.assert_allclose(wa.elpd_waic, wb.elpd_waic, rtol=1e-6)
 
 
 @pytest.mark.parametrize("formula,family", [("y ~ x", "gaussian"), ("count ~ x", "poisson"),
