@@ -28,6 +28,27 @@ def test_fit_csv_prints_summary_and_saves(tmp_path, capsys):
     assert back.n_chains == 2 and back.n_draws == 100 and back.seed == 4
 
 
+@pytest.mark.filterwarnings("ignore::bglmm.ConvergenceWarning")  # short chains on purpose
+def test_fit_with_case_weights(tmp_path, capsys):
+    data = bglmm.datasets.load("cbpp")
+    data["w"] = np.where(np.arange(len(data)) % 4 == 0, 2.0, 1.0)
+    csv = tmp_path / "cbpp.csv"
+    data.to_csv(csv, index=False)
+    out = tmp_path / "fit.nc"
+    rc = main(["fit", str(csv), "--formula", "incidence ~ C(period) + (1 | herd)",
+               "--family", "binomial", "--trials", "size", "--weights", "w", "--chains", "2",
+               "--draws", "50", "--warmup", "50", "--seed", "4", "--threads", "1",
+               "--out", str(out), "--quiet"])
+    text = capsys.readouterr().out
+    assert rc == 0
+    assert f"case weights 'w': sum {data['w'].sum():g} over {len(data)} rows" in text
+    back = bglmm.load(out)  # the weights come back with the data columns
+    np.testing.assert_array_equal(back.spec.weights, data["w"].to_numpy())
+    rc = main(["fit", str(csv), "--formula", "incidence ~ 1 + (1 | herd)", "--family",
+               "binomial", "--trials", "size", "--weights", "ww", "--quiet"])
+    assert rc == 2 and "weights='ww' is not a column" in capsys.readouterr().err
+
+
 def test_fit_errors_name_the_culprit(tmp_path, capsys):
     csv = tmp_path / "rats.csv"
     bglmm.datasets.load("rats").to_csv(csv, index=False)
