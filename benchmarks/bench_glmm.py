@@ -13,8 +13,8 @@ B2: the same with m = 10,000 (4 x 400 draws after 200 warm-up); B2x: m = 100,000
 B3: poisson random intercept, m = 2,000 x 10, intercept 0.5, slope 0.3 (fixed), SD 0.7.
 B3nb: the same design with negative-binomial counts, phi = 2 (var = mu + mu^2 / 2), fitted with
     family="negbinomial" (phi sampled, default Gamma(0.01, 0.01) prior); its min ESS includes phi.
-B3w: B3 with case weights (1, 2 or 3 per row, at random): the weighted rows go through the row
-    forms of the likelihood instead of the vectorised block forms; its cost against B3's.
+B3w: B3 with case weights (1, 2 or 3 per row, at random): the cost of the weighting (the block
+    forms multiply their terms, scores and Fisher weights by the weights) against B3's.
 B3zip: the same design with a structural zero in 20% of the rows, fitted with
     family="zero_inflated_poisson" (zi sampled, default Beta(1, 1)); its min ESS includes zi.
 B4ord: ordered ratings, m = 1,000 groups x 20, 5 categories: P(y <= k) = logistic(c_k - eta),

@@ -195,10 +195,10 @@ def response_arrays(y: Any, trials: Any, offset: Any, n: int,
     return ya, ta, off
 
 
-def check_weights(weights: Any, n: int, family: Family) -> np.ndarray | None:
+def check_weights(weights: Any, n: int) -> np.ndarray | None:
     """Case weights (lme4's prior weights, brms's ``weights``): None, or n finite values >= 0,
     not all 0, each multiplying its row's log-likelihood (a row with integer weight w counts as
-    w copies of it). Every family takes them."""
+    w copies of it), for every family."""
     if weights is None:
         return None
     w = as_vector(weights, n, "weights")

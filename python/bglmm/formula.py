@@ -807,7 +807,7 @@ def build_spec(
                              "weights=")
         y_weights = _column_or_array(weights, data, "weights")
     if y_weights is not None:
-        y_weights = check_weights(y_weights, n, fam)
+        y_weights = check_weights(y_weights, n)
 
     if y_trials is not None and not fam.has_trials:
         raise ValueError(

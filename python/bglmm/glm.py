@@ -252,7 +252,7 @@ def glm(
     elif cutpoint_prior is not None:
         raise ValueError(f"cutpoint_prior applies to the cumulative family only, not {fam.name!r}")
     ya, ta, off = response_arrays(y, trials, offset, n, fam)
-    wa = check_weights(weights, n, fam)
+    wa = check_weights(weights, n)
     check_magnitude(Xa, "X")
     check_full_rank(Xa, names)
 

@@ -523,7 +523,7 @@ def glmm(
     elif cutpoint_prior is not None:
         raise ValueError(f"cutpoint_prior applies to the cumulative family only, not {fam.name!r}")
     ya, ta, off = response_arrays(y, trials, offset, n, fam)
-    wa = check_weights(weights, n, fam)
+    wa = check_weights(weights, n)
     check_full_rank(Xa, x_names)
     X_user, names_user = Xa, list(x_names)
     ordinal = None

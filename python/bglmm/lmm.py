@@ -45,12 +45,9 @@ from . import _core
 from ._chains import run_chains
 from .data import (as_design, as_vector, check_count, check_full_rank, check_weights,
                    core_weights, moments, residual_variance, resolve_seed, resolve_threads)
-from .families import resolve_family
 from .grouping import encode_groups
 from .priors import LKJ, HalfStudentT, InverseGamma, Normal, covariance_prior_spec, has_flat_sd
 from .results import Fit, keep_drawn, sd_cor_draws, stack_chains, weighted_log_lik
-
-GAUSSIAN = resolve_family("gaussian")
 
 #: the entries of a chain's result with one row per draw
 _PER_DRAW = ("beta", "cov", "sigma", "b")
@@ -325,7 +322,7 @@ def lmm(
         raise TypeError("group is required (the grouping factor of the random effects)")
     grouping = encode_groups(group, n, "group", min_groups=2)
     off = np.zeros(n) if offset is None else as_vector(offset, n, "offset")
-    wa = check_weights(weights, n, GAUSSIAN)
+    wa = check_weights(weights, n)
     check_full_rank(Xa, x_names)
     p, q, m = Xa.shape[1], Za.shape[1], grouping.n_groups
     if len(set(z_names)) != q:

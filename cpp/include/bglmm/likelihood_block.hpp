@@ -5,8 +5,9 @@
 // binomial-logit, gaussian, negative binomial, gamma, zero-inflated poisson); the others loop
 // over LikTerms. A block's sum is added in a fixed order, so results do not depend on the
 // thread count. Case weights (lme4's prior weights, brms's `weights`): row i's log-likelihood
-// term, score and Fisher weight are each multiplied by w_i (lik_kernel, lik_all: one home for
-// the weighting; a row with integer weight w counts as w copies of it).
+// term, score and Fisher weight are each multiplied by w_i, in the block forms too (block_sum,
+// weigh_derivatives); a row with integer weight w counts as w copies of it. The passes call
+// lik_kernel / lik_all.
 #pragma once
 #include <cmath>
 
@@ -177,21 +178,45 @@ inline void load_block(const double* y, const double* trials, Index start, Index
   }
 }
 
+// A block's first len terms summed, each times its case weight (wt: nullptr for none); a row of
+// weight 0 adds 0 whatever its term. And the score and Fisher weight of each row times its
+// case weight.
+inline double block_sum(const BlockArray& t, const double* wt, Index len) {
+  if (wt == nullptr) return t.head(len).sum();
+  const Eigen::Map<const Eigen::ArrayXd> w(wt, len);
+  return (w == 0.0).select(0.0, w * t.head(len)).sum();
+}
+inline void weigh_derivatives(const double* wt, BlockArray& u, BlockArray& w, Index len) {
+  if (wt == nullptr) return;
+  const Eigen::Map<const Eigen::ArrayXd> c(wt, len);
+  u.head(len) *= c;
+  w.head(len) *= c;
+}
+
 template <typename G>
 struct LikBlock {
   static double kernel(const BlockArray& y, const BlockArray& n, const BlockArray& eta,
-                       const FamilyParams& fp, Index len) {
+                       const FamilyParams& fp, Index len, const double* wt = nullptr) {
     double total = 0.0;
-    for (Index i = 0; i < len; ++i) total += LikTerms<G>::kernel(y[i], n[i], eta[i], fp);
+    for (Index i = 0; i < len; ++i) {
+      const double c = wt != nullptr ? wt[i] : 1.0;
+      if (c != 0.0) total += c * LikTerms<G>::kernel(y[i], n[i], eta[i], fp);
+    }
     return total;
   }
   static double all(const BlockArray& y, const BlockArray& n, const BlockArray& eta,
-                    const FamilyParams& fp, BlockArray& u, BlockArray& w, Index len) {
-    u.resize(eta.size());
-    w.resize(eta.size());
+                    const FamilyParams& fp, BlockArray& u, BlockArray& w, Index len,
+                    const double* wt = nullptr) {
+    u.setZero(eta.size());
+    w.setZero(eta.size());
     double total = 0.0;
-    for (Index i = 0; i < len; ++i)
-      total += LikTerms<G>::all(y[i], n[i], eta[i], fp, u[i], w[i]);
+    for (Index i = 0; i < len; ++i) {
+      const double c = wt != nullptr ? wt[i] : 1.0;
+      if (c == 0.0) continue;
+      total += c * LikTerms<G>::all(y[i], n[i], eta[i], fp, u[i], w[i]);
+      u[i] *= c;
+      w[i] *= c;
+    }
     return total;
   }
 };
@@ -199,35 +224,39 @@ struct LikBlock {
 template <>
 struct LikBlock<BinomialLogit> {
   static double kernel(const BlockArray& y, const BlockArray& n, const BlockArray& eta,
-                       const FamilyParams& /*p*/, Index len) {
+                       const FamilyParams& /*p*/, Index len, const double* wt = nullptr) {
     const BlockArray e = (-eta.abs()).exp();
     const BlockArray t = y * eta - n * (eta.max(0.0) + (1.0 + e).log());
-    return t.head(len).sum();
+    return block_sum(t, wt, len);
   }
   static double all(const BlockArray& y, const BlockArray& n, const BlockArray& eta,
-                    const FamilyParams& /*p*/, BlockArray& u, BlockArray& w, Index len) {
+                    const FamilyParams& /*p*/, BlockArray& u, BlockArray& w, Index len,
+                    const double* wt = nullptr) {
     const BlockArray e = (-eta.abs()).exp();
     const BlockArray r = (1.0 + e).inverse();
     u = y - n * (eta >= 0.0).select(r, e * r);  // y - n inv_logit(eta)
     w = n * e * r * r;
     const BlockArray t = y * eta - n * (eta.max(0.0) + (1.0 + e).log());
-    return t.head(len).sum();
+    weigh_derivatives(wt, u, w, len);
+    return block_sum(t, wt, len);
   }
 };
 
 template <>
 struct LikBlock<PoissonLog> {
   static double kernel(const BlockArray& y, const BlockArray& /*n*/, const BlockArray& eta,
-                       const FamilyParams& /*p*/, Index len) {
+                       const FamilyParams& /*p*/, Index len, const double* wt = nullptr) {
     const BlockArray t = y * eta - eta.exp();
-    return t.head(len).sum();
+    return block_sum(t, wt, len);
   }
   static double all(const BlockArray& y, const BlockArray& /*n*/, const BlockArray& eta,
-                    const FamilyParams& /*p*/, BlockArray& u, BlockArray& w, Index len) {
+                    const FamilyParams& /*p*/, BlockArray& u, BlockArray& w, Index len,
+                    const double* wt = nullptr) {
     w = eta.exp();
     u = y - w;
     const BlockArray t = y * eta - w;
-    return t.head(len).sum();
+    weigh_derivatives(wt, u, w, len);
+    return block_sum(t, wt, len);
   }
 };
 
@@ -252,15 +281,16 @@ struct LikBlock<NegBinomialLog> {  // the fused form of LikTerms<NegBinomialLog>
     return log1p_block(e);
   }
   static double kernel(const BlockArray& y, const BlockArray& /*n*/, const BlockArray& eta,
-                       const FamilyParams& fp, Index len) {
+                       const FamilyParams& fp, Index len, const double* wt = nullptr) {
     const double phi = fp.phi;
     const BlockArray dd = eta - std::log(phi);
     const BlockArray e = (-dd.abs()).exp();
     const BlockArray t = y * dd - (phi + y) * (dd.max(0.0) + log1p_e(e, phi));
-    return t.head(len).sum();
+    return block_sum(t, wt, len);
   }
   static double all(const BlockArray& y, const BlockArray& /*n*/, const BlockArray& eta,
-                    const FamilyParams& fp, BlockArray& u, BlockArray& w, Index len) {
+                    const FamilyParams& fp, BlockArray& u, BlockArray& w, Index len,
+                    const double* wt = nullptr) {
     const double phi = fp.phi;
     const BlockArray dd = eta - std::log(phi);
     const BlockArray e = (-dd.abs()).exp();
@@ -269,25 +299,33 @@ struct LikBlock<NegBinomialLog> {  // the fused form of LikTerms<NegBinomialLog>
     u = y - (y + phi) * p;
     w = phi * p;
     const BlockArray t = y * dd - (phi + y) * (dd.max(0.0) + log1p_e(e, phi));
-    return t.head(len).sum();
+    weigh_derivatives(wt, u, w, len);
+    return block_sum(t, wt, len);
   }
 };
 
 template <>
 struct LikBlock<GammaLog> {  // kernel -phi (eta + y e^-eta), score phi (y e^-eta - 1), weight phi
   static double kernel(const BlockArray& y, const BlockArray& /*n*/, const BlockArray& eta,
-                       const FamilyParams& fp, Index len) {
+                       const FamilyParams& fp, Index len, const double* wt = nullptr) {
     const double phi = fp.phi;
     const BlockArray r = (y.log() - eta).exp();  // y e^-eta, finite wherever it is
-    return -phi * (eta + r).head(len).sum();
+    return sum(eta, r, phi, wt, len);
   }
   static double all(const BlockArray& y, const BlockArray& /*n*/, const BlockArray& eta,
-                    const FamilyParams& fp, BlockArray& u, BlockArray& w, Index len) {
+                    const FamilyParams& fp, BlockArray& u, BlockArray& w, Index len,
+                    const double* wt = nullptr) {
     const double phi = fp.phi;
     const BlockArray r = (y.log() - eta).exp();
     u = phi * (r - 1.0);
     w.setConstant(eta.size(), phi);
-    return -phi * (eta + r).head(len).sum();
+    weigh_derivatives(wt, u, w, len);
+    return sum(eta, r, phi, wt, len);
+  }
+  static double sum(const BlockArray& eta, const BlockArray& r, double phi, const double* wt,
+                    Index len) {
+    if (wt == nullptr) return -phi * (eta + r).head(len).sum();
+    return block_sum(-phi * (eta + r), wt, len);
   }
 };
 
@@ -302,66 +340,59 @@ struct LikBlock<ZeroInflatedPoissonLog> {
     return hi + (1.0 + (lo - hi).exp()).log();
   }
   static double kernel(const BlockArray& y, const BlockArray& /*n*/, const BlockArray& eta,
-                       const FamilyParams& fp, Index len) {
+                       const FamilyParams& fp, Index len, const double* wt = nullptr) {
     const BlockArray mu = eta.exp();
     const BlockArray t = (y > 0.0).select(y * eta - mu, zero_kernel(mu, std::log(fp.phi)));
-    return t.head(len).sum();
+    return block_sum(t, wt, len);
   }
   static double all(const BlockArray& y, const BlockArray& /*n*/, const BlockArray& eta,
-                    const FamilyParams& fp, BlockArray& u, BlockArray& w, Index len) {
+                    const FamilyParams& fp, BlockArray& u, BlockArray& w, Index len,
+                    const double* wt = nullptr) {
     const double l = std::log(fp.phi);
     const BlockArray mu = eta.exp();
     const BlockArray share = (1.0 + (-(mu + l)).exp()).inverse();  // inv_logit(l + mu)
     u = (y > 0.0).select(y - mu, -mu * (1.0 - share));
     w = mu / (1.0 + fp.phi) * (1.0 - mu * (-mu).exp() * share);
     const BlockArray t = (y > 0.0).select(y * eta - mu, zero_kernel(mu, l));
-    return t.head(len).sum();
+    weigh_derivatives(wt, u, w, len);
+    return block_sum(t, wt, len);
   }
 };
 
 template <>
 struct LikBlock<GaussianIdentity> {
   static double kernel(const BlockArray& y, const BlockArray& /*n*/, const BlockArray& eta,
-                       const FamilyParams& fp, Index len) {
-    const double phi = fp.phi;
-    return -0.5 * (y - eta).head(len).square().sum() / phi;
+                       const FamilyParams& fp, Index len, const double* wt = nullptr) {
+    return sum(y, eta, fp.phi, wt, len);
   }
   static double all(const BlockArray& y, const BlockArray& /*n*/, const BlockArray& eta,
-                    const FamilyParams& fp, BlockArray& u, BlockArray& w, Index len) {
+                    const FamilyParams& fp, BlockArray& u, BlockArray& w, Index len,
+                    const double* wt = nullptr) {
     const double phi = fp.phi;
     u = (y - eta) / phi;
     w.setConstant(eta.size(), 1.0 / phi);
-    return -0.5 * (y - eta).head(len).square().sum() / phi;
+    weigh_derivatives(wt, u, w, len);
+    return sum(y, eta, phi, wt, len);
+  }
+  static double sum(const BlockArray& y, const BlockArray& eta, double phi, const double* wt,
+                    Index len) {
+    if (wt == nullptr) return -0.5 * (y - eta).head(len).square().sum() / phi;
+    return block_sum(-0.5 * (y - eta).square() / phi, wt, len);
   }
 };
 
-// A block with case weights wt[0 .. len - 1] (nullptr: unweighted, the block forms above).
-// Weighted rows go through the row forms (LikTerms), each term times its weight.
+// The entry points of the GLMM's passes: a block's log-likelihood kernel (and its scores and
+// Fisher weights), with case weights wt[0 .. len - 1] or nullptr for none.
 template <typename G>
 double lik_kernel(const BlockArray& y, const BlockArray& n, const BlockArray& eta,
                   const double* wt, const FamilyParams& fp, Index len) {
-  if (wt == nullptr) return LikBlock<G>::kernel(y, n, eta, fp, len);
-  double total = 0.0;
-  for (Index i = 0; i < len; ++i)
-    if (wt[i] != 0.0) total += wt[i] * LikTerms<G>::kernel(y[i], n[i], eta[i], fp);
-  return total;
+  return LikBlock<G>::kernel(y, n, eta, fp, len, wt);
 }
 
 template <typename G>
 double lik_all(const BlockArray& y, const BlockArray& n, const BlockArray& eta, const double* wt,
                const FamilyParams& fp, BlockArray& u, BlockArray& w, Index len) {
-  if (wt == nullptr) return LikBlock<G>::all(y, n, eta, fp, u, w, len);
-  u.setZero(eta.size());
-  w.setZero(eta.size());
-  double total = 0.0;
-  for (Index i = 0; i < len; ++i) {
-    if (wt[i] == 0.0) continue;
-    double ui, wi;
-    total += wt[i] * LikTerms<G>::all(y[i], n[i], eta[i], fp, ui, wi);
-    u[i] = wt[i] * ui;
-    w[i] = wt[i] * wi;
-  }
-  return total;
+  return LikBlock<G>::all(y, n, eta, fp, u, w, len, wt);
 }
 
 }  // namespace bglmm
