@@ -122,6 +122,9 @@ GlmmConfig config_from(const py::dict& c) {
     else if (key == "interweave") cfg.interweave = v.cast<bool>();
     else if (key == "marginal_move") cfg.marginal_move = v.cast<bool>();
     else if (key == "translation") cfg.translation = v.cast<bool>();
+    else if (key == "non_centred_slice") cfg.non_centred_slice = v.cast<bool>();
+    else if (key == "non_centred_slice_double_jacobian")
+      cfg.non_centred_slice_double_jacobian = v.cast<bool>();
     else if (key == "drop_proposal_correction") cfg.drop_proposal_correction = v.cast<bool>();
     else if (key == "phi_init") cfg.phi_init = v.cast<double>();
     else if (key == "min_rows_per_thread") cfg.min_rows_per_thread = v.cast<std::int64_t>();

@@ -26,6 +26,7 @@
 #include "bglmm/steps/group_mh.hpp"
 #include "bglmm/steps/interweave.hpp"
 #include "bglmm/steps/marginal_move.hpp"
+#include "bglmm/steps/non_centred_slice.hpp"
 
 namespace bglmm {
 
@@ -684,9 +685,15 @@ void sweep(const GlmmData& d, GlmmPriors& pr, const GlmmConfig& cfg, GlmmState& 
     s.set_sigma(steps::covariance_conditional_step(pr.cov, scatter, d.m(), s.sigma, rng));
   }
   // 4b. interweaving: (beta_C, L) in the non-centred parameterisation (Laplace kernel: needs
-  //     the derivative caches)
+  //     the derivative caches); where it goes term by term (many terms, few groups), first the
+  //     slice step of beta_C and Sigma's coordinates with eta fixed (steps/non_centred_slice.hpp)
   info.interweave_accepted = false;
   if constexpr (kLaplace) {
+    if (cfg.non_centred_slice && steps::interweave_by_term(d)) {
+      steps::non_centred_slice_step<G>(d, pr, s, key, a.iteration, a.threads,
+                                       cfg.non_centred_slice_double_jacobian);
+      steps::refresh_group_cache<G, true>(d, s, a.threads);
+    }
     if (cfg.interweave) {
       steps::InterweaveArgs ia;
       ia.key = key;

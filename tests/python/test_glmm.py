@@ -117,7 +117,7 @@ def _geweke_problem(q, centred, group_level_w=False):
 def _geweke_z(family_code, kernel, q, centred, trials=1.0, drop=False, iterations=40000,
               group_level_w=False, lkj_eta=None, sampler_eta=None, dispersion=None,
               sampler_dispersion=None, dispersion_kind=0, dispersion2=None,
-              sampler_dispersion2=None, dispersion2_kind=2):
+              sampler_dispersion2=None, dispersion2_kind=2, config=None):
     """z-scores of the successive-conditional simulator's moments against the prior's.
     Inverse-Wishart prior, or (lkj_eta) LKJ(lkj_eta) with half-normal SDs of scale
     sqrt(ES_kk) — half-normal so that Sigma's second moments exist; `sampler_eta` runs the
@@ -126,12 +126,13 @@ def _geweke_z(family_code, kernel, q, centred, trials=1.0, drop=False, iteration
     zi = phi / (1 + phi) ~ Beta(a, b) (the zero-inflated Poisson); `sampler_dispersion` runs
     the sampler under another (a, b) (a negative control). `dispersion2` = (a, b): a second
     parameter, zi = phi2 / (1 + phi2) ~ Beta(a, b) (the zero-inflated negative binomial), with
-    `sampler_dispersion2` its negative control."""
+    `sampler_dispersion2` its negative control. `config`: more sampler options."""
     X, Z, gs, m0, V0, nu, S, ES, pairs = _geweke_problem(q, centred, group_level_w)
     n = X.shape[0]
     gaussian = family_code == 0
     a0, b0 = (4.0, 1.5) if gaussian else (0.0, 0.0)
-    cfg = {"kernel": kernel, "threads": 1, "drop_proposal_correction": drop, "rw_scale": 0.5}
+    cfg = {"kernel": kernel, "threads": 1, "drop_proposal_correction": drop, "rw_scale": 0.5,
+           **(config or {})}
     if lkj_eta is None:
         spec = {"kind": 0, "iw_df": nu, "iw_scale": S}
     else:
@@ -236,6 +237,7 @@ def _geweke_z(family_code, kernel, q, centred, trials=1.0, drop=False, iteration
         (3, 0, 1, True, 3.0, False),   # binomial probit with 3 trials, Laplace
         (4, 0, 1, False, 2.0, False),  # binomial cloglog, Laplace, non-centred
         (0, 0, 1, True, 1.0, False),   # gaussian through the same path (+ residual variance)
+        (1, 0, 3, True, 1.0, False),   # q = 3 centred: by term, with the non-centred slice step
     ],
 )
 def test_geweke_joint_distribution(family_code, kernel, q, centred, trials, group_level_w):
@@ -340,6 +342,25 @@ def test_geweke_detects_an_lkj_mismatch():
     # the sampler moves under LKJ(1) while the prior (and the exact moments) say LKJ(4)
     z = _geweke_z(1, 0, 2, True, lkj_eta=4.0, sampler_eta=1.0, iterations=30000)
     assert abs(z["corr^2"]) > 8, {k: round(v, 1) for k, v in z.items()}
+
+
+@pytest.mark.parametrize("family_code", [1, 2])
+def test_geweke_non_centred_slice_step_alone(family_code):
+    # q = 3, centred: the non-centred slice step of (beta_C, Sigma) runs before the interweaving
+    # by term; with interweaving off it runs alone (the centred Gibbs steps beside it)
+    z = _geweke_z(family_code, 0, 3, True, lkj_eta=2.0, iterations=30000,
+                  config={"interweave": False, "marginal_move": False})
+    bad = {k: round(v, 1) for k, v in z.items() if abs(v) > 4.5}
+    assert not bad, f"prior moments not recovered: {bad}"
+
+
+def test_geweke_detects_a_wrong_slice_step():
+    # the SD slice with the log-scale Jacobian counted twice targets s p(s) instead of p(s): the
+    # SDs' moments must fail clearly
+    z = _geweke_z(1, 0, 3, True, lkj_eta=2.0, iterations=30000,
+                  config={"non_centred_slice_double_jacobian": True})
+    assert max(abs(z[f"Sigma{a}{a}"]) for a in range(3)) > 8, \
+        {k: round(v, 1) for k, v in z.items()}
 
 
 def test_geweke_detects_a_wrong_kernel():

@@ -155,6 +155,9 @@ struct GlmmConfig {
                                   // (beta_C, L) along the groups' approximate posteriors
                                   // (steps/marginal_move.hpp)
   bool translation = true;        // extra blocks: the translation moves (steps/extra_blocks.hpp)
+  bool non_centred_slice = true;  // Laplace kernel, many terms and few groups: slice steps of
+                                  // beta_C and Sigma with eta fixed (steps/non_centred_slice.hpp)
+  bool non_centred_slice_double_jacobian = false;  // TESTING ONLY: a deliberately wrong slice
   bool drop_proposal_correction = false;  // TESTING ONLY: a deliberately wrong Laplace kernel
   double phi_init = 0.0;          // gaussian: initial sigma^2 (<= 0: var(y)); a dispersion
                                   // family: initial phi (<= 0: the GLM's joint mode, jittered)
