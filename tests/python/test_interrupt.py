@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 
 import bglmm
+from bglmm import _chains
 
 CHILD = textwrap.dedent("""
     import json, signal, sys, time, warnings
@@ -103,14 +104,16 @@ def test_sigint_returns_draws_so_far_within_a_second(sampler):
     latency = res["returned"] - sent
     assert latency < 1.0, f"took {latency:.2f} s to return after SIGINT"
     assert res["interrupted"]
-    # interrupted in chain 0: that partial chain is kept, with some draws and fewer than asked
+    # the three chains took turns on the one thread: all three were interrupted mid-way and are
+    # kept, cut to one length
     n_chains, n_draws, p = res["shape"]
-    assert n_chains == 1 and 0 < n_draws < 400_000 and p == 2
+    assert n_chains == 3 and 0 < n_draws < 400_000 and p == 2
     assert res["finite"]
     assert res["warnings"] == ["InterruptedWarning"], res["messages"]
-    # it says how many draws of how many, and that the other chains had not started
-    assert re.match(rf"sampling was interrupted after {n_draws} of \d+ draws per chain "
-                    r"\(1 of 3 chains had made draws\)", res["messages"][0]), res["messages"]
+    # it says how many draws of how many
+    assert re.match(rf"sampling was interrupted after {n_draws} of \d+ draws per chain; the "
+                    rf"summary uses those 3 chains x {n_draws} draws", res["messages"][0]), \
+        res["messages"]
     assert res["after_ok"]
 
 
@@ -141,14 +144,15 @@ def poisson_rows():
 
 
 def test_sigint_in_process_keeps_every_chain_cut_to_one_length(monkeypatch, poisson_rows):
-    # SIGINT reaches the main thread 0.2 s after chain 1 (of 5, run one after another) starts;
-    # each chain takes ~1-2 s. Chains 0 and 1 are kept, both cut to the draws chain 1 made,
-    # and the fit warns how many of how many.
+    # Five chains on one thread take turns (each hands the thread on every 0.1 s), so when
+    # SIGINT reaches the main thread 0.5 s after the last chain started, every chain has made
+    # draws: all five are kept, cut to the shortest, and the fit says so.
     X, y = poisson_rows
-    timers = _sigint_when_chain_starts(monkeypatch, "run_glm_chain", 1, 0.2)
+    timers = _sigint_when_chain_starts(monkeypatch, "run_glm_chain", 4, 0.5)
     try:
         with pytest.warns(bglmm.InterruptedWarning) as caught:
-            fit = bglmm.glm(X, y, "poisson", chains=5, draws=20_000, warmup=0, seed=2, threads=1)
+            fit = bglmm.glm(X, y, "poisson", chains=5, draws=200_000, warmup=0, seed=2,
+                            threads=1)
     except KeyboardInterrupt:  # pragma: no cover - the failure we test for
         pytest.fail("KeyboardInterrupt escaped the fit instead of stopping it")
     finally:
@@ -156,17 +160,40 @@ def test_sigint_in_process_keeps_every_chain_cut_to_one_length(monkeypatch, pois
             t.cancel()
     assert len(timers) == 1
     assert fit.interrupted
-    assert fit.n_chains == 2 and 0 < fit.n_draws < 20_000
+    assert fit.n_chains == 5 and 0 < fit.n_draws < 200_000
     assert str(caught[0].message) == (
-        f"sampling was interrupted after {fit.n_draws} of 20000 draws per chain (2 of 5 chains "
-        f"had made draws); the summary uses those 2 chains x {fit.n_draws} draws")
+        f"sampling was interrupted after {fit.n_draws} of 200000 draws per chain; the summary "
+        f"uses those 5 chains x {fit.n_draws} draws")
     assert np.isfinite(fit.draws).all()
-    assert np.isfinite(fit.summary()["r_hat"]).all()  # two chains: R-hat is defined
+    assert np.isfinite(fit.summary()["r_hat"]).all()
     # the kept draws are the first draws of an uninterrupted run (same seed)
     monkeypatch.undo()
-    ref = bglmm.glm(X, y, "poisson", chains=2, draws=fit.n_draws, warmup=0, seed=2, threads=1,
+    ref = bglmm.glm(X, y, "poisson", chains=5, draws=fit.n_draws, warmup=0, seed=2, threads=1,
                     check=False)
     assert np.array_equal(fit.draws, ref.draws)
+
+
+def test_chains_take_turns_when_there_are_more_chains_than_threads():
+    # at most `threads` chains run at once, and a waiting chain gets its turn within a report
+    turns = _chains.Turns(1)
+    order = []
+    assert turns.enter(0)
+
+    def second():
+        assert turns.enter(1)
+        order.append(1)
+        turns.leave()
+
+    t = threading.Thread(target=second)
+    t.start()
+    time.sleep(0.2)
+    assert order == []           # chain 1 waits while chain 0 holds the only place
+    turns.pass_on(0)             # chain 0 reports progress: chain 1 runs, then chain 0 again
+    t.join(timeout=5)
+    assert order == [1]
+    turns.leave()
+    turns.stop()
+    assert not turns.enter(2)    # once stopping, a chain that had not started does not start
 
 
 def test_sigint_with_concurrent_chains_keeps_them_all(monkeypatch, poisson_rows):
@@ -220,13 +247,13 @@ def test_each_sampler_keeps_the_first_draws_of_every_chain(monkeypatch, core, ca
     args = dict(chains=3, draws=47, warmup=40, seed=3, threads=1, progress=False, check=False)
     ref = call(data, **args)
     monkeypatch.setattr(bglmm._core, core, _cut_chain(getattr(bglmm._core, core), 1, 13))
-    # chain 1 stops after 13 draws; chain 2 never starts (the chains run one after another)
-    with pytest.warns(bglmm.InterruptedWarning, match=r"after 13 of 47 draws per chain \(2 of 3 "
-                      r"chains had made draws\); the summary uses those 2 chains x 13 draws"):
+    # one chain stops after 13 draws; the others finish, and all three are cut to 13
+    with pytest.warns(bglmm.InterruptedWarning, match=r"after 13 of 47 draws per chain; the "
+                      r"summary uses those 3 chains x 13 draws"):
         fit = call(data, **args)
-    assert fit.interrupted and fit.n_chains == 2 and fit.n_draws == 13
+    assert fit.interrupted and fit.n_chains == 3 and fit.n_draws == 13
     for name, value in fit.posterior.items():
-        assert np.array_equal(value, ref.posterior[name][:2, :13]), name
+        assert np.array_equal(value, ref.posterior[name][:, :13]), name
     assert np.isfinite(fit.summary()["r_hat"]).all()
 
 
