@@ -45,6 +45,7 @@ from .data import (
     check_full_rank,
     check_magnitude,
     check_weights,
+    core_aligned,
     core_weights,
     moments,
     response_arrays,
@@ -313,12 +314,14 @@ def glm(
         X_core, y_core, core_kw = core["X"], core["y_core"], core["kwargs"]
         m0_core, V0_core = core["prior_mean"], core["prior_cov"]
 
+    X_core, y_core, ta, off, w_core = core_aligned(X_core, y_core, ta, off, core_weights(wa))
+
     def run_one(chain: int, inner_threads: int, callback: Any) -> dict:
         return _core.run_glm_chain(
             X_core, y_core, ta, off, fam.code, m0_core, V0_core, a0, b0, draws, warmup, thin,
             _METHODS[method_name], _PROPOSALS[proposal], float(target_acceptance), 0.0,
             known_sigma, inner_threads, seed_used, chain, callback, *specs[0], *specs[1],
-            weights=core_weights(wa), **core_kw,
+            weights=w_core, **core_kw,
         )
 
     results = run_chains(run_one, chains, n_threads, progress, warmup + draws * thin)

@@ -61,8 +61,9 @@ import pandas as pd
 from . import _core
 from . import ordinal as _ordinal
 from ._chains import run_chains
-from .data import (as_design, as_vector, check_count, check_full_rank, check_weights, core_weights,
-                   moments, resolve_seed, resolve_threads, response_arrays)
+from .data import (as_design, as_vector, check_count, check_full_rank, check_weights,
+                   core_aligned, core_weights, moments, resolve_seed, resolve_threads,
+                   response_arrays)
 from .families import Family, draw_response, inverse_link, resolve_family
 from .grouping import encode_groups
 from .priors import (
@@ -625,6 +626,9 @@ def glmm(
     extra_core = [{k: e[k] for k in ("codes", "z", "level_start", "level_rows", "cov_prior",
                                      "parent", "parent_level") if k in e}
                   for e in extra]
+
+    Xs, Zs, ys, ts, offs, gs, ws, extra_core = core_aligned(Xs, Zs, ys, ts, offs, gs, ws,
+                                                            extra_core)
 
     def run_one(chain: int, inner_threads: int, callback: Any) -> dict:
         return _core.run_glmm_chain(

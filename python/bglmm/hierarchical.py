@@ -51,7 +51,7 @@ import pandas as pd
 
 from . import _core
 from ._chains import run_chains
-from .data import as_vector, check_count, resolve_seed, resolve_threads
+from .data import as_vector, check_count, core_aligned, resolve_seed, resolve_threads
 from .grouping import encode_groups
 from .priors import HalfNormal, HalfStudentT, InverseGamma, LogUniform, Normal, UniformSD, scale_prior_spec
 from .results import Fit, keep_drawn, stack_chains
@@ -302,6 +302,8 @@ def hierarchical_normal(
     exact = sampler == "exact"
     if exact:
         warmup, thin = 0, 1
+
+    ys, vs, gs = core_aligned(ys, vs, gs)
 
     def run_one(chain: int, inner_threads: int, callback: Any) -> dict:
         return _core.hier_normal_run(ys, vs, gs, mu_mean, mu_sd, tau_kind, tau_a, tau_b, a0, b0,

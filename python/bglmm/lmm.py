@@ -44,7 +44,8 @@ import pandas as pd
 from . import _core
 from ._chains import run_chains
 from .data import (as_design, as_vector, check_count, check_full_rank, check_weights,
-                   core_weights, moments, residual_variance, resolve_seed, resolve_threads)
+                   core_aligned, core_weights, moments, residual_variance, resolve_seed,
+                   resolve_threads)
 from .grouping import encode_groups
 from .priors import LKJ, HalfStudentT, InverseGamma, Normal, covariance_prior_spec, has_flat_sd
 from .results import Fit, keep_drawn, sd_cor_draws, stack_chains, weighted_log_lik
@@ -356,6 +357,7 @@ def lmm(
     Xs, Zs, ys, offs = (grouping.sort(Xa), grouping.sort(Za), grouping.sort(ya), grouping.sort(off))
     gs = grouping.group_start
     ws = core_weights(None if wa is None else grouping.sort(wa))
+    Xs, Zs, ys, offs, gs, ws = core_aligned(Xs, Zs, ys, offs, gs, ws)
 
     def run_one(chain: int, inner_threads: int, callback: Any) -> dict:
         return _core.lmm_run(Xs, Zs, ys, offs, gs, m0, V0, sigma_prior.shape, sigma_prior.scale,
