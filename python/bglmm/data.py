@@ -245,25 +245,34 @@ def core_weights(weights: np.ndarray | None) -> np.ndarray:
 # The C++ core reads the arrays in place; Eigen's vectorised sums start with scalar steps up to
 # the first SIMD-aligned element, so the rounding of a sum depended on where numpy happened to
 # put the data (draws from the same seed differed in the 11th digit, and then more). Every
-# array handed to a sampler starts on a 64-byte boundary: the same sums, the same draws.
+# floating-point array handed to a sampler starts on a 64-byte boundary: the same sums, the same
+# draws (integer arrays index, and integer sums are exact: they stay where they are).
 CORE_ALIGNMENT = 64
 
 
+def aligned_empty(shape: Any, dtype: Any = np.float64) -> np.ndarray:
+    """An uninitialised C-contiguous array whose data start on a CORE_ALIGNMENT-byte boundary."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    buf = np.empty(nbytes + CORE_ALIGNMENT, dtype=np.uint8)
+    start = -buf.ctypes.data % CORE_ALIGNMENT
+    return buf[start:start + nbytes].view(dtype).reshape(shape)
+
+
 def core_aligned(*arrays: Any) -> tuple[Any, ...]:
-    """`arrays` with every numpy array C-contiguous and starting on a CORE_ALIGNMENT-byte
-    boundary (copied only when it does not already); lists, tuples and dicts are walked."""
+    """`arrays` with every floating-point numpy array C-contiguous and starting on a
+    CORE_ALIGNMENT-byte boundary (copied only when it does not already); lists, tuples and
+    dicts are walked."""
     def one(a: Any) -> Any:
         if isinstance(a, dict):
             return {k: one(v) for k, v in a.items()}
         if isinstance(a, (list, tuple)):
             return type(a)(one(v) for v in a)
-        if not isinstance(a, np.ndarray) or a.size == 0:
+        if not isinstance(a, np.ndarray) or a.size == 0 or a.dtype.kind != "f":
             return a
         if a.flags.c_contiguous and a.ctypes.data % CORE_ALIGNMENT == 0:
             return a
-        buf = np.empty(a.nbytes + CORE_ALIGNMENT, dtype=np.uint8)
-        start = -buf.ctypes.data % CORE_ALIGNMENT
-        out = buf[start:start + a.nbytes].view(a.dtype).reshape(a.shape)
+        out = aligned_empty(a.shape, a.dtype)
         out[...] = a
         return out
 

@@ -801,7 +801,7 @@ def _extra_blocks(blocks: Any, n: int, grouping: Any,
         cov_spec = _covariance_prior(blk.get("prior"), Zk.shape[1], Zk, terms, weights)
         out.append({"name": name, "terms": terms, "levels": levels, "codes_original": codes,
                     "Z_original": Zk, "codes": codes_sorted,
-                    "z": np.ascontiguousarray(Zk[grouping.order]), "level_start": start,
+                    "z": grouping.sort(Zk), "level_start": start,
                     "level_rows": rows, "cov_prior": cov_spec, "nested_in": blk.get("parent")})
     index = {e["name"]: k for k, e in enumerate(out)}
     for e in out:

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .data import aligned_empty
+
 
 @dataclass(frozen=True)
 class Grouping:
@@ -34,8 +36,12 @@ class Grouping:
         return np.diff(self.group_start)
 
     def sort(self, values: np.ndarray) -> np.ndarray:
-        """Rows of `values` in group order, C-contiguous float64."""
-        return np.ascontiguousarray(np.asarray(values, dtype=np.float64)[self.order])
+        """Rows of `values` in group order, C-contiguous float64, allocated as the core wants
+        them (data.core_aligned: no second copy before sampling)."""
+        values = np.asarray(values, dtype=np.float64)
+        out = aligned_empty(values.shape)
+        np.take(values, self.order, axis=0, out=out)
+        return out
 
     def unsort(self, values: np.ndarray, axis: int = -1) -> np.ndarray:
         """Inverse of :meth:`sort` along `axis` (back to the caller's row order)."""
