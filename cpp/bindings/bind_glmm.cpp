@@ -126,6 +126,8 @@ GlmmConfig config_from(const py::dict& c) {
     else if (key == "non_centred_slice_double_jacobian")
       cfg.non_centred_slice_double_jacobian = v.cast<bool>();
     else if (key == "drop_proposal_correction") cfg.drop_proposal_correction = v.cast<bool>();
+    else if (key == "unshifted_centred_mean") cfg.unshifted_centred_mean = v.cast<bool>();
+    else if (key == "collapsed_drop_normaliser") cfg.collapsed_drop_normaliser = v.cast<bool>();
     else if (key == "phi_init") cfg.phi_init = v.cast<double>();
     else if (key == "min_rows_per_thread") cfg.min_rows_per_thread = v.cast<std::int64_t>();
     else throw std::invalid_argument("glmm: unknown config key '" + key + "'");

@@ -84,6 +84,29 @@ static void tabulate_responses(GlmmData& d) {
   });
 }
 
+namespace {
+// free_shift, xbar_resid and xbar_resid_cross (glmm_model.hpp) from the group means xbar_free.
+void set_free_shift(GlmmData& d) {
+  const Index p = d.p(), pf = d.p_free(), k0 = d.intercept_term;
+  d.free_shift.setZero(p, pf);
+  for (Index k = 0; k < pf; ++k) d.free_shift(d.free_cols[static_cast<std::size_t>(k)], k) = 1.0;
+  if (k0 < 0) return;  // no random intercept: the move changes beta_F alone
+  std::vector<Index> on_intercept;  // the centred coefficients of the intercept's mean
+  for (Index a = 0; a < d.p_centred(); ++a)
+    if (d.centred_term[static_cast<std::size_t>(a)] == k0) on_intercept.push_back(a);
+  const Index pw = static_cast<Index>(on_intercept.size());
+  Matrix w(d.m(), pw);
+  for (Index b = 0; b < pw; ++b) w.col(b) = d.centred_value.col(on_intercept[b]);
+  const Matrix c = pw > 0 ? Matrix(w.completeOrthogonalDecomposition().solve(Matrix(d.xbar_free)))
+                          : Matrix(0, pf);
+  d.xbar_resid = d.xbar_free;
+  if (pw > 0) d.xbar_resid -= w * c;
+  d.xbar_resid_cross = d.xbar_resid.transpose() * d.xbar_resid;
+  for (Index b = 0; b < pw; ++b)
+    d.free_shift.row(d.centred_cols[static_cast<std::size_t>(on_intercept[b])]) = -c.row(b);
+}
+}  // namespace
+
 GlmmData make_glmm_data(const GroupedData& obs,
                         const std::vector<std::pair<Index, Index>>& centred, int categories) {
   const Index p = obs.p(), q = obs.q(), n = obs.rows(), m = obs.n_groups();
@@ -91,7 +114,8 @@ GlmmData make_glmm_data(const GroupedData& obs,
   if (q > kMaxRandomTerms)
     throw std::invalid_argument(concat("glmm: at most ", kMaxRandomTerms,
                                        " random-effect terms per group are supported, got ", q));
-  GlmmData d{obs, {}, {}, RowMatrix(), Matrix(), {}, Matrix(), Matrix(), -1, RowMatrix(), Matrix(), {}};
+  GlmmData d{obs,        {},       {},          RowMatrix(), Matrix(), {}, Matrix(),
+             Matrix(),   -1,       RowMatrix(), Matrix(),    RowMatrix(), Matrix(), {}};
   std::vector<bool> used(static_cast<std::size_t>(p), false);
   const Index pc = static_cast<Index>(centred.size());
   d.centred_value.setZero(m, pc);
@@ -143,8 +167,8 @@ GlmmData make_glmm_data(const GroupedData& obs,
       else
         d.xbar_free.row(g) = rows.colwise().mean();
     }
-    d.xbar_cross = d.xbar_free.transpose() * d.xbar_free;
   }
+  set_free_shift(d);
   dispatch(obs.family_link, [&](auto g) {  // families with a dispersion: their own support
     using F = typename decltype(g)::Family;
     if constexpr (HasDispersion<decltype(g)>) {
@@ -300,6 +324,7 @@ void prepare_priors(const GlmmData& d, GlmmPriors& pr) {
   const Matrix l = linalg::cholesky_lower(pr.beta_cov, "glmm: prior covariance of beta", true);
   pr.beta_prec = linalg::inverse_from_cholesky(l);
   pr.beta_prec = 0.5 * (pr.beta_prec + pr.beta_prec.transpose());
+  pr.free_shift_prec = d.free_shift.transpose() * pr.beta_prec * d.free_shift;
   if (d.obs.family_link == FamilyLink::GaussianIdentity) {
     check_positive(fn, "residual variance prior shape", pr.phi_shape);
     check_positive(fn, "residual variance prior scale", pr.phi_scale);
@@ -572,6 +597,7 @@ void init_extra_blocks(const GlmmData& d, const GlmmPriors& pr, GlmmState& s, Ve
     st.b.setZero(blk.m(), q);
     st.log_scale_step = std::log(0.5);
     st.log_nest_step = std::log(0.5);
+    st.log_collapsed_step = std::log(0.3);
     const Matrix sigma = from_prior ? steps::covariance_prior_rng(pr.extra_cov[k], q, rng)
                                     : steps::covariance_prior_centre(pr.extra_cov[k], q);
     if (!steps::set_extra_sigma(st, sigma))
@@ -642,8 +668,10 @@ void sweep(const GlmmData& d, GlmmPriors& pr, const GlmmConfig& cfg, GlmmState& 
            rng::ChainKey key, const SweepArgs& a, GlmmStepInfo& info) {
   // 0. the extra blocks (their parts are the primary block's offset)
   if (!d.extra.empty()) {
-    steps::ExtraStepArgs ea{key, a.iteration, a.threads, a.warmup, a.gain,
-                            cfg.drop_proposal_correction, cfg.translation};
+    steps::ExtraStepArgs ea{key,    a.iteration,
+                            a.threads, a.warmup,
+                            a.gain, cfg.drop_proposal_correction,
+                            cfg.translation, cfg.collapsed_drop_normaliser};
     steps::extra_blocks_sweep<G>(d, pr, s, *a.offset, ea, info.extra);
   }
   if (!s.cache.valid) steps::refresh_group_cache<G, kLaplace>(d, s, a.threads);
@@ -671,6 +699,7 @@ void sweep(const GlmmData& d, GlmmPriors& pr, const GlmmConfig& cfg, GlmmState& 
     fa.adapt = a.warmup;
     fa.gain = a.gain;
     fa.target = cfg.fixed_target;
+    fa.unshifted_centred_mean = cfg.unshifted_centred_mean;
     if constexpr (kLaplace) {
       steps::free_fixed_newton_step<G>(d, pr, s, fa, info);
     } else {

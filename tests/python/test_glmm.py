@@ -93,11 +93,11 @@ def test_seed_reproducible_and_chains_differ():
 # (test_geweke_detects_a_wrong_kernel).
 
 
-def _geweke_problem(q, centred, group_level_w=False):
+def _geweke_problem(q, centred, group_level_w=False, x_offset=0.0):
     rng = np.random.default_rng(0)
     m, k = 4, 3
     n = m * k
-    x = np.round(rng.normal(size=n), 2)
+    x = np.round(rng.normal(size=n), 2) + x_offset
     w = np.round(rng.normal(size=n), 2)
     if group_level_w:  # constant within groups: joins the random intercept's mean
         w = np.repeat(w[:m], k)
@@ -117,7 +117,7 @@ def _geweke_problem(q, centred, group_level_w=False):
 def _geweke_z(family_code, kernel, q, centred, trials=1.0, drop=False, iterations=40000,
               group_level_w=False, lkj_eta=None, sampler_eta=None, dispersion=None,
               sampler_dispersion=None, dispersion_kind=0, dispersion2=None,
-              sampler_dispersion2=None, dispersion2_kind=2, config=None):
+              sampler_dispersion2=None, dispersion2_kind=2, config=None, x_offset=0.0):
     """z-scores of the successive-conditional simulator's moments against the prior's.
     Inverse-Wishart prior, or (lkj_eta) LKJ(lkj_eta) with half-normal SDs of scale
     sqrt(ES_kk) — half-normal so that Sigma's second moments exist; `sampler_eta` runs the
@@ -127,7 +127,7 @@ def _geweke_z(family_code, kernel, q, centred, trials=1.0, drop=False, iteration
     the sampler under another (a, b) (a negative control). `dispersion2` = (a, b): a second
     parameter, zi = phi2 / (1 + phi2) ~ Beta(a, b) (the zero-inflated negative binomial), with
     `sampler_dispersion2` its negative control. `config`: more sampler options."""
-    X, Z, gs, m0, V0, nu, S, ES, pairs = _geweke_problem(q, centred, group_level_w)
+    X, Z, gs, m0, V0, nu, S, ES, pairs = _geweke_problem(q, centred, group_level_w, x_offset)
     n = X.shape[0]
     gaussian = family_code == 0
     a0, b0 = (4.0, 1.5) if gaussian else (0.0, 0.0)
@@ -361,6 +361,23 @@ def test_geweke_detects_a_wrong_slice_step():
                   config={"non_centred_slice_double_jacobian": True})
     assert max(abs(z[f"Sigma{a}{a}"]) for a in range(3)) > 8, \
         {k: round(v, 1) for k, v in z.items()}
+
+
+@pytest.mark.parametrize("q, group_level_w", [(1, False), (1, True), (2, False)])
+def test_geweke_newton_move_shifts_the_centred_mean(q, group_level_w):
+    # the free covariate has group means near 2 (x + 2): the Newton move of beta_F shifts the
+    # random intercepts by -xbar_j delta and the intercept's centred coefficients (with the
+    # group-level w: both of them, by least squares) by -C delta
+    z = _geweke_z(1, 0, q, True, group_level_w=group_level_w, x_offset=2.0)
+    bad = {k: round(v, 1) for k, v in z.items() if abs(v) > 4.5}
+    assert not bad, f"prior moments not recovered: {bad}"
+
+
+def test_geweke_detects_an_unshifted_centred_mean():
+    # negative control: the move's ratio counts the shift of the centred intercept, but the
+    # commit leaves it where it was
+    z = _geweke_z(1, 0, 1, True, x_offset=2.0, config={"unshifted_centred_mean": True})
+    assert max(abs(v) for v in z.values()) > 8, {k: round(v, 1) for k, v in z.items()}
 
 
 def test_geweke_detects_a_wrong_kernel():

@@ -70,7 +70,14 @@ struct GlmmData {
   Matrix z_cols;                    // N x q: z, column-major (vectorised block passes)
   Index intercept_term = -1;        // a random term whose Z column is all ones, or -1
   RowMatrix xbar_free;              // m x p_free: group means of x_free (if intercept_term)
-  Matrix xbar_cross;                // p_free x p_free: sum_j xbar_j xbar_j'
+  // The free block's Newton move (steps/fixed_effects.hpp) shifts, with beta_F by delta, every
+  // group's intercept by -xbar_j' delta and the intercept's centred coefficients (its mean
+  // mu_j0 = w_j' beta_C0) by -C delta, C the least-squares fit of xbar_j on w_j; the groups'
+  // prior then sees only the residuals xbar_j - C' w_j. free_shift = d beta / d delta (p x
+  // p_free: the identity on the free columns, -C on those centred ones).
+  Matrix free_shift;
+  RowMatrix xbar_resid;             // m x p_free: xbar_j - C' w_j
+  Matrix xbar_resid_cross;          // p_free x p_free: sum_j of their outer products
   std::vector<ExtraBlock> extra;    // further random-effect blocks (random_blocks.hpp)
   // Families with a dispersion: the distinct (y, trials) pairs and how often each occurs; the
   // phi-dependent constant of the log-likelihood is summed over these (steps/glmm_dispersion.hpp)
@@ -111,6 +118,7 @@ struct GlmmPriors {
   }
   // derived (prepare_priors)
   Matrix beta_prec;                   // Q0 = V0^{-1}
+  Matrix free_shift_prec;             // A' Q0 A, A = GlmmData::free_shift (the Newton move)
 };
 
 void prepare_priors(const GlmmData& d, GlmmPriors& priors);
@@ -159,6 +167,10 @@ struct GlmmConfig {
                                   // beta_C and Sigma with eta fixed (steps/non_centred_slice.hpp)
   bool non_centred_slice_double_jacobian = false;  // TESTING ONLY: a deliberately wrong slice
   bool drop_proposal_correction = false;  // TESTING ONLY: a deliberately wrong Laplace kernel
+  bool unshifted_centred_mean = false;    // TESTING ONLY: the free block's Newton move forgets
+                                          // to shift the intercept's centred coefficients
+  bool collapsed_drop_normaliser = false;  // TESTING ONLY: the collapsed nested scale move
+                                           // forgets the Gaussian integral's h_p^{-1/2}
   double phi_init = 0.0;          // gaussian: initial sigma^2 (<= 0: var(y)); a dispersion
                                   // family: initial phi (<= 0: the GLM's joint mode, jittered)
 };

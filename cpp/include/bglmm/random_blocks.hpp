@@ -69,6 +69,7 @@ struct ExtraBlockState {
   Matrix sigma, chol, prec;     // Sigma_k, its lower Cholesky factor and inverse
   double log_scale_step = 0.0;  // the scale move's random-walk step (adapted in warm-up)
   double log_nest_step = 0.0;   // the nested scale move's step (adapted in warm-up)
+  double log_collapsed_step = -1.0;  // the collapsed nested scale move's step (likewise)
   // gaussian family: each level's score Z_j'(y - eta)/phi and information Z_j'Z_j/phi at the
   // current effects, kept by the level step (the scale move's likelihood is exact from them)
   RowMatrix level_grad, level_info;
@@ -79,6 +80,7 @@ struct ExtraStepInfo {
   double level_accept_mean = 0.0;  // mean over levels of min(1, MH ratio)
   bool scale_accepted = false;     // the non-centred scale move moved
   double nest_accept = 0.0;        // the nested scale move: fraction of its proposals accepted
+  double collapsed_accept = 0.0;   // the collapsed nested scale move: likewise
 };
 
 }  // namespace bglmm

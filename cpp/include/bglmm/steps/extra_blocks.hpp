@@ -15,6 +15,9 @@
 //     This is what keeps crossed designs mixing: without it the intercept and each factor's
 //     mean level trade places by a random walk whose steps shrink as levels are added
 //     (Papaspiliopoulos, Roberts & Zanella 2020).
+//  3b-d. for a block nested in another (class within school): the nested translation, the
+//     parent's scale move with the children absorbing it, and the collapsed move of both SDs
+//     with each parent level's split integrated out (scalar blocks);
 //  4. a scale move in the non-centred parameterisation: with u_j = L^-1 b_j held fixed, the
 //     log-SDs take a joint random-walk step (correlations fixed), b_j -> D b_j, Sigma -> D Sigma D;
 //     the acceptance ratio is the likelihood ratio times the prior ratio in (log-SD, CPC)
@@ -44,7 +47,8 @@
 namespace bglmm::steps {
 
 enum class ExtraPurpose : std::uint64_t {
-  Level = 0, Covariance = 1, Shift = 2, Scale = 3, Nested = 4, NestedScale = 5
+  Level = 0, Covariance = 1, Shift = 2, Scale = 3, Nested = 4, NestedScale = 5,
+  NestedCollapsed = 6
 };
 
 inline rng::Stream extra_stream(Index block, ExtraPurpose purpose) {
@@ -133,6 +137,7 @@ struct ExtraStepArgs {
   double gain = 0.0;
   bool drop_correction = false;  // TESTING ONLY (as GlmmConfig)
   bool translation = true;       // run the translation moves
+  bool collapsed_drop_normaliser = false;  // TESTING ONLY (GlmmConfig)
 };
 
 // 1. every level's b_{k,j} by Laplace-proposal MH.
@@ -397,6 +402,114 @@ inline void nested_scale_step(const GlmmData& d, const GlmmPriors& pr, const Ext
   out.nest_accept = proposed > 0 ? static_cast<double>(accepted) / proposed : 0.0;
 }
 
+// 3d. The collapsed scale move of a scalar block nested in a scalar parent ((1 | a/b), brood
+// within location): both SDs at once, with each parent level's split integrated out. For
+// parent level p with effect deviation a_p and children b_c (n_p of them), the translations
+// a_p + delta, b_c - delta leave eta unchanged, and delta_p has a Gaussian full conditional
+// (nested_translation_step); integrating it out,
+//   p(s_P, s_C | a + b, .) ∝ p(s_P) p(s_C) prod_p (P_P P_C^{n_p})^{1/2} h_p^{-1/2}
+//                            exp(-(P_P a_p^2 + P_C S2_p - l_p^2 / h_p) / 2),
+// P = s^-2, S1_p, S2_p the sum and sum of squares of the children, h_p = P_P + n_p P_C and
+// l_p = -P_P a_p + P_C S1_p. Random-walk proposals on (log s_P, log s_C) target it, then delta_p
+// is drawn from its conditional under the new SDs (a partially collapsed Gibbs block; keeping
+// the old split instead would be wrong). When a parent has one or two children the data see
+// only a_p + b_c, and the two SDs trade variance along a ridge that the one-SD moves cross
+// slowly (grouseticks: bulk ESS 150–250 of 4,000 without it). O(levels), no pass over the data.
+inline void nested_collapsed_scale_step(const GlmmData& d, const GlmmPriors& pr,
+                                        const ExtraBlock& blk, Index block, ExtraBlockState& st,
+                                        GlmmState& s, const ExtraStepArgs& a,
+                                        ExtraStepInfo& out) {
+  out.collapsed_accept = 0.0;
+  if (blk.parent < -1 || blk.nest_pairs.empty() || blk.q() != 1) return;
+  const bool primary = blk.parent == -1;
+  ExtraBlockState* par = primary ? nullptr : &s.extra[static_cast<std::size_t>(blk.parent)];
+  if ((primary ? d.q() : par->b.cols()) != 1) return;
+  const steps::CovariancePrior& pprior =
+      primary ? pr.cov : pr.extra_cov[static_cast<std::size_t>(blk.parent)];
+  const steps::CovariancePrior& cprior = pr.extra_cov[static_cast<std::size_t>(block)];
+  const Index n_parent = static_cast<Index>(blk.child_start.size()) - 1;
+  const RowMatrix dev = primary ? group_deviations(d, s.beta, s.gamma) : par->b;
+  Vector s1 = Vector::Zero(n_parent), s2 = Vector::Zero(n_parent), n = Vector::Zero(n_parent);
+  for (Index p = 0; p < n_parent; ++p)
+    for (Index c = blk.child_start[static_cast<std::size_t>(p)];
+         c < blk.child_start[static_cast<std::size_t>(p + 1)]; ++c) {
+      const double b = st.b(blk.children[static_cast<std::size_t>(c)], 0);
+      s1[p] += b;
+      s2[p] += b * b;
+      n[p] += 1.0;
+    }
+  // the collapsed log density at (log s_P, log s_C)
+  auto log_target = [&](double xp, double xc) {
+    Vector one(1);
+    one[0] = xp;
+    double lp = covariance_log_prior_unconstrained(pprior, one, 1);
+    one[0] = xc;
+    lp += covariance_log_prior_unconstrained(cprior, one, 1);
+    if (!std::isfinite(lp)) return lp;
+    const double pp = std::exp(-2.0 * xp), pc = std::exp(-2.0 * xc);
+    for (Index p = 0; p < n_parent; ++p) {
+      const double ap = dev(p, 0);
+      if (n[p] == 0.0) {
+        lp += -xp - 0.5 * pp * ap * ap;
+        continue;
+      }
+      const double h = pp + n[p] * pc, l = -pp * ap + pc * s1[p];
+      lp += -xp - n[p] * xc - 0.5 * (pp * ap * ap + pc * s2[p] - l * l / h);
+      if (!a.collapsed_drop_normaliser) lp -= 0.5 * std::log(h);
+    }
+    return lp;
+  };
+  double xp = 0.5 * std::log((primary ? s.sigma : par->sigma)(0, 0));
+  double xc = 0.5 * std::log(st.sigma(0, 0));
+  double cur = log_target(xp, xc);
+  if (!std::isfinite(cur)) return;
+  constexpr int kProposals = 8;
+  rng::Rng rng(a.key, a.iteration, 0, extra_stream(block, ExtraPurpose::NestedCollapsed));
+  int accepted = 0;
+  for (int r = 0; r < kProposals; ++r) {
+    const double h = std::exp(st.log_collapsed_step);
+    const double xp_new = xp + h * rng.std_normal(), xc_new = xc + h * rng.std_normal();
+    const double prop = log_target(xp_new, xc_new);
+    const MhDecision decision =
+        mh_accept(std::isfinite(prop) ? prop - cur : -std::numeric_limits<double>::infinity(), rng);
+    if (decision.accepted) {
+      xp = xp_new;
+      xc = xc_new;
+      cur = prop;
+      ++accepted;
+    }
+    if (a.adapt)
+      st.log_collapsed_step =
+          std::clamp(st.log_collapsed_step + a.gain * (decision.prob - 0.35), -12.0, 3.0);
+  }
+  out.collapsed_accept = static_cast<double>(accepted) / kProposals;
+  if (accepted > 0) {
+    GlmmState::SigmaFactors fp, fc;
+    if (!GlmmState::factor_sigma(Matrix::Constant(1, 1, std::exp(2.0 * xp)), fp) ||
+        !GlmmState::factor_sigma(Matrix::Constant(1, 1, std::exp(2.0 * xc)), fc))
+      return;  // not reached for finite x; the state is untouched
+    if (primary) s.commit_sigma(std::move(fp));
+    else { par->sigma = std::move(fp.sigma); par->chol = std::move(fp.chol); par->prec = std::move(fp.prec); }
+    st.sigma = std::move(fc.sigma);
+    st.chol = std::move(fc.chol);
+    st.prec = std::move(fc.prec);
+  }
+  // the split | the new SDs, every parent level with its own random numbers
+  const double pp = std::exp(-2.0 * xp), pc = std::exp(-2.0 * xc);
+  for (Index p = 0; p < n_parent; ++p) {
+    if (n[p] == 0.0) continue;
+    rng::Rng prng(a.key, a.iteration, static_cast<std::uint64_t>(p) + 1,
+                  extra_stream(block, ExtraPurpose::NestedCollapsed));
+    const double h = pp + n[p] * pc, l = -pp * dev(p, 0) + pc * s1[p];
+    const double dp = l / h + prng.std_normal() / std::sqrt(h);
+    if (!std::isfinite(dp)) continue;
+    if (primary) s.gamma(p, 0) += dp; else par->b(p, 0) += dp;
+    for (Index c = blk.child_start[static_cast<std::size_t>(p)];
+         c < blk.child_start[static_cast<std::size_t>(p + 1)]; ++c)
+      st.b(blk.children[static_cast<std::size_t>(c)], 0) -= dp;
+  }
+}
+
 // 4. The non-centred scale move of block k.
 // Gaussian family: in the non-centred coordinates (log s_t, u = L^-1 b) the likelihood of a
 // term's scale factor f (b[., t] -> f b[., t]) is exactly quadratic, (f - 1) G_t -
@@ -617,6 +730,7 @@ void extra_blocks_sweep(const GlmmData& d, const GlmmPriors& pr, GlmmState& s, V
     }
     nested_translation_step(d, blk, k, st, s, a);
     nested_scale_step(d, pr, blk, k, st, s, a, out);
+    nested_collapsed_scale_step(d, pr, blk, k, st, s, a, out);
     {
       rng::Rng rng(a.key, a.iteration, 0, extra_stream(k, ExtraPurpose::Scale));
       if (std::is_same_v<G, GaussianIdentity> && st.level_grad.rows() == blk.m())
