@@ -380,6 +380,14 @@ def test_geweke_detects_an_unshifted_centred_mean():
     assert max(abs(v) for v in z.values()) > 8, {k: round(v, 1) for k, v in z.items()}
 
 
+def test_geweke_detects_a_wrong_log_sd_slice_for_one_term():
+    # with one random term on few groups the slice step moves the log SD alone; counting its
+    # Jacobian twice must fail (the q = 1 cases of test_geweke_joint_distribution run it right)
+    z = _geweke_z(1, 0, 1, True, iterations=80000,
+                  config={"non_centred_slice_double_jacobian": True})
+    assert max(abs(z["Sigma00"]), abs(z["b0^2"])) > 8, {k: round(v, 1) for k, v in z.items()}
+
+
 def test_geweke_detects_a_wrong_kernel():
     # the Laplace kernel without the reverse-proposal term is not reversible w.r.t. the target:
     # the same test must reject it clearly (power)

@@ -165,6 +165,10 @@ struct GlmmConfig {
   bool translation = true;        // extra blocks: the translation moves (steps/extra_blocks.hpp)
   bool non_centred_slice = true;  // Laplace kernel, many terms and few groups: slice steps of
                                   // beta_C and Sigma with eta fixed (steps/non_centred_slice.hpp)
+  std::int64_t non_centred_slice_max_groups = 200;  // q = 1 and at most this many groups: the
+                                  // slice step of the log SD alone (seeds, 21 plates: SD bulk
+                                  // ESS 381-1714 -> 1956-2113 over 5 seeds; B3's 2,000 groups
+                                  // gain nothing and would pay twice the sweep)
   bool non_centred_slice_double_jacobian = false;  // TESTING ONLY: a deliberately wrong slice
   bool drop_proposal_correction = false;  // TESTING ONLY: a deliberately wrong Laplace kernel
   bool unshifted_centred_mean = false;    // TESTING ONLY: the free block's Newton move forgets
