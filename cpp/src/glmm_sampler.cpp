@@ -114,8 +114,7 @@ GlmmData make_glmm_data(const GroupedData& obs,
   if (q > kMaxRandomTerms)
     throw std::invalid_argument(concat("glmm: at most ", kMaxRandomTerms,
                                        " random-effect terms per group are supported, got ", q));
-  GlmmData d{obs,        {},       {},          RowMatrix(), Matrix(), {}, Matrix(),
-             Matrix(),   -1,       RowMatrix(), Matrix(),    RowMatrix(), Matrix(), {}};
+  GlmmData d{obs};  // the rest from the member initialisers
   std::vector<bool> used(static_cast<std::size_t>(p), false);
   const Index pc = static_cast<Index>(centred.size());
   d.centred_value.setZero(m, pc);
@@ -668,9 +667,8 @@ void sweep(const GlmmData& d, GlmmPriors& pr, const GlmmConfig& cfg, GlmmState& 
            rng::ChainKey key, const SweepArgs& a, GlmmStepInfo& info) {
   // 0. the extra blocks (their parts are the primary block's offset)
   if (!d.extra.empty()) {
-    steps::ExtraStepArgs ea{key,    a.iteration,
-                            a.threads, a.warmup,
-                            a.gain, cfg.drop_proposal_correction,
+    steps::ExtraStepArgs ea{key,        a.iteration, a.threads,
+                            a.warmup,   a.gain,      cfg.drop_proposal_correction,
                             cfg.translation, cfg.collapsed_drop_normaliser};
     steps::extra_blocks_sweep<G>(d, pr, s, *a.offset, ea, info.extra);
   }

@@ -18,6 +18,16 @@ from bglmm import _core
 # theta must follow the prior. z-scores from 50 batch means; |z| < 4.5 per moment.
 
 
+def _batch_z(funcs, exact):
+    """z-scores of the chain means of g(theta) against their exact prior moments, with the MCSE
+    from 50 batch means."""
+    z = {}
+    for key, v in funcs.items():
+        batches = v[: len(v) // 50 * 50].reshape(50, -1).mean(axis=1)
+        z[key] = (v.mean() - exact[key]) / (batches.std(ddof=1) / np.sqrt(50))
+    return z
+
+
 def _blocks_geweke_z(family_code, q_extra, *, primary_centred=True, lkj=False,
                      sampler_scale=1.0, iterations=80000, trials=1.0, seed=11,
                      level_covariate=False):
@@ -73,11 +83,7 @@ def _blocks_geweke_z(family_code, q_extra, *, primary_centred=True, lkj=False,
         funcs["Sk01"], exact["Sk01"] = d[:, base + 1], ES[0, 1]
     if gaussian:
         funcs["phi"], exact["phi"] = d[:, p + q * q + q], b0 / (a0 - 1)
-    z = {}
-    for key, v in funcs.items():
-        batches = v[: len(v) // 50 * 50].reshape(50, -1).mean(axis=1)
-        z[key] = (v.mean() - exact[key]) / (batches.std(ddof=1) / np.sqrt(50))
-    return z
+    return _batch_z(funcs, exact)
 
 
 @pytest.mark.parametrize(
@@ -165,11 +171,7 @@ def _nested_geweke_z(family_code, *, three_levels=False, config=None, iterations
         funcs[f"bk{k}"], exact[f"bk{k}"] = d[:, col + 1], 0.0
         funcs[f"bk{k}^2"], exact[f"bk{k}^2"] = d[:, col + 1] ** 2, e
         col += 2
-    z = {}
-    for key, v in funcs.items():
-        batches = v[: len(v) // 50 * 50].reshape(50, -1).mean(axis=1)
-        z[key] = (v.mean() - exact[key]) / (batches.std(ddof=1) / np.sqrt(50))
-    return z
+    return _batch_z(funcs, exact)
 
 
 @pytest.mark.parametrize("family_code, three_levels", [(1, False), (2, False), (1, True)])

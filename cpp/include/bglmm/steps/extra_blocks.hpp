@@ -222,12 +222,16 @@ void extra_level_step(const GlmmData& d, const ExtraBlock& blk, ExtraBlockState&
   });
 }
 
-inline bool set_extra_sigma(ExtraBlockState& st, const Matrix& sigma) {
-  GlmmState::SigmaFactors f;
-  if (!GlmmState::factor_sigma(sigma, f)) return false;
+inline void commit_extra_sigma(ExtraBlockState& st, GlmmState::SigmaFactors&& f) {
   st.sigma = std::move(f.sigma);
   st.chol = std::move(f.chol);
   st.prec = std::move(f.prec);
+}
+
+inline bool set_extra_sigma(ExtraBlockState& st, const Matrix& sigma) {
+  GlmmState::SigmaFactors f;
+  if (!GlmmState::factor_sigma(sigma, f)) return false;
+  commit_extra_sigma(st, std::move(f));
   return true;
 }
 
@@ -381,7 +385,7 @@ inline void nested_scale_step(const GlmmData& d, const GlmmPriors& pr, const Ext
         if (chol_from_unconstrained(x_new, qp, chol) &&
             GlmmState::factor_sigma(chol * chol.transpose(), f)) {
           if (primary) s.commit_sigma(std::move(f));
-          else { par->sigma = std::move(f.sigma); par->chol = std::move(f.chol); par->prec = std::move(f.prec); }
+          else commit_extra_sigma(*par, std::move(f));
           for (Index p = 0; p < n_parent; ++p) {
             const double h = factor * dev(p, u);
             dev(p, u) += h;
@@ -439,8 +443,8 @@ inline void nested_collapsed_scale_step(const GlmmData& d, const GlmmPriors& pr,
       n[p] += 1.0;
     }
   // the collapsed log density at (log s_P, log s_C)
+  Vector one(1);  // a 1 x 1 Sigma's unconstrained coordinate, log s
   auto log_target = [&](double xp, double xc) {
-    Vector one(1);
     one[0] = xp;
     double lp = covariance_log_prior_unconstrained(pprior, one, 1);
     one[0] = xc;
@@ -489,10 +493,8 @@ inline void nested_collapsed_scale_step(const GlmmData& d, const GlmmPriors& pr,
         !GlmmState::factor_sigma(Matrix::Constant(1, 1, std::exp(2.0 * xc)), fc))
       return;  // not reached for finite x; the state is untouched
     if (primary) s.commit_sigma(std::move(fp));
-    else { par->sigma = std::move(fp.sigma); par->chol = std::move(fp.chol); par->prec = std::move(fp.prec); }
-    st.sigma = std::move(fc.sigma);
-    st.chol = std::move(fc.chol);
-    st.prec = std::move(fc.prec);
+    else commit_extra_sigma(*par, std::move(fp));
+    commit_extra_sigma(st, std::move(fc));
   }
   // the split | the new SDs, every parent level with its own random numbers
   const double pp = std::exp(-2.0 * xp), pc = std::exp(-2.0 * xc);

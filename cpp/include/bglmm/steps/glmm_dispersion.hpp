@@ -56,6 +56,15 @@ inline void dispersion_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& 
   s.cache.valid = false;
 }
 
+// The phi-dependent constants of the log-likelihood, summed over the distinct (y, trials) pairs.
+template <typename G>
+double dispersion_constants(const GlmmData& d, const FamilyParams& fp) {
+  double total = 0.0;
+  for (Index k = 0; k < d.distinct_y.size(); ++k)
+    total += d.distinct_count[k] * G::log_constant(d.distinct_y[k], d.distinct_trials[k], fp);
+  return total;
+}
+
 // sum_i log p(y_i | eta_i, phi, phi2) at eta_rows: the kernels by the vectorised block forms
 // over fixed row chunks, the constants over the distinct (y, trials) pairs.
 template <typename G>
@@ -73,10 +82,7 @@ double dispersion_log_lik(const GlmmData& d, const Vector& eta_rows, const Famil
     }
     return total;
   });
-  double constants = 0.0;
-  for (Index k = 0; k < d.distinct_y.size(); ++k)
-    constants += d.distinct_count[k] * G::log_constant(d.distinct_y[k], d.distinct_trials[k], fp);
-  return kernels + constants;
+  return kernels + dispersion_constants<G>(d, fp);
 }
 
 // Draws a family's dispersion phi, then its second parameter phi2 if it has one, each by one
@@ -91,6 +97,11 @@ void family_dispersion_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& 
   static_assert(HasDispersion<G>);
   full_linear_predictor(d, s, s.work.eta_rows, threads);
   GlmmAdaptation& ad = s.adapt;
+  const auto draw_phi = [&](const auto& log_lik) {
+    s.phi = dispersion_slice_step(log_lik, s.phi, pr.dispersion, rng, ad.dispersion_width.width);
+    if (adapt) ad.dispersion_width.learn(std::log(s.phi));
+    s.cache.valid = false;
+  };
   if constexpr (std::is_same_v<G, ZeroInflatedPoissonLog>) {
     // only the zeros' terms and the constant depend on the odds phi:
     // sum_{y_i = 0} log(phi + e^-mu_i) - N log(1 + phi), with e^-mu_i computed once per step
@@ -110,10 +121,7 @@ void family_dispersion_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& 
       for (std::size_t k = 0; k < a.size(); ++k) total += wa[k] * std::log(phi + a[k]);
       return total - n_rows * std::log1p(phi);
     };
-    s.phi = dispersion_slice_step(log_lik_odds, s.phi, pr.dispersion, rng,
-                                  ad.dispersion_width.width);
-    if (adapt) ad.dispersion_width.learn(std::log(s.phi));
-    s.cache.valid = false;
+    draw_phi(log_lik_odds);
     return;
   }
   if constexpr (std::is_same_v<G, NegBinomialLog>) {
@@ -132,23 +140,15 @@ void family_dispersion_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& 
         const auto w = d.obs.weights.segment(begin, end - begin).array();
         return (w * (phi + y) * (phi + m).log()).sum();
       });
-      double constants = 0.0;
-      for (Index k = 0; k < d.distinct_y.size(); ++k)
-        constants += d.distinct_count[k] *
-                     G::log_constant(d.distinct_y[k], d.distinct_trials[k], FamilyParams{phi});
-      return w_total * phi * std::log(phi) - rows + constants;
+      return w_total * phi * std::log(phi) - rows + dispersion_constants<G>(d, FamilyParams{phi});
     };
-    s.phi = dispersion_slice_step(log_lik_phi, s.phi, pr.dispersion, rng,
-                                  ad.dispersion_width.width);
-    if (adapt) ad.dispersion_width.learn(std::log(s.phi));
-    s.cache.valid = false;
+    draw_phi(log_lik_phi);
     return;
   }
   const auto log_lik_phi = [&](double phi) {
     return dispersion_log_lik<G>(d, s.work.eta_rows, FamilyParams{phi, s.phi2}, threads);
   };
-  s.phi = dispersion_slice_step(log_lik_phi, s.phi, pr.dispersion, rng, ad.dispersion_width.width);
-  if (adapt) ad.dispersion_width.learn(std::log(s.phi));
+  draw_phi(log_lik_phi);
   if constexpr (HasSecondDispersion<G>) {
     const auto log_lik_phi2 = [&](double phi2) {
       return dispersion_log_lik<G>(d, s.work.eta_rows, FamilyParams{s.phi, phi2}, threads);
