@@ -29,6 +29,8 @@ py::dict to_dict(GlmChainResult&& r) {
   out["dispersion"] = r.dispersion.size() ? Vector(r.dispersion.head(kept)) : Vector();
   out["dispersion2"] = r.dispersion2.size() ? Vector(r.dispersion2.head(kept)) : Vector();
   out["cutpoints"] = r.cutpoints.size() ? RowMatrix(r.cutpoints.topRows(kept)) : RowMatrix();
+  out["zi_coef"] = r.zi_coef.size() ? RowMatrix(r.zi_coef.topRows(kept)) : RowMatrix();
+  out["zi_acceptance"] = r.zi_acceptance;
   out["joint_acceptance"] = r.joint_acceptance;
   out["log_posterior"] = Vector(r.log_posterior.head(kept));
   out["accepted"] = Vector(r.accepted.head(kept));
@@ -54,12 +56,17 @@ void bind_glm(py::module_& m) {
          double known_sigma, int threads, std::uint64_t seed, std::uint64_t chain,
          const py::object& progress, int dispersion_kind, double dispersion_a,
          double dispersion_b, int dispersion2_kind, double dispersion2_a, double dispersion2_b,
-         double cutpoint_sd, Index intercept_col, int categories, ConstVectorRef weights) {
-        const GlmData data =
+         double cutpoint_sd, Index intercept_col, int categories, ConstVectorRef weights,
+         ConstRowMatrixRef zi_x, const Vector& zi_prior_sd) {
+        GlmData data =
             make_glm_data(x, y, trials, offset, family_link_from_code(family_link), weights);
         GlmPrior prior =
             make_prior(prior_mean, prior_cov, sigma2_shape, sigma2_scale, dispersion_kind,
                        dispersion_a, dispersion_b, dispersion2_kind, dispersion2_a, dispersion2_b);
+        const int zi_param =
+            dispatch(data.family_link, [](auto g) { return ZeroInflationParam<decltype(g)>; });
+        data.zi = steps::make_zi_design(zi_x, zi_prior_sd, data.rows(), zi_param >= 0,
+                                        prior.family_prior(std::max(zi_param, 0)));
         prior.cutpoints = steps::CutpointPrior{cutpoint_sd, intercept_col};
         prior.categories = categories;
         GlmConfig config;
@@ -87,13 +94,16 @@ void bind_glm(py::module_& m) {
       "chain"_a, "progress"_a = py::none(), "dispersion_kind"_a = 0, "dispersion_a"_a = 0.01,
       "dispersion_b"_a = 0.01, "dispersion2_kind"_a = 0, "dispersion2_a"_a = 0.01,
       "dispersion2_b"_a = 0.01, "cutpoint_sd"_a = 0.0, "intercept_col"_a = -1,
-      "categories"_a = 0, "weights"_a.noconvert() = Vector(),
+      "categories"_a = 0, "weights"_a.noconvert() = Vector(), "zi_x"_a.noconvert() = RowMatrix(),
+      "zi_prior_sd"_a = Vector(),
       "Run one chain of the Bayesian GLM sampler (GIL released while sampling). "
       "dispersion_kind: 0 Gamma(a, b) on phi, 1 phi fixed at a, 2 Beta(a, b) on phi / (1 + phi); "
       "dispersion2_*: the same for a second parameter phi2 (zero_inflated_negbinomial). "
       "Cumulative families: y holds category codes 0 .. categories - 1, X an intercept "
       "(column intercept_col), each cutpoint ~ N(0, cutpoint_sd^2) ordered. weights: case "
-      "weights (each row's log-likelihood times its weight), or empty.");
+      "weights (each row's log-likelihood times its weight), or empty. zi_x (N x p_zi, centred) "
+      "and zi_prior_sd: a zero-inflated family's zi formula without its intercept (the odds' "
+      "prior is the intercept's), slopes ~ N(0, sd^2).");
 
   m.def(
       "dispersion_slice_chain",

@@ -80,6 +80,14 @@ std::vector<ExtraBlock> extra_blocks(const std::vector<ExtraArrays>& arrays,
   return out;
 }
 
+// A zero-inflated family's zi formula (steps/zero_inflation.hpp); inactive without columns.
+steps::ZiDesign zi_design(const GlmmData& d, const GlmmPriors& pr, ConstRowMatrixRef zi_x,
+                          const Vector& zi_prior_sd) {
+  const int which = dispatch(d.obs.family_link, [](auto g) { return ZeroInflationParam<decltype(g)>; });
+  return steps::make_zi_design(zi_x, zi_prior_sd, d.obs.rows(), which >= 0,
+                               pr.family_prior(std::max(which, 0)));
+}
+
 GlmmPriors priors(const GlmmData& d, const Vector& beta_mean, const Matrix& beta_cov,
                   const py::dict& cov_prior, double phi_shape, double phi_scale,
                   const steps::DispersionPrior& dispersion,
@@ -130,6 +138,7 @@ GlmmConfig config_from(const py::dict& c) {
     else if (key == "drop_proposal_correction") cfg.drop_proposal_correction = v.cast<bool>();
     else if (key == "unshifted_centred_mean") cfg.unshifted_centred_mean = v.cast<bool>();
     else if (key == "collapsed_drop_normaliser") cfg.collapsed_drop_normaliser = v.cast<bool>();
+    else if (key == "zi_drop_slope_prior") cfg.zi_drop_slope_prior = v.cast<bool>();
     else if (key == "phi_init") cfg.phi_init = v.cast<double>();
     else if (key == "min_rows_per_thread") cfg.min_rows_per_thread = v.cast<std::int64_t>();
     else throw std::invalid_argument("glmm: unknown config key '" + key + "'");
@@ -148,6 +157,8 @@ py::dict to_dict(GlmmChainResult&& r) {
   out["phi"] = r.phi.size() ? Vector(r.phi.head(kept)) : Vector();
   out["phi2"] = r.phi2.size() ? Vector(r.phi2.head(kept)) : Vector();
   out["cutpoints"] = r.cutpoints.size() ? RowMatrix(r.cutpoints.topRows(kept)) : RowMatrix();
+  out["zi_coef"] = r.zi_coef.size() ? RowMatrix(r.zi_coef.topRows(kept)) : RowMatrix();
+  out["zi_acceptance"] = r.zi_acceptance;
   out["log_lik"] = Vector(r.log_lik.head(kept));
   out["group_accept_mean"] = Vector(r.group_accept_mean.head(kept));
   out["fixed_accepted"] = Vector(r.fixed_accepted.head(kept));
@@ -196,7 +207,7 @@ void bind_glmm(py::module_& m) {
          const py::object& progress, const py::list& extra, int dispersion_kind,
          double dispersion_a, double dispersion_b, int dispersion2_kind, double dispersion2_a,
          double dispersion2_b, int categories, double cutpoint_sd, Index intercept_col,
-         ConstVectorRef weights) {
+         ConstVectorRef weights, ConstRowMatrixRef zi_x, const Vector& zi_prior_sd) {
         GlmmData data = make_glmm_data(
             grouped(x, z, y, trials, offset, group_start, family_link, weights), centred,
             categories);
@@ -209,6 +220,7 @@ void bind_glmm(py::module_& m) {
                    steps::dispersion_prior_from_code(dispersion2_kind, dispersion2_a,
                                                      dispersion2_b),
                    arrays, steps::CutpointPrior{cutpoint_sd, intercept_col});
+        data.zi = zi_design(data, pr, zi_x, zi_prior_sd);
         const GlmmConfig cfg = config_from(config);
         const RunControl control = make_run_control(progress);
         GlmmChainResult result;
@@ -225,14 +237,16 @@ void bind_glmm(py::module_& m) {
       "dispersion_kind"_a = 0, "dispersion_a"_a = 0.01, "dispersion_b"_a = 0.01,
       "dispersion2_kind"_a = 0, "dispersion2_a"_a = 0.01, "dispersion2_b"_a = 0.01,
       "categories"_a = 0, "cutpoint_sd"_a = 0.0, "intercept_col"_a = -1,
-      "weights"_a.noconvert() = Vector(),
+      "weights"_a.noconvert() = Vector(), "zi_x"_a.noconvert() = RowMatrix(),
+      "zi_prior_sd"_a = Vector(),
       "Run one chain of the GLMM Metropolis-within-Gibbs sampler (GIL released). "
       "dispersion_kind (the families with a dispersion phi): 0 Gamma(a, b) on phi, 1 phi fixed "
       "at a, 2 Beta(a, b) on phi / (1 + phi); dispersion2_*: the same for a second parameter "
       "phi2 (zero_inflated_negbinomial). Cumulative families: y holds category codes 0 .. "
       "categories - 1, X an intercept (column intercept_col), each cutpoint ~ N(0, "
       "cutpoint_sd^2) ordered. weights: case weights (each row's log-likelihood times its "
-      "weight), or empty.");
+      "weight), or empty. zi_x (N x p_zi, centred) and zi_prior_sd: a zero-inflated family's zi "
+      "formula without its intercept (the odds' prior is the intercept's), slopes ~ N(0, sd^2).");
 
   m.def(
       "glmm_geweke",
@@ -243,7 +257,8 @@ void bind_glmm(py::module_& m) {
          const py::dict& config, std::int64_t iterations, std::uint64_t seed,
          const py::list& extra, int dispersion_kind, double dispersion_a, double dispersion_b,
          int dispersion2_kind, double dispersion2_a, double dispersion2_b, int categories,
-         double cutpoint_sd, Index intercept_col) {
+         double cutpoint_sd, Index intercept_col, ConstRowMatrixRef zi_x,
+         const Vector& zi_prior_sd) {
         GlmmData data = make_glmm_data(
             grouped(x, z, y, trials, offset, group_start, family_link), centred, categories);
         const std::vector<ExtraArrays> arrays = extra_arrays(extra);
@@ -255,6 +270,7 @@ void bind_glmm(py::module_& m) {
                    steps::dispersion_prior_from_code(dispersion2_kind, dispersion2_a,
                                                      dispersion2_b),
                    arrays, steps::CutpointPrior{cutpoint_sd, intercept_col});
+        data.zi = zi_design(data, pr, zi_x, zi_prior_sd);
         const GlmmConfig cfg = config_from(config);
         py::gil_scoped_release nogil;
         return run_glmm_geweke(data, pr, cfg, iterations, rng::ChainKey{seed, 0});
@@ -266,8 +282,9 @@ void bind_glmm(py::module_& m) {
       "dispersion_kind"_a = 0, "dispersion_a"_a = 0.01, "dispersion_b"_a = 0.01,
       "dispersion2_kind"_a = 0, "dispersion2_a"_a = 0.01, "dispersion2_b"_a = 0.01,
       "categories"_a = 0, "cutpoint_sd"_a = 0.0, "intercept_col"_a = -1,
+      "zi_x"_a.noconvert() = RowMatrix(), "zi_prior_sd"_a = Vector(),
       "Geweke successive-conditional simulator: rows (beta, Sigma, b_0, phi, the extra blocks' "
-      "Sigma_k and b_k0, phi2, the cutpoints) per iteration.");
+      "Sigma_k and b_k0, phi2, the cutpoints, the zi slopes) per iteration.");
 
   m.def(
       "glmm_pointwise_log_lik",

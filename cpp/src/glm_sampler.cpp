@@ -441,9 +441,21 @@ struct CutpointChain {
 };
 
 template <typename G>
-GlmChainResult metropolis_chain(const GlmData& d, const GlmPrior& prior, const GlmConfig& cfg,
-                                rng::ChainKey key, const RunControl& control) {
+GlmChainResult metropolis_chain(const GlmData& data, const GlmPrior& prior,
+                                const GlmConfig& cfg, rng::ChainKey key,
+                                const RunControl& control) {
   const int threads = resolve_threads(cfg.threads);
+  // A zero-inflated family reads its rows' zi shifts through the trials slot: the chain's own
+  // (all 0 without a zi formula; steps/zero_inflation.hpp).
+  GlmData d = data;
+  steps::ZiState zi;
+  constexpr int kZi = ZeroInflationParam<G>;
+  if constexpr (kZi >= 0) {
+    if (d.zi.active()) steps::zi_start(d.zi, zi);
+    else zi.shift = Vector::Zero(d.rows());
+    new (&d.trials) Eigen::Map<const Vector>(zi.shift.data(), zi.shift.size());
+  }
+  const bool zi_formula = kZi >= 0 && d.zi.active();
   const Index p = d.cols();
   FamilyParams phi{std::is_same_v<G, GaussianIdentity> ? cfg.known_sigma * cfg.known_sigma : 1.0};
   if (std::is_same_v<G, GaussianIdentity> && !(cfg.known_sigma > 0.0))
@@ -480,6 +492,7 @@ GlmChainResult metropolis_chain(const GlmData& d, const GlmPrior& prior, const G
   const std::int64_t total = cfg.warmup + cfg.draws * cfg.thin;
   allocate(out, kept, p, false, kParams);
   if constexpr (kCut) out.cutpoints.setZero(kept, prior.categories - 1);
+  if (zi_formula) out.zi_coef.setZero(kept, d.zi.p());
 
   auto log_post = [&](const Vector& b) {
     return log_kernel_sum<G>(d, b, phi, threads) + pp.log_density(b, pr.mean);
@@ -537,17 +550,36 @@ GlmChainResult metropolis_chain(const GlmData& d, const GlmPrior& prior, const G
       const Vector eta = linear_predictor(d, beta);
       rng::Rng phi_rng(key, static_cast<std::uint64_t>(t), 0, rng::Stream::Dispersion);
       for (int k = 0; k < kParams; ++k) {  // phi, then phi2 given phi
+        if (zi_formula && k == kZi) continue;  // the odds move with the zi slopes (below)
         const auto ll = [&](double v) {
           return log_lik_at_eta<G>(d, eta, phi.with(k, v), threads);
         };
         phi = phi.with(k, steps::dispersion_slice_step(ll, phi.get(k), prior.family_prior(k),
                                                        phi_rng));
       }
+      if constexpr (kZi >= 0) {
+        if (zi_formula) {  // the zi formula's intercept (the odds) and slopes
+          const steps::AdaptiveMhArgs za =
+              steps::zi_step_args(key, static_cast<std::uint64_t>(t) + 1, warmup, cfg.warmup);
+          double odds = phi.get(kZi);
+          const double size = phi.phi;  // the negative binomial's (zero_inflated_negbinomial)
+          steps::zero_inflation_step(d.zi, prior.family_prior(kZi), d.y, d.weights, odds, zi, za,
+                                     threads, [&](Index i) {
+                                       if constexpr (kZi == 1)
+                                         return G::Family::log_nb_zero(eta[i], size);
+                                       else
+                                         return -std::exp(eta[i]);
+                                     });
+          phi = phi.with(kZi, odds);
+        }
+      }
       lp = log_post(beta);  // the kernel depends on phi
       if (!warmup) {
         lp_stored = log_lik_at_eta<G>(d, eta, phi, threads) + pp.log_density(beta, prior.mean);
         for (int k = 0; k < kParams; ++k)
           lp_stored += steps::dispersion_log_prior(prior.family_prior(k), std::log(phi.get(k)));
+        if (zi_formula)
+          lp_stored -= 0.5 * zi.alpha.cwiseQuotient(d.zi.prior_sd).squaredNorm();
       }
     }
     if constexpr (kCut) {
@@ -579,6 +611,7 @@ GlmChainResult metropolis_chain(const GlmData& d, const GlmPrior& prior, const G
         out.accepted[stored] = accept ? 1.0 : 0.0;
         if constexpr (kParams >= 1) out.dispersion[stored] = phi.phi;
         if constexpr (kParams >= 2) out.dispersion2[stored] = phi.phi2;
+        if (zi_formula) out.zi_coef.row(stored) = zi.alpha.transpose();
         if constexpr (kCut)
           out.cutpoints.row(stored) =
               (cuts.theta.array() - beta[pr.cutpoints.intercept_col]).matrix().transpose();
@@ -597,6 +630,7 @@ GlmChainResult metropolis_chain(const GlmData& d, const GlmPrior& prior, const G
                                : std::numeric_limits<double>::quiet_NaN();
   }
   out.proposal_scale = independence ? 1.0 : std::exp(log_scale);
+  out.zi_acceptance = zi.proposal.acceptance();
   out.warmup_acceptance_rate =
       cfg.warmup > 0 ? static_cast<double>(accepted_warmup) / static_cast<double>(cfg.warmup) : 0.0;
   out.acceptance_rate =

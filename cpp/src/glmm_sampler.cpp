@@ -68,7 +68,7 @@ static void tabulate_responses(GlmmData& d) {
     if constexpr (HasDispersion<decltype(g)>) {
       std::map<std::pair<double, double>, double> distinct;
       for (Index i = 0; i < d.obs.rows(); ++i)
-        distinct[{d.obs.y[i], F::has_trials ? d.obs.trials[i] : 1.0}] += d.obs.weight(i);
+        distinct[{d.obs.y[i], F::has_trials ? d.obs.trials[i] : 0.0}] += d.obs.weight(i);
       const Index u = static_cast<Index>(distinct.size());
       d.distinct_y.resize(u);
       d.distinct_trials.resize(u);
@@ -653,6 +653,20 @@ void point_offset_at(GlmmData& d, const Vector& offset) {
   new (&d.obs.offset) Eigen::Map<const Vector>(offset.data(), offset.size());
 }
 
+// A zero-inflated family reads its rows' zi shifts through the trials slot: the chain's own
+// (steps/zero_inflation.hpp; all 0 without a zi formula), started with the slopes at 0.
+template <typename G>
+void start_zi_shifts(GlmmData& d, GlmmState& s) {
+  if constexpr (IsZeroInflated<G>) {
+    if (d.zi.active()) {
+      steps::zi_start(d.zi, s.zi);
+    } else {
+      s.zi.shift = Vector::Zero(d.obs.rows());
+    }
+    new (&d.obs.trials) Eigen::Map<const Vector>(s.zi.shift.data(), s.zi.shift.size());
+  }
+}
+
 struct SweepArgs {
   std::uint64_t iteration;
   bool warmup;
@@ -754,6 +768,14 @@ void sweep(const GlmmData& d, GlmmPriors& pr, const GlmmConfig& cfg, GlmmState& 
     rng::Rng rng(key, a.iteration, 0, rng::Stream::Dispersion);
     steps::family_dispersion_step<G>(d, pr, s, a.threads, a.warmup, rng);
   }
+  // 5b. a zero-inflated family's zi formula: its intercept (the odds) and slopes
+  if constexpr (IsZeroInflated<G>) {
+    if (d.zi.active()) {
+      steps::zi_formula_step<G>(d, pr, s,
+                                steps::zi_step_args(key, a.iteration, a.warmup, cfg.warmup),
+                                a.threads, cfg.zi_drop_slope_prior);
+    }
+  }
   // 6. the cumulative families' cutpoints
   if constexpr (HasCutpoints<G>) {
     rng::Rng rng(key, a.iteration, 1, rng::Stream::Dispersion);
@@ -822,6 +844,7 @@ class ChainRecord {
     if (dispatch(d.obs.family_link, [](auto g) { return HasSecondDispersion<decltype(g)>; }))
       out.phi2.setZero(kept);
     if (d.categories > 0) out.cutpoints.setZero(kept, d.categories - 1);
+    if (d.zi.active()) out.zi_coef.setZero(kept, d.zi.p());
     out.log_lik.setZero(kept);
     out.group_accept_mean.setZero(kept);
     out.fixed_accepted.setZero(kept);
@@ -870,6 +893,7 @@ class ChainRecord {
     if (out_.phi2.size() > 0) out_.phi2[r] = s.phi2;
     if (out_.cutpoints.size() > 0)
       out_.cutpoints.row(r) = (s.theta.array() - s.beta[intercept_col_]).matrix().transpose();
+    if (out_.zi_coef.size() > 0) out_.zi_coef.row(r) = s.zi.alpha.transpose();
     for (std::size_t e = 0; e < s.extra.size(); ++e) {
       const ExtraBlockState& st = s.extra[e];
       const Index qk = st.sigma.rows();
@@ -920,6 +944,7 @@ GlmmChainResult chain(GlmmData& d, const GlmmPriors& priors, const GlmmConfig& c
   Vector offset = d.obs.offset;
   point_offset_at(d, offset);
   GlmmState s;
+  start_zi_shifts<G>(d, s);
   start_chain<G, kLaplace>(d, pr, cfg, s, offset, key, threads);
 
   GlmmChainResult out;
@@ -974,6 +999,7 @@ GlmmChainResult chain(GlmmData& d, const GlmmPriors& priors, const GlmmConfig& c
   out.sampling_seconds = std::chrono::duration<double>(t1 - t_sampling).count();
   record.finish(std::min(cfg.warmup, total), kLaplace && cfg.interweave, marginal.ready);
   out.rw_scale = s.adapt.log_rw_scale.array().exp();
+  out.zi_acceptance = s.zi.proposal.acceptance();
   out.threads_used = threads;
   // the random walk's frozen scale and proposal covariance (the Newton step uses neither)
   out.fixed_scale = kLaplace ? std::numeric_limits<double>::quiet_NaN()
@@ -1012,8 +1038,9 @@ void simulate_y(const GlmmData& d, const GlmmState& s, Vector& y, rng::Rng& rng)
         y[i] = poisson_rng(rng::gamma_rng(s.phi, s.phi / std::exp(eta), rng), rng);
       } else if constexpr (std::is_same_v<G, GammaLog>) {  // mean e^eta, shape phi
         y[i] = rng::gamma_rng(s.phi, s.phi / std::exp(eta), rng);
-      } else if constexpr (std::is_same_v<G, ZeroInflatedPoissonLog>) {  // zero with odds phi
-        const bool structural = rng.uniform() < s.phi / (1.0 + s.phi);
+      } else if constexpr (std::is_same_v<G, ZeroInflatedPoissonLog>) {  // zero: odds phi e^s_i
+        const double odds = s.phi * std::exp(d.obs.trials[i]);
+        const bool structural = rng.uniform() < odds / (1.0 + odds);
         const double count = poisson_rng(std::exp(eta), rng);
         y[i] = structural ? 0.0 : count;
       } else if constexpr (std::is_same_v<G, StudentIdentity>) {  // scale phi, df phi2
@@ -1024,8 +1051,9 @@ void simulate_y(const GlmmData& d, const GlmmState& s, Vector& y, rng::Rng& rng)
         Index k = 0;
         while (k < s.theta.size() && !(u < G::linkinv(s.theta[k] - eta))) ++k;
         y[i] = static_cast<double>(k);
-      } else if constexpr (std::is_same_v<G, ZeroInflatedNegBinomialLog>) {  // odds phi2
-        const bool structural = rng.uniform() < s.phi2 / (1.0 + s.phi2);
+      } else if constexpr (std::is_same_v<G, ZeroInflatedNegBinomialLog>) {  // odds phi2 e^s_i
+        const double odds = s.phi2 * std::exp(d.obs.trials[i]);
+        const bool structural = rng.uniform() < odds / (1.0 + odds);
         const double count = poisson_rng(rng::gamma_rng(s.phi, s.phi / std::exp(eta), rng), rng);
         y[i] = structural ? 0.0 : count;
       } else {
@@ -1056,8 +1084,14 @@ RowMatrix geweke(const GlmmData& data, const GlmmPriors& priors, const GlmmConfi
   Vector offset = d.obs.offset;
   point_offset_at(d, offset);
   GlmmState s;
+  start_zi_shifts<G>(d, s);
   initialise<G>(d, pr, cfg, s, key, threads, true);
   init_extra_blocks(d, pr, s, offset, key, true);
+  if (d.zi.active()) {  // the zi slopes from their prior
+    rng::Rng rng(key, 0, 2, rng::Stream::Test);
+    for (Index k = 0; k < d.zi.p(); ++k) s.zi.alpha[k] = d.zi.prior_sd[k] * rng.std_normal();
+    s.zi.shift = d.zi.x * s.zi.alpha;
+  }
   {
     rng::Rng rng(key, 0, 1, rng::Stream::Test);
     simulate_y<G>(d, s, y, rng);
@@ -1092,7 +1126,8 @@ RowMatrix geweke(const GlmmData& data, const GlmmPriors& priors, const GlmmConfi
   for (const ExtraBlock& blk : d.extra) extra_cols += blk.q() * blk.q() + blk.q();
   const Index second = HasSecondDispersion<G> ? 1 : 0;
   const Index n_cut = d.categories > 0 ? d.categories - 1 : 0;
-  RowMatrix out(iterations, p + q * q + q + 1 + extra_cols + second + n_cut);
+  const Index p_zi = d.zi.p();
+  RowMatrix out(iterations, p + q * q + q + 1 + extra_cols + second + n_cut + p_zi);
   GlmmStepInfo info;
   for (std::int64_t t = 0; t < iterations; ++t) {
     SweepArgs a{static_cast<std::uint64_t>(t) + 1, false, 0.0, threads, &marginal, &offset};
@@ -1118,6 +1153,7 @@ RowMatrix geweke(const GlmmData& data, const GlmmPriors& priors, const GlmmConfi
     if (second) out(t, col++) = s.phi2;
     for (Index k = 0; k < n_cut; ++k)
       out(t, col++) = s.theta[k] - s.beta[pr.cutpoints.intercept_col];
+    for (Index k = 0; k < p_zi; ++k) out(t, col++) = s.zi.alpha[k];
   }
   return out;
 }

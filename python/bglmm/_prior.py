@@ -92,7 +92,8 @@ def response_draws(family: Any, eta: np.ndarray, rng: np.random.Generator, *, sd
     if family.name == "poisson":
         return rng.poisson(np.minimum(mu, 1e15)).astype(float)
     if family.parameters:
-        core = [to_core(k, np.asarray(params[k], dtype=float))[:, None] for k in family.parameters]
+        core = [to_core(k, np.asarray(params[k], dtype=float)) for k in family.parameters]
+        core = [v[:, None] if v.ndim == 1 else v for v in core]  # (draws, 1), or (draws, rows)
         if family.is_count:
             mu = np.minimum(mu, 1e15)
         return draw_response(rng, family.name, mu, trials=trials, phi=core[0],

@@ -106,6 +106,9 @@ def default_priors(spec: ModelSpec) -> dict[str, Any]:
     * the cumulative family (no intercept): each cutpoint N(0, 5^2), jointly ordered (key
       ``"cutpoints"``; :mod:`bglmm.ordinal`) — on the logit scale, cutpoints within +-10 (the
       probability of a category boundary between 0.00005 and 0.99995) at two prior SDs.
+    * a zi formula (zero-inflated families): ``zi``'s prior (Beta(1, 1)) on the probability
+      of a structural zero at the covariates' means, and N(0, (2.5 / sd(x_j))^2) on each slope
+      (key ``"zi_beta"``; :mod:`bglmm.zero_inflation`).
     """
     s = _scale_of_response(spec)
     const, mean, sd = _column_scales(spec.X, spec.weights)
@@ -126,6 +129,8 @@ def default_priors(spec: ModelSpec) -> dict[str, Any]:
         out["sigma"] = P.InverseGamma(0.5, 0.5 * _residual_variance(spec))
     for name in spec.family.parameters:  # phi, shape, zi, the Student-t's sigma and nu
         out[name] = P.default_dispersion_prior(name, s)
+    if spec.zi_X is not None:  # the zi formula's slopes (bglmm.zero_inflation)
+        out["zi_beta"] = P.Normal(0.0, _zi_design(spec, None).prior_sd)
     if len(spec.random) == 1:
         block = spec.random[0]
         sd = _default_sd_priors(block, s, spec.weights)
@@ -139,6 +144,21 @@ def default_priors(spec: ModelSpec) -> dict[str, Any]:
             sd = _default_sd_priors(block, s, spec.weights)
             out[key] = sd[0] if block.q == 1 else P.LKJ(sd=sd)
     return out
+
+
+def _zi_design(spec: ModelSpec, prior: Any) -> Any:
+    """The zi formula's design and slope prior (bglmm.zero_inflation.ZiDesign)."""
+    from . import zero_inflation
+
+    X = pd.DataFrame(spec.zi_X, columns=spec.zi_names)
+    return zero_inflation.prepare(X, spec.n, spec.family, prior)
+
+
+def _zi_arguments(spec: ModelSpec, used: dict[str, Any]) -> dict[str, Any]:
+    """The samplers' zi_X and zi_prior (none without a zi formula)."""
+    if spec.zi_X is None:
+        return {}
+    return {"zi_X": pd.DataFrame(spec.zi_X, columns=spec.zi_names), "zi_prior": used["zi_beta"]}
 
 
 def _default_sd_priors(block: Any, s: float, weights: np.ndarray | None = None) -> list[Any]:
@@ -183,6 +203,13 @@ def _resolve_priors(spec: ModelSpec, given: Any) -> dict[str, Any]:
         given = {"beta": given}
     if not isinstance(given, dict):
         raise TypeError("priors must be a dict such as {'beta': bglmm.priors.Normal(0, 5)}")
+    if "zi_beta" in given:
+        given = dict(given)
+        value = given.pop("zi_beta")
+        if spec.zi_X is None:
+            raise ValueError("priors['zi_beta'] (the zi formula's slopes) needs zi= in fit()")
+        _zi_design(spec, value)  # validates now
+        used["zi_beta"] = value
     if len(spec.random) > 1:
         return _resolve_block_priors(spec, used, given)
     factor = spec.random[0].factor if spec.random else None
@@ -357,6 +384,7 @@ def fit(
     offset: Any = None,
     se: Any = None,
     weights: Any = None,
+    zi: str | None = None,
     priors: Any = None,
     chains: int = 4,
     draws: int = 1000,
@@ -384,6 +412,13 @@ def fit(
         ``successes | trials(n)``; gaussian with known standard errors ``y | se(s)``; case
         weights ``y | weights(w)`` (brms; several terms join by ``+``:
         ``s | trials(n) + weights(w)``).
+    zi : the zero-inflated families — a formula of the probability of a structural zero,
+        ``"~ x1 + x2"`` (brms's ``zi ~ x1 + x2``; fixed effects, with the intercept):
+        logit zi_i = x_i' zi_beta. Its coefficients are the posterior variable ``zi_beta``
+        (summary rows ``zi_beta[Intercept]``, ``zi_beta[x1]``, ...) instead of ``zi``; the
+        ``zi`` prior applies to the probability at the covariates' means, ``"zi_beta"`` (a
+        :class:`~bglmm.priors.Normal` with mean 0) to the slopes. Default: the family's one
+        ``zi`` for every row.
     data : pandas DataFrame with the columns the formula uses (no missing values in them).
     family, link : "gaussian" (identity), "poisson" (log), "binomial"/"bernoulli" (logit, probit,
         cloglog), "negbinomial" (log; "negative_binomial", "nb"), "gamma" (log) and
@@ -434,7 +469,7 @@ def fit(
     env = Environment.capture(1)
     with preparing(progress), fit_phases(warmup):  # "preparing the data" if it takes > 1 s
         spec = build_spec(formula, data, family, link, trials=trials, offset=offset, se=se,
-                          weights=weights, env=env)
+                          weights=weights, zi=zi, env=env)
         _check_options(spec, options)
         used = _resolve_priors(spec, priors)
         mcmc = dict(chains=chains, draws=draws, warmup=warmup, thin=thin, seed=seed,
@@ -443,18 +478,18 @@ def fit(
         inner, kind = _run(spec, used, mcmc, dict(options, check=False))
     out = FormulaFit.from_inner(inner, spec, data, used, kind=kind,
                                 arguments={"trials": trials, "offset": offset, "se": se,
-                                           "weights": weights})
+                                           "weights": weights, "zi": zi})
     if check:
         out._run_checks()
     return out
 
 
-_FIT_ARGUMENTS = ("formula", "data", "family", "link", "trials", "offset", "se", "weights",
+_FIT_ARGUMENTS = ("formula", "data", "family", "link", "trials", "offset", "se", "weights", "zi",
                   "priors",
                   "chains", "draws", "warmup", "thin", "seed", "threads", "progress", "check")
 # set by fit itself, not sampler options
 _TAKEN = _FIT_ARGUMENTS + ("prior", "cov_prior", "random_prior", "sigma_prior", "mu_prior",
-                           "tau_prior", "random_blocks")
+                           "tau_prior", "random_blocks", "zi_X", "zi_prior")
 
 
 def _samplers(spec: ModelSpec | None) -> dict[str, Any]:
@@ -550,7 +585,7 @@ def _run_model(spec: ModelSpec, used: dict[str, Any], mcmc: dict[str, Any],
         inner = glm(X, spec.y, fam, trials=spec.trials if fam.needs_trials else None,
                     offset=spec.offset, weights=spec.weights, prior=beta, sigma_prior=sigma_prior,
                     dispersion_prior=_family_priors(fam, used),
-                    **_cutpoint_prior(fam, used), **mcmc, **options)
+                    **_cutpoint_prior(fam, used), **_zi_arguments(spec, used), **mcmc, **options)
         return inner, "glm"
     if len(spec.random) > 1:
         return _run_blocks(spec, used, mcmc, options), "glmm"
@@ -572,7 +607,7 @@ def _run_model(spec: ModelSpec, used: dict[str, Any], mcmc: dict[str, Any],
                  trials=spec.trials if fam.needs_trials else None, offset=spec.offset,
                  weights=spec.weights, prior=used["beta"], random_prior=cov_prior,
                  dispersion_prior=_family_priors(fam, used),
-                    **_cutpoint_prior(fam, used), **mcmc, **options)
+                 **_cutpoint_prior(fam, used), **_zi_arguments(spec, used), **mcmc, **options)
     return inner, "glmm"
 
 
@@ -626,6 +661,7 @@ def _run_blocks(spec: ModelSpec, used: dict[str, Any], mcmc: dict[str, Any],
     if fam.dispersion is not None:
         kwargs["dispersion_prior"] = _family_priors(fam, used)
     kwargs.update(_cutpoint_prior(fam, used))
+    kwargs.update(_zi_arguments(spec, used))
     # the primary's integer codes as its group labels: levels 0..m-1 in the blocks' order
     inner = glmm(spec.y, X, pd.DataFrame(main.Z, columns=main.terms), main.codes, family=fam,
                  trials=spec.trials if fam.needs_trials else None, offset=spec.offset,
@@ -694,10 +730,10 @@ def _name_by_factor(inner: Fit, posterior: dict, dims: dict, coords: dict, summa
         name = what if i == primary else f"{what}_blk{i}"
         return posterior.get(name)
 
-    own = ("beta", "cutpoint", "sigma", "icc", "theta") + DISPERSION_VARIABLES  # not per factor
-    keep = {k: v for k, v in posterior.items() if k in own}
+    own = ("beta", "cutpoint", "sigma", "icc", "theta", "zi_beta") + DISPERSION_VARIABLES
+    keep = {k: v for k, v in posterior.items() if k in own}  # (not per factor)
     new_dims = {k: v for k, v in dims.items() if k in keep}
-    new_coords = {k: v for k, v in coords.items() if k in ("coef", "cutpoint_index")}
+    new_coords = {k: v for k, v in coords.items() if k in ("coef", "cutpoint_index", "zi_coef")}
     if "theta" in keep:
         new_coords["group"] = coords["group"]
     sds: list[str] = []
@@ -734,7 +770,8 @@ def _name_by_factor(inner: Fit, posterior: dict, dims: dict, coords: dict, summa
             # one block: the sampler's own level order; several: the codes the blocks share
             new_coords[f] = (list(coords["group"]) if len(spec.random) == 1
                              else list(spec.random[idx[0]].levels))
-    tail = [k for k in ("sigma",) + DISPERSION_VARIABLES + ("icc",) if k in summary_vars]
+    tail = [k for k in ("sigma",) + DISPERSION_VARIABLES + ("zi_beta", "icc")
+            if k in summary_vars]
     head = ["beta"] + (["cutpoint"] if "cutpoint" in keep else [])
     return keep, new_dims, new_coords, head + sds + cors + tail
 
@@ -855,7 +892,7 @@ class FormulaFit(Fit):
             return {"y": weighted_log_lik(ll, spec.weights).reshape(self.n_chains, self.n_draws,
                                                                     -1)}
         if self.family.dispersion is not None:
-            phi, phi2 = self._core_dispersion()
+            phi, phi2 = self._row_params(slice(None), spec.zi_X)
         ll = _log_density(self.family, spec.y, eta, sd=sd, trials=n, phi=phi, phi2=phi2)
         return {"y": weighted_log_lik(ll, spec.weights).reshape(self.n_chains, self.n_draws, -1)}
 
@@ -1018,9 +1055,21 @@ class FormulaFit(Fit):
         """The family's parameters as the C++ core and the densities hold them (phi, phi2; zi
         as its odds), columns (draws, 1) of the selected flat draws."""
         n = self.n_chains * self.n_draws
-        flat = {k: self._flat(k) for k in self.family.parameters if k in self.posterior}
+        flat = {k: self._flat(k) for k in self.family.parameters + ("zi_beta",)
+                if k in self.posterior}
         phi, phi2 = core_family_params(self.family, flat, self.attrs, (n,))
         return phi[sel][:, None], phi2[sel][:, None]
+
+    def _row_params(self, sel: Any, zi_X: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_core_dispersion` with a zi formula's odds per row (its design ``zi_X``):
+        arrays broadcasting to (draws, rows)."""
+        from . import zero_inflation
+
+        phi, phi2 = self._core_dispersion(sel)
+        if "zi_beta" not in self.posterior:
+            return phi, phi2
+        odds = zero_inflation.row_odds(self._flat("zi_beta")[sel], zi_X)
+        return zero_inflation.with_row_odds(self.family, phi, phi2, odds)
 
     def _factors(self) -> list[str]:
         """The grouping factors, in the formula's order (from the ``Sigma_<factor>`` variables)."""
@@ -1170,9 +1219,10 @@ class FormulaFit(Fit):
             off = spec.offset if spec.offset is not None else np.zeros(spec.n)
             if offset is not None:
                 raise ValueError("offset= applies to newdata only")
+            zi_X = spec.zi_X
         else:
             d = spec.new_design(newdata, offset=offset)
-            X, blocks, off = d["X"], d["blocks"], d["offset"]
+            X, blocks, off, zi_X = d["X"], d["blocks"], d["offset"], d["zi_X"]
         beta = self._flat("beta")
         total = beta.shape[0]
         if draws is None:
@@ -1216,7 +1266,8 @@ class FormulaFit(Fit):
             n = self._row_values(trials, spec._trials_column, newdata, "trials") \
                 if trials is not None or spec._trials_column is not None \
                 else self._response_trials(newdata)
-        phi, phi2 = self._core_dispersion(sel) if self.family.dispersion is not None else (1.0, 1.0)
+        phi, phi2 = (self._row_params(sel, zi_X) if self.family.dispersion is not None
+                     else (1.0, 1.0))
         return draw_response(rng, fam, mu, trials=n, phi=phi, phi2=phi2)
 
     def posterior_predictive(self, draws: int | None = None, seed: int | None = None) -> np.ndarray:
@@ -1277,6 +1328,15 @@ class FormulaFit(Fit):
         for name in self.family.parameters:
             params[name] = _prior.dispersion_draws(self.priors[name], name, draws, rng)
         out.update(params)
+        if spec.zi_X is not None:  # zi at the means and the slopes -> zi per row
+            from . import zero_inflation
+
+            z = _zi_design(spec, self.priors["zi_beta"])
+            slopes = rng.standard_normal((draws, len(z.slopes))) * z.prior_sd
+            zi = out.pop("zi")
+            out["zi_beta"] = z.coefficients(zi / (1.0 - zi), slopes)
+            odds = zero_inflation.row_odds(out["zi_beta"], spec.zi_X)
+            params["zi"] = odds / (1.0 + odds)
         if self.family.is_ordinal:  # the order statistics of K - 1 draws from N(0, s^2)
             s = ordinal.cutpoint_sd(self.priors["cutpoints"])
             cut = np.sort(s * rng.standard_normal((draws, len(self.attrs["categories"]) - 1)), axis=1)
@@ -1552,7 +1612,8 @@ def load(path: str) -> FormulaFit:
         try:
             spec = build_spec(formula, data, family, trials=args.get("trials"),
                               offset=args.get("offset"), se=args.get("se"),
-                              weights=args.get("weights"), env=Environment([{}]))
+                              weights=args.get("weights"), zi=args.get("zi"),
+                              env=Environment([{}]))
         except Exception as err:  # e.g. a user function the formula called is not defined here
             warnings.warn(f"bglmm.load: the model design could not be rebuilt ({err}); "
                           "predict() is unavailable", stacklevel=2)

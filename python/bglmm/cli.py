@@ -156,7 +156,8 @@ def _fit(args: argparse.Namespace) -> int:
         return 2
     try:
         fit = bglmm.fit(args.formula, data, args.family, args.link, trials=args.trials,
-                        offset=args.offset, se=args.se, weights=args.weights, priors=priors,
+                        offset=args.offset, se=args.se, weights=args.weights, zi=args.zi,
+                        priors=priors,
                         chains=args.chains,
                         draws=args.draws, warmup=args.warmup, thin=args.thin, seed=args.seed,
                         threads=args.threads, progress=not args.quiet)
@@ -296,6 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     fit.add_argument("--weights", default=None,
                      help="column of case weights (each row's log-likelihood times its weight)")
     fit.add_argument("--se", default=None, help="column of known standard errors (gaussian)")
+    fit.add_argument("--zi", default=None,
+                     help='zero-inflated families: a formula of the probability of a structural '
+                          'zero, e.g. "~ x"')
     fit.add_argument("--thin", type=int, default=1, help="keep every thin-th draw")
     fit.add_argument("--threads", type=int, default=None, help="threads of the C++ core")
     fit.add_argument("--sep", default=None,

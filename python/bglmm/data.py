@@ -179,7 +179,8 @@ def check_response(y: np.ndarray, family: Family, trials: np.ndarray | None) -> 
 
 def response_arrays(y: Any, trials: Any, offset: Any, n: int,
                     family: Family) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Validated response, trials (ones where the family has none) and offset vectors."""
+    """Validated response, trials (ones where the family has none, zeros for the zero-inflated
+    families) and offset vectors."""
     ya = as_vector(y, n, "y")
     if family.needs_trials:
         if trials is None:
@@ -189,6 +190,8 @@ def response_arrays(y: Any, trials: Any, offset: Any, n: int,
         if trials is not None and family.name != "bernoulli":
             raise ValueError(f"trials= only applies to binomial families, not {family.name!r}")
         ta = np.ones(n) if trials is None else as_vector(trials, n, "trials")
+        if family.is_zero_inflated:  # the core reads the rows' zi shifts there (0: none)
+            ta = np.zeros(n)
     check_response(ya, family, ta if family.has_trials else None)
     off = np.zeros(n) if offset is None else as_vector(offset, n, "offset")
     check_magnitude(off, "offset")

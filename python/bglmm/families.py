@@ -107,6 +107,11 @@ class Family:
                              "zero_inflated_poisson", "zero_inflated_negbinomial")
 
     @property
+    def is_zero_inflated(self) -> bool:
+        """zero_inflated_poisson or zero_inflated_negbinomial (a zi formula is theirs alone)."""
+        return self.name in ("zero_inflated_poisson", "zero_inflated_negbinomial")
+
+    @property
     def is_ordinal(self) -> bool:
         """The cumulative ordinal family (cutpoints instead of an intercept; bglmm.ordinal)."""
         return self.name == "cumulative"

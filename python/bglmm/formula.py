@@ -154,6 +154,11 @@ class ModelSpec:
     categories: list[Any] | None = None
     _dropped_intercept: int | None = field(repr=False, default=None)
     _coded_levels: list[tuple[str, list[Any]]] = field(repr=False, default_factory=list)
+    # a zero-inflated family's zi formula (brms's zi ~ x): its design with the intercept
+    zi_formula: str | None = None
+    zi_X: np.ndarray | None = None
+    zi_names: list[str] | None = None
+    _zi_common: Any = field(repr=False, default=None)
 
     @property
     def has_random(self) -> bool:
@@ -212,7 +217,15 @@ class ModelSpec:
             off += _column_or_array(self._offset_column, newdata, "offset")
         elif self._offset_array:
             raise ValueError("the model was fitted with an offset array; pass offset= for newdata")
-        return {"X": X, "blocks": blocks, "offset": off}
+        zi_X = None
+        if self._zi_common is not None:
+            try:
+                zi_X = np.asarray(self._zi_common.evaluate_new_data(newdata).design_matrix,
+                                  dtype=float).reshape(len(newdata), -1)
+            except Exception as err:
+                raise ValueError(f"cannot build the zi design ({self.zi_formula}) for newdata: "
+                                 f"{err}{_levels_hint(err)}") from err
+        return {"X": X, "blocks": blocks, "offset": off, "zi_X": zi_X}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -682,13 +695,15 @@ def build_spec(
     offset: Any = None,
     se: Any = None,
     weights: Any = None,
+    zi: str | None = None,
     env: Any = None,
 ) -> ModelSpec:
     """Parse `formula` on `data` and return the arrays of the model (rows in data order).
 
-    ``trials``, ``offset``, ``se`` and ``weights`` may each be a column name or an array. ``env`` is a
-    formulae ``Environment`` in which names that are not columns are looked up (the caller's
-    frame, by default the frame that called :func:`build_spec`).
+    ``trials``, ``offset``, ``se`` and ``weights`` may each be a column name or an array. ``zi``:
+    a zero-inflated family's formula of the probability of a structural zero, ``"~ x"``.
+    ``env`` is a formulae ``Environment`` in which names that are not columns are looked up
+    (the caller's frame, by default the frame that called :func:`build_spec`).
     """
     from formulae import expr as E
     from formulae.environment import Environment
@@ -906,6 +921,13 @@ def build_spec(
             _expr_names=[_untranslate(e, lists) for e in unit.expr_names],
         ))
 
+    zi_part = None
+    if zi is not None:
+        if not fam.is_zero_inflated:
+            raise ValueError(f"zi= (a formula of the probability of a structural zero) applies "
+                             f"to the zero-inflated families, not {fam.name!r}")
+        zi_part = _zi_design(zi, data, env, columns)
+
     spec = ModelSpec(
         formula=formula, family=fam, response=response_text, y=np.ascontiguousarray(y),
         trials=None if y_trials is None else np.ascontiguousarray(y_trials),
@@ -915,11 +937,65 @@ def build_spec(
         _offset_column=offset if isinstance(offset, str) else None,
         _offset_array=offset is not None and not isinstance(offset, str),
         _trials_column=trials_column, _se_column=se_column, _weights_column=weights_column,
-        _columns=sorted(v for v in model.var_names if v in columns),
+        _columns=sorted({v for v in model.var_names if v in columns}
+                        | set(zi_part[3] if zi_part else [])),
         categories=categories, _dropped_intercept=dropped,
         _coded_levels=_coded_levels(text, lists),
     )
+    if zi_part is not None:
+        spec.zi_formula = zi
+        spec.zi_X, spec.zi_names, spec._zi_common = zi_part[:3]
     return spec
+
+
+def _zi_design(zi: Any, data: pd.DataFrame, env: Any, columns: list[str]
+               ) -> tuple[np.ndarray, list[str], Any, list[str]]:
+    """A zi formula's design (with its intercept), names, formulae matrix (for new data) and
+    the columns it uses. Fixed terms only, and the intercept is required."""
+    from formulae.matrices import CommonEffectsMatrix
+    from formulae.terms import Model
+
+    if not isinstance(zi, str):
+        raise TypeError(f"zi must be a formula string such as '~ x', got {type(zi).__name__}")
+    rhs = zi.strip()
+    rhs = rhs[1:].strip() if rhs.startswith("~") else rhs
+    if not rhs or "~" in rhs:
+        raise FormulaError(f"zi={zi!r}: write the zero-inflation's predictors as '~ x1 + x2'")
+    if "|" in rhs:
+        raise FormulaError(f"zi={zi!r}: the zi formula takes fixed effects only, no random terms")
+    text, lists = _translate(f"zi ~ {rhs}")
+    env = env.with_outer_namespace({**_NAMESPACE, **lists})
+    model = _resolve(_parse(f"zi ~ {rhs}", text).right)
+    if not isinstance(model, Model):
+        model = Model(model)
+    from formulae.categorical import ENCODINGS
+
+    namespace = env.with_outer_namespace(ENCODINGS).namespace
+    for name in sorted(v for v in model.var_names if v):
+        if name not in columns and name not in namespace:
+            raise ValueError(f"zi={zi!r} uses {name!r}, which is not a column of data"
+                             f"{_suggest(name, columns)}; columns are {columns}")
+        if name in columns:
+            _check_missing(data, name)
+    if any(getattr(t, "kind", None) == "offset" for t in model.common_terms):
+        raise FormulaError(f"zi={zi!r}: the zi formula takes no offset")
+    try:
+        model.eval(data, env)
+        terms = list(model.common_terms)
+        common = CommonEffectsMatrix(terms)
+        common.evaluate(data, env)
+    except Exception as err:
+        raise FormulaError(f"cannot evaluate zi={zi!r}: {err}") from None
+    n = len(data)
+    X = np.ascontiguousarray(np.asarray(common.design_matrix, dtype=float).reshape(n, -1))
+    names = [_untranslate(str(lab), lists) for t in terms for lab in t.labels]
+    if "Intercept" not in names:
+        raise FormulaError(f"zi={zi!r}: the zi formula needs its intercept (drop '0 +' / '- 1')")
+    if not np.all(np.isfinite(X)):
+        j = int(np.where(~np.isfinite(X).all(axis=0))[0][0])
+        raise ValueError(f"zi formula column {names[j]!r} has missing or infinite values")
+    check_full_rank(X, names, f"the zi design ({zi})")
+    return X, names, common, sorted(v for v in model.var_names if v in columns)
 
 
 def _lhs_variables(node) -> set[str]:

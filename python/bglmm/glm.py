@@ -37,6 +37,7 @@ import pandas as pd
 
 from . import _core
 from . import ordinal as _ordinal
+from . import zero_inflation as _zero_inflation
 from ._chains import run_chains
 from .data import (
     as_design,
@@ -110,6 +111,12 @@ class GlmFit(Fit):
             return self._sigma_draws() ** 2, np.ones(self.draws.shape[:2])
         return core_family_params(self.family, self.posterior, self.attrs, self.draws.shape[:2])
 
+    def _row_params(self, zi_X: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """phi and phi2 per (chain, draw, row) (broadcasting): a zi formula's odds per row
+        (its design ``zi_X``, default the data's)."""
+        return _zero_inflation.row_params(self.family, *self._phi_draws(), self.posterior,
+                                          self._data["zi_X"] if zi_X is None else zi_X)
+
     def _log_likelihood(self) -> dict[str, np.ndarray]:
         d = self._data
         c, s, p = self.draws.shape
@@ -118,6 +125,12 @@ class GlmFit(Fit):
             cut = self.posterior["cutpoint"].reshape(c * s, -1)
             ll = _ordinal.log_density(d["y"], eta, cut, self.family.link)
             return {"y": weighted_log_lik(ll.reshape(c, s, -1), d.get("weights"))}
+        if "zi_beta" in self.posterior:  # odds per row: the densities of bglmm.api
+            from .api import _log_density
+
+            phi, phi2 = self._row_params()
+            ll = _log_density(self.family, d["y"], self.linear_predictor(), phi=phi, phi2=phi2)
+            return {"y": weighted_log_lik(ll, d.get("weights"))}
         beta = np.ascontiguousarray(self.draws.reshape(c * s, p))
         phi, phi2 = (np.ascontiguousarray(v.reshape(c * s)) for v in self._phi_draws())
         ll = _core.glm_pointwise_log_lik(d["X"], d["y"], d["trials"], d["offset"],
@@ -140,11 +153,13 @@ class GlmFit(Fit):
         return np.einsum("cdp,np->cdn", self.draws, Xn) + off
 
     def predict(self, X: Any = None, *, kind: str = "mean", offset: Any = None,
-                trials: Any = None, seed: int | None = None) -> np.ndarray:
+                trials: Any = None, seed: int | None = None, zi_X: Any = None) -> np.ndarray:
         """Posterior (predictive) draws for the rows of X (default: the data), (chain, draw, rows).
 
-        ``kind="mean"``: the mean mu = h(eta) (for binomial, a probability);
-        ``kind="response"``: a draw of y from the family (binomial: counts out of ``trials``).
+        ``kind="mean"``: the mean mu = h(eta) (for binomial, a probability; for the
+        zero-inflated families the mean of the count part);
+        ``kind="response"``: a draw of y from the family (binomial: counts out of ``trials``;
+        with a zi formula, new rows need their ``zi_X``).
         Cumulative family: ``"mean"`` gives the category probabilities (chain, draw, rows, K),
         ``"response"`` draws of the categories' numbers 1 .. K.
         """
@@ -172,10 +187,11 @@ class GlmFit(Fit):
                 raise ValueError(f"trials is required to predict {self.family.name} responses "
                                  "for new rows")
             n = as_vector(trials, mu.shape[-1], "trials")
-        phi, phi2 = self._phi_draws()
+        if "zi_beta" in self.posterior and X is not None and zi_X is None:
+            raise ValueError("the model has a zi formula: new rows need their zi_X")
+        phi, phi2 = self._row_params(zi_X)
         return draw_response(rng, self.family.name, mu, trials=n,
-                             sigma=self._sigma_draws()[..., None], phi=phi[..., None],
-                             phi2=phi2[..., None])
+                             sigma=self._sigma_draws()[..., None], phi=phi, phi2=phi2)
 
 
 def glm(
@@ -192,6 +208,8 @@ def glm(
     sigma_prior: InverseGamma | None = None,
     dispersion_prior: Any = None,
     cutpoint_prior: Normal | None = None,
+    zi_X: Any = None,
+    zi_prior: Normal | None = None,
     sampler: str = "auto",
     proposal: str = "fisher",
     target_acceptance: float | None = None,
@@ -235,6 +253,12 @@ def glm(
         a family with two (zero_inflated_negbinomial: ``{"phi": ..., "zi": ...}``).
     cutpoint_prior : cumulative only — Normal(0, s) on each cutpoint, jointly ordered (default
         s = 5); the draws are the posterior variable ``cutpoint`` (chain, draw, K - 1).
+    zi_X : the zero-inflated families only — the design (n, p_zi; with a column of ones) of the
+        zero-inflation's own linear predictor, logit zi_i = zi_X_i' zi_beta (brms's
+        ``zi ~ x``; :mod:`bglmm.zero_inflation`). The ``zi`` prior of ``dispersion_prior``
+        then applies to zi at the columns' means; ``zi_prior`` (a :class:`Normal` with mean 0)
+        to the slopes, default Normal(0, 2.5 / sd(column)). The draws are the posterior
+        variable ``zi_beta`` (dim ``zi_coef``) instead of ``zi``.
     sampler : "auto", "random_walk", "independence" or "conjugate" (see the module docs).
     chains, draws, warmup, thin : MCMC sizes (draws kept per chain, after thinning).
     seed : integer for reproducible draws (None: fresh entropy, stored in ``fit.seed``).
@@ -294,6 +318,8 @@ def glm(
     elif sigma is not None or sigma_prior is not None:
         raise ValueError(f"sigma/sigma_prior apply to the gaussian family only, not {fam.name!r}")
     specs = family_dispersion_specs(fam, dispersion_prior, response_sd(ya, off, wa))
+    zi_design = _zero_inflation.prepare(zi_X, n, fam, zi_prior)
+    zi_kwargs = {} if zi_design is None else zi_design.core_kwargs()
 
     chains = check_count("chains", chains, 1)
     draws = check_count("draws", draws, 1)
@@ -321,7 +347,7 @@ def glm(
             X_core, y_core, ta, off, fam.code, m0_core, V0_core, a0, b0, draws, warmup, thin,
             _METHODS[method_name], _PROPOSALS[proposal], float(target_acceptance), 0.0,
             known_sigma, inner_threads, seed_used, chain, callback, *specs[0], *specs[1],
-            weights=w_core, **core_kw,
+            weights=w_core, **core_kw, **zi_kwargs,
         )
 
     results = run_chains(run_one, chains, n_threads, progress, warmup + draws * thin)
@@ -340,6 +366,10 @@ def glm(
         posterior["sigma"] = stack_chains(kept, "sigma")
     drawn, fixed = family_parameter_draws(fam, specs, kept, ("dispersion", "dispersion2"))
     posterior.update(drawn)
+    if zi_design is not None:
+        zi_dims, zi_coords = _zero_inflation.posterior_draws(zi_design, posterior, kept)
+        dims.update(zi_dims)
+        coords.update(zi_coords)
     sample_stats = {"lp": stack_chains(kept, "log_posterior"),
                     "accepted": stack_chains(kept, "accepted").astype(bool)}
     attrs = {
@@ -356,6 +386,8 @@ def glm(
         attrs["categories"] = [str(c) for c in core["categories"]]
         attrs["cutpoint_sd"] = core["kwargs"]["cutpoint_sd"]
     attrs.update(fixed)
+    if zi_design is not None:
+        attrs["zi_acceptance"] = [float(r["zi_acceptance"]) for r in kept]
     fit = GlmFit(
         posterior,
         dims=dims,
@@ -368,7 +400,8 @@ def glm(
                  "mh": "random-walk Metropolis-Hastings",
                  "independence": "independence Metropolis-Hastings (t proposal)",
                  "conjugate": "exact conjugate (normal" + ("" if known_sigma else "-inverse-gamma") + ")"}[method_name],
-        data={"X": Xa, "y": ya, "trials": ta, "offset": off, "weights": wa},
+        data={"X": Xa, "y": ya, "trials": ta, "offset": off, "weights": wa,
+              "zi_X": None if zi_design is None else zi_design.X},
         family=fam,
     )
     fit.mode = kept[0]["mode"]

@@ -60,6 +60,7 @@ import pandas as pd
 
 from . import _core
 from . import ordinal as _ordinal
+from . import zero_inflation as _zero_inflation
 from ._chains import run_chains
 from .data import (as_design, as_vector, check_count, check_full_rank, check_weights,
                    core_aligned, core_weights, moments, resolve_seed, resolve_threads,
@@ -82,7 +83,7 @@ from .results import (Fit, core_family_params, family_parameter_draws, keep_draw
 from .warnings import AcceptanceWarning, BglmmWarning
 
 #: the entries of a chain's result with one row per draw
-_PER_DRAW = ("beta", "sigma", "b", "phi", "phi2", "cutpoints", "log_lik", "group_accept_mean", "fixed_accepted",
+_PER_DRAW = ("beta", "sigma", "b", "phi", "phi2", "cutpoints", "zi_coef", "log_lik", "group_accept_mean", "fixed_accepted",
              "extra_sigma", "extra_b")
 
 _KERNELS = {"laplace": 0, "random_walk": 1, "rw": 1}
@@ -218,6 +219,12 @@ class GlmmFit(Fit):
             return sigma2, np.ones(shape)
         return core_family_params(self.family, self.posterior, self.attrs, shape)
 
+    def _row_params(self, zi_X: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """phi and phi2 per (chain, draw, row) (broadcasting): a zi formula's odds per row
+        (its design ``zi_X``, default the data's, in the caller's row order)."""
+        return _zero_inflation.row_params(self.family, *self._phi_draws(), self.posterior,
+                                          self._data["zi_X_original"] if zi_X is None else zi_X)
+
     def pointwise_log_lik(self) -> np.ndarray:
         """log p(y_i | draw), shaped (chain, draw, obs) in the caller's row order (without the
         case weights, which the ArviZ log-likelihood group multiplies in)."""
@@ -228,6 +235,12 @@ class GlmmFit(Fit):
             eta = self.predict(kind="link").reshape(c * s, -1)
             cut = self.posterior["cutpoint"].reshape(c * s, -1)
             return _ordinal.log_density(d["y_original"], eta, cut, self.family.link).reshape(c, s, -1)
+        if "zi_beta" in self.posterior:  # odds per row: the densities of bglmm.api
+            from .api import _log_density
+
+            phi, phi2 = self._row_params()
+            return _log_density(self.family, d["y_original"], self.predict(kind="link"),
+                                phi=phi, phi2=phi2)
         phi, phi2 = (np.ascontiguousarray(v.reshape(c * s)) for v in self._phi_draws())
         extra = d.get("extra", [])
         extra_core = [{k: e[k] for k in ("codes", "z", "level_start", "level_rows")}
@@ -254,7 +267,7 @@ class GlmmFit(Fit):
     # ---- prediction --------------------------------------------------------------------------
     def predict(self, X: Any = None, Z: Any = None, group: Any = None, *,
                 groups: str = "existing", kind: str = "mean", offset: Any = None,
-                trials: Any = None, seed: int | None = None) -> np.ndarray:
+                trials: Any = None, seed: int | None = None, zi_X: Any = None) -> np.ndarray:
         """Posterior (predictive) draws (chain, draw, rows) for the rows of (X, Z, group);
         default: the fitted data.
 
@@ -262,7 +275,7 @@ class GlmmFit(Fit):
             ``"new"`` draws b ~ N(0, Sigma) per draw for each distinct level of ``group`` (each
             row is its own new group when ``group`` is None).
         kind : ``"link"`` (eta), ``"mean"`` (h(eta): rate or probability) or ``"response"``
-            (a draw of y; binomial needs ``trials`` for new rows).
+            (a draw of y; binomial needs ``trials`` for new rows, a zi formula their ``zi_X``).
         """
         if groups not in ("existing", "new"):
             raise ValueError(f"groups must be 'existing' or 'new', got {groups!r}")
@@ -357,9 +370,10 @@ class GlmmFit(Fit):
                                      "new rows")
                 n_tr = as_vector(trials, mu.shape[-1], "trials")
         sigma = self.posterior["sigma"][..., None] if "sigma" in self.posterior else 1.0
-        phi, phi2 = self._phi_draws()
-        return draw_response(rng, fam.name, mu, trials=n_tr, sigma=sigma, phi=phi[..., None],
-                             phi2=phi2[..., None])
+        if "zi_beta" in self.posterior and X is not None and zi_X is None:
+            raise ValueError("the model has a zi formula: new rows need their zi_X")
+        phi, phi2 = self._row_params(zi_X)
+        return draw_response(rng, fam.name, mu, trials=n_tr, sigma=sigma, phi=phi, phi2=phi2)
 
 
 def _random_design(Z: Any, Xa: np.ndarray, x_names: list[str] | None, n: int,
@@ -421,6 +435,8 @@ def glmm(
     sigma_prior: InverseGamma | None = None,
     dispersion_prior: Any = None,
     cutpoint_prior: Normal | None = None,
+    zi_X: Any = None,
+    zi_prior: Normal | None = None,
     sampler: str = "laplace",
     parameterization: str = "centered",
     rw_scale: float = 0.5,
@@ -474,6 +490,11 @@ def glmm(
     cutpoint_prior : cumulative only (y an ordered Categorical or integers; X without an
         intercept) — Normal(0, s) on each cutpoint, jointly ordered (default s = 5); their draws
         are the posterior variable ``cutpoint`` (bglmm.ordinal).
+    zi_X, zi_prior : the zero-inflated families only — the design (n, p_zi; with a column of
+        ones) of the zero-inflation's own linear predictor, logit zi_i = zi_X_i' zi_beta, and
+        a :class:`Normal` (mean 0) on its slopes (default 2.5 / sd(column)); the ``zi`` prior
+        then applies at the columns' means. Posterior variable ``zi_beta`` (dim ``zi_coef``)
+        instead of ``zi`` (:mod:`bglmm.zero_inflation`).
     sampler : "laplace" (default) or "random_walk" (the course notes' kernel).
     parameterization : "centered" (Gibbs for the fixed effects with a random term; best when
         groups carry much data) or "noncentered" (all fixed effects in the block step).
@@ -591,6 +612,7 @@ def glmm(
     elif sigma_prior is not None:
         raise ValueError(f"sigma_prior applies to the gaussian family only, not {fam.name!r}")
     specs = family_dispersion_specs(fam, dispersion_prior, response_sd(ya, off, wa))
+    zi_design = _zero_inflation.prepare(zi_X, n, fam, zi_prior)
 
     if not isinstance(sampler, str) or sampler.lower() not in _KERNELS:
         raise ValueError(f"unknown sampler {sampler!r}; use 'laplace' or 'random_walk'")
@@ -612,7 +634,10 @@ def glmm(
     # rows sorted by group: the core reads each group's rows as one block
     ys, ts, offs = grouping.sort(ya if ordinal is None else ordinal["y_core"]), \
         grouping.sort(ta), grouping.sort(off)
-    core_kw = {} if ordinal is None else ordinal["kwargs"]
+    core_kw = {} if ordinal is None else dict(ordinal["kwargs"])
+    if zi_design is not None:  # its centred columns, sorted as the rows
+        zi_core = zi_design.core_kwargs()
+        core_kw.update(zi_x=grouping.sort(zi_core["zi_x"]), zi_prior_sd=zi_core["zi_prior_sd"])
     ws = core_weights(None if wa is None else grouping.sort(wa))
     gs = grouping.group_start
     config = {"draws": draws, "warmup": warmup, "thin": thin, "threads": 1,
@@ -660,7 +685,11 @@ def glmm(
         summary_vars.append("sigma")
     drawn, fixed = family_parameter_draws(fam, specs, kept, ("phi", "phi2"))
     posterior.update(drawn)
-    summary_vars.extend(drawn)
+    zi_parts = None
+    if zi_design is not None:  # the formula's coefficients instead of zi
+        zi_parts = _zero_inflation.posterior_draws(zi_design, posterior, kept)
+        dims.update(zi_parts[0])
+    summary_vars.extend(k for k in posterior if k in drawn or k == "zi_beta")
     posterior["Sigma"] = sigma
     if keep_group_effects:
         posterior["b"] = stack_chains(kept, "b").reshape(n_chains, -1, m, q)
@@ -669,6 +698,8 @@ def glmm(
                                     "group": grouping.levels}
     if ordinal_parts is not None:
         coords.update(ordinal_parts[2])
+    if zi_parts is not None:
+        coords.update(zi_parts[1])
     for k, e in enumerate(extra):
         name, terms, qk = e["name"], e["terms"], len(e["terms"])
         sig = np.stack([np.asarray(r["extra_sigma"][k]) for r in kept]).reshape(n_chains, -1, qk, qk)
@@ -722,6 +753,8 @@ def glmm(
         "extra_scale_acceptance": [[float(v) for v in r["extra_scale_acceptance"]] for r in kept],
     }
     attrs.update(fixed)
+    if zi_design is not None:
+        attrs["zi_acceptance"] = [float(r["zi_acceptance"]) for r in kept]
     if ordinal is not None:
         attrs["categories"] = [str(c) for c in ordinal["categories"]]
         attrs["cutpoint_sd"] = ordinal["kwargs"]["cutpoint_sd"]
@@ -744,6 +777,7 @@ def glmm(
               "offset_original": off, "trials_original": ta, "y_original": ya,
               "weights_original": wa,
               "X_core_names": x_names,
+              "zi_X_original": None if zi_design is None else zi_design.X,
               "codes": grouping.codes, "extra": extra},
         family=fam,
     )

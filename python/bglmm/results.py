@@ -110,6 +110,8 @@ def core_family_params(family: Any, posterior: dict[str, np.ndarray], attrs: dic
 
     out = [np.ones(shape), np.ones(shape)]
     for k, name in enumerate(family.parameters):
+        if name == "zi" and "zi_beta" in posterior:
+            continue  # per row: bglmm.zero_inflation.with_row_odds
         if name in posterior:
             out[k] = np.asarray(to_core(name, posterior[name]), dtype=float).reshape(shape)
         else:
@@ -155,7 +157,7 @@ def keep_drawn(results: list[dict[str, Any]], per_draw: tuple[str, ...],
 def keep_completed(results: list[dict[str, Any]], draws: int) -> tuple[list[dict], Any]:
     """:func:`keep_drawn` for the GLM sampler's results."""
     return keep_drawn(results, ("beta", "sigma", "dispersion", "dispersion2", "cutpoints",
-                                "log_posterior",
+                                "zi_coef", "log_posterior",
                                 "accepted"), draws)
 
 

@@ -554,7 +554,8 @@ def glmm_dispersion_sbc_cases() -> list[SbcCase]:
 def glmm_sbc_case(family: str, link: str | None = None, sampler: str = "laplace", *,
                   groups: int = 8, rows: int = 4, thin: int = 10, warmup: int = 300,
                   threads: int = 1, dispersion_prior: tuple[float, float] = _DISPERSION_PRIOR,
-                  fit_dispersion_rate_factor: float = 1.0) -> SbcCase:
+                  fit_dispersion_rate_factor: float = 1.0, zi_slope_sd: float | None = None,
+                  fit_zi_slope_sd_factor: float = 1.0) -> SbcCase:
     """SBC case of :func:`bglmm.glmm`: intercept + slope, beta ~ N((0.3, -0.2), diag(1, 0.7)^2),
     a random intercept b_j ~ N(0, s^2) with s^2 ~ IG(3, 1); the count families: offset ~
     U(0, 1); binomial and beta_binomial: trials ~ U{1..6}. Ranks of beta, the random-intercept SD
@@ -562,7 +563,10 @@ def glmm_sbc_case(family: str, link: str | None = None, sampler: str = "laplace"
     from ``dispersion_prior`` = Gamma(shape, rate) (default Gamma(2, 0.5)), ``zi`` from
     Beta(2, 4), the Student-t's sigma from half-t(3, 1) and nu from Gamma(20, 4).
     ``fit_dispersion_rate_factor`` != 1 fits under wrong rates (Beta: a wrong b; a negative
-    control)."""
+    control). ``zi_slope_sd`` (the zero-inflated families): a zi formula ``zi ~ w``, w ~ N(0, 1)
+    per row, its slope ~ N(0, zi_slope_sd^2) and zi at mean(w) ~ Beta(2, 4); the ranks of
+    both coefficients (``zi_beta``, the intercept at w = 0) replace zi's;
+    ``fit_zi_slope_sd_factor`` != 1 fits with a wrong slope prior (a negative control)."""
     from . import glmm
     from .priors import InverseGamma, Normal
 
@@ -572,6 +576,12 @@ def glmm_sbc_case(family: str, link: str | None = None, sampler: str = "laplace"
     var_prior = InverseGamma(3.0, 1.0)
     prior = Normal(_GLM_PRIOR_MEAN, _GLM_PRIOR_SD)
     name = f"glmm-{fam.name}-{fam.link}-{sampler}"
+    if zi_slope_sd is not None:
+        if not fam.is_zero_inflated:
+            raise ValueError("zi_slope_sd applies to the zero-inflated families")
+        name += "-zi-formula"
+    if fit_zi_slope_sd_factor != 1.0:
+        name += f"-zi-slope-sd-x{fit_zi_slope_sd_factor:g}"
     params = fam.parameters
     if params and fit_dispersion_rate_factor != 1.0:
         name += f"-dispersion-rate-x{fit_dispersion_rate_factor:g}"
@@ -593,6 +603,14 @@ def glmm_sbc_case(family: str, link: str | None = None, sampler: str = "laplace"
         for k, (key, (a, b)) in enumerate(sbc_priors.items()):
             truth[key] = _dispersion_draw(rng, key, a, b)
             core[k] = to_core(key, truth[key])
+        if zi_slope_sd is not None:  # zi_i = inv_logit(logit zi + slope (w_i - mean w))
+            w = rng.standard_normal(n)
+            slope = zi_slope_sd * rng.standard_normal()
+            v0 = np.log(to_core("zi", truth.pop("zi")))
+            truth["zi_beta"] = np.array([v0 - slope * w.mean(), slope])
+            data["zi_X"] = np.column_stack([np.ones(n), w])
+            k = fam.parameters.index("zi")
+            core[k] = np.exp(data["zi_X"] @ truth["zi_beta"])
         if fam.name in ("poisson", "negbinomial", "zero_inflated_poisson",
                         "zero_inflated_negbinomial"):
             data["offset"] = rng.uniform(0.0, 1.0, n)
@@ -605,14 +623,21 @@ def glmm_sbc_case(family: str, link: str | None = None, sampler: str = "laplace"
         return truth, data
 
     def fit(data: dict[str, Any], L: int, seed: int) -> dict[str, np.ndarray]:
+        zi_kw = {}
+        if zi_slope_sd is not None:
+            zi_kw = {"zi_X": data["zi_X"],
+                     "zi_prior": Normal(0.0, zi_slope_sd * fit_zi_slope_sd_factor)}
         f = glmm(data["y"], data["X"], None, group, fam.name, fam.link, trials=data.get("trials"),
                  offset=data.get("offset"), prior=prior, random_prior=var_prior,
                  dispersion_prior=fit_dispersion, sampler=sampler, chains=1, draws=L, thin=thin,
-                 warmup=warmup, seed=seed, threads=threads, check=False)
+                 warmup=warmup, seed=seed, threads=threads, check=False, **zi_kw)
         out = {"beta": f.posterior["beta"][0], "sd": np.sqrt(f.posterior["Sigma"][0][:, 0, 0]),
                "b": f.posterior["b"][0]}
         for key in params:
-            out[key] = f.posterior[key][0]
+            if key in f.posterior:
+                out[key] = f.posterior[key][0]
+        if zi_slope_sd is not None:
+            out["zi_beta"] = f.posterior["zi_beta"][0]
         return out
 
     return SbcCase(name, simulate, fit, {"sampler": sampler, "thin": thin, "warmup": warmup})

@@ -179,6 +179,59 @@ class ZeroInflatedPoissonCrossedModel(PoissonCrossedModel):
 
 
 @dataclass
+class ZeroInflatedPoissonFormulaModel(ZeroInflatedPoissonCrossedModel):
+    """The zero-inflated Poisson with the zero-inflation's own linear predictor,
+    logit zi_i = v0 + W_i' alpha (W: centred columns, so that zi at the means is
+    inv_logit(v0) ~ Beta(zi_a, zi_b); alpha_k ~ N(0, alpha_sd_k^2)). The last 1 + k
+    coordinates of theta are (v0, alpha)."""
+
+    W: np.ndarray | None = None          # (n, k)
+    alpha_sd: np.ndarray | None = None   # (k,)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.W = np.asarray(self.W, float)
+        self.alpha_sd = np.asarray(self.alpha_sd, float)
+        self.k_zi = self.W.shape[1]
+        self.dim += self.k_zi
+
+    def split(self, theta: np.ndarray):
+        return PoissonCrossedModel.split(self, theta[:, :-(1 + self.k_zi)])
+
+    def logp_grad(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        k = self.k_zi
+        beta, u, z = self.split(theta)
+        v0, alpha = theta[:, -(1 + k)], theta[:, -k:]           # (C,), (C, k)
+        v = v0[:, None] + alpha @ self.W.T                      # (C, n): logit zi_i
+        zi = special.expit(v)
+        log_zi, log_1m = -np.logaddexp(0.0, -v), -np.logaddexp(0.0, v)
+        sd = np.exp(u)
+        sd_e = sd[:, self.factor_of]
+        w = z * sd_e
+        eta = self.off + beta @ self.X.T + (self.Zs @ w.T).T
+        mu = np.exp(eta)
+        count = log_1m + self.y * eta - mu - self.log_y_factorial
+        poisson_zero = log_1m - mu
+        log_p0 = np.logaddexp(log_zi, poisson_zero)
+        ll = np.where(self.zero, log_p0, count)
+        share = np.exp(poisson_zero - log_p0)
+        r = np.where(self.zero, -mu * share, self.y - mu)
+        g_row = np.where(self.zero, (1.0 - share) * (1.0 - zi) - share * zi, -zi)  # d ll / d v_i
+        zi0 = special.expit(v0)
+        g_v0 = g_row.sum(axis=1) + self.zi_a * (1.0 - zi0) - self.zi_b * zi0
+        g_alpha = g_row @ self.W - alpha / self.alpha_sd**2
+        zb = (beta - self.beta_mean) / self.beta_sd
+        lp = ll.sum(axis=1) - 0.5 * (zb**2).sum(axis=1) - 0.5 * (z**2).sum(axis=1) \
+            + self.log_prior_sd(u) - self.zi_a * np.logaddexp(0.0, -v0) \
+            - self.zi_b * np.logaddexp(0.0, v0) - 0.5 * ((alpha / self.alpha_sd) ** 2).sum(axis=1)
+        g_beta = r @ self.X - zb / self.beta_sd
+        g_w = (self.ZsT @ r.T).T
+        g_z = g_w * sd_e - z
+        g_u = self.factor_sums(g_w * w) - (sd / self.sd_scale) ** 2 + 1.0
+        return lp, np.concatenate([g_beta, g_u, g_z, g_v0[:, None], g_alpha], axis=1)
+
+
+@dataclass
 class CumulativeCrossedModel(PoissonCrossedModel):
     """The same random intercepts with a cumulative-link (ordinal) likelihood::
 
@@ -280,7 +333,8 @@ class CumulativeCrossedModel(PoissonCrossedModel):
 def hmc(model: PoissonCrossedModel, *, chains: int = 4, warmup: int = 1500, draws: int = 2000,
         steps: tuple[int, int] = (8, 24), seed: int = 0) -> dict[str, np.ndarray]:
     """Draws {"beta": (chains, draws, p), "sd": (chains, draws, K)} (and "phi": (chains, draws)
-    for the negative binomial, "zi" for the zero-inflated Poisson, the ordered "cutpoint":
+    for the negative binomial, "zi" for the zero-inflated Poisson, "zi_v" (chains, draws, 1 + k)
+    for one with a zi formula, the ordered "cutpoint":
     (chains, draws, K - 1) for the cumulative model) and the acceptance rate."""
     rng = np.random.default_rng(seed)
     D = model.dim
@@ -289,11 +343,15 @@ def hmc(model: PoissonCrossedModel, *, chains: int = 4, warmup: int = 1500, draw
                             rng.normal(0, 0.1, (chains, D - model.p - model.K))], axis=1)
     nb = isinstance(model, NegBinomialCrossedModel)
     zip_ = isinstance(model, ZeroInflatedPoissonCrossedModel)
+    k_zi = getattr(model, "k_zi", 0)  # a zi formula's slopes (ZeroInflatedPoissonFormulaModel)
     cumulative = isinstance(model, CumulativeCrossedModel)
     if not cumulative:  # the cumulative model has no intercept: its cutpoints take the place
         theta[:, 0] += np.log(model.y.mean() + 0.5)
     if nb or zip_:
         theta[:, -1] = rng.normal(0.0 if nb else -2.0, 0.2, chains)  # phi near 1, zi near 0.12
+    if k_zi:  # zi near 0.12 at the means, the slopes near 0
+        theta[:, -(1 + k_zi)] = rng.normal(-2.0, 0.2, chains)
+        theta[:, -k_zi:] = rng.normal(0.0, 0.1, (chains, k_zi))
     if cumulative:
         # cutpoints at F^-1 of the empirical cumulative proportions (counts + 1/2, so that each
         # gap is positive), jittered
@@ -315,6 +373,7 @@ def hmc(model: PoissonCrossedModel, *, chains: int = 4, warmup: int = 1500, draw
     keep_beta = np.empty((chains, draws, model.p))
     keep_sd = np.empty((chains, draws, model.K))
     keep_phi = np.empty((chains, draws))
+    keep_zi = np.empty((chains, draws, 1 + k_zi))
     if cumulative:
         keep_cut = np.empty((chains, draws, model.n_cut))
     window_draws: list[np.ndarray] = []
@@ -360,13 +419,17 @@ def hmc(model: PoissonCrossedModel, *, chains: int = 4, warmup: int = 1500, draw
             keep_beta[:, j] = theta[:, :model.p]
             keep_sd[:, j] = np.exp(theta[:, model.p:model.p + model.K])
             keep_phi[:, j] = np.exp(theta[:, -1])
+            if k_zi:
+                keep_zi[:, j] = theta[:, -(1 + k_zi):]
             if cumulative:
                 keep_cut[:, j] = model.cutpoints(theta[:, -model.n_cut:])
             accepted += take.mean()
     out = {"beta": keep_beta, "sd": keep_sd, "acceptance": accepted / draws, "step_size": eps}
     if nb:
         out["phi"] = keep_phi
-    if zip_:
+    if zip_ and k_zi:
+        out["zi_v"] = keep_zi  # (logit zi at the means, the slopes)
+    elif zip_:
         out["zi"] = keep_phi / (1.0 + keep_phi)  # exp(logit zi) is the odds
     if cumulative:
         out["cutpoint"] = keep_cut

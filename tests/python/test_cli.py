@@ -49,6 +49,21 @@ def test_fit_with_case_weights(tmp_path, capsys):
     assert rc == 2 and "weights='ww' is not a column" in capsys.readouterr().err
 
 
+@pytest.mark.filterwarnings("ignore::bglmm.ConvergenceWarning")  # short chains on purpose
+def test_fit_with_a_zero_inflation_formula(tmp_path, capsys):
+    data = bglmm.datasets.load("grouseticks")
+    csv = tmp_path / "ticks.csv"
+    data.to_csv(csv, index=False)
+    rc = main(["fit", str(csv), "--formula", "TICKS ~ cHEIGHT + (1 | BROOD)", "--family", "zip",
+               "--zi", "~ cHEIGHT", "--chains", "2", "--draws", "50", "--warmup", "50",
+               "--seed", "4", "--threads", "1", "--quiet"])
+    text = capsys.readouterr().out
+    assert rc == 0 and "zi_beta[Intercept]" in text and "zi_beta[cHEIGHT]" in text
+    rc = main(["fit", str(csv), "--formula", "TICKS ~ 1", "--family", "poisson", "--zi", "~ x",
+               "--quiet"])
+    assert rc == 2 and "zero-inflated" in capsys.readouterr().err
+
+
 def test_fit_errors_name_the_culprit(tmp_path, capsys):
     csv = tmp_path / "rats.csv"
     bglmm.datasets.load("rats").to_csv(csv, index=False)

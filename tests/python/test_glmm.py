@@ -117,7 +117,8 @@ def _geweke_problem(q, centred, group_level_w=False, x_offset=0.0):
 def _geweke_z(family_code, kernel, q, centred, trials=1.0, drop=False, iterations=40000,
               group_level_w=False, lkj_eta=None, sampler_eta=None, dispersion=None,
               sampler_dispersion=None, dispersion_kind=0, dispersion2=None,
-              sampler_dispersion2=None, dispersion2_kind=2, config=None, x_offset=0.0):
+              sampler_dispersion2=None, dispersion2_kind=2, config=None, x_offset=0.0,
+              zi_sd=None):
     """z-scores of the successive-conditional simulator's moments against the prior's.
     Inverse-Wishart prior, or (lkj_eta) LKJ(lkj_eta) with half-normal SDs of scale
     sqrt(ES_kk) — half-normal so that Sigma's second moments exist; `sampler_eta` runs the
@@ -126,7 +127,9 @@ def _geweke_z(family_code, kernel, q, centred, trials=1.0, drop=False, iteration
     zi = phi / (1 + phi) ~ Beta(a, b) (the zero-inflated Poisson); `sampler_dispersion` runs
     the sampler under another (a, b) (a negative control). `dispersion2` = (a, b): a second
     parameter, zi = phi2 / (1 + phi2) ~ Beta(a, b) (the zero-inflated negative binomial), with
-    `sampler_dispersion2` its negative control. `config`: more sampler options."""
+    `sampler_dispersion2` its negative control. `config`: more sampler options. `zi_sd`: a zi
+    formula (zero-inflated families) on the centred columns x and w, slopes ~ N(0, zi_sd^2);
+    the intercept is the family's zi (at the columns' means)."""
     X, Z, gs, m0, V0, nu, S, ES, pairs = _geweke_problem(q, centred, group_level_w, x_offset)
     n = X.shape[0]
     gaussian = family_code == 0
@@ -149,8 +152,16 @@ def _geweke_z(family_code, kernel, q, centred, trials=1.0, drop=False, iteration
         za, zb = dispersion2 if sampler_dispersion2 is None else sampler_dispersion2
         disp.update(dispersion2_kind=dispersion2_kind, dispersion2_a=za, dispersion2_b=zb)
     y0 = np.ones(n) if family_code == 6 else np.zeros(n)  # gamma: y > 0 (only the layout)
+    zi_kw = {}
+    if zi_sd is not None:
+        cols = X[:, 1:1 + len(zi_sd)]
+        zi_kw = {"zi_x": np.ascontiguousarray(cols - cols.mean(axis=0)),
+                 "zi_prior_sd": np.asarray(zi_sd, dtype=float)}
     d = _core.glmm_geweke(X, Z, y0, np.full(n, trials), np.zeros(n), gs, family_code,
-                          pairs, m0, V0, spec, a0, b0, cfg, iterations, 7, **disp)
+                          pairs, m0, V0, spec, a0, b0, cfg, iterations, 7, **disp, **zi_kw)
+    alpha = None
+    if zi_sd is not None:  # the slopes: the last columns
+        alpha, d = d[:, -len(zi_sd):], d[:, :-len(zi_sd)]
     p = 3
     funcs = {}
     exact = {}
@@ -219,6 +230,14 @@ def _geweke_z(family_code, kernel, q, centred, trials=1.0, drop=False, iteration
         funcs["logit zi"], exact["logit zi"] = np.log(d[:, -1]), digamma(za) - digamma(zb)
         funcs["zi phi"], exact["zi phi"] = zi * d[:, p + q * q + q], \
             za / (za + zb) * dispersion[0] / dispersion[1]
+    if alpha is not None:  # slopes ~ N(0, zi_sd^2), independent of zi at the means a priori
+        zi_odds = d[:, p + q * q + q] if dispersion2 is None else d[:, -1]
+        for k, s in enumerate(zi_sd):
+            funcs[f"alpha{k}"], exact[f"alpha{k}"] = alpha[:, k], 0.0
+            funcs[f"alpha{k}^2"], exact[f"alpha{k}^2"] = alpha[:, k] ** 2, s**2
+            funcs[f"alpha{k} logit zi"] = alpha[:, k] * np.log(zi_odds)
+            exact[f"alpha{k} logit zi"] = 0.0
+        funcs["alpha0 alpha1"], exact["alpha0 alpha1"] = alpha[:, 0] * alpha[:, -1], 0.0
     z = {}
     for key, v in funcs.items():
         batches = v[: len(v) // 50 * 50].reshape(50, -1).mean(axis=1)
@@ -298,6 +317,29 @@ def test_geweke_zero_inflated_negbinomial(kernel, q, centred):
                   iterations=20000)
     bad = {k: round(v, 1) for k, v in z.items() if abs(v) > 4.5}
     assert not bad, f"prior moments not recovered: {bad}"
+
+
+@pytest.mark.parametrize("family_code, kernel, q, centred", [
+    (10, 0, 2, True),   # zero-inflated Poisson, Laplace
+    (10, 1, 1, False),  # zero-inflated Poisson, random walk
+    (11, 0, 1, True),   # zero-inflated negative binomial, Laplace
+])
+def test_geweke_zero_inflation_formula(family_code, kernel, q, centred):
+    # zi ~ x + w: zi at the means ~ Beta(3, 5), the slopes ~ N(0, 0.8^2), N(0, 0.5^2); the
+    # adaptive Metropolis-Hastings step of (logit zi, slopes), its random walks not adapted
+    # (no warm-up in a Geweke run)
+    extra = {"dispersion": (6.0, 2.0), "dispersion2": (3.0, 5.0)} if family_code == 11 else \
+        {"dispersion": (3.0, 5.0), "dispersion_kind": 2}
+    z = _geweke_z(family_code, kernel, q, centred, zi_sd=(0.8, 0.5), iterations=20000, **extra)
+    bad = {k: round(v, 1) for k, v in z.items() if abs(v) > 4.5}
+    assert not bad, f"prior moments not recovered: {bad}"
+
+
+def test_geweke_detects_a_zero_inflation_step_without_its_slopes_prior():
+    z = _geweke_z(10, 0, 1, True, dispersion=(3.0, 5.0), dispersion_kind=2, zi_sd=(0.8, 0.5),
+                  config={"zi_drop_slope_prior": True}, iterations=20000)
+    assert max(abs(v) for k, v in z.items() if k.startswith("alpha")) > 8, \
+        {k: round(v, 1) for k, v in z.items()}
 
 
 def test_geweke_detects_a_wrong_second_parameter_step():

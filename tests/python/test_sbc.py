@@ -120,6 +120,23 @@ def test_glmm_dispersion_sbc(case):
     assert not failures, f"{case.name} is not calibrated:\n" + "\n".join(failures)
 
 
+# The zero-inflated Poisson GLMM with a zi formula (zi ~ w: the adaptive Metropolis-Hastings step
+# of zi at the mean of w and the slope closes each sweep), at R = 600; the negative control fits
+# with the slope's prior SD x0.4 (its prior variance off by a factor 6).
+ZI_FORMULA_CASE = testing.glmm_sbc_case("zero_inflated_poisson", None, "laplace", zi_slope_sd=1.0)
+
+
+def test_glmm_zero_inflation_formula_sbc():
+    failures = run_case(ZI_FORMULA_CASE)
+    assert not failures, f"{ZI_FORMULA_CASE.name} is not calibrated:\n" + "\n".join(failures)
+
+
+def test_sbc_detects_a_wrong_zero_inflation_slope_prior():
+    case = testing.glmm_sbc_case("zero_inflated_poisson", None, "laplace", zi_slope_sd=1.0,
+                                 fit_zi_slope_sd_factor=0.4)
+    assert run_case(case), f"SBC failed to flag the deliberately wrong case {case.name}"
+
+
 # The covariance priors of the default family (LKJ(2) on the correlations, Half-Student-t(3, s_k)
 # on each SD; a single SD: Half-Student-t(3, s)) with fixed scales, for the LMM's collapsed
 # Metropolis-Hastings + Gibbs sampler (q = 1, 2, 3) and the GLMM's Laplace kernel with its slice

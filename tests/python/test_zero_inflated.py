@@ -61,17 +61,39 @@ def test_core_log_lik_matches_scipy():
     for zi in (0.05, 0.4, 0.9):
         for y in (0.0, 1.0, 4.0, 10.0):
             Y = np.full_like(eta, y)
-            got = _core.families.evaluate(CODE, "log_lik", Y, np.ones_like(eta), eta,
+            got = _core.families.evaluate(CODE, "log_lik", Y, np.zeros_like(eta), eta,
                                           zi / (1 - zi))
             np.testing.assert_allclose(got, log_pmf(Y, eta, zi), rtol=1e-10, atol=1e-12)
     extreme = np.array([-700.0, -30.0, 30.0, 700.0])
     for y in (0.0, 3.0):
         for what in ("log_lik", "score", "weight"):
-            v = _core.families.evaluate(CODE, what, np.full(4, y), np.ones(4), extreme, 0.5)
+            v = _core.families.evaluate(CODE, what, np.full(4, y), np.zeros(4), extreme, 0.5)
             assert np.all(np.isfinite(v)), (what, y, v)
     # at eta = 700 a zero is structural: log p(0) = log zi
-    v = _core.families.evaluate(CODE, "log_lik", np.zeros(1), np.ones(1), np.array([700.0]), 0.5)
+    v = _core.families.evaluate(CODE, "log_lik", np.zeros(1), np.zeros(1), np.array([700.0]), 0.5)
     assert v[0] == pytest.approx(np.log(1 / 3), rel=1e-14)
+
+
+@pytest.mark.parametrize("code", [CODE, ZINB_CODE])
+def test_core_zi_shift_is_the_rows_log_odds(code):
+    """The trials slot carries a row's zi shift s (a zi formula): the odds of a structural
+    zero become odds * e^s, in the log-likelihood, and the score and Fisher weight follow."""
+    eta = np.linspace(-3, 3, 13)
+    odds, phi = 0.4, 2.5
+    params = (odds,) if code == CODE else (phi, odds)
+    for y in (0.0, 1.0, 4.0):
+        Y = np.full_like(eta, y)
+        for s in (-2.0, 0.7):
+            S = np.full_like(eta, s)
+            shifted = _core.families.evaluate(code, "log_lik", Y, S, eta, *params)
+            moved = (odds * np.exp(s),) if code == CODE else (phi, odds * np.exp(s))
+            plain = _core.families.evaluate(code, "log_lik", Y, np.zeros_like(eta), eta, *moved)
+            np.testing.assert_allclose(shifted, plain, rtol=1e-12, atol=1e-13)
+            for what in ("score", "weight"):
+                np.testing.assert_allclose(
+                    _core.families.evaluate(code, what, Y, S, eta, *params),
+                    _core.families.evaluate(code, what, Y, np.zeros_like(eta), eta, *moved),
+                    rtol=1e-12, atol=1e-13)
 
 
 # ---- the GLM against the posterior on a grid -----------------------------------------------
@@ -239,12 +261,12 @@ def test_zinb_core_log_lik_matches_scipy():
         for phi in (0.5, 3.0, 40.0):
             for y in (0.0, 1.0, 4.0, 10.0):
                 Y = np.full_like(eta, y)
-                got = _core.families.evaluate(ZINB_CODE, "log_lik", Y, np.ones_like(eta), eta,
+                got = _core.families.evaluate(ZINB_CODE, "log_lik", Y, np.zeros_like(eta), eta,
                                               phi, zi / (1 - zi))
                 np.testing.assert_allclose(got, zinb_log_pmf(Y, eta, phi, zi), rtol=1e-10,
                                            atol=1e-12)
     # negative control: the second parameter matters
-    got = _core.families.evaluate(ZINB_CODE, "log_lik", np.zeros(1), np.ones(1), np.ones(1),
+    got = _core.families.evaluate(ZINB_CODE, "log_lik", np.zeros(1), np.zeros(1), np.ones(1),
                                   2.0, 1.0)
     assert abs(got[0] - zinb_log_pmf(0.0, 1.0, 2.0, 0.2)) > 0.1
 

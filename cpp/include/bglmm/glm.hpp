@@ -72,6 +72,19 @@ struct FamilyHasSecondDispersion<F, std::void_t<decltype(F::has_second_dispersio
 template <typename G>
 constexpr bool HasSecondDispersion = FamilyHasSecondDispersion<typename G::Family>::value;
 
+// The zero-inflated families: which parameter (0: phi, 1: phi2) holds the odds of a structural
+// zero (Family::zero_inflation_param), whose rows may be shifted by a zi formula
+// (steps/zero_inflation.hpp); -1 for the others.
+template <typename F, typename = void>
+struct FamilyZeroInflation : std::integral_constant<int, -1> {};
+template <typename F>
+struct FamilyZeroInflation<F, std::void_t<decltype(F::zero_inflation_param)>>
+    : std::integral_constant<int, F::zero_inflation_param> {};
+template <typename G>
+constexpr int ZeroInflationParam = FamilyZeroInflation<typename G::Family>::value;
+template <typename G>
+constexpr bool IsZeroInflated = ZeroInflationParam<G> >= 0;
+
 // True for the cumulative ordinal families (Family::has_cutpoints), whose functions take the
 // FamilyParams (with its cutpoints).
 template <typename F, typename = void>

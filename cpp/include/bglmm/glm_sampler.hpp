@@ -18,6 +18,7 @@
 #include "bglmm/rng/philox.hpp"
 #include "bglmm/steps/cutpoints.hpp"
 #include "bglmm/steps/dispersion_slice.hpp"
+#include "bglmm/steps/zero_inflation.hpp"
 #include "bglmm/types.hpp"
 
 namespace bglmm {
@@ -30,6 +31,7 @@ struct GlmData {
   Eigen::Map<const Vector> offset;
   FamilyLink family_link;
   Eigen::Map<const Vector> weights;  // case weights (each row's log-likelihood times w_i), or empty
+  steps::ZiDesign zi;  // a zero-inflated family's zi formula (steps/zero_inflation.hpp), or none
   Index rows() const { return x.rows(); }
   Index cols() const { return x.cols(); }
   bool weighted() const { return weights.size() > 0; }
@@ -84,6 +86,8 @@ struct GlmChainResult {
   Vector dispersion;              // kept draws of phi (families with a dispersion), else empty
   Vector dispersion2;             // kept draws of phi2 (a second parameter), else empty
   RowMatrix cutpoints;            // cumulative families: kept draws x (K - 1) of c = theta - beta_0
+  RowMatrix zi_coef;              // a zi formula: kept draws x p_zi of its slopes, else empty
+  double zi_acceptance = 0.0;     // a zi formula: its step's acceptance after warm-up
   double joint_acceptance = 0.0;  // cumulative: the joint move's over sampling (NaN: it was off)
   Vector log_posterior;           // kept draws (up to a constant)
   Vector accepted;                // kept draws: 1 if the move to this draw was accepted

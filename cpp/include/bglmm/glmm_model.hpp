@@ -20,6 +20,7 @@
 #include "bglmm/steps/covariance_prior.hpp"
 #include "bglmm/steps/cutpoints.hpp"
 #include "bglmm/steps/dispersion_slice.hpp"
+#include "bglmm/steps/zero_inflation.hpp"
 #include "bglmm/types.hpp"
 
 namespace bglmm {
@@ -86,6 +87,9 @@ struct GlmmData {
   // Cumulative families: the number of categories K and the rows of each (steps/cutpoints.hpp)
   int categories = 0;
   steps::CategoryRows category_rows;
+  // Zero-inflated families with a zi formula: its centred columns and the slopes' prior
+  // (steps/zero_inflation.hpp); inactive (no columns) otherwise
+  steps::ZiDesign zi;
 
   Index p() const { return obs.p(); }
   Index q() const { return obs.q(); }
@@ -175,6 +179,8 @@ struct GlmmConfig {
                                           // to shift the intercept's centred coefficients
   bool collapsed_drop_normaliser = false;  // TESTING ONLY: the collapsed nested scale move
                                            // forgets the Gaussian integral's h_p^{-1/2}
+  bool zi_drop_slope_prior = false;  // TESTING ONLY: the zi formula's step forgets its slopes'
+                                     // prior
   double phi_init = 0.0;          // gaussian: initial sigma^2 (<= 0: var(y)); a dispersion
                                   // family: initial phi (<= 0: the GLM's joint mode, jittered)
 };
@@ -248,6 +254,7 @@ struct GlmmState {
   double phi2 = 1.0;  // a family's second parameter (HasSecondDispersion), else 1
   Vector theta;       // cumulative families: the cutpoints relative to the intercept, theta_0 = 0
   std::vector<ExtraBlockState> extra;  // the extra blocks' effects and covariances
+  steps::ZiState zi;  // a zi formula's slopes and the rows' shifts (the family reads them)
 
   // -- derived from it: the group caches at the current state, and at a proposed move
   GroupCache cache;

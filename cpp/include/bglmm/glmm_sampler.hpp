@@ -38,6 +38,8 @@ struct GlmmChainResult {
   Vector phi;                      // kept (gaussian residual variance, a dispersion), else empty
   Vector phi2;                     // kept (a family's second parameter), else empty
   RowMatrix cutpoints;             // cumulative families: kept x (K - 1), c = theta - beta_0
+  RowMatrix zi_coef;               // a zi formula: kept x p_zi, its slopes (else empty)
+  double zi_acceptance = 0.0;      // a zi formula: its step's acceptance after warm-up
   Vector log_lik;                  // kept: sum of the log-likelihood kernels
   Vector group_accept_mean;        // kept: mean over groups of the MH acceptance probability
   Vector fixed_accepted;           // kept: 1 if the block step moved (free beta)

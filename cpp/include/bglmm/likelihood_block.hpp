@@ -335,24 +335,29 @@ struct LikBlock<GammaLog> {  // kernel -phi (eta + y e^-eta), score phi (y e^-et
 // weight mu / (1 + phi) (1 - mu e^-mu inv_logit(l + mu)) for every row.
 template <>
 struct LikBlock<ZeroInflatedPoissonLog> {
-  static BlockArray zero_kernel(const BlockArray& mu, double l) {
+  // the rows' log odds of a structural zero, l_i = log phi + s_i (the shifts s_i in n)
+  static BlockArray zero_kernel(const BlockArray& mu, const BlockArray& l) {
     const BlockArray hi = (-mu).max(l), lo = (-mu).min(l);
     return hi + (1.0 + (lo - hi).exp()).log();
   }
-  static double kernel(const BlockArray& y, const BlockArray& /*n*/, const BlockArray& eta,
+  static double kernel(const BlockArray& y, const BlockArray& n, const BlockArray& eta,
                        const FamilyParams& fp, Index len, const double* wt = nullptr) {
     const BlockArray mu = eta.exp();
-    const BlockArray t = (y > 0.0).select(y * eta - mu, zero_kernel(mu, std::log(fp.phi)));
+    const BlockArray t = (y > 0.0).select(y * eta - mu, zero_kernel(mu, std::log(fp.phi) + n));
     return block_sum(t, wt, len);
   }
-  static double all(const BlockArray& y, const BlockArray& /*n*/, const BlockArray& eta,
+  static double all(const BlockArray& y, const BlockArray& n, const BlockArray& eta,
                     const FamilyParams& fp, BlockArray& u, BlockArray& w, Index len,
                     const double* wt = nullptr) {
-    const double l = std::log(fp.phi);
+    const BlockArray l = std::log(fp.phi) + n;
     const BlockArray mu = eta.exp();
     const BlockArray share = (1.0 + (-(mu + l)).exp()).inverse();  // inv_logit(l + mu)
     u = (y > 0.0).select(y - mu, -mu * (1.0 - share));
-    w = mu / (1.0 + fp.phi) * (1.0 - mu * (-mu).exp() * share);
+    // 1 / (1 + e^l): one exp per row only where a zi formula shifts the rows' odds
+    const BlockArray free_share = (n == 0.0).all()
+                                      ? BlockArray::Constant(n.size(), 1.0 / (1.0 + fp.phi))
+                                      : BlockArray((1.0 + l.exp()).inverse());
+    w = mu * free_share * (1.0 - mu * (-mu).exp() * share);
     const BlockArray t = (y > 0.0).select(y * eta - mu, zero_kernel(mu, l));
     weigh_derivatives(wt, u, w, len);
     return block_sum(t, wt, len);

@@ -33,7 +33,7 @@ TEST_CASE("zero_inflated_negbinomial: log_lik equals the mixture written out") {
       for (double mu : {0.05, 1.0, 3.7, 25.0})
         for (double y : {0.0, 1.0, 4.0, 30.0}) {
           const double expected = direct_log_pmf(y, mu, phi, zi);
-          CHECK_NEAR(G::log_lik(y, 1.0, std::log(mu), params(phi, zi)), expected,
+          CHECK_NEAR(G::log_lik(y, 0.0, std::log(mu), params(phi, zi)), expected,
                      1e-11 * (1.0 + std::fabs(expected)));
         }
 }
@@ -72,13 +72,25 @@ TEST_CASE("zero_inflated_negbinomial: the negative binomial and zero-inflated Po
 TEST_CASE("zero_inflated_negbinomial: exact at eta = 700 and finite everywhere") {
   // eta = 700: the negative binomial's zero has probability (phi / mu)^phi ~ 0: log p(0) = log zi
   for (double zi : {0.01, 0.4}) {
-    CHECK_NEAR(G::log_lik(0.0, 1.0, 700.0, params(2.0, zi)), std::log(zi),
+    CHECK_NEAR(G::log_lik(0.0, 0.0, 700.0, params(2.0, zi)), std::log(zi),
                1e-14 * std::fabs(std::log(zi)));
-    CHECK(G::score(0.0, 1.0, 700.0, params(2.0, zi)) == 0.0);
+    CHECK(G::score(0.0, 0.0, 700.0, params(2.0, zi)) == 0.0);
   }
   for (double phi : {0.05, 1.0, 1e3})
     for (double phi2 : {1e-17, 1.0, 1e17})
       bt::check_finite<G>({{0.0, 1.0}, {3.0, 1.0}, {1e6, 1.0}}, FamilyParams{phi, phi2});
+}
+
+TEST_CASE("zero_inflated_negbinomial: a row's shift s multiplies the odds by e^s") {
+  for (double s : {-3.0, -0.4, 0.0, 1.3})
+    for (double eta : {-2.0, 0.5, 3.0})
+      for (double y : {0.0, 2.0}) {
+        const FamilyParams fp{1.8, 0.6}, moved{1.8, 0.6 * std::exp(s)};
+        CHECK_NEAR(G::log_lik(y, s, eta, fp), G::log_lik(y, 0.0, eta, moved), 1e-13);
+        CHECK_NEAR(G::score(y, s, eta, fp), G::score(y, 0.0, eta, moved), 1e-13);
+        CHECK_NEAR(G::weight(s, eta, fp), G::weight(0.0, eta, moved), 1e-13);
+        bt::check_score_fd<G>(y, s, eta, fp);
+      }
 }
 
 BGLMM_TEST_MAIN()

@@ -1,7 +1,8 @@
 // Zero-inflated Poisson family, log link, with the core's phi = zi / (1 - zi): log_lik against
 // the mixture written out directly, the pmf summing to 1, score vs finite differences, Fisher
 // weight vs E_y[-d score / d eta] = E_y[score^2] (summing over the pmf), the Poisson limit
-// zi -> 0, exact values and finiteness at |eta| = 700.
+// zi -> 0, exact values and finiteness at |eta| = 700; the trials slot's shift s of the log
+// odds (a zi formula) is the odds phi e^s.
 #include <cmath>
 
 #include "bglmm/glm.hpp"
@@ -30,7 +31,7 @@ TEST_CASE("zero_inflated_poisson: log_lik equals the mixture written out") {
     for (double mu : {0.05, 1.0, 3.7, 25.0})
       for (double y : {0.0, 1.0, 4.0, 30.0}) {
         const double expected = direct_log_pmf(y, mu, zi);
-        CHECK_NEAR(G::log_lik(y, 1.0, std::log(mu), odds(zi)), expected,
+        CHECK_NEAR(G::log_lik(y, 0.0, std::log(mu), odds(zi)), expected,
                    1e-12 * (1.0 + std::fabs(expected)));
       }
 }
@@ -63,8 +64,8 @@ TEST_CASE("zero_inflated_poisson: exact at |eta| = 700 and finite everywhere") {
   for (double zi : {0.01, 0.4}) {
     const double phi = odds(zi);
     // eta = 700: mu = e^700, a zero is structural: log p(0) = log zi to the last digit
-    CHECK_NEAR(G::log_lik(0.0, 1.0, 700.0, phi), std::log(zi), 1e-14 * std::fabs(std::log(zi)));
-    CHECK(G::score(0.0, 1.0, 700.0, phi) == 0.0);
+    CHECK_NEAR(G::log_lik(0.0, 0.0, 700.0, phi), std::log(zi), 1e-14 * std::fabs(std::log(zi)));
+    CHECK(G::score(0.0, 0.0, 700.0, phi) == 0.0);
     // eta = -700: mu ~ 0, p(0) = 1 - (1 - zi)(1 - e^-mu) ~ 1, score y - mu
     CHECK(G::log_lik(0.0, 1.0, -700.0, phi) <= 0.0);
     CHECK(G::log_lik(0.0, 1.0, -700.0, phi) > -1e-300);
@@ -72,6 +73,20 @@ TEST_CASE("zero_inflated_poisson: exact at |eta| = 700 and finite everywhere") {
   }
   for (double phi : {1e-17, 0.05, 1.0, 1e17})
     bt::check_finite<G>({{0.0, 1.0}, {3.0, 1.0}, {1e6, 1.0}}, phi);
+}
+
+TEST_CASE("zero_inflated_poisson: a row's shift s multiplies the odds by e^s") {
+  for (double s : {-3.0, -0.4, 0.0, 1.3})
+    for (double eta : {-2.0, 0.5, 3.0})
+      for (double y : {0.0, 2.0}) {
+        const double phi = 0.6, moved = phi * std::exp(s);
+        CHECK_NEAR(G::log_lik(y, s, eta, phi), G::log_lik(y, 0.0, eta, moved), 1e-13);
+        CHECK_NEAR(G::score(y, s, eta, phi), G::score(y, 0.0, eta, moved), 1e-13);
+        CHECK_NEAR(G::weight(s, eta, phi), G::weight(0.0, eta, moved), 1e-13);
+        CHECK_NEAR(G::log_lik(y, s, eta, phi), direct_log_pmf(y, std::exp(eta), moved / (1 + moved)),
+                   1e-12);
+        bt::check_score_fd<G>(y, s, eta, phi);
+      }
 }
 
 BGLMM_TEST_MAIN()

@@ -7,7 +7,7 @@
 // N(x, exp(2 log_scale) rw_chol rw_chol'). In warm-up the random walk's scale follows
 // Robbins-Monro towards `accept_goal`, and every 50 iterations its covariance becomes the
 // empirical covariance of the path after the first fifth of warm-up (scale reset to 2.38 /
-// sqrt(dim)). Move k draws from the Hyper stream at indices slot_base + 2k (proposal) and
+// sqrt(dim)). Move k draws from `stream` (Hyper unless set) at indices slot_base + 2k (proposal) and
 // slot_base + 2k + 1 (acceptance), so draws are a function of (seed, chain, iteration).
 #pragma once
 #include <algorithm>
@@ -60,6 +60,7 @@ struct AdaptiveMhArgs {
   std::int64_t warmup = 0;     // the warm-up length
   int random_walks = 1;
   std::uint64_t slot_base = 0;
+  rng::Stream stream = rng::Stream::Hyper;  // the stream its slots are drawn from
   double accept_goal = 0.3;
 };
 
@@ -117,7 +118,7 @@ void adaptive_mh(AdaptiveProposal& pr, Vector& x, double& target_cur, const Adap
     const bool independence = move == 0;
     if (independence && !(after_warmup && pr.ind_ready)) continue;
     const std::uint64_t slot = a.slot_base + 2 * static_cast<std::uint64_t>(move);
-    rng::Rng rng(a.key, a.iteration, slot, rng::Stream::Hyper);
+    rng::Rng rng(a.key, a.iteration, slot, a.stream);
     linalg::fill_std_normal(z, rng);
     Vector xp;
     double log_q_ratio = 0.0;  // log q(x | x') - log q(x' | x)
@@ -134,7 +135,7 @@ void adaptive_mh(AdaptiveProposal& pr, Vector& x, double& target_cur, const Adap
       target_p = evaluate(xp);
       if (std::isfinite(target_p)) log_ratio = target_p - target_cur + log_q_ratio;
     }
-    rng::Rng accept_rng(a.key, a.iteration, slot + 1, rng::Stream::Hyper);
+    rng::Rng accept_rng(a.key, a.iteration, slot + 1, a.stream);
     const auto [accept, prob] = mh_accept(log_ratio, accept_rng);
     if (after_warmup) {
       ++pr.tries;

@@ -18,6 +18,7 @@
 #include "bglmm/parallel.hpp"
 #include "bglmm/rng/distributions.hpp"
 #include "bglmm/steps/dispersion_slice.hpp"
+#include "bglmm/steps/zero_inflation.hpp"
 
 namespace bglmm::steps {
 
@@ -103,6 +104,7 @@ void family_dispersion_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& 
     s.cache.valid = false;
   };
   if constexpr (std::is_same_v<G, ZeroInflatedPoissonLog>) {
+    if (d.zi.active()) return;  // its odds move with the zi formula's slopes (zi_formula_step)
     // only the zeros' terms and the constant depend on the odds phi:
     // sum_{y_i = 0} log(phi + e^-mu_i) - N log(1 + phi), with e^-mu_i computed once per step
     // (times the rows' weights)
@@ -150,6 +152,7 @@ void family_dispersion_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& 
   };
   draw_phi(log_lik_phi);
   if constexpr (HasSecondDispersion<G>) {
+    if (IsZeroInflated<G> && d.zi.active()) return;  // phi2: by zi_formula_step
     const auto log_lik_phi2 = [&](double phi2) {
       return dispersion_log_lik<G>(d, s.work.eta_rows, FamilyParams{s.phi, phi2}, threads);
     };
@@ -157,6 +160,29 @@ void family_dispersion_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& 
                                    ad.dispersion2_width.width);
     if (adapt) ad.dispersion2_width.learn(std::log(s.phi2));
   }
+  s.cache.valid = false;
+}
+
+// A zero-inflated family's zi formula: its intercept (the family's odds) and slopes given the
+// count part (zero_inflation.hpp), whose log P(count = 0 | eta_i) is -mu_i (Poisson) or
+// -phi log(1 + mu_i / phi) (negative binomial). The group caches are marked stale.
+template <typename G>
+void zi_formula_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& s,
+                     const AdaptiveMhArgs& args, int threads, bool drop_slope_prior = false) {
+  static_assert(IsZeroInflated<G>);
+  full_linear_predictor(d, s, s.work.eta_rows, threads);
+  const Vector& eta = s.work.eta_rows;
+  constexpr int which = ZeroInflationParam<G>;
+  double odds = which == 0 ? s.phi : s.phi2;
+  const double phi = s.phi;
+  zero_inflation_step(d.zi, pr.family_prior(which), d.obs.y, d.obs.weights, odds, s.zi, args,
+                      threads, [&](Index i) {
+                        if constexpr (HasSecondDispersion<G>)
+                          return G::Family::log_nb_zero(eta[i], phi);
+                        else
+                          return -std::exp(eta[i]);
+                      }, drop_slope_prior);
+  s.set_param(which, odds);
   s.cache.valid = false;
 }
 
