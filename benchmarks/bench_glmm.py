@@ -1,4 +1,4 @@
-"""GLMM benchmarks B1, B2, B2x, B3, B3nb, B3w, B3zip, B4ord (bglmm.glmm, Laplace kernel). One command prints
+"""GLMM benchmarks B1, B2, B2x, B3, B3nb, B3w, B3zip, B3zif, B4ord (bglmm.glmm, Laplace kernel). One command prints
 the table:
 
     python benchmarks/bench_glmm.py                 # all cases, 1 and 2 threads
@@ -17,6 +17,8 @@ B3w: B3 with case weights (1, 2 or 3 per row, at random): the cost of the weight
     forms multiply their terms, scores and Fisher weights by the weights) against B3's.
 B3zip: the same design with a structural zero in 20% of the rows, fitted with
     family="zero_inflated_poisson" (zi sampled, default Beta(1, 1)); its min ESS includes zi.
+B3zif: B3zip with zi depending on a row covariate w ~ N(0, 1), logit zi = -1.6 + 0.8 w, fitted
+    with that zi formula (zi_X = [1, w]); its min ESS includes both zi coefficients.
 B4ord: ordered ratings, m = 1,000 groups x 20, 5 categories: P(y <= k) = logistic(c_k - eta),
     cutpoints (-2, -0.5, 0.5, 2), eta = 0.5 x + b_j, SD 0.8; family="cumulative" (logit), default
     priors; its min ESS includes the four cutpoints. (No log-likelihood pass yardstick: the
@@ -51,8 +53,19 @@ CASES = {
                 weights=True),
     "B3zip": dict(family="zero_inflated_poisson", m=2000, k=10, chains=4, draws=1000, warmup=1000,
                   keep=True),
+    "B3zif": dict(family="zero_inflated_poisson", m=2000, k=10, chains=4, draws=1000, warmup=1000,
+                  keep=True, zi_formula=True),
     "B4ord": dict(family="cumulative", m=1000, k=20, chains=4, draws=1000, warmup=1000, keep=True),
 }
+
+
+def zi_design(case: str) -> np.ndarray | None:
+    """B3zif's zi design [1, w], w ~ N(0, 1) per row (None for the other cases)."""
+    c = CASES[case]
+    if not c.get("zi_formula"):
+        return None
+    w = np.random.default_rng(11).normal(size=c["m"] * c["k"])
+    return np.column_stack([np.ones_like(w), w])
 
 
 def simulate(case: str, seed: int = 20261121):
@@ -82,7 +95,9 @@ def simulate(case: str, seed: int = 20261121):
             mu = rng.gamma(2.0, mu / 2.0)
         y = rng.poisson(mu).astype(float)
         if c["family"] == "zero_inflated_poisson":  # a structural zero with probability 0.2
-            y[rng.random(len(y)) < 0.2] = 0.0
+            W = zi_design(case)
+            zi = 0.2 if W is None else 1.0 / (1.0 + np.exp(-(W @ np.array([-1.6, 0.8]))))
+            y[rng.random(len(y)) < zi] = 0.0
         Z = ["Intercept"]
     import pandas as pd
 
@@ -102,7 +117,7 @@ def run_one(case: str, threads: int) -> dict:
     t0 = time.perf_counter()
     fit = bglmm.glmm(y, X, Z, g, family=c["family"], weights=weights, chains=c["chains"],
                      draws=c["draws"], warmup=c["warmup"], seed=1, threads=threads,
-                     keep_group_effects=c["keep"], check=False)
+                     keep_group_effects=c["keep"], check=False, zi_X=zi_design(case))
     wall = time.perf_counter() - t0
     s = fit.summary()
     n = len(y)
@@ -136,7 +151,7 @@ def run_one(case: str, threads: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", nargs="*",
-                    default=["B1", "B3", "B3nb", "B3w", "B3zip", "B4ord", "B2", "B2x"])
+                    default=["B1", "B3", "B3nb", "B3w", "B3zip", "B3zif", "B4ord", "B2", "B2x"])
     ap.add_argument("--threads", nargs="*", type=int, default=[1, 2])
     ap.add_argument("--run", help=argparse.SUPPRESS)
     ap.add_argument("--run-threads", type=int, help=argparse.SUPPRESS)
