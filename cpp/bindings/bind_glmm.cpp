@@ -133,6 +133,7 @@ GlmmConfig config_from(const py::dict& c) {
     else if (key == "non_centred_slice") cfg.non_centred_slice = v.cast<bool>();
     else if (key == "non_centred_slice_max_groups")
       cfg.non_centred_slice_max_groups = v.cast<std::int64_t>();
+    else if (key == "non_centred_slice_passes") cfg.non_centred_slice_passes = v.cast<int>();
     else if (key == "non_centred_slice_double_jacobian")
       cfg.non_centred_slice_double_jacobian = v.cast<bool>();
     else if (key == "drop_proposal_correction") cfg.drop_proposal_correction = v.cast<bool>();

@@ -727,17 +727,22 @@ void sweep(const GlmmData& d, GlmmPriors& pr, const GlmmConfig& cfg, GlmmState& 
   }
   // 4b. interweaving: (beta_C, L) in the non-centred parameterisation (Laplace kernel: needs
   //     the derivative caches); where it goes term by term (many terms, few groups), first the
-  //     slice step of beta_C and Sigma's coordinates with eta fixed (steps/non_centred_slice.hpp);
-  //     for one random intercept or slope on few groups, the slice step of its log SD alone
+  //     slice step of beta_C and Sigma's coordinates with eta fixed (steps/non_centred_slice.hpp),
+  //     twice on few groups; for one random intercept or slope on few groups, the slice step of
+  //     its log SD alone
   info.interweave_accepted = false;
   if constexpr (kLaplace) {
     const bool by_term = steps::interweave_by_term(d);
     const bool few_groups = d.q() == 1 && d.m() <= cfg.non_centred_slice_max_groups;
     if (cfg.non_centred_slice && (by_term || few_groups)) {
-      steps::non_centred_slice_step<G>(d, pr, s, key, a.iteration, a.threads,
-                                       /*sds_only=*/!by_term,
-                                       cfg.non_centred_slice_double_jacobian);
-      steps::refresh_group_cache<G, true>(d, s, a.threads);
+      const int passes =
+          by_term && d.m() <= cfg.non_centred_slice_max_groups ? cfg.non_centred_slice_passes : 1;
+      for (int pass = 0; pass < passes; ++pass) {
+        steps::non_centred_slice_step<G>(d, pr, s, key, a.iteration, a.threads,
+                                         /*sds_only=*/!by_term,
+                                         cfg.non_centred_slice_double_jacobian, pass);
+        steps::refresh_group_cache<G, true>(d, s, a.threads);
+      }
     }
     if (cfg.interweave) {
       steps::InterweaveArgs ia;

@@ -173,6 +173,10 @@ struct GlmmConfig {
                                   // slice step of the log SD alone (seeds, 21 plates: SD bulk
                                   // ESS 381-1714 -> 1956-2113 over 5 seeds; B3's 2,000 groups
                                   // gain nothing and would pay twice the sweep)
+  int non_centred_slice_passes = 2;  // by term on at most non_centred_slice_max_groups groups:
+                                     // slice passes a sweep (tumors, q = 5 on 21 mice, seeds
+                                     // 1-10: min ESS 514-709 -> 721-867, max R-hat up to 1.013
+                                     // -> 1.009, 2.8 -> 4.1 s a fit)
   bool non_centred_slice_double_jacobian = false;  // TESTING ONLY: a deliberately wrong slice
   bool drop_proposal_correction = false;  // TESTING ONLY: a deliberately wrong Laplace kernel
   bool unshifted_centred_mean = false;    // TESTING ONLY: the free block's Newton move forgets

@@ -40,6 +40,8 @@ namespace bglmm::steps {
 // kNonCentredSliceSlot + dim(x) + a for centred coefficient a (clear of the interweaving
 // step's 0/1 and 100 + 2b, and the marginal move's 2/3).
 constexpr std::uint64_t kNonCentredSliceSlot = 300;
+// slots per pass: Sigma's q (q + 1) / 2 <= 78 coordinates and at most 12 centred means
+constexpr std::uint64_t kNonCentredSlicePassSlots = 100;
 
 namespace detail {
 // sum_g log f(y_g | gamma_g) at the effects `gamma` (m x q), over fixed chunks of groups added
@@ -64,11 +66,14 @@ double log_lik_at(const GlmmData& d, const GlmmState& s, const Vector& beta_free
 // log SDs, then the CPCs), all in the non-centred parameterisation with eta fixed. Group
 // caches valid on entry; writes beta, gamma and Sigma and leaves the caches invalid.
 // `double_jacobian` (TESTING ONLY: the Geweke tests' negative control) counts the log-scale
-// Jacobian s_k of the SDs' prior twice.
+// Jacobian s_k of the SDs' prior twice. `pass` numbers the calls within one sweep (each draws
+// from its own slots: kNonCentredSliceSlot + kNonCentredSlicePassSlots * pass + ...).
 template <typename G>
 void non_centred_slice_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& s,
                             rng::ChainKey key, std::uint64_t iteration, int threads,
-                            bool sds_only = false, bool double_jacobian = false) {
+                            bool sds_only = false, bool double_jacobian = false, int pass = 0) {
+  const std::uint64_t slot0 = kNonCentredSliceSlot +
+                              kNonCentredSlicePassSlots * static_cast<std::uint64_t>(pass);
   const Index q = d.q();
   Vector x;
   if (!unconstrained_from_sigma(s.sigma, x))
@@ -92,8 +97,7 @@ void non_centred_slice_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& 
       return -0.5 * r.dot(pr.beta_prec * r) +
              detail::log_lik_at<G>(d, s, beta_free, gamma, threads);
     };
-    rng::Rng rng(key, iteration,
-                 kNonCentredSliceSlot + static_cast<std::uint64_t>(x.size()) + a,
+    rng::Rng rng(key, iteration, slot0 + static_cast<std::uint64_t>(x.size()) + a,
                  rng::Stream::Hyper);
     const double prec = pr.beta_prec(col, col);
     const double v = slice_step(log_target, s.beta[col], prec > 0.0 ? 1.0 / std::sqrt(prec) : 1.0,
@@ -116,8 +120,7 @@ void non_centred_slice_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& 
       gamma = centre + eta * chol.transpose();
       return lp + detail::log_lik_at<G>(d, s, beta_free, gamma, threads);
     };
-    rng::Rng rng(key, iteration, kNonCentredSliceSlot + static_cast<std::uint64_t>(c),
-                 rng::Stream::Hyper);
+    rng::Rng rng(key, iteration, slot0 + static_cast<std::uint64_t>(c), rng::Stream::Hyper);
     x[c] = slice_step(log_target, x[c], 1.0, rng);
   }
   if (!chol_from_unconstrained(x, q, chol))
