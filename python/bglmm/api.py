@@ -41,7 +41,7 @@ import pandas as pd
 
 from . import priors as P
 from . import ordinal
-from .families import DISPERSION_VARIABLES, Family, draw_response, inverse_link
+from .families import DISPERSION_VARIABLES, Family, draw_response, inverse_link, response_mean
 from .data import moments, residual_variance
 from .formula import ModelSpec, build_spec
 from .results import Fit, core_family_params, import_arviz, sd_cor_draws, weighted_log_lik
@@ -1199,7 +1199,8 @@ class FormulaFit(Fit):
             effects from their factor's population (brms's ``allow_new_levels``), per factor;
             known levels keep their posterior.
         kind : ``"link"`` (the linear predictor), ``"mean"`` (inverse link: mean, rate or
-            probability) or ``"response"`` (a draw of y; binomial needs ``trials``, a column
+            probability; the zero-inflated families' expected response (1 - zi) mu, brms's
+            ``posterior_epred``) or ``"response"`` (a draw of y; binomial needs ``trials``, a column
             name or array, unless the fitted trials column is in newdata). The cumulative
             family: ``"mean"`` gives the category probabilities, (samples, rows, K), and
             ``"response"`` draws of the categories' numbers 1 .. K (``fit.attrs["categories"]``
@@ -1246,8 +1247,10 @@ class FormulaFit(Fit):
             return ordinal.predict_from_eta(kind, eta, self._flat("cutpoint")[sel],
                                             self.family.link, rng)
         mu = inverse_link(self.family.link, eta)
-        if kind == "mean":
-            return mu
+        if kind == "mean":  # the zero-inflated families: (1 - zi) mu, brms's posterior_epred
+            if not self.family.is_zero_inflated:
+                return mu
+            return response_mean(self.family.name, mu, *self._row_params(sel, zi_X))
         fam = self.family.name
         if fam == "gaussian":
             if spec.se is not None:

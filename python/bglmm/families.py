@@ -179,6 +179,17 @@ def inverse_link(link: str, eta: np.ndarray) -> np.ndarray:
     raise ValueError(f"unknown link {link!r}")
 
 
+def response_mean(family: str, mu: np.ndarray, phi: Any = 1.0, phi2: Any = 1.0) -> np.ndarray:
+    """E[y] from the inverse-linked mu and the core's parameters (broadcasting): (1 - zi) mu for
+    the zero-inflated families (zi = odds / (1 + odds): phi, or phi2 for the negative
+    binomial's), mu for the others (brms's ``posterior_epred``)."""
+    if family == "zero_inflated_poisson":
+        return mu / (1.0 + np.asarray(phi))
+    if family == "zero_inflated_negbinomial":
+        return mu / (1.0 + np.asarray(phi2))
+    return mu
+
+
 def draw_response(rng: np.random.Generator, family: str, mu: np.ndarray, *,
                   trials: np.ndarray | None = None, sigma: Any = 1.0, phi: Any = 1.0,
                   phi2: Any = 1.0) -> np.ndarray:

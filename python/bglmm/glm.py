@@ -53,7 +53,7 @@ from .data import (
     resolve_seed,
     resolve_threads,
 )
-from .families import Family, draw_response, inverse_link, resolve_family
+from .families import Family, draw_response, inverse_link, resolve_family, response_mean
 from .priors import InverseGamma, Normal, family_dispersion_specs, response_sd
 from .results import (Fit, core_family_params, family_parameter_draws, keep_completed,
                       stack_chains, weighted_log_lik)
@@ -157,7 +157,7 @@ class GlmFit(Fit):
         """Posterior (predictive) draws for the rows of X (default: the data), (chain, draw, rows).
 
         ``kind="mean"``: the mean mu = h(eta) (for binomial, a probability; for the
-        zero-inflated families the mean of the count part);
+        zero-inflated families the expected response (1 - zi) mu, as brms's posterior_epred);
         ``kind="response"``: a draw of y from the family (binomial: counts out of ``trials``;
         with a zi formula, new rows need their ``zi_X``).
         Cumulative family: ``"mean"`` gives the category probabilities (chain, draw, rows, K),
@@ -170,10 +170,14 @@ class GlmFit(Fit):
                                              self.posterior["cutpoint"], self.family.link,
                                              np.random.default_rng(seed))
         mu = inverse_link(self.family.link, self.linear_predictor(X, offset))
-        if kind == "mean":
-            return mu
-        if kind != "response":
+        if kind not in ("mean", "response"):
             raise ValueError(f"kind must be 'mean' or 'response', got {kind!r}")
+        if "zi_beta" in self.posterior and X is not None and zi_X is None:
+            raise ValueError("the model has a zi formula: new rows need their zi_X")
+        if kind == "mean":
+            if not self.family.is_zero_inflated:
+                return mu
+            return response_mean(self.family.name, mu, *self._row_params(zi_X))
         rng = np.random.default_rng(seed)
         n = None
         if not self.family.has_trials:
@@ -187,8 +191,6 @@ class GlmFit(Fit):
                 raise ValueError(f"trials is required to predict {self.family.name} responses "
                                  "for new rows")
             n = as_vector(trials, mu.shape[-1], "trials")
-        if "zi_beta" in self.posterior and X is not None and zi_X is None:
-            raise ValueError("the model has a zi formula: new rows need their zi_X")
         phi, phi2 = self._row_params(zi_X)
         return draw_response(rng, self.family.name, mu, trials=n,
                              sigma=self._sigma_draws()[..., None], phi=phi, phi2=phi2)

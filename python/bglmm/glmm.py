@@ -65,7 +65,7 @@ from ._chains import run_chains
 from .data import (as_design, as_vector, check_count, check_full_rank, check_weights,
                    core_aligned, core_weights, moments, resolve_seed, resolve_threads,
                    response_arrays)
-from .families import Family, draw_response, inverse_link, resolve_family
+from .families import Family, draw_response, inverse_link, resolve_family, response_mean
 from .grouping import encode_groups
 from .priors import (
     LKJ,
@@ -357,8 +357,12 @@ class GlmmFit(Fit):
             return _ordinal.predict_from_eta(kind, eta, self.posterior["cutpoint"],
                                              self.family.link, rng)
         mu = inverse_link(self.family.link, eta)
-        if kind == "mean":
-            return mu
+        if "zi_beta" in self.posterior and X is not None and zi_X is None:
+            raise ValueError("the model has a zi formula: new rows need their zi_X")
+        if kind == "mean":  # the zero-inflated families: (1 - zi) mu, brms's posterior_epred
+            if not self.family.is_zero_inflated:
+                return mu
+            return response_mean(self.family.name, mu, *self._row_params(zi_X))
         fam = self.family
         n_tr = None
         if fam.has_trials:
@@ -370,8 +374,6 @@ class GlmmFit(Fit):
                                      "new rows")
                 n_tr = as_vector(trials, mu.shape[-1], "trials")
         sigma = self.posterior["sigma"][..., None] if "sigma" in self.posterior else 1.0
-        if "zi_beta" in self.posterior and X is not None and zi_X is None:
-            raise ValueError("the model has a zi formula: new rows need their zi_X")
         phi, phi2 = self._row_params(zi_X)
         return draw_response(rng, fam.name, mu, trials=n_tr, sigma=sigma, phi=phi, phi2=phi2)
 

@@ -175,6 +175,22 @@ def test_glmm_pointwise_log_lik_matches_scipy_also_after_load(grouped, grouped_f
     assert np.max(np.abs(plain - expected)) > 0.1
 
 
+def test_mean_prediction_is_the_expected_response(grouped, grouped_fit):
+    # kind="mean": (1 - zi) mu, the expected response (brms's posterior_epred), in bglmm.fit's
+    # fit and in the array-level one inside it
+    mu = np.exp(grouped_fit.predict(kind="link"))
+    zi = grouped_fit.posterior["zi"].reshape(-1, 1)
+    np.testing.assert_allclose(grouped_fit.predict(kind="mean"), (1 - zi) * mu, rtol=1e-12)
+    inner = grouped_fit.inner
+    np.testing.assert_allclose(inner.predict(kind="mean"),
+                               (1 - inner.posterior["zi"][..., None])
+                               * np.exp(inner.predict(kind="link")), rtol=1e-12)
+    # the average over the posterior predictive draws agrees with it
+    rep = grouped_fit.posterior_predictive(seed=4).mean(axis=0)
+    expected = grouped_fit.predict(kind="mean").mean(axis=0)
+    assert abs(rep.mean() - expected.mean()) < 0.05 * expected.mean()
+
+
 def test_glmm_predictive_draws_reproduce_the_zeros(grouped, grouped_fit):
     rep = grouped_fit.posterior_predictive(draws=400, seed=3)
     assert rep.shape == (400, len(grouped)) and np.all(rep >= 0) and np.all(rep == np.round(rep))

@@ -228,6 +228,10 @@ def test_prediction_pointwise_log_lik_and_save_load(small_fit, tmp_path):
     assert draws.shape == (zb.shape[0], 6)
     with pytest.raises(ValueError, match="w"):
         f.predict(new.drop(columns="w"), kind="response")
+    # kind="mean" is the expected response (1 - zi) mu (brms's posterior_epred)
+    mu = np.exp(f.predict(new, kind="link"))
+    zi_new = special.expit(zb @ Wd[:6].T)
+    np.testing.assert_allclose(f.predict(new, kind="mean"), (1 - zi_new) * mu, rtol=1e-12)
     # a high-zi row predicts more zeros than a low-zi one
     hi = d.iloc[[0]].assign(w=3.0, site="c", x=0.0)
     lo = d.iloc[[0]].assign(w=0.0, site="a", x=0.0)
