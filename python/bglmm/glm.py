@@ -88,15 +88,20 @@ class GlmFit(Fit):
     def summary(self, var_names: list[str] | None = None, prob: float = 0.95) -> pd.DataFrame:
         table = super().summary(var_names, prob)
         table["acceptance"] = float(np.mean(self.acceptance_rate))
+        if "zi_acceptance" in self.attrs:  # a zi formula's rows: its own step's rate
+            zi_rows = [str(i).startswith("zi_beta[") for i in table.index]
+            table.loc[zi_rows, "acceptance"] = float(np.mean(self.attrs["zi_acceptance"]))
         return table
 
     def _stuck_moves(self) -> list[str]:
         # (the exact conjugate sampler reports acceptance 1)
-        stuck = [c for c, rate in enumerate(self.acceptance_rate) if rate == 0.0]
-        if not stuck:
-            return []
-        return ["the Metropolis-Hastings step of beta in chain(s) "
-                + ", ".join(str(c) for c in stuck)]
+        out = []
+        for what, rates in (("the Metropolis-Hastings step of beta", self.acceptance_rate),
+                            ("the zi formula's step", self.attrs.get("zi_acceptance", []))):
+            stuck = [c for c, rate in enumerate(rates) if rate == 0.0]
+            if stuck:
+                out.append(f"{what} in chain(s) " + ", ".join(str(c) for c in stuck))
+        return out
 
     def _sigma_draws(self) -> np.ndarray:
         if "sigma" in self.posterior:

@@ -162,7 +162,8 @@ class GlmmFit(Fit):
         moves = [("fixed_acceptance", "the block step of the fixed effects "
                   + ", ".join(n for n in self.coef_names if n not in a.get("centred", []))),
                  ("interweave_acceptance", "the interweaving step of the means and Sigma"),
-                 ("marginal_acceptance", "the marginal move of the means and Sigma")]
+                 ("marginal_acceptance", "the marginal move of the means and Sigma"),
+                 ("zi_acceptance", "the zi formula's step")]
         for key, what in moves:
             # NaN: the move did not run (no free fixed effect, switched off, random walk)
             rates = np.asarray(a.get(key, []), dtype=float)

@@ -249,11 +249,30 @@ def test_prediction_pointwise_log_lik_and_save_load(small_fit, tmp_path):
     assert f.prior_predictive(50, seed=1).shape == (50, len(d))
 
 
+def test_a_zi_step_that_accepts_nothing_is_reported(small_fit):
+    # the convergence check names a zi step that never moved (its rates per chain: 0)
+    _, f = small_fit
+    inner = f.inner
+    assert inner.attrs["zi_acceptance"] and all(r > 0 for r in inner.attrs["zi_acceptance"])
+    assert not any("zi formula" in m for m in inner._stuck_moves())
+    saved = inner.attrs["zi_acceptance"]
+    inner.attrs["zi_acceptance"] = [0.0] + list(saved[1:])
+    try:
+        assert any(m.startswith("the zi formula's step in chain(s) 0")
+                   for m in inner._stuck_moves())
+    finally:
+        inner.attrs["zi_acceptance"] = saved
+
+
 def test_glm_formula_fit_log_likelihood_and_loo():
     d = simulate_grouped(seed=6, groups=20, rows=10)
     f = bglmm.fit("y ~ x", d, "zip", zi="~ w", chains=2, draws=400, warmup=300, seed=2,
                   progress=False)
     assert f.kind == "glm" and list(f.coords["zi_coef"]) == ["Intercept", "w"]
+    table = f.inner.summary()  # the zi rows report the zi step's acceptance
+    np.testing.assert_allclose(table.loc["zi_beta[w]", "acceptance"],
+                               np.mean(f.inner.attrs["zi_acceptance"]))
+    assert table.loc["beta[x]", "acceptance"] == pytest.approx(np.mean(f.inner.acceptance_rate))
     ll = f._log_likelihood()["y"].reshape(-1, len(d))
     b, zb = f.posterior["beta"].reshape(-1, 2), f.posterior["zi_beta"].reshape(-1, 2)
     mu = np.exp(b @ np.column_stack([np.ones(len(d)), d["x"]]).T)
