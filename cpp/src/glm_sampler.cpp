@@ -451,8 +451,7 @@ GlmChainResult metropolis_chain(const GlmData& data, const GlmPrior& prior,
   steps::ZiState zi;
   constexpr int kZi = ZeroInflationParam<G>;
   if constexpr (kZi >= 0) {
-    if (d.zi.active()) steps::zi_start(d.zi, zi);
-    else zi.shift = Vector::Zero(d.rows());
+    steps::zi_start(d.zi, d.rows(), zi);
     new (&d.trials) Eigen::Map<const Vector>(zi.shift.data(), zi.shift.size());
   }
   const bool zi_formula = kZi >= 0 && d.zi.active();
@@ -561,16 +560,8 @@ GlmChainResult metropolis_chain(const GlmData& data, const GlmPrior& prior,
         if (zi_formula) {  // the zi formula's intercept (the odds) and slopes
           const steps::AdaptiveMhArgs za =
               steps::zi_step_args(key, static_cast<std::uint64_t>(t) + 1, warmup, cfg.warmup);
-          double odds = phi.get(kZi);
-          const double size = phi.phi;  // the negative binomial's (zero_inflated_negbinomial)
-          steps::zero_inflation_step(d.zi, prior.family_prior(kZi), d.y, d.weights, odds, zi, za,
-                                     threads, [&](Index i) {
-                                       if constexpr (kZi == 1)
-                                         return G::Family::log_nb_zero(eta[i], size);
-                                       else
-                                         return -std::exp(eta[i]);
-                                     });
-          phi = phi.with(kZi, odds);
+          steps::zero_inflation_step<G>(d.zi, prior.family_prior(kZi), d.y, d.weights, eta, phi,
+                                        zi, za, threads);
         }
       }
       lp = log_post(beta);  // the kernel depends on phi

@@ -658,11 +658,7 @@ void point_offset_at(GlmmData& d, const Vector& offset) {
 template <typename G>
 void start_zi_shifts(GlmmData& d, GlmmState& s) {
   if constexpr (IsZeroInflated<G>) {
-    if (d.zi.active()) {
-      steps::zi_start(d.zi, s.zi);
-    } else {
-      s.zi.shift = Vector::Zero(d.obs.rows());
-    }
+    steps::zi_start(d.zi, d.obs.rows(), s.zi);
     new (&d.obs.trials) Eigen::Map<const Vector>(s.zi.shift.data(), s.zi.shift.size());
   }
 }

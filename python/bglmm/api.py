@@ -1065,11 +1065,8 @@ class FormulaFit(Fit):
         arrays broadcasting to (draws, rows)."""
         from . import zero_inflation
 
-        phi, phi2 = self._core_dispersion(sel)
-        if "zi_beta" not in self.posterior:
-            return phi, phi2
-        odds = zero_inflation.row_odds(self._flat("zi_beta")[sel], zi_X)
-        return zero_inflation.with_row_odds(self.family, phi, phi2, odds)
+        zi_beta = self._flat("zi_beta")[sel] if "zi_beta" in self.posterior else None
+        return zero_inflation.row_params(self.family, *self._core_dispersion(sel), zi_beta, zi_X)
 
     def _factors(self) -> list[str]:
         """The grouping factors, in the formula's order (from the ``Sigma_<factor>`` variables)."""

@@ -119,7 +119,8 @@ class GlmFit(Fit):
     def _row_params(self, zi_X: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """phi and phi2 per (chain, draw, row) (broadcasting): a zi formula's odds per row
         (its design ``zi_X``, default the data's)."""
-        return _zero_inflation.row_params(self.family, *self._phi_draws(), self.posterior,
+        phi, phi2 = (v[..., None] for v in self._phi_draws())
+        return _zero_inflation.row_params(self.family, phi, phi2, self.posterior.get("zi_beta"),
                                           self._data["zi_X"] if zi_X is None else zi_X)
 
     def _log_likelihood(self) -> dict[str, np.ndarray]:

@@ -111,7 +111,7 @@ def core_family_params(family: Any, posterior: dict[str, np.ndarray], attrs: dic
     out = [np.ones(shape), np.ones(shape)]
     for k, name in enumerate(family.parameters):
         if name == "zi" and "zi_beta" in posterior:
-            continue  # per row: bglmm.zero_inflation.with_row_odds
+            continue  # per row: bglmm.zero_inflation.row_params
         if name in posterior:
             out[k] = np.asarray(to_core(name, posterior[name]), dtype=float).reshape(shape)
         else:

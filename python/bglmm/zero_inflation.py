@@ -105,19 +105,14 @@ def row_odds(zi_beta: np.ndarray, X: np.ndarray) -> np.ndarray:
     return np.exp(np.clip(zi_beta @ X.T, -700.0, 700.0))
 
 
-def row_params(family: Any, phi: np.ndarray, phi2: np.ndarray, posterior: dict[str, Any],
-               zi_X: Any) -> tuple[np.ndarray, np.ndarray]:
-    """The core's phi and phi2 per (chain, draw) made to broadcast against (chain, draw, rows),
-    with a zi formula's odds per row (its design ``zi_X``) in place of the family's."""
-    phi, phi2 = phi[..., None], phi2[..., None]
-    if "zi_beta" not in posterior:
+def row_params(family: Any, phi: Any, phi2: Any, zi_beta: np.ndarray | None,
+               zi_X: Any) -> tuple[Any, Any]:
+    """The core's phi and phi2, broadcasting against (..., rows), with a zi formula's odds per
+    row (from its coefficient draws ``zi_beta`` (..., p_zi) and design ``zi_X``) in place of
+    the family's; unchanged when ``zi_beta`` is None (no zi formula)."""
+    if zi_beta is None:
         return phi, phi2
-    return with_row_odds(family, phi, phi2,
-                         row_odds(posterior["zi_beta"], np.asarray(zi_X, dtype=float)))
-
-
-def with_row_odds(family: Any, phi: Any, phi2: Any, odds: np.ndarray) -> tuple[Any, Any]:
-    """The core's (phi, phi2) with the zero-inflation's odds replaced by rows' odds."""
+    odds = row_odds(zi_beta, np.asarray(zi_X, dtype=float))
     if family.name == "zero_inflated_poisson":
         return odds, phi2
     return phi, odds

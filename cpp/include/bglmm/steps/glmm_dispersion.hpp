@@ -96,6 +96,9 @@ template <typename G>
 void family_dispersion_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& s, int threads,
                             bool adapt, rng::Rng& rng) {
   static_assert(HasDispersion<G>);
+  if constexpr (std::is_same_v<G, ZeroInflatedPoissonLog>) {
+    if (d.zi.active()) return;  // its odds move with the zi formula's slopes (zi_formula_step)
+  }
   full_linear_predictor(d, s, s.work.eta_rows, threads);
   GlmmAdaptation& ad = s.adapt;
   const auto draw_phi = [&](const auto& log_lik) {
@@ -104,7 +107,6 @@ void family_dispersion_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& 
     s.cache.valid = false;
   };
   if constexpr (std::is_same_v<G, ZeroInflatedPoissonLog>) {
-    if (d.zi.active()) return;  // its odds move with the zi formula's slopes (zi_formula_step)
     // only the zeros' terms and the constant depend on the odds phi:
     // sum_{y_i = 0} log(phi + e^-mu_i) - N log(1 + phi), with e^-mu_i computed once per step
     // (times the rows' weights)
@@ -164,25 +166,16 @@ void family_dispersion_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& 
 }
 
 // A zero-inflated family's zi formula: its intercept (the family's odds) and slopes given the
-// count part (zero_inflation.hpp), whose log P(count = 0 | eta_i) is -mu_i (Poisson) or
-// -phi log(1 + mu_i / phi) (negative binomial). The group caches are marked stale.
+// count part (zero_inflation.hpp). The group caches are marked stale.
 template <typename G>
 void zi_formula_step(const GlmmData& d, const GlmmPriors& pr, GlmmState& s,
                      const AdaptiveMhArgs& args, int threads, bool drop_slope_prior = false) {
-  static_assert(IsZeroInflated<G>);
-  full_linear_predictor(d, s, s.work.eta_rows, threads);
-  const Vector& eta = s.work.eta_rows;
   constexpr int which = ZeroInflationParam<G>;
-  double odds = which == 0 ? s.phi : s.phi2;
-  const double phi = s.phi;
-  zero_inflation_step(d.zi, pr.family_prior(which), d.obs.y, d.obs.weights, odds, s.zi, args,
-                      threads, [&](Index i) {
-                        if constexpr (HasSecondDispersion<G>)
-                          return G::Family::log_nb_zero(eta[i], phi);
-                        else
-                          return -std::exp(eta[i]);
-                      }, drop_slope_prior);
-  s.set_param(which, odds);
+  full_linear_predictor(d, s, s.work.eta_rows, threads);
+  FamilyParams fp = s.params();
+  zero_inflation_step<G>(d.zi, pr.family_prior(which), d.obs.y, d.obs.weights, s.work.eta_rows,
+                         fp, s.zi, args, threads, drop_slope_prior);
+  s.set_param(which, fp.get(which));
   s.cache.valid = false;
 }
 

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "bglmm/error.hpp"
+#include "bglmm/glm.hpp"
 #include "bglmm/links/special.hpp"
 #include "bglmm/parallel.hpp"
 #include "bglmm/steps/adaptive_mh.hpp"
@@ -81,12 +82,14 @@ struct ZiState {
   Vector log_p0;      // log P(count = 0 | eta_i) on the zero rows
 };
 
-// Slopes at 0 (every row at the intercept's odds), and a first random walk of about the
-// posterior's scale: 2 / sqrt(N) on l0, 2 / (sd(x_k) sqrt(N)) on alpha_k, at most the prior SD.
-inline void zi_start(const ZiDesign& z, ZiState& st) {
+// A chain's start: the N rows' shifts at 0 (every row at the intercept's odds; so they stay
+// without a zi formula), the slopes at 0, and a first random walk of about the posterior's
+// scale: 2 / sqrt(N) on l0, 2 / (sd(x_k) sqrt(N)) on alpha_k, at most the prior SD.
+inline void zi_start(const ZiDesign& z, Index rows, ZiState& st) {
+  st.shift = Vector::Zero(rows);
+  if (!z.active()) return;
   const Index n = z.x.rows(), p = z.p();
   st.alpha = Vector::Zero(p);
-  st.shift = Vector::Zero(n);
   st.shift_prop = Vector::Zero(n);
   const double root_n = std::sqrt(static_cast<double>(std::max<Index>(n, 1)));
   Vector step(p + 1);
@@ -119,20 +122,30 @@ inline double zi_log_lik(double l0, const Vector& shift, const ZiState& st,
   return all + zeros;
 }
 
-// One step of (l0, alpha) given the count part; `log_p0(i)` is log P(count = 0) on row i.
-// odds: e^l0 (the family's parameter), updated in place with st.alpha and st.shift.
+// log P(count = 0 | eta) of a zero-inflated family's count part: -mu (Poisson), or
+// -phi log(1 + mu / phi) (the negative binomial, whose size is phi).
+template <typename G>
+double log_count_zero(double eta, const FamilyParams& fp) {
+  static_assert(IsZeroInflated<G>);
+  if constexpr (HasSecondDispersion<G>) return G::Family::log_nb_zero(eta, fp.phi);
+  else return -std::exp(eta);
+}
+
+// One step of (l0, alpha) given the count part's linear predictor eta (N): updates the family's
+// odds e^l0 in fp (phi or phi2: ZeroInflationParam<G>), st.alpha and st.shift.
 // drop_slope_prior: TESTING ONLY, a deliberately wrong target without the slopes' prior.
-template <typename LogP0>
+template <typename G>
 void zero_inflation_step(const ZiDesign& z, const DispersionPrior& zi_prior, ConstVectorRef y,
-                         ConstVectorRef weights, double& odds, ZiState& st,
-                         const AdaptiveMhArgs& args, int threads, LogP0&& log_p0,
+                         ConstVectorRef weights, const Vector& eta, FamilyParams& fp,
+                         ZiState& st, const AdaptiveMhArgs& args, int threads,
                          bool drop_slope_prior = false) {
+  constexpr int which = ZeroInflationParam<G>;
   st.zero_rows.clear();
   for (Index i = 0; i < y.size(); ++i)
     if (y[i] == 0.0) st.zero_rows.push_back(i);
   st.log_p0.resize(static_cast<Index>(st.zero_rows.size()));
   for (std::size_t k = 0; k < st.zero_rows.size(); ++k)
-    st.log_p0[static_cast<Index>(k)] = log_p0(st.zero_rows[k]);
+    st.log_p0[static_cast<Index>(k)] = log_count_zero<G>(eta[st.zero_rows[k]], fp);
   const Index p = z.p();
   const auto log_target = [&](const Vector& v, const Vector& shift) {
     if (!(std::fabs(v[0]) <= kMaxAbsLogPhi)) return -std::numeric_limits<double>::infinity();
@@ -141,7 +154,7 @@ void zero_inflation_step(const ZiDesign& z, const DispersionPrior& zi_prior, Con
     return zi_log_lik(v[0], shift, st, weights, threads) + prior;
   };
   Vector v(p + 1);
-  v[0] = std::log(odds);
+  v[0] = std::log(fp.get(which));
   v.tail(p) = st.alpha;
   double current = log_target(v, st.shift);
   adaptive_mh(
@@ -151,7 +164,7 @@ void zero_inflation_step(const ZiDesign& z, const DispersionPrior& zi_prior, Con
         return log_target(vp, st.shift_prop);
       },
       [&] { st.shift = st.shift_prop; });  // a copy: the family reads st.shift's memory
-  odds = std::exp(v[0]);
+  fp = fp.with(which, std::exp(v[0]));
   st.alpha = v.tail(p);
 }
 
