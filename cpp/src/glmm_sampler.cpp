@@ -596,7 +596,7 @@ void init_extra_blocks(const GlmmData& d, const GlmmPriors& pr, GlmmState& s, Ve
     st.b.setZero(blk.m(), q);
     st.log_scale_step = std::log(0.5);
     st.log_nest_step = std::log(0.5);
-    st.log_collapsed_step = std::log(0.3);
+    st.collapsed = steps::make_adaptive_proposal(Vector::Constant(2, 0.2));
     const Matrix sigma = from_prior ? steps::covariance_prior_rng(pr.extra_cov[k], q, rng)
                                     : steps::covariance_prior_centre(pr.extra_cov[k], q);
     if (!steps::set_extra_sigma(st, sigma))
@@ -679,7 +679,7 @@ void sweep(const GlmmData& d, GlmmPriors& pr, const GlmmConfig& cfg, GlmmState& 
   if (!d.extra.empty()) {
     steps::ExtraStepArgs ea{key,        a.iteration, a.threads,
                             a.warmup,   a.gain,      cfg.drop_proposal_correction,
-                            cfg.translation, cfg.collapsed_drop_normaliser};
+                            cfg.translation, cfg.collapsed_drop_normaliser, cfg.warmup};
     steps::extra_blocks_sweep<G>(d, pr, s, *a.offset, ea, info.extra);
   }
   if (!s.cache.valid) steps::refresh_group_cache<G, kLaplace>(d, s, a.threads);

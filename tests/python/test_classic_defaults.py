@@ -2,7 +2,9 @@
 bglmm.fit's defaults (4 chains x 1000 draws after 1000 warm-up) — R-hat <= 1.01 and bulk
 ESS >= 400 for every fixed effect, SD, correlation and sigma — with no warning at all.
 
-One row per data set; the formulas are the ones a user of lme4/brms would write.
+One row per data set; the formulas are the ones a user of lme4/brms would write. The last rows
+are lme4's classics with several grouping factors or an uncorrelated term: crossed (Penicillin,
+VerbAgg), nested (Pastes; grouseticks' broods within locations) and sleepstudy's ``||``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,11 @@ def _nitrofen() -> pd.DataFrame:
                      var_name="brood", value_name="live")
 
 
+def _verbagg() -> pd.DataFrame:
+    d = bglmm.datasets.load("verbagg")
+    return d.assign(r2=(d["r2"] == "Y").astype(float))
+
+
 CASES = {
     # name: (formula, data loader, family)
     "rats": ("weight ~ center(day) + (1 + center(day) | rat)", "rats", "gaussian"),
@@ -46,6 +53,13 @@ CASES = {
                "poisson"),
     "epil": ("y ~ lbase * trt + lage + V4 + (1 | subject)", "epil", "poisson"),
     "seeds": ("cbind(r, n - r) ~ x1 * x2 + (1 | plate)", "seeds", "binomial"),
+    "penicillin": ("diameter ~ 1 + (1 | plate) + (1 | sample)", "penicillin", "gaussian"),
+    "pastes": ("strength ~ 1 + (1 | batch/cask)", "pastes", "gaussian"),
+    "sleepstudy_uncorrelated": ("Reaction ~ Days + (Days || Subject)", "sleepstudy", "gaussian"),
+    "grouseticks": ("TICKS ~ C(YEAR) + cHEIGHT + (1 | BROOD) + (1 | LOCATION)", "grouseticks",
+                    "poisson"),
+    "verbagg": ("r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item)", _verbagg,
+                "bernoulli"),
 }
 
 

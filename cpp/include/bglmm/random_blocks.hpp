@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "bglmm/error.hpp"
+#include "bglmm/steps/adaptive_mh.hpp"
 #include "bglmm/steps/covariance_prior.hpp"
 #include "bglmm/types.hpp"
 
@@ -69,7 +70,7 @@ struct ExtraBlockState {
   Matrix sigma, chol, prec;     // Sigma_k, its lower Cholesky factor and inverse
   double log_scale_step = 0.0;  // the scale move's random-walk step (adapted in warm-up)
   double log_nest_step = 0.0;   // the nested scale move's step (adapted in warm-up)
-  double log_collapsed_step = -1.0;  // the collapsed nested scale move's step (likewise)
+  steps::AdaptiveProposal collapsed;  // the collapsed nested move's proposals on (log s_P, log s_C)
   // gaussian family: each level's score Z_j'(y - eta)/phi and information Z_j'Z_j/phi at the
   // current effects, kept by the level step (the scale move's likelihood is exact from them)
   RowMatrix level_grad, level_info;
