@@ -56,7 +56,7 @@ from .data import (
 from .families import Family, draw_response, inverse_link, resolve_family, response_mean
 from .priors import InverseGamma, Normal, family_dispersion_specs, response_sd
 from .results import (Fit, core_family_params, family_parameter_draws, keep_completed,
-                      stack_chains, weighted_log_lik)
+                      stack_chains, stuck_chains, weighted_log_lik)
 
 _METHODS = {"random_walk": 0, "rw": 0, "mh": 0, "independence": 1, "conjugate": 2}
 _PROPOSALS = {"fisher": 0, "crossproduct": 1}
@@ -95,13 +95,8 @@ class GlmFit(Fit):
 
     def _stuck_moves(self) -> list[str]:
         # (the exact conjugate sampler reports acceptance 1)
-        out = []
-        for what, rates in (("the Metropolis-Hastings step of beta", self.acceptance_rate),
-                            ("the zi formula's step", self.attrs.get("zi_acceptance", []))):
-            stuck = [c for c, rate in enumerate(rates) if rate == 0.0]
-            if stuck:
-                out.append(f"{what} in chain(s) " + ", ".join(str(c) for c in stuck))
-        return out
+        return (stuck_chains("the Metropolis-Hastings step of beta", self.acceptance_rate)
+                + stuck_chains("the zi formula's step", self.attrs.get("zi_acceptance", [])))
 
     def _sigma_draws(self) -> np.ndarray:
         if "sigma" in self.posterior:

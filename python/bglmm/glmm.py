@@ -79,7 +79,7 @@ from .priors import (
     has_flat_sd,
 )
 from .results import (Fit, core_family_params, family_parameter_draws, keep_drawn, sd_cor_draws,
-                      stack_chains, user_stacklevel, weighted_log_lik)
+                      stack_chains, stuck_chains, user_stacklevel, weighted_log_lik)
 from .warnings import AcceptanceWarning, BglmmWarning
 
 #: the entries of a chain's result with one row per draw
@@ -166,10 +166,7 @@ class GlmmFit(Fit):
                  ("zi_acceptance", "the zi formula's step")]
         for key, what in moves:
             # NaN: the move did not run (no free fixed effect, switched off, random walk)
-            rates = np.asarray(a.get(key, []), dtype=float)
-            zero = np.flatnonzero(rates == 0.0)
-            if zero.size:
-                out.append(f"{what} in chain(s) {', '.join(str(c) for c in zero)}")
+            out += stuck_chains(what, a.get(key, []))
         return out
 
     def _sampler_warnings(self) -> None:

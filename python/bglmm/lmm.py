@@ -48,7 +48,7 @@ from .data import (as_design, as_vector, check_count, check_full_rank, check_wei
                    resolve_threads)
 from .grouping import encode_groups
 from .priors import LKJ, HalfStudentT, InverseGamma, Normal, covariance_prior_spec, has_flat_sd
-from .results import Fit, keep_drawn, sd_cor_draws, stack_chains, weighted_log_lik
+from .results import Fit, keep_drawn, sd_cor_draws, stack_chains, stuck_chains, weighted_log_lik
 
 #: the entries of a chain's result with one row per draw
 _PER_DRAW = ("beta", "cov", "sigma", "b")
@@ -109,12 +109,8 @@ class LmmFit(Fit):
 
     def _stuck_moves(self) -> list[str]:
         # NaN: the collapsed move was off
-        rates = np.asarray(self.attrs.get("collapsed_acceptance", []), dtype=float)
-        zero = np.flatnonzero(rates == 0.0)
-        if zero.size:
-            return ["the collapsed move of (Sigma, sigma^2) in chain(s) "
-                    + ", ".join(str(c) for c in zero)]
-        return []
+        return stuck_chains("the collapsed move of (Sigma, sigma^2)",
+                            self.attrs.get("collapsed_acceptance", []))
 
     @property
     def coef_names(self) -> list[str]:

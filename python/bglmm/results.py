@@ -172,6 +172,13 @@ def _first_draws(result: dict[str, Any], n: int, per_draw: tuple[str, ...]) -> d
     return out
 
 
+
+def stuck_chains(what: str, rates: Any) -> list[str]:
+    """The convergence check's message for a move whose acceptance rate per chain is 0 in some
+    chains ("<what> in chain(s) 0, 2"), or none; NaN (the move did not run) is not stuck."""
+    zero = np.flatnonzero(np.asarray(rates, dtype=float) == 0.0)
+    return [f"{what} in chain(s) {', '.join(str(c) for c in zero)}"] if zero.size else []
+
 class Fit:
     """Posterior draws of a bglmm model.
 

@@ -22,7 +22,8 @@
 //     log-SDs take a joint random-walk step (correlations fixed), b_j -> D b_j, Sigma -> D Sigma D;
 //     the acceptance ratio is the likelihood ratio times the prior ratio in (log-SD, CPC)
 //     coordinates. The centred Gibbs step of Sigma_k is slow when levels carry little data
-//     (an observation-level effect); this move is fast exactly then.
+//     (an observation-level effect); this move is fast exactly then, and makes three proposals
+//     a sweep there (scale_proposals).
 // Random numbers: Rng(key, iteration, level, extra_stream(block, purpose)), so draws do not
 // depend on the thread count; sums over rows use fixed chunks added in order.
 #pragma once
@@ -483,10 +484,15 @@ inline void nested_collapsed_scale_step(const GlmmData& d, const GlmmPriors& pr,
   ma.random_walks = kCollapsedProposals;
   ma.stream = extra_stream(block, ExtraPurpose::NestedCollapsed);
   ma.accept_goal = 0.35;
-  int accepted = 0;
-  adaptive_mh(st.collapsed, x, cur, ma, [&](const Vector& xp) { return log_target(xp[0], xp[1]); },
-              [&] { ++accepted; });
-  out.collapsed_accept = static_cast<double>(accepted) / kCollapsedProposals;
+  int proposed = 0, accepted = 0;  // after warm-up an independence proposal comes first
+  adaptive_mh(
+      st.collapsed, x, cur, ma,
+      [&](const Vector& xp) {
+        ++proposed;
+        return log_target(xp[0], xp[1]);
+      },
+      [&] { ++accepted; });
+  out.collapsed_accept = proposed > 0 ? static_cast<double>(accepted) / proposed : 0.0;
   const double xp = x[0], xc = x[1];
   if (accepted > 0) {
     GlmmState::SigmaFactors fp, fc;
